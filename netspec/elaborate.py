@@ -1,0 +1,750 @@
+"""AST to graph: resolve parameters, follow imports, expand blocks and repeats, name every layer.
+
+Naming follows PyTorch's state_dict so that trained weights load without renaming:
+- a labelled layer `conv1: conv(...)` is `<scope>.conv1`;
+- the unlabelled layers of a chain bound to `name` are `<scope>.name.<i>`, counting every layer
+  of the chain (and every repetition) as `nn.Sequential` does; a chain of one layer is `name`;
+- the layer that produces a binding's value is `<scope>.name`;
+- anything else is `<scope>.<kind>` (then `<kind>_2`, ...);
+- a block instance is a scope: its layers are `<instance>.<inner name>`.
+
+Bindings may be written in any order: they are evaluated in dependency order, and a cycle is an
+error. Errors are collected and evaluation continues with a poisoned value, so one run reports
+every independent mistake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import networkx as nx
+
+from netspec import syntax as S
+from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean, read_source
+from netspec.graph import BlockInstance, Graph, LayerNode
+from netspec.layers import LAYERS, ArgumentError, Layer
+from netspec.layers.base import show_value
+from netspec.types import DTYPES, Layout, TensorType
+
+
+class UsageError(Exception):
+    """A problem with the command line (an unknown `--set` or `--input` name), not the spec."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A value that is a tensor: the output of one graph node."""
+
+    node: str
+
+
+class _Poison:
+    """The value of an expression that already failed; using it reports nothing more."""
+
+    def __repr__(self) -> str:
+        return "<error>"
+
+
+POISON = _Poison()
+
+
+@dataclass
+class Scope:
+    """Names visible while evaluating: bindings and block parameters, then the file's network
+    parameters. `prefix` is the state_dict prefix of layers created here."""
+
+    values: dict[str, Any]
+    parent: "Scope | None"
+    prefix: str = ""
+    blocks: tuple[BlockInstance, ...] = ()
+    spans: dict[str, Span] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return True, scope.values[name]
+            scope = scope.parent
+        return False, None
+
+    def visible(self) -> list[str]:
+        names, scope = [], self
+        while scope is not None:
+            names.extend(scope.values)
+            scope = scope.parent
+        return names
+
+    def qualify(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+
+@dataclass
+class _BlockSource:
+    definition: S.BlockDef
+    file_scope: Scope
+
+
+def _kind_name(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return "a tensor"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, tuple):
+        return "a tuple"
+    return "a value"
+
+
+def _free_names(expr: S.Node) -> list[S.NameRef]:
+    """Every name an expression reads (not the layers or blocks it calls), without recursion."""
+    found, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, S.NameRef):
+            found.append(node)
+        elif isinstance(node, S.Chain):
+            stack.append(node.head)
+            stack.extend(node.stages)
+        elif isinstance(node, S.Call):
+            stack.extend(arg.value for arg in node.args)
+        elif isinstance(node, S.Repeat):
+            stack.append(node.count)
+            stack.extend(node.stages)
+        elif isinstance(node, S.BinOp):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, S.Neg):
+            stack.append(node.operand)
+        elif isinstance(node, S.TupleExpr):
+            stack.extend(node.items)
+    return found
+
+
+def _is_plain(expr: S.Node) -> bool:
+    """True for an expression of literals, names and arithmetic only (no calls or chains)."""
+    stack = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (S.Call, S.Chain, S.Repeat)):
+            return False
+        if isinstance(node, S.BinOp):
+            stack.extend((node.left, node.right))
+        elif isinstance(node, S.Neg):
+            stack.append(node.operand)
+        elif isinstance(node, S.TupleExpr):
+            stack.extend(node.items)
+    return True
+
+
+def _stage_layers(stage: S.Node, count_of: Callable[[S.Expr], int | None]) -> int:
+    """How many layers (or block instances) a chain stage contributes to the chain's indices."""
+    if isinstance(stage, S.Repeat):
+        count = count_of(stage.count)
+        return (count or 0) * sum(_stage_layers(s, count_of) for s in stage.stages)
+    return 1
+
+
+class Elaborator:
+    def __init__(self, diagnostics: Diagnostics, loader: Callable[[Path, Span | None], S.Module]):
+        self.diag = diagnostics
+        self.load = loader
+        self.graph = Graph("network")
+        self.blocks: dict[str, _BlockSource] = {}
+        self.expanding: list[str] = []          # blocks being expanded, for recursion errors
+        self.auto_names: dict[str, int] = {}
+
+    # ================================================================ entry point
+
+    def run(self, module: S.Module, params: dict[str, Any], inputs: dict[str, list]) -> Graph:
+        header = self._header(module)
+        self.graph.name = header.name.name if header else Path(module.path).stem
+        file_scope = self._network_parameters(header, params)
+        self.graph.parameters = {k: v for k, v in file_scope.values.items()}
+        self._collect_blocks(module, file_scope, [Path(module.path).resolve()])
+        top = Scope({}, file_scope)
+        self._inputs(module, top, inputs)
+        bindings = [s for s in module.statements if isinstance(s, S.Binding)]
+        self._bindings(bindings, top)
+        self._outputs(module, top)
+        return self.graph
+
+    # ================================================================ header and parameters
+
+    def _header(self, module: S.Module) -> S.NetworkHeader | None:
+        headers = [s for s in module.statements if isinstance(s, S.NetworkHeader)]
+        for extra in headers[1:]:
+            self.diag.error("a file declares one network; this is a second `network` line",
+                            extra.span, rule="one network per file",
+                            hint=f"the first is at line {headers[0].span.line}")
+        return headers[0] if headers else None
+
+    def _network_parameters(self, header: S.NetworkHeader | None, overrides: dict[str, Any],
+                            strict: bool = True) -> Scope:
+        scope = Scope({}, None)
+        declared = header.params if header else []
+        names = [p.name.name for p in declared]
+        if strict:
+            unknown = [n for n in overrides if n not in names]
+            if unknown:
+                hint = did_you_mean(unknown[0], names)
+                known = ", ".join(names) if names else "none"
+                raise UsageError(f"--set {unknown[0]}: the network has no parameter `{unknown[0]}`"
+                                 f" (its parameters: {known})" + (f"; {hint}" if hint else ""))
+        for param in declared:
+            name = param.name.name
+            if name in scope.values:
+                self.diag.error(f"network parameter `{name}` is declared twice", param.name.span,
+                                rule="parameter names are unique")
+                continue
+            if name in overrides:
+                scope.values[name] = overrides[name]
+            elif param.default is not None:
+                scope.values[name] = self.scalar(param.default, scope)
+            else:
+                self.diag.error(f"network parameter `{name}` has no default and was not given",
+                                param.name.span, rule="every parameter needs a value",
+                                hint=f"give it a default (`{name} = ...`) or pass --set {name}=...")
+                scope.values[name] = POISON
+            scope.spans[name] = param.name.span
+        return scope
+
+    # ================================================================ imports and blocks
+
+    def _collect_blocks(self, module: S.Module, file_scope: Scope, chain: list[Path]) -> None:
+        for statement in module.statements:
+            if isinstance(statement, S.BlockDef):
+                self._add_block(statement, file_scope)
+            elif isinstance(statement, S.Use):
+                self._import(statement, Path(module.path), chain)
+
+    def _add_block(self, definition: S.BlockDef, file_scope: Scope) -> None:
+        name = definition.name.name
+        previous = self.blocks.get(name)
+        if previous is not None:
+            if previous.definition.span == definition.span:
+                return  # the same file reached twice through imports
+            where = previous.definition.span
+            self.diag.error(f"block `{name}` is defined twice", definition.name.span,
+                            rule="block names are unique across a network and its imports",
+                            hint=f"the other definition is at {where.location()}")
+            return
+        if name in LAYERS:
+            self.diag.error(f"block `{name}` has the name of a built-in layer", definition.name.span,
+                            rule="a block cannot hide a layer", hint="rename the block")
+            return
+        self.blocks[name] = _BlockSource(definition, file_scope)
+
+    def _import(self, use: S.Use, importer: Path, chain: list[Path]) -> None:
+        target = (importer.parent / use.path.value).resolve()
+        if target in chain:
+            cycle = " -> ".join(p.name for p in chain[chain.index(target):] + [target])
+            self.diag.error(f"import cycle: {cycle}", use.path.span, rule="imports form no cycle")
+            return
+        shown = Path(importer.parent / use.path.value)
+        try:
+            module = self.load(shown, use.path.span)
+        except NetspecError as exc:
+            self.diag.extend(exc.diagnostics)
+            return
+        header = self._header(module)
+        scope = self._network_parameters(header, {}, strict=False)
+        self._collect_blocks(module, scope, chain + [target])
+
+    # ================================================================ inputs and outputs
+
+    def _inputs(self, module: S.Module, scope: Scope, overrides: dict[str, list]) -> None:
+        declared = [s for s in module.statements if isinstance(s, S.InputDecl)]
+        names = [d.name.name for d in declared]
+        for name in overrides:
+            if name not in names:
+                hint = did_you_mean(name, names)
+                raise UsageError(f"--input {name}: the network has no input `{name}` "
+                                 f"(its inputs: {', '.join(names) or 'none'})" + (f"; {hint}" if hint else ""))
+        for decl in declared:
+            name = decl.name.name
+            if self._defined_twice(name, decl.name.span, scope):
+                continue
+            tensor_type = self._input_type(decl, scope, overrides.get(name))
+            if tensor_type is None:
+                scope.values[name] = POISON
+                continue
+            node = LayerNode(name=name, layer=None, inputs=[], span=decl.span, declared=tensor_type)
+            self.graph.add(node)
+            scope.values[name] = Tensor(name)
+        if not declared:
+            self.diag.error("the network has no input", Span(module.path, 1, 1, 1, 2),
+                            rule="a network needs at least one `input`",
+                            hint="declare one, e.g. `input image: f32[N, 3, 224, 224]`")
+
+    def _input_type(self, decl: S.InputDecl, scope: Scope, override: list | None) -> TensorType | None:
+        dtype = decl.dtype.name
+        if dtype not in DTYPES:
+            self.diag.error(f"unknown dtype `{dtype}`", decl.dtype.span, rule="dtypes: " + ", ".join(DTYPES),
+                            hint=did_you_mean(dtype, DTYPES))
+            return None
+        dims: list[Any] = []
+        for expr in decl.dims:
+            if isinstance(expr, S.NameRef) and not scope.lookup(expr.name)[0]:
+                dims.append(expr.name)  # a symbol, such as the batch size N
+            else:
+                dims.append(self.scalar(expr, scope))
+        if override is not None:
+            dims = list(override)
+            spans = [decl.span] * len(dims)
+        else:
+            spans = [e.span for e in decl.dims]
+        if any(d is POISON for d in dims):
+            return None
+        layout_text = decl.layout.name if decl.layout else Layout.default(len(dims)).axes
+        problem = Layout.check(layout_text, len(dims))
+        if problem:
+            where = decl.layout.span if decl.layout else decl.span
+            self.diag.error(problem, where, rule="layouts: NCHW (default for 4-D), NHWC, NC, ...",
+                            hint="for an image batch write NCHW or NHWC")
+            return None
+        layout = Layout(layout_text)
+        ok = True
+        for index, (dim, span) in enumerate(zip(dims, spans)):
+            if isinstance(dim, bool) or not isinstance(dim, (int, str)):
+                self.diag.error(f"dimension {index} of `{decl.name.name}` is {_kind_name(dim)}, not a size",
+                                span, rule="sizes are positive integers")
+                ok = False
+            elif isinstance(dim, str) and index != layout.batch:
+                self.diag.error(f"dimension `{dim}` of `{decl.name.name}` has no size; only the batch "
+                                f"axis may be symbolic", span, rule="channel and spatial sizes are integers",
+                                hint=f"declare `{dim}` as a network parameter or write a number")
+                ok = False
+            elif isinstance(dim, int) and dim < 1:
+                self.diag.error(f"dimension {index} of `{decl.name.name}` is {dim}", span,
+                                rule="sizes are at least 1")
+                ok = False
+        return TensorType(dtype, tuple(dims), layout) if ok else None
+
+    def _outputs(self, module: S.Module, scope: Scope) -> None:
+        outputs = [s for s in module.statements if isinstance(s, S.Output)]
+        seen: set[str] = set()
+        for statement in outputs:
+            for ident in statement.names:
+                found, value = scope.lookup(ident.name)
+                if not found:
+                    self.diag.error(f"output `{ident.name}` is not defined", ident.span,
+                                    rule="outputs name bindings or inputs",
+                                    hint=did_you_mean(ident.name, scope.values))
+                elif ident.name in seen:
+                    self.diag.error(f"`{ident.name}` is listed as an output twice", ident.span,
+                                    rule="outputs are unique")
+                elif isinstance(value, Tensor):
+                    self.graph.outputs.append((ident.name, value.node))
+                elif value is not POISON:
+                    self.diag.error(f"output `{ident.name}` is {_kind_name(value)}, not a tensor",
+                                    ident.span, rule="outputs are tensors")
+                seen.add(ident.name)
+        if not outputs:
+            last = next((s for s in reversed(module.statements) if isinstance(s, S.Binding)), None)
+            self.diag.error("the network has no output", Span(module.path, 1, 1, 1, 2),
+                            rule="a network needs an `output` line",
+                            hint=f"add `output {last.name.name}`" if last else "add `output <name>`")
+        used = set().union(*(nx.ancestors(self.graph.nx, n) | {n} for _, n in self.graph.outputs)) \
+            if self.graph.outputs else None
+        if used is not None:
+            for name in self.graph.inputs:
+                if name not in used:
+                    self.diag.warning(f"input `{name}` is never used by an output",
+                                      self.graph.node(name).span, rule="unused input")
+
+    # ================================================================ bindings
+
+    def _defined_twice(self, name: str, span: Span, scope: Scope) -> bool:
+        if name in scope.values:
+            previous = scope.spans.get(name)
+            self.diag.error(f"`{name}` is defined twice", span, rule="names are bound once",
+                            hint=f"first defined at line {previous.line}" if previous else None)
+            return True
+        scope.spans[name] = span
+        return False
+
+    def _bindings(self, bindings: list[S.Binding], scope: Scope) -> None:
+        """Evaluate bindings in dependency order (any written order works); report cycles."""
+        by_name: dict[str, S.Binding] = {}
+        for binding in bindings:
+            if not self._defined_twice(binding.name.name, binding.name.span, scope):
+                by_name[binding.name.name] = binding
+        order = {name: i for i, name in enumerate(by_name)}
+        deps = nx.DiGraph()
+        deps.add_nodes_from(by_name)
+        for name, binding in by_name.items():
+            for ref in _free_names(binding.value):
+                if ref.name in by_name:
+                    deps.add_edge(ref.name, name)
+        cyclic: set[str] = set()
+        for component in nx.strongly_connected_components(deps):
+            if len(component) > 1 or any(deps.has_edge(n, n) for n in component):
+                members = sorted(component, key=order.get)
+                cycle = " -> ".join(members + [members[0]])
+                first = by_name[members[0]]
+                self.diag.error(f"these bindings depend on each other in a cycle: {cycle}",
+                                first.name.span, rule="a network is acyclic",
+                                hint="a value cannot be computed from itself")
+                cyclic |= component
+        for name in cyclic:
+            scope.values[name] = POISON
+        condensed = deps.subgraph(n for n in deps if n not in cyclic)
+        for name in nx.lexicographical_topological_sort(condensed, key=order.get):
+            binding = by_name[name]
+            scope.values[name] = self.expr(binding.value, scope, bound=name)
+
+    # ================================================================ expressions
+
+    def scalar(self, expr: S.Expr, scope: Scope) -> Any:
+        """Evaluate an expression that must not be a tensor (a parameter, an attribute)."""
+        value = self.expr(expr, scope, bound=None)
+        if isinstance(value, Tensor):
+            self.diag.error("expected a number or other value here, not a tensor", expr.span,
+                            rule="parameters and sizes are plain values")
+            return POISON
+        return value
+
+    def expr(self, expr: S.Expr, scope: Scope, bound: str | None) -> Any:
+        """Evaluate an expression. `bound` is the binding name when `expr` is a binding's whole
+        right-hand side (it names the layer that produces the value)."""
+        if isinstance(expr, (S.IntLit, S.FloatLit, S.StrLit, S.BoolLit)):
+            return expr.value
+        if isinstance(expr, S.NameRef):
+            return self._name(expr, scope)
+        if isinstance(expr, S.TupleExpr):
+            items = tuple(self.scalar(item, scope) for item in expr.items)
+            return POISON if POISON in items else items
+        if isinstance(expr, S.Neg):
+            value = self.expr(expr.operand, scope, None)
+            if value is POISON:
+                return POISON
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return -value
+            self.diag.error(f"cannot negate {_kind_name(value)}", expr.span, rule="`-` needs a number")
+            return POISON
+        if isinstance(expr, S.BinOp):
+            return self._binop(expr, scope, bound)
+        if isinstance(expr, S.Call):
+            name = scope.qualify(expr.label.name) if expr.label else (scope.qualify(bound) if bound else None)
+            return self._call(expr, scope, None, name, expr.args)
+        if isinstance(expr, S.Chain):
+            return self._chain(expr, scope, bound)
+        raise AssertionError(f"unhandled expression {type(expr).__name__}")
+
+    def _name(self, ref: S.NameRef, scope: Scope) -> Any:
+        found, value = scope.lookup(ref.name)
+        if found:
+            return value
+        if ref.name in LAYERS or ref.name in self.blocks:
+            what = "layer" if ref.name in LAYERS else "block"
+            self.diag.error(f"`{ref.name}` is a {what}, not a value", ref.span,
+                            rule="layers and blocks are applied to tensors",
+                            hint=f"apply it: `x -> {ref.name}` or `{ref.name}(x)`")
+            return POISON
+        hint = did_you_mean(ref.name, scope.visible())
+        if ref.name in ("True", "False"):
+            hint = f"write `{ref.name.lower()}`"
+        self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
+                        "by a binding, an input, a block parameter or a network parameter", hint=hint)
+        return POISON
+
+    _ARITHMETIC = {
+        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+        "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+    }
+    _TENSOR_OPS = {"+": "add", "*": "mul"}
+
+    def _binop(self, expr: S.BinOp, scope: Scope, bound: str | None) -> Any:
+        left = self.expr(expr.left, scope, None)
+        right = self.expr(expr.right, scope, None)
+        if left is POISON or right is POISON:
+            return POISON
+        if isinstance(left, Tensor) and isinstance(right, Tensor):
+            kind = self._TENSOR_OPS.get(expr.op)
+            if kind is None:
+                self.diag.error(f"`{expr.op}` between tensors is not supported", expr.span,
+                                rule="tensors combine with `+` (add), `*` (multiply) or concat(...)")
+                return POISON
+            name = scope.qualify(bound) if bound else None
+            return self._layer_node(LAYERS[kind](), [left, right], expr.span, scope, name)
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            other = right if isinstance(left, Tensor) else left
+            self.diag.error(f"cannot combine a tensor and {_kind_name(other)} with `{expr.op}`",
+                            expr.span, rule="`+` and `*` between tensors are element-wise; "
+                            "between numbers they are arithmetic")
+            return POISON
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+        if not numeric:
+            self.diag.error(f"cannot apply `{expr.op}` to {_kind_name(left)} and {_kind_name(right)}",
+                            expr.span, rule="arithmetic needs numbers")
+            return POISON
+        if expr.op in ("/", "//", "%") and right == 0:
+            self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
+            return POISON
+        return self._ARITHMETIC[expr.op](left, right)
+
+    # ================================================================ chains and repeats
+
+    def _chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
+        value = self.expr(chain.head, scope, None)
+        total = sum(_stage_layers(s, self._peek_count(scope)) for s in chain.stages)
+        names = _ChainNames(scope.qualify(bound) if bound else None, total)
+        for stage in chain.stages:
+            value = self._stage(stage, value, scope, names)
+        return value
+
+    def _peek_count(self, scope: Scope) -> Callable[[S.Expr], int | None]:
+        """Evaluates a repeat count quietly (its errors are reported when the repeat runs)."""
+        def count(expr: S.Expr) -> int | None:
+            if not _is_plain(expr):
+                return None  # evaluating it would create layers; the repeat reports the error
+            quiet = Diagnostics()
+            saved, self.diag = self.diag, quiet
+            try:
+                value = self.scalar(expr, scope)
+            finally:
+                self.diag = saved
+            return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+        return count
+
+    def _stage(self, stage: S.Node, value: Any, scope: Scope, names: "_ChainNames") -> Any:
+        if isinstance(stage, S.Repeat):
+            return self._repeat(stage, value, scope, names)
+        if stage.label is not None:
+            name = scope.qualify(names.labelled(stage.label.name))
+        else:
+            name = names.next()
+        return self._call(stage, scope, value, name, stage.args)
+
+    def _repeat(self, stage: S.Repeat, value: Any, scope: Scope, names: "_ChainNames") -> Any:
+        count = self.scalar(stage.count, scope)
+        if count is POISON:
+            return POISON
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            self.diag.error(f"repeat count must be a non-negative integer, got {show_value(count)}",
+                            stage.count.span, rule="repeat(n) with n >= 0")
+            return POISON
+        if stage.label is not None:
+            per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
+            inner = _ChainNames(scope.qualify(names.labelled(stage.label.name)), count * per_round)
+        else:
+            inner = names
+        for round_index in range(count):
+            inner.round = round_index if count > 1 else None
+            for sub in stage.stages:
+                value = self._stage(sub, value, scope, inner)
+        inner.round = None
+        return value
+
+    # ================================================================ calls
+
+    def _call(self, call: S.Call, scope: Scope, piped: Any, name: str | None,
+              args: list[S.Arg]) -> Any:
+        callee = call.callee.name
+        found, bound_value = scope.lookup(callee)
+        if found and callee not in self.blocks and callee not in LAYERS:
+            self.diag.error(f"`{callee}` is {_kind_name(bound_value)}, not a layer or a block",
+                            call.callee.span, rule="only layers and blocks can be applied",
+                            hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
+            return POISON
+        positional: list[tuple[Any, Span]] = []
+        if piped is not None:
+            positional.append((piped, call.span))
+        keywords: dict[str, tuple[Any, Span]] = {}
+        poisoned = piped is POISON
+        for arg in args:
+            value = self.expr(arg.value, scope, None)
+            poisoned |= value is POISON
+            if arg.name is None:
+                if keywords:
+                    self.diag.error("a positional argument follows a keyword argument", arg.span,
+                                    rule="positional arguments come first")
+                    poisoned = True
+                positional.append((value, arg.value.span))
+            elif arg.name.name in keywords:
+                self.diag.error(f"`{arg.name.name}` is given twice", arg.name.span,
+                                rule="each argument is given once")
+                poisoned = True
+            else:
+                keywords[arg.name.name] = (value, arg.span)
+        if callee in self.blocks:
+            if poisoned:
+                return POISON
+            return self._instantiate(call, scope, positional, keywords, name)
+        if callee in LAYERS:
+            return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned)
+        self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
+                        rule="a call names a built-in layer or a block",
+                        hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
+        return POISON
+
+    def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope,
+                     positional: list[tuple[Any, Span]], keywords: dict[str, tuple[Any, Span]],
+                     name: str | None, poisoned: bool) -> Any:
+        tensors = []
+        while positional and (isinstance(positional[0][0], Tensor) or positional[0][0] is POISON):
+            tensors.append(positional.pop(0))
+        for value, span in positional:
+            if isinstance(value, Tensor):
+                self.diag.error(f"a tensor is given where {cls.kind} expects an attribute", span,
+                                rule="tensor inputs come first: `x -> f(attrs)` or `f(x, attrs)`")
+                return POISON
+        for key, (value, span) in keywords.items():
+            if isinstance(value, Tensor):
+                self.diag.error(f"`{key}` is given a tensor, but it is an attribute of {cls.kind}",
+                                span, rule="attributes are plain values")
+                return POISON
+        if cls.arity == 1 and len(tensors) != 1:
+            self.diag.error(f"{cls.kind} takes one input tensor but got {len(tensors)}"
+                            if tensors else f"{cls.kind} has no input tensor", call.span,
+                            rule=f"{cls.kind} applies to one tensor",
+                            hint=f"write `x -> {cls.kind}` or `{cls.kind}(x)`")
+            return POISON
+        if cls.arity is None and len(tensors) < 2:
+            self.diag.error(f"{cls.kind} needs at least two tensors, got {len(tensors)}", call.span,
+                            rule=f"{cls.kind} combines two or more tensors",
+                            hint=f"e.g. `a -> {cls.kind}(b)` or `{cls.kind}(a, b)`")
+            return POISON
+        if poisoned:
+            return POISON
+        try:
+            layer = cls.from_arguments([v for v, _ in positional], {k: v for k, (v, _) in keywords.items()})
+        except ArgumentError as exc:
+            if isinstance(exc.arg, int) and exc.arg < len(positional):
+                span = positional[exc.arg][1]
+            elif isinstance(exc.arg, str) and exc.arg in keywords:
+                span = keywords[exc.arg][1]
+            else:
+                span = call.span
+            self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=exc.hint,
+                            layer=name)
+            return POISON
+        return self._layer_node(layer, [t for t, _ in tensors], call.span, scope, name)
+
+    def _layer_node(self, layer: Layer, inputs: list[Tensor], span: Span, scope: Scope,
+                    name: str | None) -> Tensor:
+        if name is None:
+            name = self._auto_name(scope, layer.kind)
+        elif name in self.graph:
+            self.diag.error(f"the layer name `{name}` is used twice", span,
+                            rule="layer names (and so parameter names) are unique",
+                            hint=f"the other `{name}` is at line {self.graph.node(name).span.line}; "
+                                 "rename one of the labels")
+            name = self._auto_name(scope, layer.kind)
+        node = LayerNode(name=name, layer=layer, inputs=[t.node for t in inputs], span=span,
+                         blocks=scope.blocks)
+        self.graph.add(node)
+        return Tensor(name)
+
+    def _auto_name(self, scope: Scope, kind: str) -> str:
+        base = scope.qualify(kind)
+        name, n = base, self.auto_names.get(base, 1)
+        while name in self.graph:
+            n += 1
+            name = f"{base}_{n}"
+        self.auto_names[base] = n
+        return name
+
+    # ================================================================ blocks
+
+    def _instantiate(self, call: S.Call, scope: Scope, positional: list[tuple[Any, Span]],
+                     keywords: dict[str, tuple[Any, Span]], name: str | None) -> Any:
+        source = self.blocks[call.callee.name]
+        definition = source.definition
+        block_name = definition.name.name
+        if block_name in self.expanding:
+            path = " -> ".join(self.expanding[self.expanding.index(block_name):] + [block_name])
+            self.diag.error(f"block `{block_name}` calls itself: {path}", call.span,
+                            rule="blocks cannot be recursive",
+                            hint="use repeat(n) { ... } to apply a block several times")
+            return POISON
+        params = [p.name.name for p in definition.params]
+        if len(positional) > len(params):
+            self.diag.error(f"block `{block_name}` takes {len(params)} argument"
+                            f"{'s' if len(params) != 1 else ''} ({', '.join(params)}) but got "
+                            f"{len(positional)}", positional[len(params)][1],
+                            rule="arguments match the block's parameters",
+                            hint=f"defined at {definition.span.location()}")
+            return POISON
+        instance_name = name or self._auto_name(scope, block_name)
+        shown_args = [show_value(v) if not isinstance(v, Tensor) else None for v, _ in positional]
+        shown = [a for a in shown_args if a is not None] + \
+            [f"{k}={show_value(v)}" for k, (v, _) in keywords.items() if not isinstance(v, Tensor)]
+        instance = BlockInstance(instance_name, block_name, f"{block_name}({', '.join(shown)})", call.span)
+        inner = Scope({}, source.file_scope, prefix=instance_name, blocks=scope.blocks + (instance,))
+        for param, (value, _) in zip(definition.params, positional):
+            inner.values[param.name.name] = value
+        for key, (value, span) in keywords.items():
+            if key not in params:
+                self.diag.error(f"block `{block_name}` has no parameter `{key}`", span,
+                                rule="arguments match the block's parameters",
+                                hint=did_you_mean(key, params) or f"its parameters: {', '.join(params)}")
+                return POISON
+            if key in inner.values:
+                self.diag.error(f"`{key}` is given twice (by position and by name)", span,
+                                rule="each argument is given once")
+                return POISON
+            inner.values[key] = value
+        for param in definition.params:
+            if param.name.name in inner.values:
+                continue
+            if param.default is None:
+                self.diag.error(f"block `{block_name}` needs an argument for `{param.name.name}`",
+                                call.span, rule="parameters without a default must be given",
+                                hint=f"`{block_name}` is defined at {definition.span.location()}")
+                return POISON
+            inner.values[param.name.name] = self.expr(param.default, inner, None)
+        for name_ in inner.values:
+            inner.spans[name_] = definition.span
+        self.expanding.append(block_name)
+        try:
+            return self._block_body(definition, inner, instance)
+        finally:
+            self.expanding.pop()
+
+    def _block_body(self, definition: S.BlockDef, scope: Scope, instance: BlockInstance) -> Any:
+        self._bindings(definition.body, scope)
+        if not definition.returns:
+            self.diag.error(f"block `{definition.name.name}` has no `return`", definition.name.span,
+                            rule="a block returns a tensor", hint="end it with `return <expression>`")
+            return POISON
+        for extra in definition.returns[1:]:
+            self.diag.error("a block has one `return`", extra.span, rule="one return per block")
+        value = self.expr(definition.returns[0].value, scope, None)
+        if isinstance(value, Tensor):
+            instance.output = value.node
+        elif value is not POISON:
+            self.diag.error(f"block `{definition.name.name}` returns {_kind_name(value)}, not a tensor",
+                            definition.returns[0].value.span, rule="a block returns a tensor")
+            return POISON
+        return value
+
+
+class _ChainNames:
+    """Names for the unlabelled layers of one chain: `prefix.0`, `prefix.1`, ... (or `prefix`
+    alone for a chain of one layer); auto names when the chain is not bound to a name."""
+
+    def __init__(self, prefix: str | None, total: int):
+        self.prefix, self.total, self.index = prefix, total, 0
+        self.round: int | None = None
+
+    def next(self) -> str | None:
+        index, self.index = self.index, self.index + 1
+        if self.prefix is None:
+            return None
+        return self.prefix if self.total == 1 else f"{self.prefix}.{index}"
+
+    def labelled(self, label: str) -> str:
+        self.index += 1  # a labelled layer still takes its place in the sequence
+        return label if self.round is None else f"{label}.{self.round}"
+
+
+def elaborate(module: S.Module, diagnostics: Diagnostics, loader,
+              params: dict[str, Any] | None = None, inputs: dict[str, list] | None = None) -> Graph:
+    return Elaborator(diagnostics, loader).run(module, params or {}, inputs or {})

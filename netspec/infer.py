@@ -1,0 +1,35 @@
+"""Shape inference: visit the graph in topological order and apply each layer's own rules.
+
+Every node gets its output type, its parameters and buffers, its MACs and its table summary.
+A node whose input failed is skipped silently (its cause is already reported), so independent
+errors are all reported in one run.
+"""
+
+from __future__ import annotations
+
+from netspec.diagnostics import Diagnostics
+from netspec.graph import Graph
+from netspec.types import ShapeError
+
+
+def infer(graph: Graph, diagnostics: Diagnostics) -> Graph:
+    for node in graph:
+        if node.layer is None:
+            node.output = node.declared
+            node.summary = f"input {node.declared.layout}" if node.declared else "input"
+            continue
+        inputs = [graph.node(name).output for name in node.inputs]
+        if any(t is None for t in inputs):
+            continue
+        try:
+            node.output = node.layer.infer(inputs)
+            node.params = node.layer.parameters(inputs, node.output)
+            node.macs = node.layer.macs(inputs, node.output)
+            node.summary = node.layer.describe(inputs)
+        except ShapeError as exc:
+            node.output = None
+            shapes = ", ".join(str(t) for t in inputs)
+            diagnostics.error(f"{node.kind}: {exc.message}", node.span, layer=node.name,
+                              rule=exc.rule, hint=exc.hint,
+                              notes=[f"input shape{'s' if len(inputs) > 1 else ''}: {shapes}"])
+    return graph

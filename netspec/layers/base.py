@@ -1,0 +1,192 @@
+"""The layer base class and registry.
+
+A layer kind is one pydantic model: its fields are the attributes a user may write (typed,
+validated, with PyTorch's names and defaults), and its methods are the shape rule, the
+parameter shapes and the MAC count. Subclasses register themselves by their `kind`, so adding a
+layer touches one module and its tests, never the grammar, elaboration or the CLI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from netspec.types import ShapeError, TensorType
+
+LAYERS: dict[str, type["Layer"]] = {}
+
+
+class Expect:
+    """Field metadata: how to say what a field accepts, in an error message or the reference."""
+
+    def __init__(self, phrase: str):
+        self.phrase = phrase
+
+
+# Attribute types shared by the layer families; the phrase is what errors and docs print.
+PositiveInt = Annotated[int, Field(ge=1), Expect("a positive integer")]
+NonNegativeInt = Annotated[int, Field(ge=0), Expect("a non-negative integer")]
+_Positive = Annotated[int, Field(ge=1)]
+Size2 = Annotated[_Positive | tuple[_Positive, _Positive], Field(),
+                  Expect("a positive integer or a pair (h, w) of them")]
+Padding2 = Annotated[
+    Literal["same", "valid"] | Annotated[int, Field(ge=0)]
+    | tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
+    | tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)],
+            Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]],
+    Field(), Expect('a non-negative integer, a pair (h, w), four values (top, left, bottom, right), '
+                    '"same" or "valid"')]
+Probability = Annotated[float, Field(ge=0.0, le=1.0), Expect("a number from 0 to 1")]
+PositiveFloat = Annotated[float, Field(gt=0.0), Expect("a positive number")]
+Axis = Annotated[int | str, Field(), Expect('an axis: a letter of the layout such as "C", or an index')]
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One tensor a layer owns: trainable parameters, or a buffer (running statistics)."""
+
+    shape: tuple[int, ...]
+    trainable: bool = True
+    dtype: str | None = None  # None: the dtype of the layer's input
+
+    @property
+    def elements(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+
+class ArgumentError(Exception):
+    """A bad argument; `arg` is the index of the offending argument (or its keyword name)."""
+
+    def __init__(self, message: str, arg: int | str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.arg, self.hint = message, arg, hint
+
+
+class Layer(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    kind: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    positional: ClassVar[tuple[str, ...]] = ()   # attributes that may be given by position
+    arity: ClassVar[int | None] = 1              # tensor inputs; None: two or more
+    aliases: ClassVar[dict[str, str]] = {}       # other accepted spellings -> field name
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__dict__.get("kind"):
+            LAYERS[cls.kind] = cls
+
+    # ------------------------------------------------------------ construction from a call
+
+    @classmethod
+    def attribute_names(cls) -> list[str]:
+        return list(cls.model_fields)
+
+    @classmethod
+    def from_arguments(cls, positional: list[Any], keywords: dict[str, Any]) -> "Layer":
+        """Build the layer from a call's non-tensor arguments, PyTorch style.
+
+        Raises ArgumentError naming the argument at fault, with a hint where one is obvious.
+        """
+        from netspec.diagnostics import did_you_mean
+
+        if len(positional) > len(cls.positional):
+            names = ", ".join(f"`{n}`" for n in cls.positional) or "none"
+            raise ArgumentError(
+                f"{cls.kind} takes {len(cls.positional)} positional argument"
+                f"{'s' if len(cls.positional) != 1 else ''} ({names}) but got {len(positional)}",
+                arg=len(cls.positional),
+                hint="give the others by name, e.g. " + _example(cls))
+        values: dict[str, Any] = dict(zip(cls.positional, positional))
+        for name, value in keywords.items():
+            field = cls.aliases.get(name, name)
+            if field not in cls.model_fields:
+                raise ArgumentError(f"{cls.kind} has no attribute `{name}`", arg=name,
+                                    hint=did_you_mean(name, [*cls.model_fields, *cls.aliases])
+                                    or f"{cls.kind} takes: {', '.join(cls.model_fields) or 'no attributes'}")
+            if field in values:
+                raise ArgumentError(f"{cls.kind}: `{field}` is given twice", arg=name)
+            values[field] = value
+        for name, field in cls.model_fields.items():
+            if field.is_required() and name not in values:
+                raise ArgumentError(f"{cls.kind} needs `{name}` ({_phrase(cls, name)})", arg=None,
+                                    hint="e.g. " + _example(cls))
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            name = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
+            where = name if name not in cls.positional or name in keywords else cls.positional.index(name)
+            raise ArgumentError(f"{cls.kind}: `{name}` must be {_phrase(cls, name)}, "
+                                f"got {_show(values.get(name))}", arg=where) from None
+
+    # ------------------------------------------------------------ the rules every kind gives
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        """The output type; raises ShapeError on misuse."""
+        raise NotImplementedError
+
+    def parameters(self, inputs: list[TensorType], output: TensorType) -> dict[str, ParamSpec]:
+        """Tensors this layer owns, by state_dict suffix (`weight`, `running_mean`, ...)."""
+        return {}
+
+    def macs(self, inputs: list[TensorType], output: TensorType) -> int:
+        """Multiply-accumulates per sample (conv, conv_transpose and linear weights only)."""
+        return 0
+
+    def describe(self, inputs: list[TensorType]) -> str:
+        """The table's short description, e.g. `conv 11x11 /4 pad 2`."""
+        return self.kind
+
+    def attributes(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    # ------------------------------------------------------------ helpers for the families
+
+    @staticmethod
+    def require_rank(t: TensorType, rank: int, what: str, hint: str | None = None) -> None:
+        if t.rank != rank:
+            raise ShapeError(f"expects a {rank}-D {what} input, got {t} ({t.rank}-D)",
+                             rule=f"input rank must be {rank}", hint=hint)
+
+
+def _phrase(cls: type[Layer], name: str) -> str:
+    field = cls.model_fields.get(name)
+    if field is not None:
+        for meta in field.metadata:
+            if isinstance(meta, Expect):
+                return meta.phrase
+        annotation = field.annotation
+        if annotation is bool:
+            return "true or false"
+        if annotation is float:
+            return "a number"
+        if annotation is int:
+            return "an integer"
+    return "a valid value"
+
+
+def _example(cls: type[Layer]) -> str:
+    args = [f"{name}={_show(f.default)}" if not f.is_required() else name
+            for name, f in cls.model_fields.items()][:3]
+    return f"`{cls.kind}({', '.join(args)})`"
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    return str(value)
+
+
+def show_value(value: Any) -> str:
+    """A value as netspec source writes it (`true`, `"same"`, `(3, 5)`)."""
+    return _show(value)

@@ -1,0 +1,39 @@
+"""Fully connected layers."""
+
+from __future__ import annotations
+
+from netspec.layers.base import Layer, ParamSpec, PositiveInt
+from netspec.types import TensorType
+
+
+class Linear(Layer):
+    """Fully connected layer over [N, features], as PyTorch's `nn.Linear`.
+
+    `in_features` comes from the input, which must be flat: put `flatten` (or a global pool
+    and `flatten`) before it.
+    """
+
+    kind = "linear"
+    family = "linear"
+    positional = ("out_features",)
+
+    out_features: PositiveInt
+    bias: bool = True
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        self.require_rank(t, 2, "[N, features]",
+                          hint=f"add `-> flatten` before it (it would see {t.sample_elements():,} features)"
+                          if t.rank > 2 and all(isinstance(d, int) for i, d in enumerate(t.shape)
+                                                if i != t.layout.batch) else None)
+        return t.with_axes(channels=self.out_features)
+
+    def parameters(self, inputs, output):
+        (t,) = inputs
+        params = {"weight": ParamSpec((self.out_features, t.channels))}
+        if self.bias:
+            params["bias"] = ParamSpec((self.out_features,))
+        return params
+
+    def macs(self, inputs, output):
+        return inputs[0].channels * self.out_features

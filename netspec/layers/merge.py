@@ -1,0 +1,98 @@
+"""Layers that combine several tensors: element-wise `+` and `*`, and `concat`."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from netspec.layers.base import Axis, Layer
+from netspec.shapes import broadcast
+from netspec.types import ShapeError, TensorType
+
+
+def resolve_axis(t: TensorType, axis: int | str) -> int:
+    """An axis given as a layout letter ("C") or an index (negative counts from the end), as
+    an index into the declared layout."""
+    if isinstance(axis, str):
+        letter = axis.upper()
+        if letter not in t.layout.axes:
+            raise ShapeError(f'axis "{axis}" is not in layout {t.layout} of {t}',
+                             rule=f"axis is one of {', '.join(t.layout.axes)}")
+        return t.layout.axes.index(letter)
+    if not -t.rank <= axis < t.rank:
+        raise ShapeError(f"axis {axis} is out of range for {t} ({t.rank}-D)",
+                         rule=f"axis in [{-t.rank}, {t.rank - 1}]")
+    return axis % t.rank
+
+
+def _same_layout(inputs: list[TensorType], kind: str) -> None:
+    first = inputs[0]
+    for other in inputs[1:]:
+        if other.layout != first.layout and other.rank == first.rank:
+            raise ShapeError(f"{kind} of tensors in different layouts: {first} {first.layout} and "
+                             f"{other} {other.layout}", rule="inputs share one layout")
+
+
+class Elementwise(Layer):
+    """Base of `+` and `*`: equal shapes, or shapes that broadcast by NumPy's rules."""
+
+    family = "merge"
+    arity = None
+    symbol: ClassVar[str] = "?"
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        _same_layout(inputs, self.kind)
+        shape = broadcast([t.shape for t in inputs])
+        if shape is None:
+            shapes = f" {self.symbol} ".join(str(t) for t in inputs)
+            raise ShapeError(f"shapes do not match: {shapes}",
+                             rule=f"`{self.symbol}` needs equal shapes, or sizes of 1 that broadcast")
+        widest = max(inputs, key=lambda t: t.rank)
+        return TensorType(widest.dtype, shape, widest.layout)
+
+
+class Add(Elementwise):
+    """Element-wise sum (`a + b`): residual connections, feature-pyramid merges."""
+
+    kind = "add"
+    symbol = "+"
+
+
+class Mul(Elementwise):
+    """Element-wise product (`a * b`) with broadcasting: attention and squeeze-and-excitation gates."""
+
+    kind = "mul"
+    symbol = "*"
+
+
+class Concat(Layer):
+    """Join tensors along an axis (default: the channel axis of the layout); every other axis
+    must match."""
+
+    kind = "concat"
+    family = "merge"
+    arity = None
+    aliases = {"dim": "axis"}
+
+    axis: Axis = "C"
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        _same_layout(inputs, "concat")
+        first = inputs[0]
+        axis = resolve_axis(first, self.axis)
+        if axis == first.layout.batch:
+            raise ShapeError("concat along the batch axis is not supported",
+                             rule="concat joins channels or spatial axes")
+        for other in inputs[1:]:
+            if other.rank != first.rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape))
+                                               if i != axis):
+                raise ShapeError(f"shapes do not match along the other axes: {first} and {other}",
+                                 rule=f"concat along axis {axis} ({first.layout.axes[axis]}) needs every "
+                                      "other axis equal")
+        total = sum(t.shape[axis] for t in inputs)
+        shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
+        return TensorType(first.dtype, shape, first.layout)
+
+    def describe(self, inputs):
+        if not inputs:
+            return "concat"
+        return f"concat {inputs[0].layout.axes[resolve_axis(inputs[0], self.axis)]}"

@@ -1,0 +1,327 @@
+"""Text to AST: Lark's LALR parser with the grammar cached, a newline postlexer, and syntax errors
+turned into located diagnostics that point where the mistake is.
+
+The tree is turned into the AST by Lark's non-recursive Transformer, so deeply nested input never
+reaches Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Iterator
+
+from lark import Lark, Token, Transformer_NonRecursive, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from netspec import syntax as S
+from netspec.diagnostics import Diagnostic, NetspecError, Span
+
+_OPENERS = {"(": ")", "[": "]"}
+# After one of these a line break cannot end a statement, so it is dropped.
+_CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", ",", "=", ":", "{", "(", "["}
+
+
+def grammar_path() -> Path:
+    """The grammar file: inside the installed package, or at the top of the source tree."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "grammar" / "netspec.lark", here.parent / "grammar" / "netspec.lark"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("netspec's grammar (grammar/netspec.lark) is missing from the install")
+
+
+class _Newlines:
+    """Postlexer: keeps only the line breaks that can end a statement, and remembers the last two
+    tokens and the open brackets so a syntax error can say where the real mistake is.
+
+    It never looks ahead: Lark's contextual lexer lexes each token in the parser state left by
+    the previous one, so holding a token back would lex the next one in the wrong state.
+    """
+
+    always_accept = ("_NL",)
+
+    def __init__(self) -> None:
+        self.previous: Token | None = None
+        self.current: Token | None = None
+        self.open: list[Token] = []
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        self.previous = self.current = None
+        self.open = []
+        for token in stream:
+            if token.type == "_NL":
+                if (self.open or self.current is None or self.current.type == "_NL"
+                        or self._value(self.current) in _CONTINUES_AFTER):
+                    continue
+            else:
+                value = self._value(token)
+                if value in _OPENERS:
+                    self.open.append(token)
+                elif value in (")", "]") and self.open:
+                    self.open.pop()
+            self.previous, self.current = self.current, token
+            yield token
+
+    @staticmethod
+    def _value(token: Token) -> str | None:
+        return None if token.type in ("STRING", "NAME", "INT", "FLOAT") else str(token)
+
+
+def _span(file: str, meta_or_token) -> Span:
+    return Span(file, meta_or_token.line, meta_or_token.column,
+                meta_or_token.end_line, meta_or_token.end_column)
+
+
+def _unescape(literal: str) -> str:
+    body = literal[1:-1]
+    if "\\" not in body:
+        return body
+    escapes = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
+    out, chars = [], iter(body)
+    for ch in chars:
+        if ch == "\\":
+            nxt = next(chars, "")
+            out.append(escapes.get(nxt, "\\" + nxt))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@v_args(meta=True)
+class _AstBuilder(Transformer_NonRecursive):
+    """Builds `netspec.syntax` nodes; `self.file` names the file being parsed."""
+
+    file = "<string>"
+
+    def _s(self, meta) -> Span:
+        return _span(self.file, meta)
+
+    def _ident(self, token: Token) -> S.Ident:
+        return S.Ident(name=str(token), span=_span(self.file, token))
+
+    # statements
+    def start(self, meta, children):
+        return list(children)
+
+    def network(self, meta, children):
+        name, params = children[0], (children[1] if len(children) > 1 else [])
+        return S.NetworkHeader(name=self._ident(name), params=params, span=self._s(meta))
+
+    def params(self, meta, children):
+        return [c for c in children if c is not None]
+
+    def param(self, meta, children):
+        default = children[1] if len(children) > 1 else None
+        return S.Param(name=self._ident(children[0]), default=default, span=self._s(meta))
+
+    def input_decl(self, meta, children):
+        name, dtype, dims = children[0], children[1], children[2]
+        layout = self._ident(children[3]) if len(children) > 3 else None
+        return S.InputDecl(name=self._ident(name), dtype=self._ident(dtype), dims=dims,
+                           layout=layout, span=self._s(meta))
+
+    def dims(self, meta, children):
+        return list(children)
+
+    def binding(self, meta, children):
+        return S.Binding(name=self._ident(children[0]), value=children[1], span=self._s(meta))
+
+    def output(self, meta, children):
+        return S.Output(names=[self._ident(t) for t in children], span=self._s(meta))
+
+    def use(self, meta, children):
+        token = children[0]
+        path = S.StrLit(value=_unescape(str(token)), span=_span(self.file, token))
+        return S.Use(path=path, span=self._s(meta))
+
+    def block(self, meta, children):
+        name, params, *statements = children
+        body = [s for s in statements if isinstance(s, S.Binding)]
+        returns = [s for s in statements if isinstance(s, S.Return)]
+        return S.BlockDef(name=self._ident(name), params=params, body=body, returns=returns,
+                          span=self._s(meta))
+
+    def __default__(self, data, children, meta):  # `return` is a Python keyword
+        if data == "return":
+            return S.Return(value=children[0], span=self._s(meta))
+        raise AssertionError(f"no AST rule for {data}")
+
+    # chains and calls
+    def chain(self, meta, children):
+        return S.Chain(head=children[0], stages=children[1:], span=self._s(meta))
+
+    def _call(self, meta, children) -> S.Call:
+        if len(children) >= 2 and isinstance(children[1], Token):
+            label, callee, rest = self._ident(children[0]), children[1], children[2:]
+        else:
+            label, callee, rest = None, children[0], children[1:]
+        args = rest[0] if rest and rest[0] is not None else []
+        return S.Call(label=label, callee=self._ident(callee), args=args, span=self._s(meta))
+
+    stage = _call
+    call = _call
+
+    def repeat(self, meta, children):
+        label = None
+        if isinstance(children[0], Token):
+            label, children = self._ident(children[0]), children[1:]
+        return S.Repeat(label=label, count=children[0], stages=children[1:], span=self._s(meta))
+
+    def args(self, meta, children):
+        return [c if isinstance(c, S.Arg) else S.Arg(name=None, value=c, span=c.span)
+                for c in children]
+
+    def keyword(self, meta, children):
+        return S.Arg(name=self._ident(children[0]), value=children[1], span=self._s(meta))
+
+    # arithmetic and literals
+    def _binop(op):  # noqa: N805 - a factory used while the class body runs
+        def rule(self, meta, children):
+            return S.BinOp(op=op, left=children[0], right=children[1], span=self._s(meta))
+        return rule
+
+    add, sub, mul = _binop("+"), _binop("-"), _binop("*")
+    div, floordiv, mod = _binop("/"), _binop("//"), _binop("%")
+
+    def neg(self, meta, children):
+        return S.Neg(operand=children[0], span=self._s(meta))
+
+    def int(self, meta, children):
+        return S.IntLit(value=int(str(children[0]).replace("_", "")), span=self._s(meta))
+
+    def float(self, meta, children):
+        return S.FloatLit(value=float(children[0]), span=self._s(meta))
+
+    def string(self, meta, children):
+        return S.StrLit(value=_unescape(str(children[0])), span=self._s(meta))
+
+    def true(self, meta, children):
+        return S.BoolLit(value=True, span=self._s(meta))
+
+    def false(self, meta, children):
+        return S.BoolLit(value=False, span=self._s(meta))
+
+    def name(self, meta, children):
+        return S.NameRef(name=str(children[0]), span=self._s(meta))
+
+    def tuple(self, meta, children):
+        return S.TupleExpr(items=[c for c in children if c is not None], span=self._s(meta))
+
+
+@lru_cache(maxsize=1)
+def _parser() -> tuple[Lark, _AstBuilder, _Newlines]:
+    builder, newlines = _AstBuilder(), _Newlines()
+    lark = Lark(grammar_path().read_text(encoding="utf-8"), parser="lalr", lexer="contextual",
+                propagate_positions=True, maybe_placeholders=True, postlex=newlines, cache=True)
+    return lark, builder, newlines
+
+
+def parse(text: str, file: str = "<string>") -> S.Module:
+    """Parse one file's text; raises NetspecError with one located diagnostic on a syntax error."""
+    lark, builder, newlines = _parser()
+    builder.file = file
+    try:
+        tree = lark.parse(text)
+    except UnexpectedInput as exc:
+        raise NetspecError([_syntax_error(exc, file, text, lark, newlines)]) from None
+    statements = builder.transform(tree)
+    end = text.count("\n") + 1
+    return S.Module(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
+
+
+# ---------------------------------------------------------------- friendly syntax errors
+
+_NAMED_TERMINALS = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+                    "STRING": "a string", "_NL": "a line break", "$END": "a line break"}
+_EXPRESSION_STARTS = {"NAME", "INT", "FLOAT", "STRING"}
+# After any value an operator could follow; naming them all in a message only hides the point.
+_OPERATORS = {"+", "-", "*", "/", "//", "%"}
+
+
+def _terminal_text(lark: Lark, name: str) -> str | None:
+    try:
+        return lark.get_terminal(name).pattern.value
+    except (KeyError, AttributeError):
+        return None
+
+
+def _describe_expected(names: set[str], lark: Lark) -> tuple[str, bool]:
+    """Words for what the parser wanted, and whether it wanted only a separator or a closer."""
+    wants_value = bool(names & _EXPRESSION_STARTS)
+    if wants_value and len(names) > 3:
+        return "an expression", False
+    literals = {name: _terminal_text(lark, name) for name in names}
+    shown = [n for n in names if literals[n] not in _OPERATORS] or list(names)
+    options: list[str] = []
+    for name in sorted(shown, key=lambda n: (n in _NAMED_TERMINALS, literals[n] or n)):
+        words = _NAMED_TERMINALS.get(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
+        if words not in options:
+            options.append(words)
+    text = options[0] if len(options) == 1 else ", ".join(options[:-1]) + " or " + options[-1]
+    return text, not wants_value
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    if token.type == "_NL":
+        return "the end of the line"
+    kinds = {"NAME": "name", "INT": "integer", "FLOAT": "number", "STRING": "string"}
+    kind = kinds.get(token.type)
+    return f"{kind} `{token}`" if kind else f"`{token}`"
+
+
+def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
+                  newlines: _Newlines) -> Diagnostic:
+    if isinstance(exc, UnexpectedCharacters):
+        return _unexpected_character(exc, file, text)
+    if isinstance(exc, UnexpectedToken):
+        token = exc.token
+        try:
+            accepted = set(exc.interactive_parser.accepts())
+        except Exception:  # accepts() replays the parser; fall back to the table's guess
+            accepted = set(exc.expected)
+    else:  # UnexpectedEOF
+        token, accepted = Token("$END", ""), set(getattr(exc, "expected", ()) or ())
+    accepted.discard("COMMENT")
+    expected, only_separators = _describe_expected(accepted, lark)
+    found = _describe_token(token)
+    previous = newlines.previous if token is newlines.current else newlines.current
+    texts = {_terminal_text(lark, name) for name in accepted}
+    hint = None
+    if token.type == "$END" and newlines.open:
+        opener = newlines.open[-1]
+        hint = f"the `{opener}` at line {opener.line}, column {opener.column} is never closed"
+    elif token.type in ("NAME", "INT", "FLOAT", "STRING") and "," in texts and newlines.open:
+        hint = "arguments and list items are separated by `,`"
+    elif token.type == "NAME" and "->" in texts:
+        hint = f"to apply `{token}` to the result, write `-> {token}`"
+    elif texts == {"="} and previous is not None and previous.type == "NAME":
+        hint = (f"`{previous}` begins a new statement here; a line that continues a chain "
+                f"starts with `->`")
+    if previous is not None and (only_separators or token.type in ("_NL", "$END")):
+        where = _span(file, previous).point_after()
+        message = f"expected {expected} after `{previous}`, found {found}"
+    else:
+        width = max(1, len(str(token)))
+        where = Span(file, token.line, token.column, token.line, token.column + width)
+        message = f"expected {expected}, found {found}"
+    return Diagnostic(message, where, rule="syntax", hint=hint)
+
+
+_CHARACTER_HINTS = {
+    ";": "a statement ends at the end of its line; no `;` is needed",
+    "\u2192": "write the arrow as `->`",
+    '"': "this string is not closed on its line",
+    "'": "this string is not closed on its line",
+    "{": "`{` opens the body of a block or a repeat",
+}
+
+
+def _unexpected_character(exc: UnexpectedCharacters, file: str, text: str) -> Diagnostic:
+    char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
+    where = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
+    shown = char if char.isprintable() else repr(char)
+    return Diagnostic(f"unexpected character `{shown}`", where, rule="syntax",
+                      hint=_CHARACTER_HINTS.get(char))

@@ -1,0 +1,157 @@
+"""The abstract syntax tree: one typed pydantic node per construct, each with its source span.
+
+The AST knows nothing of shapes or layers; `netspec.parser` builds it and `netspec.elaborate`
+gives it meaning.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict
+
+from netspec.diagnostics import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    span: Span
+
+
+class Ident(Node):
+    """A name as written, with its own span (for carets under exactly that name)."""
+
+    name: str
+
+
+# ---------------------------------------------------------------- expressions
+
+class IntLit(Node):
+    value: int
+
+
+class FloatLit(Node):
+    value: float
+
+
+class StrLit(Node):
+    value: str
+
+
+class BoolLit(Node):
+    value: bool
+
+
+class NameRef(Node):
+    name: str
+
+
+class TupleExpr(Node):
+    items: list[Expr]
+
+
+class BinOp(Node):
+    op: Literal["+", "-", "*", "/", "//", "%"]
+    left: Expr
+    right: Expr
+
+
+class Neg(Node):
+    operand: Expr
+
+
+class Arg(Node):
+    """One call argument: positional when `name` is None."""
+
+    name: Ident | None
+    value: Expr
+
+
+class Call(Node):
+    """`label: callee(args)`: a layer or a block applied to its arguments.
+
+    In a chain stage the piped tensor becomes the first argument (`a -> f(b)` is `f(a, b)`).
+    """
+
+    label: Ident | None
+    callee: Ident
+    args: list[Arg]
+
+
+class Repeat(Node):
+    """`repeat(count) { stage -> stage }`: the stages, `count` times over, inline in a chain."""
+
+    label: Ident | None
+    count: Expr
+    stages: list[Stage]
+
+
+Stage = Union[Call, Repeat]
+
+
+class Chain(Node):
+    """`head -> stage -> stage ...`."""
+
+    head: Expr
+    stages: list[Stage]
+
+
+Expr = Union[IntLit, FloatLit, StrLit, BoolLit, NameRef, TupleExpr, BinOp, Neg, Call, Chain]
+
+
+# ---------------------------------------------------------------- statements
+
+class Param(Node):
+    name: Ident
+    default: Expr | None
+
+
+class NetworkHeader(Node):
+    name: Ident
+    params: list[Param]
+
+
+class InputDecl(Node):
+    name: Ident
+    dtype: Ident
+    dims: list[Expr]
+    layout: Ident | None
+
+
+class Binding(Node):
+    name: Ident
+    value: Expr
+
+
+class Output(Node):
+    names: list[Ident]
+
+
+class Use(Node):
+    path: StrLit
+
+
+class Return(Node):
+    value: Expr
+
+
+class BlockDef(Node):
+    name: Ident
+    params: list[Param]
+    body: list[Binding]
+    returns: list[Return]
+
+
+Statement = Union[NetworkHeader, InputDecl, Binding, Output, Use, BlockDef]
+
+
+class Module(Node):
+    """One parsed file."""
+
+    path: str
+    statements: list[Statement]
+
+
+for _model in (TupleExpr, BinOp, Neg, Arg, Call, Repeat, Chain, Param, InputDecl, Binding,
+               Return, BlockDef, Module):
+    _model.model_rebuild()

@@ -1,0 +1,119 @@
+"""Tensor types: dtype, shape (with a symbolic batch) and layout.
+
+Shapes are kept in the declared layout's order (so they print as the user wrote them); layers
+reach the logical axes (batch, channels, spatial) through the layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from math import prod
+
+Dim = int | str  # an integer size, or a symbol such as "N" (the batch)
+
+DTYPES: dict[str, int] = {  # dtype name -> bytes per element
+    "f16": 2, "bf16": 2, "f32": 4, "f64": 8,
+    "i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bool": 1,
+}
+
+_DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
+_SPATIAL_LETTERS = "DHWL"
+
+
+class ShapeError(Exception):
+    """Raised by a layer's rules; the inference stage adds the span and the layer's name."""
+
+    def __init__(self, message: str, rule: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.rule, self.hint = message, rule, hint
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Axis letters in memory order: N batch, C channels, D/H/W (or L) spatial."""
+
+    axes: str
+
+    @staticmethod
+    def default(rank: int) -> "Layout":
+        return Layout(_DEFAULT_LAYOUTS.get(rank, "NC" + "X" * max(0, rank - 2)))
+
+    @staticmethod
+    def check(axes: str, rank: int) -> str | None:
+        """Why `axes` is not a valid layout for this rank, or None when it is."""
+        if len(axes) != rank:
+            return f"layout {axes} has {len(axes)} axes but the shape has {rank}"
+        if sorted(axes) != sorted(set(axes)):
+            return f"layout {axes} repeats an axis"
+        if "N" not in axes or "C" not in axes:
+            return f"layout {axes} needs a batch axis N and a channel axis C"
+        other = set(axes) - {"N", "C"} - set(_SPATIAL_LETTERS)
+        if other:
+            return f"layout {axes} has unknown axis {''.join(sorted(other))} (use N, C, D, H, W)"
+        return None
+
+    @property
+    def batch(self) -> int:
+        return self.axes.index("N")
+
+    @property
+    def channel(self) -> int:
+        return self.axes.index("C")
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        """Indices of the spatial axes, in the order D, H, W (or L)."""
+        return tuple(sorted((i for i, a in enumerate(self.axes) if a not in "NC"),
+                            key=lambda i: _SPATIAL_LETTERS.find(self.axes[i])))
+
+    def __str__(self) -> str:
+        return self.axes
+
+
+@dataclass(frozen=True, slots=True)
+class TensorType:
+    dtype: str
+    shape: tuple[Dim, ...]
+    layout: Layout
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    @property
+    def batch(self) -> Dim:
+        return self.shape[self.layout.batch]
+
+    @property
+    def channels(self) -> int:
+        return self.shape[self.layout.channel]  # type: ignore[return-value]
+
+    @property
+    def spatial(self) -> tuple[int, ...]:
+        return tuple(self.shape[i] for i in self.layout.spatial)  # type: ignore[misc]
+
+    def with_axes(self, channels: int | None = None,
+                  spatial: tuple[int, ...] | None = None) -> "TensorType":
+        """The same type with new channel and/or spatial sizes, in the same layout."""
+        shape = list(self.shape)
+        if channels is not None:
+            shape[self.layout.channel] = channels
+        if spatial is not None:
+            for index, size in zip(self.layout.spatial, spatial):
+                shape[index] = size
+        return TensorType(self.dtype, tuple(shape), self.layout)
+
+    def sample_elements(self) -> int:
+        """Elements of one sample (every axis but the batch)."""
+        return prod(d for i, d in enumerate(self.shape) if i != self.layout.batch)  # type: ignore[misc]
+
+    @property
+    def itemsize(self) -> int:
+        return DTYPES.get(self.dtype, 4)
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(str(d) for d in self.shape) + "]"
+
+
+def format_shape(shape: tuple[Dim, ...]) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
