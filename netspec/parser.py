@@ -98,7 +98,7 @@ class _AstBuilder(Transformer_NonRecursive):
         return _span(self.file, meta)
 
     def _ident(self, token: Token) -> S.Ident:
-        return S.Ident(name=str(token), span=_span(self.file, token))
+        return S.Ident.model_construct(name=str(token), span=_span(self.file, token))
 
     # statements
     def start(self, meta, children):
@@ -106,50 +106,50 @@ class _AstBuilder(Transformer_NonRecursive):
 
     def network(self, meta, children):
         name, params = children[0], (children[1] if len(children) > 1 else [])
-        return S.NetworkHeader(name=self._ident(name), params=params, span=self._s(meta))
+        return S.NetworkHeader.model_construct(name=self._ident(name), params=params, span=self._s(meta))
 
     def params(self, meta, children):
         return [c for c in children if c is not None]
 
     def param(self, meta, children):
         default = children[1] if len(children) > 1 else None
-        return S.Param(name=self._ident(children[0]), default=default, span=self._s(meta))
+        return S.Param.model_construct(name=self._ident(children[0]), default=default, span=self._s(meta))
 
     def input_decl(self, meta, children):
         name, dtype, dims = children[0], children[1], children[2]
         layout = self._ident(children[3]) if len(children) > 3 else None
-        return S.InputDecl(name=self._ident(name), dtype=self._ident(dtype), dims=dims,
+        return S.InputDecl.model_construct(name=self._ident(name), dtype=self._ident(dtype), dims=dims,
                            layout=layout, span=self._s(meta))
 
     def dims(self, meta, children):
         return list(children)
 
     def binding(self, meta, children):
-        return S.Binding(name=self._ident(children[0]), value=children[1], span=self._s(meta))
+        return S.Binding.model_construct(name=self._ident(children[0]), value=children[1], span=self._s(meta))
 
     def output(self, meta, children):
-        return S.Output(names=[self._ident(t) for t in children], span=self._s(meta))
+        return S.Output.model_construct(names=[self._ident(t) for t in children], span=self._s(meta))
 
     def use(self, meta, children):
         token = children[0]
-        path = S.StrLit(value=_unescape(str(token)), span=_span(self.file, token))
-        return S.Use(path=path, span=self._s(meta))
+        path = S.StrLit.model_construct(value=_unescape(str(token)), span=_span(self.file, token))
+        return S.Use.model_construct(path=path, span=self._s(meta))
 
     def block(self, meta, children):
         name, params, *statements = children
         body = [s for s in statements if isinstance(s, S.Binding)]
         returns = [s for s in statements if isinstance(s, S.Return)]
-        return S.BlockDef(name=self._ident(name), params=params, body=body, returns=returns,
+        return S.BlockDef.model_construct(name=self._ident(name), params=params, body=body, returns=returns,
                           span=self._s(meta))
 
     def __default__(self, data, children, meta):  # `return` is a Python keyword
         if data == "return":
-            return S.Return(value=children[0], span=self._s(meta))
+            return S.Return.model_construct(value=children[0], span=self._s(meta))
         raise AssertionError(f"no AST rule for {data}")
 
     # chains and calls
     def chain(self, meta, children):
-        return S.Chain(head=children[0], stages=children[1:], span=self._s(meta))
+        return S.Chain.model_construct(head=children[0], stages=children[1:], span=self._s(meta))
 
     def _call(self, meta, children) -> S.Call:
         if len(children) >= 2 and isinstance(children[1], Token):
@@ -157,7 +157,7 @@ class _AstBuilder(Transformer_NonRecursive):
         else:
             label, callee, rest = None, children[0], children[1:]
         args = rest[0] if rest and rest[0] is not None else []
-        return S.Call(label=label, callee=self._ident(callee), args=args, span=self._s(meta))
+        return S.Call.model_construct(label=label, callee=self._ident(callee), args=args, span=self._s(meta))
 
     stage = _call
     call = _call
@@ -166,47 +166,47 @@ class _AstBuilder(Transformer_NonRecursive):
         label = None
         if isinstance(children[0], Token):
             label, children = self._ident(children[0]), children[1:]
-        return S.Repeat(label=label, count=children[0], stages=children[1:], span=self._s(meta))
+        return S.Repeat.model_construct(label=label, count=children[0], stages=children[1:], span=self._s(meta))
 
     def args(self, meta, children):
-        return [c if isinstance(c, S.Arg) else S.Arg(name=None, value=c, span=c.span)
+        return [c if isinstance(c, S.Arg) else S.Arg.model_construct(name=None, value=c, span=c.span)
                 for c in children]
 
     def keyword(self, meta, children):
-        return S.Arg(name=self._ident(children[0]), value=children[1], span=self._s(meta))
+        return S.Arg.model_construct(name=self._ident(children[0]), value=children[1], span=self._s(meta))
 
     # arithmetic and literals
     def _binop(op):  # noqa: N805 - a factory used while the class body runs
         def rule(self, meta, children):
-            return S.BinOp(op=op, left=children[0], right=children[1], span=self._s(meta))
+            return S.BinOp.model_construct(op=op, left=children[0], right=children[1], span=self._s(meta))
         return rule
 
     add, sub, mul = _binop("+"), _binop("-"), _binop("*")
     div, floordiv, mod = _binop("/"), _binop("//"), _binop("%")
 
     def neg(self, meta, children):
-        return S.Neg(operand=children[0], span=self._s(meta))
+        return S.Neg.model_construct(operand=children[0], span=self._s(meta))
 
     def int(self, meta, children):
-        return S.IntLit(value=int(str(children[0]).replace("_", "")), span=self._s(meta))
+        return S.IntLit.model_construct(value=int(str(children[0]).replace("_", "")), span=self._s(meta))
 
     def float(self, meta, children):
-        return S.FloatLit(value=float(children[0]), span=self._s(meta))
+        return S.FloatLit.model_construct(value=float(children[0]), span=self._s(meta))
 
     def string(self, meta, children):
-        return S.StrLit(value=_unescape(str(children[0])), span=self._s(meta))
+        return S.StrLit.model_construct(value=_unescape(str(children[0])), span=self._s(meta))
 
     def true(self, meta, children):
-        return S.BoolLit(value=True, span=self._s(meta))
+        return S.BoolLit.model_construct(value=True, span=self._s(meta))
 
     def false(self, meta, children):
-        return S.BoolLit(value=False, span=self._s(meta))
+        return S.BoolLit.model_construct(value=False, span=self._s(meta))
 
     def name(self, meta, children):
-        return S.NameRef(name=str(children[0]), span=self._s(meta))
+        return S.NameRef.model_construct(name=str(children[0]), span=self._s(meta))
 
     def tuple(self, meta, children):
-        return S.TupleExpr(items=[c for c in children if c is not None], span=self._s(meta))
+        return S.TupleExpr.model_construct(items=[c for c in children if c is not None], span=self._s(meta))
 
 
 @lru_cache(maxsize=1)
@@ -227,7 +227,7 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         raise NetspecError([_syntax_error(exc, file, text, lark, newlines)]) from None
     statements = builder.transform(tree)
     end = text.count("\n") + 1
-    return S.Module(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
+    return S.Module.model_construct(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
 
 
 # ---------------------------------------------------------------- friendly syntax errors
@@ -255,7 +255,7 @@ def _describe_expected(names: set[str], lark: Lark) -> tuple[str, bool]:
     shown = [n for n in names if literals[n] not in _OPERATORS] or list(names)
     options: list[str] = []
     for name in sorted(shown, key=lambda n: (n in _NAMED_TERMINALS, literals[n] or n)):
-        words = _NAMED_TERMINALS.get(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
+        words = _NAMED_TERMINALS.get.model_construct(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
         if words not in options:
             options.append(words)
     text = options[0] if len(options) == 1 else ", ".join(options[:-1]) + " or " + options[-1]
@@ -324,4 +324,4 @@ def _unexpected_character(exc: UnexpectedCharacters, file: str, text: str) -> Di
     where = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
     shown = char if char.isprintable() else repr(char)
     return Diagnostic(f"unexpected character `{shown}`", where, rule="syntax",
-                      hint=_CHARACTER_HINTS.get(char))
+                      hint=_CHARACTER_HINTS.get.model_construct(char))

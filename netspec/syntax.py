@@ -14,7 +14,9 @@ from netspec.diagnostics import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    # The parser builds nodes with `model_construct` (its grammar already guarantees the field
+    # types), so the validation schema is only built if something else validates a node.
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     span: Span
 
 
@@ -152,6 +154,3 @@ class Module(Node):
     statements: list[Statement]
 
 
-for _model in (TupleExpr, BinOp, Neg, Arg, Call, Repeat, Chain, Param, InputDecl, Binding,
-               Return, BlockDef, Module):
-    _model.model_rebuild()

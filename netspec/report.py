@@ -1,0 +1,220 @@
+"""Reports of a typed graph: table rows (with blocks folded past a depth), totals, JSON, and the
+rich table. The figures are computed once here and shared by every output format.
+
+Counting conventions (also in the README and `netspec check --help`):
+- params: trainable parameters (weights, biases, batch-norm affine), as torchvision and
+  torchinfo count them; buffers (batch-norm running statistics and `num_batches_tracked`) are
+  counted separately;
+- MACs: multiply-accumulates of conv, conv_transpose and linear weights, for one sample (batch
+  1); bias additions, activations, pooling, normalisation and merges count 0 (the convention of
+  torchvision's published GFLOPS);
+- parameter memory: parameters and buffers at their dtype's size;
+- activation memory: the sum of every layer's output for one sample, at its dtype's size (the
+  inputs are not counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec.graph import BlockInstance, Graph, LayerNode
+from netspec.types import TensorType
+
+JSON_SCHEMA = "netspec.check/1"
+
+
+@dataclass
+class Row:
+    name: str
+    depth: int
+    kind: str                      # layer kind, "input", or "block"
+    summary: str
+    output: TensorType | None
+    params: int = 0
+    buffers: int = 0
+    macs: int = 0
+    inputs: list[str] = field(default_factory=list)
+    folded: bool = False           # a block shown as one row, its layers summed into it
+    header: bool = False           # a block's heading row, its layers listed below it
+    node: LayerNode | None = None
+
+
+@dataclass
+class Totals:
+    params: int
+    buffers: int
+    macs: int
+    param_bytes: int
+    activation_bytes: int
+    layers: int
+
+
+def rows(graph: Graph, depth: int | None = None) -> list[Row]:
+    """One row per layer in topological order; each block instance gets a heading row, and a
+    block deeper than `depth` is folded into one row carrying its layers' sums."""
+    out: list[Row] = []
+    open_blocks: list[BlockInstance] = []
+    folded: dict[int, Row] = {}
+    for node in graph:
+        blocks = node.blocks
+        shown = blocks if depth is None else blocks[:depth]
+        common = 0
+        while common < min(len(open_blocks), len(shown)) and open_blocks[common] is shown[common]:
+            common += 1
+        del open_blocks[common:]
+        for level in range(common, len(shown)):
+            instance = shown[level]
+            open_blocks.append(instance)
+            out.append(Row(instance.name, level, "block", instance.call, _block_output(graph, instance),
+                           header=True))
+        if depth is not None and len(blocks) > depth:
+            instance = blocks[depth]
+            row = folded.get(id(instance))
+            if row is None:
+                row = Row(instance.name, depth, "block", instance.call,
+                          _block_output(graph, instance), folded=True)
+                folded[id(instance)] = row
+                out.append(row)
+            row.params += node.trainable
+            row.buffers += node.buffers
+            row.macs += node.macs
+            continue
+        out.append(Row(node.name, len(blocks), node.kind, node.summary, node.output,
+                       node.trainable, node.buffers, node.macs, list(node.inputs), node=node))
+    return out
+
+
+def _block_output(graph: Graph, instance: BlockInstance) -> TensorType | None:
+    return graph.node(instance.output).output if instance.output in graph else None
+
+
+def totals(graph: Graph) -> Totals:
+    params = buffers = macs = param_bytes = activation_bytes = 0
+    layers = 0
+    for node in graph:
+        if node.layer is None:
+            continue
+        layers += 1
+        itemsize = node.output.itemsize if node.output is not None else 4
+        for spec in node.params.values():
+            if spec.trainable:
+                params += spec.elements
+            else:
+                buffers += spec.elements
+            size = 8 if spec.dtype == "i64" else itemsize
+            param_bytes += spec.elements * size
+        macs += node.macs
+        if node.output is not None:
+            activation_bytes += node.output.sample_elements() * node.output.itemsize
+    return Totals(params, buffers, macs, param_bytes, activation_bytes, layers)
+
+
+# ---------------------------------------------------------------- JSON
+
+def _type_json(t: TensorType | None) -> dict | None:
+    if t is None:
+        return None
+    return {"shape": list(t.shape), "layout": t.layout.axes, "dtype": t.dtype}
+
+
+def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None) -> dict[str, Any]:
+    """The stable `netspec.check/1` document (documented in the README)."""
+    doc: dict[str, Any] = {"schema": JSON_SCHEMA, "file": path,
+                           "ok": not any(d.severity == "error" for d in diagnostics)}
+    if graph is not None:
+        t = totals(graph)
+        doc["network"] = graph.name
+        doc["parameters"] = {k: v for k, v in graph.parameters.items() if _is_json(v)}
+        doc["inputs"] = [{"name": n, **_type_json(graph.node(n).output)} for n in graph.inputs
+                         if graph.node(n).output is not None]
+        doc["outputs"] = [{"name": name, "layer": node, **(_type_json(graph.node(node).output) or {})}
+                          for name, node in graph.outputs]
+        doc["layers"] = [_row_json(r) for r in rows(graph, depth) if not r.header]
+        doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
+                         "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,
+                         "layers": t.layers}
+    doc["diagnostics"] = [d.to_json() for d in diagnostics]
+    return doc
+
+
+def _row_json(row: Row) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": row.name, "kind": row.kind, "summary": row.summary,
+                           "depth": row.depth, "output": _type_json(row.output),
+                           "params": row.params, "buffers": row.buffers, "macs": row.macs}
+    if row.node is not None:
+        out["inputs"] = row.inputs
+        if row.node.layer is not None:
+            out["attributes"] = row.node.layer.attributes()
+        out["tensors"] = {f"{row.name}.{suffix}": {"shape": list(spec.shape),
+                                                   "trainable": spec.trainable}
+                          for suffix, spec in row.node.params.items()}
+        if row.node.blocks:
+            out["block"] = row.node.blocks[-1].name
+    return out
+
+
+def _is_json(value: Any) -> bool:
+    return isinstance(value, (int, float, str, bool, tuple, list))
+
+
+# ---------------------------------------------------------------- human formats
+
+def human(n: float, unit: str = "") -> str:
+    """1234567 -> '1.23 M' (SI prefixes, three significant figures)."""
+    for size, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(n) >= size:
+            return f"{n / size:.3g} {prefix}{unit}"
+    return f"{n:g} {unit}".rstrip()
+
+
+def human_bytes(n: int) -> str:
+    for size, unit in ((1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def render_table(graph: Graph, depth: int | None = None, console=None) -> None:
+    """Print the per-layer table and the totals with rich."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    console = console or Console(highlight=False)
+    table = Table(box=box.SIMPLE_HEAD, title=f"network {graph.name}", title_justify="left",
+                  pad_edge=False)
+    table.add_column("Layer", no_wrap=True)
+    table.add_column("Op", no_wrap=True)
+    table.add_column("Output shape", no_wrap=True)
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
+    t = totals(graph)
+    if t.buffers:
+        table.add_column("Buffers", justify="right", no_wrap=True)
+    for row in rows(graph, depth):
+        name = Text("  " * row.depth + row.name, style="bold" if row.header or row.folded else "")
+        shape = str(row.output) if row.output is not None else "?"
+        if row.header:
+            table.add_row(name, Text(row.summary, style="cyan"), Text(shape, style="dim"))
+            continue
+        cells = [name, Text(row.summary, style="cyan" if row.folded else ""), shape,
+                 f"{row.params:,}" if row.params else "", f"{row.macs:,}" if row.macs else ""]
+        if t.buffers:
+            cells.append(f"{row.buffers:,}" if row.buffers else "")
+        table.add_row(*cells)
+    console.print(table)
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    grid.add_row("Parameters", f"{t.params:,} trainable ({human(t.params)})")
+    grid.add_row("Buffers", f"{t.buffers:,} (batch-norm running statistics)" if t.buffers else "0")
+    grid.add_row("MACs", f"{t.macs:,} per sample ({human(t.macs)}MAC)")
+    grid.add_row("Parameter memory", human_bytes(t.param_bytes))
+    grid.add_row("Activation memory", f"{human_bytes(t.activation_bytes)} per sample")
+    inputs = ", ".join(f"{n} {graph.node(n).output}" for n in graph.inputs if graph.node(n).output)
+    outputs = ", ".join(f"{name} {graph.node(node).output}" for name, node in graph.outputs)
+    grid.add_row("Inputs", inputs)
+    grid.add_row("Outputs", outputs)
+    console.print(grid)
