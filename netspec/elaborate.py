@@ -350,13 +350,26 @@ class Elaborator:
             self.diag.error("the network has no output", Span(module.path, 1, 1, 1, 2),
                             rule="a network needs an `output` line",
                             hint=f"add `output {last.name.name}`" if last else "add `output <name>`")
-        used = set().union(*(nx.ancestors(self.graph.nx, n) | {n} for _, n in self.graph.outputs)) \
-            if self.graph.outputs else None
-        if used is not None:
-            for name in self.graph.inputs:
-                if name not in used:
-                    self.diag.warning(f"input `{name}` is never used by an output",
-                                      self.graph.node(name).span, rule="unused input")
+        if self.graph.outputs:
+            self._unused(module, scope)
+
+    def _unused(self, module: S.Module, scope: Scope) -> None:
+        """Warn about inputs and bindings that no output depends on (usually a forgotten name)."""
+        used: set[str] = set()
+        for _, node in self.graph.outputs:
+            used |= nx.ancestors(self.graph.nx, node) | {node}
+        for name in self.graph.inputs:
+            if name not in used:
+                self.diag.warning(f"input `{name}` is never used by an output",
+                                  self.graph.node(name).span, rule="unused input")
+        for statement in module.statements:
+            if isinstance(statement, S.Binding):
+                value = scope.values.get(statement.name.name)
+                if isinstance(value, Tensor) and value.node not in used and value.node in self.graph \
+                        and self.graph.node(value.node).layer is not None:
+                    self.diag.warning(f"`{statement.name.name}` is computed but no output uses it",
+                                      statement.name.span, rule="unused binding",
+                                      hint="list it in `output`, or remove it")
 
     # ================================================================ bindings
 
