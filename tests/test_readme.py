@@ -1,0 +1,47 @@
+"""The README stays true: its quoted output is what the commands print, and every layer kind
+and every spec it mentions exists."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from netspec.layers import LAYERS
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def quoted_output(command: str) -> str:
+    """The text of the README's code block that starts with `$ <command>`, without that line."""
+    match = re.search(r"```\n\$ " + re.escape(command) + r"\n(.*?)```", README, re.S)
+    assert match, f"the README quotes no output for `{command}`"
+    return match.group(1)
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "netspec", *args], cwd=ROOT, capture_output=True,
+                          text=True, env={"PATH": "", "NO_COLOR": "1", "COLUMNS": "200"})
+
+
+def test_quick_start_output_is_real():
+    result = run("check", "specs/alexnet.net")
+    assert result.returncode == 0, result.stderr
+    expected = [line.rstrip() for line in quoted_output("netspec check specs/alexnet.net").splitlines()]
+    actual = [line.rstrip() for line in result.stdout.splitlines()]
+    assert actual == expected
+
+
+def test_every_layer_is_in_the_reference():
+    table = README[README.index("### Layers"):README.index("### Shape rules")]
+    documented = set(re.findall(r"^\| `(\w+)`", table, re.M))
+    assert documented == set(LAYERS), (set(LAYERS) - documented, documented - set(LAYERS))
+
+
+def test_install_and_test_commands():
+    assert "pip install . && netspec check specs/alexnet.net" in README
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    command = "pip install -e '.[test]' && python -m pytest"
+    assert command in README and command in ci
