@@ -295,6 +295,9 @@ class Elaborator:
             else:
                 dims.append(self.scalar(expr, scope))
         if override is not None:
+            if len(override) != len(dims):
+                raise UsageError(f"--input {decl.name.name}: {len(override)} sizes given, but the input is "
+                                 f"declared with {len(dims)} ({', '.join(map(str, dims))})")
             dims = list(override)
             spans = [decl.span] * len(dims)
         else:
@@ -374,7 +377,7 @@ class Elaborator:
     # ================================================================ bindings
 
     def _defined_twice(self, name: str, span: Span, scope: Scope) -> bool:
-        if name in scope.values:
+        if name in scope.values or name in scope.spans:
             previous = scope.spans.get(name)
             self.diag.error(f"`{name}` is defined twice", span, rule="names are bound once",
                             hint=f"first defined at line {previous.line}" if previous else None)
@@ -591,7 +594,8 @@ class Elaborator:
                 return POISON
             return self._instantiate(call, scope, positional, keywords, name)
         if callee in LAYERS:
-            return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned)
+            return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
+                                     piped is POISON)
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer or a block",
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
@@ -599,9 +603,12 @@ class Elaborator:
 
     def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope,
                      positional: list[tuple[Any, Span]], keywords: dict[str, tuple[Any, Span]],
-                     name: str | None, poisoned: bool) -> Any:
+                     name: str | None, poisoned: bool, piped_failed: bool) -> Any:
+        # Leading tensors are the inputs; a failed piped input still counts as one, so the
+        # attributes are checked (and their errors reported) even when the input failed.
         tensors = []
-        while positional and (isinstance(positional[0][0], Tensor) or positional[0][0] is POISON):
+        while positional and (isinstance(positional[0][0], Tensor)
+                              or (positional[0][0] is POISON and piped_failed and not tensors)):
             tensors.append(positional.pop(0))
         for value, span in positional:
             if isinstance(value, Tensor):
@@ -613,6 +620,8 @@ class Elaborator:
                 self.diag.error(f"`{key}` is given a tensor, but it is an attribute of {cls.kind}",
                                 span, rule="attributes are plain values")
                 return POISON
+        if any(v is POISON for v, _ in positional) or any(v is POISON for v, _ in keywords.values()):
+            return POISON  # an attribute failed; that is already reported
         if cls.arity == 1 and len(tensors) != 1:
             self.diag.error(f"{cls.kind} takes one input tensor but got {len(tensors)}"
                             if tensors else f"{cls.kind} has no input tensor", call.span,
@@ -623,8 +632,6 @@ class Elaborator:
             self.diag.error(f"{cls.kind} needs at least two tensors, got {len(tensors)}", call.span,
                             rule=f"{cls.kind} combines two or more tensors",
                             hint=f"e.g. `a -> {cls.kind}(b)` or `{cls.kind}(a, b)`")
-            return POISON
-        if poisoned:
             return POISON
         try:
             layer = cls.from_arguments([v for v, _ in positional], {k: v for k, (v, _) in keywords.items()})
@@ -637,6 +644,8 @@ class Elaborator:
                 span = call.span
             self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=exc.hint,
                             layer=name)
+            return POISON
+        if poisoned:
             return POISON
         return self._layer_node(layer, [t for t, _ in tensors], call.span, scope, name)
 

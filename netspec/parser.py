@@ -44,11 +44,12 @@ class _Newlines:
     def __init__(self) -> None:
         self.previous: Token | None = None
         self.current: Token | None = None
-        self.open: list[Token] = []
+        self.open: list[Token] = []     # unclosed ( and [
+        self.braces: list[Token] = []   # unclosed {
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         self.previous = self.current = None
-        self.open = []
+        self.open, self.braces = [], []
         for token in stream:
             if token.type == "_NL":
                 if (self.open or self.current is None or self.current.type == "_NL"
@@ -60,6 +61,10 @@ class _Newlines:
                     self.open.append(token)
                 elif value in (")", "]") and self.open:
                     self.open.pop()
+                elif value == "{":
+                    self.braces.append(token)
+                elif value == "}" and self.braces:
+                    self.braces.pop()
             self.previous, self.current = self.current, token
             yield token
 
@@ -255,7 +260,7 @@ def _describe_expected(names: set[str], lark: Lark) -> tuple[str, bool]:
     shown = [n for n in names if literals[n] not in _OPERATORS] or list(names)
     options: list[str] = []
     for name in sorted(shown, key=lambda n: (n in _NAMED_TERMINALS, literals[n] or n)):
-        words = _NAMED_TERMINALS.get.model_construct(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
+        words = _NAMED_TERMINALS.get(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
         if words not in options:
             options.append(words)
     text = options[0] if len(options) == 1 else ", ".join(options[:-1]) + " or " + options[-1]
@@ -289,17 +294,7 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     found = _describe_token(token)
     previous = newlines.previous if token is newlines.current else newlines.current
     texts = {_terminal_text(lark, name) for name in accepted}
-    hint = None
-    if token.type == "$END" and newlines.open:
-        opener = newlines.open[-1]
-        hint = f"the `{opener}` at line {opener.line}, column {opener.column} is never closed"
-    elif token.type in ("NAME", "INT", "FLOAT", "STRING") and "," in texts and newlines.open:
-        hint = "arguments and list items are separated by `,`"
-    elif token.type == "NAME" and "->" in texts:
-        hint = f"to apply `{token}` to the result, write `-> {token}`"
-    elif texts == {"="} and previous is not None and previous.type == "NAME":
-        hint = (f"`{previous}` begins a new statement here; a line that continues a chain "
-                f"starts with `->`")
+    hint = _syntax_hint(token, previous, texts, newlines)
     if previous is not None and (only_separators or token.type in ("_NL", "$END")):
         where = _span(file, previous).point_after()
         message = f"expected {expected} after `{previous}`, found {found}"
@@ -308,6 +303,31 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
         where = Span(file, token.line, token.column, token.line, token.column + width)
         message = f"expected {expected}, found {found}"
     return Diagnostic(message, where, rule="syntax", hint=hint)
+
+
+_STATEMENT_KEYWORDS = {"network", "input", "output", "block", "use"}
+
+
+def _never_closed(opener: Token) -> str:
+    return f"the `{opener}` at line {opener.line}, column {opener.column} is never closed"
+
+
+def _syntax_hint(token: Token, previous: Token | None, texts: set, newlines: _Newlines) -> str | None:
+    """The likely cause of a syntax error, where one is obvious."""
+    on_new_line = previous is not None and getattr(token, "line", 0) > previous.end_line
+    if newlines.open and (token.type == "$END" or on_new_line):
+        return _never_closed(newlines.open[-1])
+    if newlines.braces and (token.type == "$END" or str(token) in _STATEMENT_KEYWORDS
+                            or (previous is not None and str(previous) in _STATEMENT_KEYWORDS)):
+        return _never_closed(newlines.braces[-1])
+    if token.type in ("NAME", "INT", "FLOAT", "STRING") and "," in texts and newlines.open:
+        return "arguments and list items are separated by `,`"
+    if token.type == "NAME" and "->" in texts:
+        return f"to apply `{token}` to the result, write `-> {token}`"
+    if texts == {"="} and previous is not None and previous.type == "NAME":
+        return (f"`{previous}` begins a new statement here; a line that continues a chain "
+                f"starts with `->`")
+    return None
 
 
 _CHARACTER_HINTS = {
@@ -324,4 +344,4 @@ def _unexpected_character(exc: UnexpectedCharacters, file: str, text: str) -> Di
     where = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
     shown = char if char.isprintable() else repr(char)
     return Diagnostic(f"unexpected character `{shown}`", where, rule="syntax",
-                      hint=_CHARACTER_HINTS.get.model_construct(char))
+                      hint=_CHARACTER_HINTS.get(char))

@@ -124,8 +124,14 @@ class Layer(BaseModel):
         except ValidationError as exc:
             name = str(exc.errors()[0]["loc"][0]) if exc.errors() and exc.errors()[0]["loc"] else ""
             where = name if name not in cls.positional or name in keywords else cls.positional.index(name)
+            value = values.get(name)
+            hint = None
+            if isinstance(value, str):
+                options = _string_options(cls.model_fields[name].annotation) if name in cls.model_fields else []
+                close = did_you_mean(value, options)
+                hint = close.replace("`", '"') if close else None
             raise ArgumentError(f"{cls.kind}: `{name}` must be {_phrase(cls, name)}, "
-                                f"got {_show(values.get(name))}", arg=where) from None
+                                f"got {_show(value)}", arg=where, hint=hint) from None
 
     # ------------------------------------------------------------ the rules every kind gives
 
@@ -155,6 +161,20 @@ class Layer(BaseModel):
         if t.rank != rank:
             raise ShapeError(f"expects a {rank}-D {what} input, got {t} ({t.rank}-D)",
                              rule=f"input rank must be {rank}", hint=hint)
+
+
+def _string_options(annotation: Any) -> list[str]:
+    """The string literals a field's type accepts (e.g. "same", "valid"), found in its unions."""
+    import typing
+
+    found, stack = [], [annotation]
+    while stack:
+        current = stack.pop()
+        if typing.get_origin(current) is Literal:
+            found.extend(a for a in typing.get_args(current) if isinstance(a, str))
+        else:
+            stack.extend(typing.get_args(current))
+    return found
 
 
 def _phrase(cls: type[Layer], name: str) -> str:

@@ -1,0 +1,706 @@
+"""The parser: every grammar construct becomes the right AST node, with the right span."""
+
+from __future__ import annotations
+
+import ast as pyast
+import textwrap
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from netspec import syntax as S
+from netspec.parser import parse
+
+
+def statements(text: str, file: str = "t.net") -> list:
+    module = parse(textwrap.dedent(text), file)
+    assert isinstance(module, S.Module)
+    return module.statements
+
+
+def only(text: str):
+    (statement,) = statements(text)
+    return statement
+
+
+def value_of(text: str):
+    """The right-hand side of a single binding `v = <text>`."""
+    binding = only(f"v = {text}\n")
+    assert isinstance(binding, S.Binding)
+    assert binding.name.name == "v"
+    return binding.value
+
+
+def callee_names(chain: S.Chain) -> list[str]:
+    return [stage.callee.name for stage in chain.stages]
+
+
+def kwargs(call: S.Call) -> dict:
+    return {a.name.name: a.value for a in call.args if a.name is not None}
+
+
+def positional(call: S.Call) -> list:
+    return [a.value for a in call.args if a.name is None]
+
+
+# ---------------------------------------------------------------- whole files
+
+
+def test_parse_returns_a_module_with_the_file_name():
+    module = parse("network tiny\n", "some/dir/tiny.net")
+    assert isinstance(module, S.Module)
+    assert module.path == "some/dir/tiny.net"
+    assert len(module.statements) == 1
+    assert module.statements[0].span.file == "some/dir/tiny.net"
+
+
+@pytest.mark.parametrize("text", ["", "\n", "\n\n\n", "# only a comment\n", "  # indented comment\n\n"])
+def test_empty_and_comment_only_files_have_no_statements(text):
+    assert parse(text, "e.net").statements == []
+
+
+def test_file_without_trailing_newline():
+    stmts = statements("network a\noutput y")
+    assert [type(s) for s in stmts] == [S.NetworkHeader, S.Output]
+
+
+def test_crlf_line_endings():
+    stmts = statements("network a\r\ninput x: f32[N, 3]\r\ny = x\r\n    -> relu\r\noutput y\r\n")
+    assert [type(s) for s in stmts] == [S.NetworkHeader, S.InputDecl, S.Binding, S.Output]
+    chain = stmts[2].value
+    assert isinstance(chain, S.Chain) and callee_names(chain) == ["relu"]
+    assert chain.stages[0].span.line == 4
+
+
+def test_statement_kinds_in_order():
+    stmts = statements("""\
+        network n
+        use "lib.net"
+        input x: f32[N, 3, 8, 8]
+        block b(t) {
+            return t
+        }
+        y = x -> b
+        output y
+    """)
+    assert [type(s) for s in stmts] == [S.NetworkHeader, S.Use, S.InputDecl, S.BlockDef,
+                                        S.Binding, S.Output]
+
+
+# ---------------------------------------------------------------- network header
+
+
+def test_network_header_without_params():
+    header = only("network lenet5\n")
+    assert isinstance(header, S.NetworkHeader)
+    assert header.name.name == "lenet5"
+    assert header.params == []
+
+
+def test_network_header_with_params_and_defaults():
+    header = only("network resnet(classes = 1000, depth, width = 64 * 2, drop = 0.5, name = 'r')\n")
+    assert header.name.name == "resnet"
+    assert [p.name.name for p in header.params] == ["classes", "depth", "width", "drop", "name"]
+    classes, depth, width, drop, name = (p.default for p in header.params)
+    assert isinstance(classes, S.IntLit) and classes.value == 1000
+    assert depth is None
+    assert isinstance(width, S.BinOp) and width.op == "*"
+    assert (width.left.value, width.right.value) == (64, 2)
+    assert isinstance(drop, S.FloatLit) and drop.value == 0.5
+    assert isinstance(name, S.StrLit) and name.value == "r"
+
+
+def test_network_header_params_over_several_lines_with_trailing_comma():
+    header = only("""\
+        network n(
+            a = 1,   # the first
+            b = 2,
+        )
+    """)
+    assert [(p.name.name, p.default.value) for p in header.params] == [("a", 1), ("b", 2)]
+    assert header.span.line == 1 and header.span.end_line == 4
+
+
+def test_empty_param_list():
+    header = only("network n()\n")
+    assert header.params == []
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def test_input_declaration_dtype_dims_default_layout():
+    decl = only("input image: f32[N, 3, 224, 224]\n")
+    assert isinstance(decl, S.InputDecl)
+    assert decl.name.name == "image"
+    assert decl.dtype.name == "f32"
+    assert isinstance(decl.dims[0], S.NameRef) and decl.dims[0].name == "N"
+    assert [d.value for d in decl.dims[1:]] == [3, 224, 224]
+    assert all(isinstance(d, S.IntLit) for d in decl.dims[1:])
+    assert decl.layout is None
+
+
+@pytest.mark.parametrize("layout", ["NHWC", "NCHW"])
+def test_input_declaration_with_layout(layout):
+    decl = only(f"input image: f32[N, 224, 224, 3] {layout}\n")
+    assert decl.layout is not None and decl.layout.name == layout
+    # the layout's own span covers exactly the word
+    assert decl.layout.span.column == len("input image: f32[N, 224, 224, 3] ") + 1
+    assert decl.layout.span.end_column == decl.layout.span.column + 4
+
+
+@pytest.mark.parametrize("dtype", ["f16", "bf16", "f32", "f64", "i8", "u8", "i64", "bool"])
+def test_input_dtypes(dtype):
+    decl = only(f"input x: {dtype}[N, 4]\n")
+    assert decl.dtype.name == dtype
+
+
+def test_input_symbolic_and_expression_dims():
+    decl = only("input seq: f32[B, width * 2, T,]\n")  # trailing comma allowed
+    assert [type(d) for d in decl.dims] == [S.NameRef, S.BinOp, S.NameRef]
+    assert decl.dims[0].name == "B" and decl.dims[2].name == "T"
+    assert decl.dims[1].op == "*" and decl.dims[1].left.name == "width"
+
+
+def test_input_int_dims_with_underscores():
+    decl = only("input x: f32[N, 1_024]\n")
+    assert decl.dims[1].value == 1024
+
+
+def test_several_inputs():
+    stmts = statements("""\
+        input c4: f32[N, 1024, 32, 32]
+        input c5: f32[N, 2048, 16, 16]
+    """)
+    assert [s.name.name for s in stmts] == ["c4", "c5"]
+    assert [s.dims[1].value for s in stmts] == [1024, 2048]
+
+
+# ---------------------------------------------------------------- bindings and chains
+
+
+def test_binding_of_a_name():
+    binding = only("y = x\n")
+    assert isinstance(binding, S.Binding)
+    assert binding.name.name == "y"
+    assert isinstance(binding.value, S.NameRef) and binding.value.name == "x"
+
+
+def test_simple_chain():
+    chain = value_of("x -> conv(6, kernel=5) -> relu -> maxpool(2)")
+    assert isinstance(chain, S.Chain)
+    assert isinstance(chain.head, S.NameRef) and chain.head.name == "x"
+    assert callee_names(chain) == ["conv", "relu", "maxpool"]
+    relu = chain.stages[1]
+    assert relu.args == [] and relu.label is None
+
+
+def test_chain_spanning_lines_with_comments_and_blank_lines():
+    stmts = statements("""\
+        features = digits
+            -> conv(6, kernel=5) -> relu   # first stage
+            # a whole-line comment between stages
+
+            -> maxpool(2)
+
+              # indented comment, then a blank line
+
+            -> conv(16, kernel=5)
+        output features
+    """)
+    assert len(stmts) == 2
+    binding, output = stmts
+    chain = binding.value
+    assert callee_names(chain) == ["conv", "relu", "maxpool", "conv"]
+    assert [s.span.line for s in chain.stages] == [2, 2, 5, 9]
+    assert binding.span.line == 1 and binding.span.end_line == 9
+    assert isinstance(output, S.Output) and output.span.line == 10
+
+
+def test_chain_continued_after_a_trailing_arrow():
+    stmts = statements("""\
+        y = x ->
+            relu ->
+            sigmoid
+        output y
+    """)
+    assert callee_names(stmts[0].value) == ["relu", "sigmoid"]
+    assert isinstance(stmts[1], S.Output)
+
+
+def test_argument_list_spanning_lines():
+    call = value_of("x -> conv(\n    64,      # channels\n    3,\n    stride=2,\n)").stages[0]
+    assert [v.value for v in positional(call)] == [64, 3]
+    assert kwargs(call)["stride"].value == 2
+
+
+def test_a_new_statement_after_a_chain_is_not_a_continuation():
+    stmts = statements("""\
+        a = x -> relu
+        b = a -> relu
+    """)
+    assert [s.name.name for s in stmts] == ["a", "b"]
+    assert stmts[1].value.head.name == "a"
+
+
+def test_head_can_be_a_call():
+    call = value_of("conv(x, 8, 3)")
+    assert isinstance(call, S.Call)
+    assert call.callee.name == "conv" and call.label is None
+    assert positional(call)[0].name == "x"
+    assert [v.value for v in positional(call)[1:]] == [8, 3]
+
+
+def test_labelled_call_as_head_of_chain():
+    chain = value_of("lat: conv(x, 256, 1) -> relu")
+    assert isinstance(chain.head, S.Call)
+    assert chain.head.label.name == "lat" and chain.head.callee.name == "conv"
+
+
+# ---------------------------------------------------------------- calls and literals
+
+
+def test_positional_and_keyword_arguments():
+    call = value_of("x -> conv(64, 3, stride=2, padding=1)").stages[0]
+    assert isinstance(call, S.Call)
+    assert [a.name for a in call.args[:2]] == [None, None]
+    assert [v.value for v in positional(call)] == [64, 3]
+    kw = kwargs(call)
+    assert list(kw) == ["stride", "padding"]
+    assert kw["stride"].value == 2 and kw["padding"].value == 1
+
+
+def test_tuple_argument():
+    call = value_of("x -> conv(8, kernel=(3, 5), padding=(1, 2, 1, 2))").stages[0]
+    kernel = kwargs(call)["kernel"]
+    assert isinstance(kernel, S.TupleExpr)
+    assert [i.value for i in kernel.items] == [3, 5]
+    assert [i.value for i in kwargs(call)["padding"].items] == [1, 2, 1, 2]
+
+
+def test_one_element_tuple_needs_a_comma():
+    call = value_of("x -> f(a=(3,), b=(3))").stages[0]
+    a, b = kwargs(call)["a"], kwargs(call)["b"]
+    assert isinstance(a, S.TupleExpr) and [i.value for i in a.items] == [3]
+    assert isinstance(b, S.IntLit) and b.value == 3  # plain parentheses
+
+
+def test_strings_with_both_quote_kinds():
+    call = value_of("""x -> conv(8, 3, padding="same", mode='valid', q="it's", d='say "hi"')""").stages[0]
+    kw = kwargs(call)
+    assert all(isinstance(v, S.StrLit) for v in kw.values())
+    assert kw["padding"].value == "same"
+    assert kw["mode"].value == "valid"
+    assert kw["q"].value == "it's"
+    assert kw["d"].value == 'say "hi"'
+
+
+def test_string_escapes():
+    call = value_of(r'''x -> f(a="x\"y", b='p\'q', c="tab\there", d="back\\slash")''').stages[0]
+    kw = kwargs(call)
+    assert kw["a"].value == 'x"y'
+    assert kw["b"].value == "p'q"
+    assert kw["c"].value == "tab\there"
+    assert kw["d"].value == "back\\slash"
+
+
+def test_booleans():
+    call = value_of("x -> conv(8, 3, bias=false, inplace=true)").stages[0]
+    kw = kwargs(call)
+    assert isinstance(kw["bias"], S.BoolLit) and kw["bias"].value is False
+    assert isinstance(kw["inplace"], S.BoolLit) and kw["inplace"].value is True
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("0.5", 0.5), ("1.", 1.0), (".25", 0.25), ("1e-5", 1e-5), ("2.5E3", 2500.0), ("3e2", 300.0),
+])
+def test_floats(text, expected):
+    call = value_of(f"x -> f(p={text})").stages[0]
+    p = kwargs(call)["p"]
+    assert isinstance(p, S.FloatLit)
+    assert p.value == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, expected", [("0", 0), ("42", 42), ("1_000", 1000),
+                                            ("1_000_000", 1_000_000)])
+def test_ints(text, expected):
+    lit = value_of(text)
+    assert isinstance(lit, S.IntLit) and lit.value == expected
+
+
+def test_no_arguments_with_and_without_parentheses():
+    chain = value_of("x -> relu() -> flatten")
+    assert [s.args for s in chain.stages] == [[], []]
+
+
+def test_trailing_comma_in_arguments():
+    call = value_of("x -> conv(8, 3,)").stages[0]
+    assert [v.value for v in positional(call)] == [8, 3]
+
+
+def test_labels_on_stages():
+    chain = value_of("x -> conv1: conv(64, 3) -> bn1: batchnorm -> relu")
+    labels = [s.label.name if s.label else None for s in chain.stages]
+    assert labels == ["conv1", "bn1", None]
+    assert callee_names(chain) == ["conv", "batchnorm", "relu"]
+    conv1 = chain.stages[0]
+    # the label and the callee each have their own span
+    line = "v = x -> conv1: conv(64, 3) -> bn1: batchnorm -> relu"
+    assert conv1.label.span.column == line.index("conv1") + 1
+    assert conv1.callee.span.column == line.index("conv(") + 1
+    assert conv1.span.column == line.index("conv1") + 1  # the call's span starts at its label
+
+
+def test_keyword_argument_value_can_be_an_expression():
+    call = value_of("x -> conv(planes * 4, 3, stride=s + 1)").stages[0]
+    first = positional(call)[0]
+    assert isinstance(first, S.BinOp) and first.op == "*"
+    assert first.left.name == "planes" and first.right.value == 4
+    stride = kwargs(call)["stride"]
+    assert stride.op == "+" and stride.left.name == "s"
+
+
+def test_tensor_arguments_in_calls():
+    call = value_of("concat(a, b, c, axis=\"C\")")
+    assert [v.name for v in positional(call)] == ["a", "b", "c"]
+    assert kwargs(call)["axis"].value == "C"
+
+
+# ---------------------------------------------------------------- sub-chains and tensor operators
+
+
+def test_parenthesised_sub_chain_added():
+    expr = value_of("(c4 -> lat4: conv(256, 1)) + upsample(p5, 2)")
+    assert isinstance(expr, S.BinOp) and expr.op == "+"
+    assert isinstance(expr.left, S.Chain)
+    assert expr.left.head.name == "c4" and expr.left.stages[0].label.name == "lat4"
+    assert isinstance(expr.right, S.Call) and expr.right.callee.name == "upsample"
+
+
+def test_parenthesised_sub_chain_as_head_and_argument():
+    chain = value_of("(x -> relu) -> concat((x -> sigmoid), y)")
+    assert isinstance(chain, S.Chain)
+    assert isinstance(chain.head, S.Chain) and callee_names(chain.head) == ["relu"]
+    concat = chain.stages[0]
+    inner = positional(concat)[0]
+    assert isinstance(inner, S.Chain) and callee_names(inner) == ["sigmoid"]
+    assert positional(concat)[1].name == "y"
+
+
+def test_nested_sub_chains():
+    chain = value_of("((x -> relu) -> tanh) -> sigmoid")
+    assert callee_names(chain) == ["sigmoid"]
+    assert callee_names(chain.head) == ["tanh"]
+    assert callee_names(chain.head.head) == ["relu"]
+
+
+def test_arrow_binds_loosest():
+    chain = value_of("a + b -> relu")
+    assert isinstance(chain, S.Chain)
+    assert isinstance(chain.head, S.BinOp) and chain.head.op == "+"
+    assert (chain.head.left.name, chain.head.right.name) == ("a", "b")
+
+
+def test_add_and_multiply_between_tensors():
+    expr = value_of("a + b * gate")
+    assert expr.op == "+" and expr.left.name == "a"
+    assert expr.right.op == "*"
+    assert (expr.right.left.name, expr.right.right.name) == ("b", "gate")
+
+
+def test_residual_call_of_a_sum():
+    call = value_of("relu(y + x)")
+    assert isinstance(call, S.Call) and call.callee.name == "relu"
+    (arg,) = positional(call)
+    assert isinstance(arg, S.BinOp) and arg.op == "+"
+
+
+# ---------------------------------------------------------------- arithmetic
+
+
+def test_arithmetic_precedence_and_associativity():
+    # 1 + 2 * 3 - 4 // 2 % 3  ==  (1 + (2 * 3)) - ((4 // 2) % 3)
+    e = value_of("1 + 2 * 3 - 4 // 2 % 3")
+    assert e.op == "-"
+    assert e.left.op == "+" and e.left.left.value == 1
+    assert e.left.right.op == "*"
+    assert e.right.op == "%" and e.right.right.value == 3
+    assert e.right.left.op == "//" and (e.right.left.left.value, e.right.left.right.value) == (4, 2)
+
+
+def test_left_associative_subtraction_and_division():
+    e = value_of("8 - 3 - 2")
+    assert e.op == "-" and e.left.op == "-" and e.right.value == 2
+    e = value_of("8 / 4 / 2")
+    assert e.op == "/" and e.left.op == "/" and e.right.value == 2
+
+
+def test_parentheses_override_precedence():
+    e = value_of("(planes + 1) * 4")
+    assert e.op == "*" and e.left.op == "+" and e.left.left.name == "planes"
+    assert e.right.value == 4
+
+
+def test_unary_minus():
+    e = value_of("-a * 2")
+    assert e.op == "*" and isinstance(e.left, S.Neg) and e.left.operand.name == "a"
+    e = value_of("--3")
+    assert isinstance(e, S.Neg) and isinstance(e.operand, S.Neg) and e.operand.operand.value == 3
+    e = value_of("-(a + b)")
+    assert isinstance(e, S.Neg) and e.operand.op == "+"
+    e = value_of("4 - -1")
+    assert e.op == "-" and isinstance(e.right, S.Neg)
+
+
+def test_negative_keyword_value():
+    call = value_of("x -> softmax(axis=-1)").stages[0]
+    axis = kwargs(call)["axis"]
+    assert isinstance(axis, S.Neg) and axis.operand.value == 1
+
+
+def _from_netspec(node) -> tuple:
+    if isinstance(node, S.IntLit):
+        return ("int", node.value)
+    if isinstance(node, S.NameRef):
+        return ("name", node.name)
+    if isinstance(node, S.Neg):
+        return ("neg", _from_netspec(node.operand))
+    if isinstance(node, S.BinOp):
+        return (node.op, _from_netspec(node.left), _from_netspec(node.right))
+    raise AssertionError(f"unexpected node {node!r}")
+
+
+_PY_OPS = {pyast.Add: "+", pyast.Sub: "-", pyast.Mult: "*", pyast.Div: "/",
+           pyast.FloorDiv: "//", pyast.Mod: "%"}
+
+
+def _from_python(node) -> tuple:
+    if isinstance(node, pyast.Constant):
+        return ("int", node.value)
+    if isinstance(node, pyast.Name):
+        return ("name", node.id)
+    if isinstance(node, pyast.UnaryOp) and isinstance(node.op, pyast.USub):
+        return ("neg", _from_python(node.operand))
+    if isinstance(node, pyast.BinOp):
+        return (_PY_OPS[type(node.op)], _from_python(node.left), _from_python(node.right))
+    raise AssertionError(f"unexpected node {pyast.dump(node)}")
+
+
+_atoms = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["a", "b", "planes", "k"]))
+
+
+def _compose(children):
+    return st.one_of(
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "//", "%"]), children)
+        .map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
+        children.map(lambda s: f"-{s}"),
+        children.map(lambda s: f"({s})"),
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(_atoms, _compose, max_leaves=8))
+def test_arithmetic_parses_like_python(expr):
+    """Scalar arithmetic has Python's precedence and associativity (Python's parser is the oracle)."""
+    ours = _from_netspec(value_of(expr))
+    theirs = _from_python(pyast.parse(expr, mode="eval").body)
+    assert ours == theirs
+
+
+# ---------------------------------------------------------------- blocks
+
+
+def test_block_with_params_defaults_body_and_return():
+    block = only("""\
+        block basic(x, planes, stride = 1, expansion = planes * 4) {
+            y = x -> conv1: conv(planes, 3, stride=stride, padding=1, bias=false) -> bn1: batchnorm -> relu
+                  -> conv2: conv(planes, 3, padding=1, bias=false) -> bn2: batchnorm
+            # a comment inside the block
+
+            return relu(y + x)
+        }
+    """)
+    assert isinstance(block, S.BlockDef)
+    assert block.name.name == "basic"
+    assert [p.name.name for p in block.params] == ["x", "planes", "stride", "expansion"]
+    assert block.params[0].default is None and block.params[1].default is None
+    assert block.params[2].default.value == 1
+    assert block.params[3].default.op == "*"
+    (binding,) = block.body
+    assert binding.name.name == "y"
+    assert [s.label.name for s in binding.value.stages if s.label] == ["conv1", "bn1", "conv2", "bn2"]
+    (ret,) = block.returns
+    assert isinstance(ret, S.Return) and ret.span.line == 6
+    assert isinstance(ret.value, S.Call) and ret.value.callee.name == "relu"
+    assert block.span.line == 1 and block.span.end_line == 7
+
+
+def test_one_line_block():
+    block = only("block ident(t) { return t }\n")
+    assert block.body == [] and block.returns[0].value.name == "t"
+
+
+def test_block_with_several_bindings():
+    block = only("""\
+        block se(x, c, r = 16) {
+            s = x -> global_avgpool -> conv(c // r, 1) -> relu -> conv(c, 1) -> sigmoid
+            g = x * s
+            return g
+        }
+    """)
+    assert [b.name.name for b in block.body] == ["s", "g"]
+    assert block.body[1].value.op == "*"
+    reduced = positional(block.body[0].value.stages[1])[0]
+    assert reduced.op == "//" and reduced.left.name == "c" and reduced.right.name == "r"
+
+
+def test_block_without_params_list_is_a_syntax_error():
+    from netspec.diagnostics import NetspecError
+    with pytest.raises(NetspecError):
+        parse("block b {\n return x\n}\n", "t.net")
+
+
+# ---------------------------------------------------------------- repeat
+
+
+def test_repeat_stage():
+    chain = value_of("x -> repeat(3) { conv(64, 3, padding=1) -> relu } -> maxpool(2)")
+    repeat = chain.stages[0]
+    assert isinstance(repeat, S.Repeat)
+    assert repeat.label is None
+    assert repeat.count.value == 3
+    assert [s.callee.name for s in repeat.stages] == ["conv", "relu"]
+    assert chain.stages[1].callee.name == "maxpool"
+
+
+def test_labelled_repeat_with_expression_count():
+    chain = value_of("stem -> layer1: repeat(blocks - 1) { basic(64) }")
+    repeat = chain.stages[0]
+    assert isinstance(repeat, S.Repeat)
+    assert repeat.label.name == "layer1"
+    assert repeat.count.op == "-" and repeat.count.left.name == "blocks"
+    assert repeat.stages[0].callee.name == "basic"
+
+
+def test_repeat_spanning_lines_and_nested():
+    chain = value_of("x -> repeat(2) {\n    conv(8, 3)\n    -> repeat(2) { relu }\n    -> c: tanh\n}")
+    outer = chain.stages[0]
+    assert [type(s) for s in outer.stages] == [S.Call, S.Repeat, S.Call]
+    assert outer.stages[1].count.value == 2 and outer.stages[1].stages[0].callee.name == "relu"
+    assert outer.stages[2].label.name == "c"
+    assert outer.span.line == 1 and outer.span.end_line == 5
+
+
+# ---------------------------------------------------------------- use and output
+
+
+def test_use():
+    use = only('use "blocks/resnet.net"\n')
+    assert isinstance(use, S.Use)
+    assert isinstance(use.path, S.StrLit) and use.path.value == "blocks/resnet.net"
+    assert (use.path.span.line, use.path.span.column) == (1, 5)
+
+
+def test_use_with_single_quotes():
+    assert only("use 'other.net'\n").path.value == "other.net"
+
+
+def test_single_and_several_outputs():
+    out = only("output logits\n")
+    assert isinstance(out, S.Output) and [n.name for n in out.names] == ["logits"]
+    out = only("output p4, p5, p6\n")
+    assert [n.name for n in out.names] == ["p4", "p5", "p6"]
+    assert [n.span.column for n in out.names] == [8, 12, 16]
+
+
+# ---------------------------------------------------------------- comments
+
+
+def test_comments_everywhere():
+    stmts = statements("""\
+        # header comment
+        network n(c = 10)   # trailing
+        input x: f32[N, 3, 8, 8]  # N is symbolic
+        y = x -> conv(   # inside an argument list
+            c, 3)       # after
+        output y
+        # final comment""")
+    assert [type(s) for s in stmts] == [S.NetworkHeader, S.InputDecl, S.Binding, S.Output]
+    call = stmts[2].value.stages[0]
+    assert positional(call)[0].name == "c" and positional(call)[1].value == 3
+
+
+def test_hash_inside_a_string_is_not_a_comment():
+    call = value_of('x -> f(s="a # b")').stages[0]
+    assert kwargs(call)["s"].value == "a # b"
+
+
+# ---------------------------------------------------------------- spans
+
+
+def test_spans_of_a_binding_and_its_parts():
+    text = "    y = x -> conv(64, kernel=3) -> relu\n"
+    (binding,) = parse(text, "t.net").statements  # not dedented: the indent counts
+    assert (binding.span.line, binding.span.column) == (1, 5)
+    assert (binding.name.span.column, binding.name.span.end_column) == (5, 6)
+    chain = binding.value
+    assert (chain.head.span.column, chain.head.span.end_column) == (9, 10)
+    conv = chain.stages[0]
+    col = text.index("conv") + 1
+    assert (conv.span.line, conv.span.column) == (1, col)
+    assert conv.span.end_column == text.index(") ->") + 2  # exclusive, past `)`
+    assert (conv.callee.span.column, conv.callee.span.end_column) == (col, col + 4)
+    kernel = conv.args[1]
+    assert kernel.name.name == "kernel"
+    assert kernel.name.span.column == text.index("kernel") + 1
+    assert kernel.value.span.column == text.index("3)") + 1
+    relu = chain.stages[1]
+    assert (relu.span.column, relu.span.end_column) == (text.index("relu") + 1, text.index("relu") + 5)
+    assert binding.span.end_column == len(text.rstrip("\n")) + 1
+
+
+def test_spans_across_lines():
+    text = "network n\n\ninput x: f32[N, 3, 8, 8]\nfeat = x\n    -> conv(8, 3)\n\n    -> relu\noutput feat\n"
+    stmts = statements(text)
+    header, decl, binding, out = stmts
+    assert header.span.line == 1
+    assert (decl.span.line, decl.span.column) == (3, 1)
+    assert decl.name.span == decl.name.span.__class__("t.net", 3, 7, 3, 8)
+    assert [d.span.column for d in decl.dims] == [14, 17, 20, 23]
+    assert (binding.span.line, binding.span.end_line) == (4, 7)
+    conv, relu = binding.value.stages
+    assert (conv.span.line, conv.span.column) == (5, 8)
+    assert (relu.span.line, relu.span.column) == (7, 8)
+    assert out.span.line == 8 and out.names[0].span.column == 8
+
+
+def test_spans_of_literals_and_operators():
+    text = "v = (a + 12) * -b\n"
+    e = only(text).value
+    assert e.span.column == 5 and e.span.end_column == len(text)
+    plus = e.left
+    assert (plus.span.column, plus.span.end_column) == (6, 12)
+    assert (plus.right.span.column, plus.right.span.end_column) == (10, 12)
+    neg = e.right
+    assert (neg.span.column, neg.span.end_column) == (16, 18)
+
+
+def test_spans_in_a_block_and_a_repeat():
+    text = "block b(t, p = 2) {\n  return t -> repeat(p) { relu }\n}\n"
+    block = only(text)
+    assert block.name.span.column == 7
+    assert [(p.name.span.column) for p in block.params] == [9, 12]
+    ret = block.returns[0]
+    assert (ret.span.line, ret.span.column) == (2, 3)
+    repeat = ret.value.stages[0]
+    line = text.splitlines()[1]
+    assert (repeat.span.line, repeat.span.column) == (2, line.index("repeat") + 1)
+    assert repeat.count.span.column == line.index("p)") + 1
+    assert repeat.stages[0].span.column == line.index("relu") + 1
+
+
+def test_columns_count_characters_not_bytes():
+    text = 'v = f(s="été", t=x)\n'
+    call = only(text).value
+    t = kwargs(call)["t"]
+    assert t.span.column == text.index("x)") + 1
