@@ -15,6 +15,7 @@ every independent mistake.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -144,7 +145,7 @@ def _is_plain(expr: S.Node) -> bool:
 
 def _stage_layers(stage: S.Node, count_of: Callable[[S.Expr], int | None]) -> int:
     """How many layers (or block instances) a chain stage contributes to the chain's indices."""
-    if isinstance(stage, S.Repeat):
+    if isinstance(stage, S.Repeat) and stage.label is None:  # a labelled repeat is one submodule
         count = count_of(stage.count)
         return (count or 0) * sum(_stage_layers(s, count_of) for s in stage.stages)
     return 1
@@ -158,6 +159,8 @@ class Elaborator:
         self.blocks: dict[str, _BlockSource] = {}
         self.expanding: list[str] = []          # blocks being expanded, for recursion errors
         self.auto_names: dict[str, int] = {}
+        self.instances: set[str] = set()        # block instance names (scopes, not graph nodes)
+        self.imported: set[Path] = set()        # files whose blocks are collected already
 
     # ================================================================ entry point
 
@@ -166,6 +169,7 @@ class Elaborator:
         self.graph.name = header.name.name if header else Path(module.path).stem
         file_scope = self._network_parameters(header, params)
         self.graph.parameters = {k: v for k, v in file_scope.values.items()}
+        self.imported.add(Path(module.path).resolve())
         self._collect_blocks(module, file_scope, [Path(module.path).resolve()])
         top = Scope({}, file_scope)
         self._inputs(module, top, inputs)
@@ -246,7 +250,10 @@ class Elaborator:
             cycle = " -> ".join(p.name for p in chain[chain.index(target):] + [target])
             self.diag.error(f"import cycle: {cycle}", use.path.span, rule="imports form no cycle")
             return
-        shown = Path(importer.parent / use.path.value)
+        if target in self.imported:
+            return  # reached again through another import: its blocks are already known
+        self.imported.add(target)
+        shown = Path(os.path.normpath(importer.parent / use.path.value))
         try:
             module = self.load(shown, use.path.span)
         except NetspecError as exc:
@@ -552,10 +559,14 @@ class Elaborator:
         else:
             inner = names
         for round_index in range(count):
-            inner.round = round_index if count > 1 else None
-            for sub in stage.stages:
-                value = self._stage(sub, value, scope, inner)
-        inner.round = None
+            if count > 1:
+                inner.rounds.append(round_index)
+            try:
+                for sub in stage.stages:
+                    value = self._stage(sub, value, scope, inner)
+            finally:
+                if count > 1:
+                    inner.rounds.pop()
         return value
 
     # ================================================================ calls
@@ -667,7 +678,7 @@ class Elaborator:
     def _auto_name(self, scope: Scope, kind: str) -> str:
         base = scope.qualify(kind)
         name, n = base, self.auto_names.get(base, 1)
-        while name in self.graph:
+        while name in self.graph or name in self.instances:
             n += 1
             name = f"{base}_{n}"
         self.auto_names[base] = n
@@ -695,6 +706,7 @@ class Elaborator:
                             hint=f"defined at {definition.span.location()}")
             return POISON
         instance_name = name or self._auto_name(scope, block_name)
+        self.instances.add(instance_name)
         shown_args = [show_value(v) if not isinstance(v, Tensor) else None for v, _ in positional]
         shown = [a for a in shown_args if a is not None] + \
             [f"{k}={show_value(v)}" for k, (v, _) in keywords.items() if not isinstance(v, Tensor)]
@@ -754,7 +766,7 @@ class _ChainNames:
 
     def __init__(self, prefix: str | None, total: int):
         self.prefix, self.total, self.index = prefix, total, 0
-        self.round: int | None = None
+        self.rounds: list[int] = []  # the round of each enclosing repeat (of more than one round)
 
     def next(self) -> str | None:
         index, self.index = self.index, self.index + 1
@@ -764,7 +776,7 @@ class _ChainNames:
 
     def labelled(self, label: str) -> str:
         self.index += 1  # a labelled layer still takes its place in the sequence
-        return label if self.round is None else f"{label}.{self.round}"
+        return ".".join([label, *map(str, self.rounds)])
 
 
 def elaborate(module: S.Module, diagnostics: Diagnostics, loader,
