@@ -150,13 +150,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         _print_diagnostics(diagnostics, result.diagnostics.sources)
     if not result.ok:
         return EXIT_SPEC
-    from rich.console import Console
-
     from netspec.report import render_table
 
-    console = Console(highlight=False, width=None if sys.stdout.isatty() else 200,
-                      no_color=not _color(sys.stdout))
-    render_table(result.graph, args.depth, console)
+    render_table(result.graph, args.depth, styled=_color(sys.stdout))
     return EXIT_OK
 
 

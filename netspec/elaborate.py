@@ -15,12 +15,13 @@ every independent mistake.
 
 from __future__ import annotations
 
+import heapq
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import networkx as nx
+from graphlib import CycleError, TopologicalSorter
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean, read_source
@@ -365,9 +366,7 @@ class Elaborator:
 
     def _unused(self, module: S.Module, scope: Scope) -> None:
         """Warn about inputs and bindings that no output depends on (usually a forgotten name)."""
-        used: set[str] = set()
-        for _, node in self.graph.outputs:
-            used |= nx.ancestors(self.graph.nx, node) | {node}
+        used = self.graph.ancestors([node for _, node in self.graph.outputs])
         for name in self.graph.inputs:
             if name not in used:
                 self.diag.warning(f"input `{name}` is never used by an output",
@@ -399,28 +398,43 @@ class Elaborator:
             if not self._defined_twice(binding.name.name, binding.name.span, scope):
                 by_name[binding.name.name] = binding
         order = {name: i for i, name in enumerate(by_name)}
-        deps = nx.DiGraph()
-        deps.add_nodes_from(by_name)
-        for name, binding in by_name.items():
-            for ref in _free_names(binding.value):
-                if ref.name in by_name:
-                    deps.add_edge(ref.name, name)
-        cyclic: set[str] = set()
-        for component in nx.strongly_connected_components(deps):
-            if len(component) > 1 or any(deps.has_edge(n, n) for n in component):
-                members = sorted(component, key=order.get)
-                cycle = " -> ".join(members + [members[0]])
-                first = by_name[members[0]]
-                self.diag.error(f"these bindings depend on each other in a cycle: {cycle}",
-                                first.name.span, rule="a network is acyclic",
-                                hint="a value cannot be computed from itself")
-                cyclic |= component
-        for name in cyclic:
-            scope.values[name] = POISON
-        condensed = deps.subgraph(n for n in deps if n not in cyclic)
-        for name in nx.lexicographical_topological_sort(condensed, key=order.get):
-            binding = by_name[name]
-            scope.values[name] = self.expr(binding.value, scope, bound=name)
+        deps = {name: {ref.name for ref in _free_names(binding.value) if ref.name in by_name}
+                for name, binding in by_name.items()}
+        for name in self._dependency_order(deps, order, by_name, scope):
+            scope.values[name] = self.expr(by_name[name].value, scope, bound=name)
+
+    def _dependency_order(self, deps: dict[str, set[str]], order: dict[str, int],
+                          by_name: dict[str, S.Binding], scope: Scope) -> list[str]:
+        """Names in an order where each comes after what it reads, ties in source order. Each
+        cycle is reported, its members poisoned, and the rest still ordered."""
+        while True:
+            sorter = TopologicalSorter(deps)
+            try:
+                sorter.prepare()
+                break
+            except CycleError as exc:
+                members = list(dict.fromkeys(exc.args[1]))
+                first = min(members, key=order.get)
+                start = members.index(first)
+                ring = members[start:] + members[:start]
+                self.diag.error(f"these bindings depend on each other in a cycle: "
+                                f"{' -> '.join(ring + [first])}", by_name[first].name.span,
+                                rule="a network is acyclic", hint="a value cannot be computed from itself")
+                for name in members:
+                    scope.values[name] = POISON
+                    del deps[name]
+                for needs in deps.values():
+                    needs.difference_update(members)
+        result: list[str] = []
+        ready = [(order[name], name) for name in sorter.get_ready()]
+        heapq.heapify(ready)
+        while ready:
+            _, name = heapq.heappop(ready)
+            result.append(name)
+            sorter.done(name)
+            for unblocked in sorter.get_ready():
+                heapq.heappush(ready, (order[unblocked], unblocked))
+        return result
 
     # ================================================================ expressions
 
