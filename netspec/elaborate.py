@@ -24,7 +24,8 @@ from typing import Any, Callable
 from graphlib import CycleError, TopologicalSorter
 
 from netspec import syntax as S
-from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean, read_source
+from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean
+from netspec.functions import DESCRIPTIONS, FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
@@ -119,10 +120,12 @@ def _free_names(expr: S.Node) -> list[S.NameRef]:
         elif isinstance(node, S.Repeat):
             stack.append(node.count)
             stack.extend(node.stages)
-        elif isinstance(node, S.BinOp):
+        elif isinstance(node, (S.BinOp, S.Compare, S.BoolOp)):
             stack.extend((node.left, node.right))
-        elif isinstance(node, S.Neg):
+        elif isinstance(node, (S.Neg, S.Not)):
             stack.append(node.operand)
+        elif isinstance(node, S.Conditional):
+            stack.extend((node.test, node.then, node.otherwise))
         elif isinstance(node, S.TupleExpr):
             stack.extend(node.items)
     return found
@@ -133,12 +136,16 @@ def _is_plain(expr: S.Node) -> bool:
     stack = [expr]
     while stack:
         node = stack.pop()
-        if isinstance(node, (S.Call, S.Chain, S.Repeat)):
+        if isinstance(node, (S.Chain, S.Repeat)) or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS):
             return False
-        if isinstance(node, S.BinOp):
+        if isinstance(node, S.Call):
+            stack.extend(arg.value for arg in node.args)
+        elif isinstance(node, (S.BinOp, S.Compare, S.BoolOp)):
             stack.extend((node.left, node.right))
-        elif isinstance(node, S.Neg):
+        elif isinstance(node, (S.Neg, S.Not)):
             stack.append(node.operand)
+        elif isinstance(node, S.Conditional):
+            stack.extend((node.test, node.then, node.otherwise))
         elif isinstance(node, S.TupleExpr):
             stack.extend(node.items)
     return True
@@ -401,7 +408,7 @@ class Elaborator:
         deps = {name: {ref.name for ref in _free_names(binding.value) if ref.name in by_name}
                 for name, binding in by_name.items()}
         for name in self._dependency_order(deps, order, by_name, scope):
-            scope.values[name] = self.expr(by_name[name].value, scope, bound=name)
+            scope.values[name] = self.expr(by_name[name].value, scope, bound=scope.qualify(name))
 
     def _dependency_order(self, deps: dict[str, set[str]], order: dict[str, int],
                           by_name: dict[str, S.Binding], scope: Scope) -> list[str]:
@@ -448,8 +455,8 @@ class Elaborator:
         return value
 
     def expr(self, expr: S.Expr, scope: Scope, bound: str | None) -> Any:
-        """Evaluate an expression. `bound` is the binding name when `expr` is a binding's whole
-        right-hand side (it names the layer that produces the value)."""
+        """Evaluate an expression. `bound` is the qualified binding name when `expr` is a
+        binding's whole right-hand side (it names the layer that produces the value)."""
         if isinstance(expr, (S.IntLit, S.FloatLit, S.StrLit, S.BoolLit)):
             return expr.value
         if isinstance(expr, S.NameRef):
@@ -467,8 +474,15 @@ class Elaborator:
             return POISON
         if isinstance(expr, S.BinOp):
             return self._binop(expr, scope, bound)
+        if isinstance(expr, (S.Compare, S.BoolOp, S.Not)):
+            return self._logic(expr, scope)
+        if isinstance(expr, S.Conditional):
+            test = self._truth(expr.test, scope)
+            if test is POISON:
+                return POISON
+            return self.expr(expr.then if test else expr.otherwise, scope, bound)
         if isinstance(expr, S.Call):
-            name = scope.qualify(expr.label.name) if expr.label else (scope.qualify(bound) if bound else None)
+            name = scope.qualify(expr.label.name) if expr.label else bound
             return self._call(expr, scope, None, name, expr.args)
         if isinstance(expr, S.Chain):
             return self._chain(expr, scope, bound)
@@ -491,6 +505,44 @@ class Elaborator:
                         "by a binding, an input, a block parameter or a network parameter", hint=hint)
         return POISON
 
+    _COMPARISONS = {
+        "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    }
+
+    def _truth(self, expr: S.Expr, scope: Scope) -> Any:
+        """Evaluate a condition: true or false, nothing else (no truthy numbers)."""
+        value = self.expr(expr, scope, None)
+        if value is POISON or isinstance(value, bool):
+            return value
+        self.diag.error(f"a condition must be true or false, got {_kind_name(value)}", expr.span,
+                        rule="conditions are comparisons or booleans", hint="compare it, e.g. `stride != 1`")
+        return POISON
+
+    def _logic(self, expr: S.Expr, scope: Scope) -> Any:
+        if isinstance(expr, S.Not):
+            value = self._truth(expr.operand, scope)
+            return value if value is POISON else not value
+        if isinstance(expr, S.BoolOp):
+            left = self._truth(expr.left, scope)
+            if left is POISON or (left if expr.op == "or" else not left):
+                return left  # short-circuit, as in Python
+            return self._truth(expr.right, scope)
+        left, right = self.expr(expr.left, scope, None), self.expr(expr.right, scope, None)
+        if left is POISON or right is POISON:
+            return POISON
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            self.diag.error(f"cannot compare tensors with `{expr.op}`", expr.span,
+                            rule="comparisons are between plain values")
+            return POISON
+        if expr.op not in ("==", "!="):
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+            if not numeric:
+                self.diag.error(f"cannot order {_kind_name(left)} and {_kind_name(right)} with `{expr.op}`",
+                                expr.span, rule="`<`, `<=`, `>`, `>=` compare numbers")
+                return POISON
+        return self._COMPARISONS[expr.op](left, right)
+
     _ARITHMETIC = {
         "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
         "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
@@ -508,8 +560,7 @@ class Elaborator:
                 self.diag.error(f"`{expr.op}` between tensors is not supported", expr.span,
                                 rule="tensors combine with `+` (add), `*` (multiply) or concat(...)")
                 return POISON
-            name = scope.qualify(bound) if bound else None
-            return self._layer_node(LAYERS[kind](), [left, right], expr.span, scope, name)
+            return self._layer_node(LAYERS[kind](), [left, right], expr.span, scope, bound)
         if isinstance(left, Tensor) or isinstance(right, Tensor):
             other = right if isinstance(left, Tensor) else left
             self.diag.error(f"cannot combine a tensor and {_kind_name(other)} with `{expr.op}`",
@@ -528,10 +579,12 @@ class Elaborator:
 
     # ================================================================ chains and repeats
 
-    def _chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
+    def _chain(self, chain: S.Chain, scope: Scope, bound: str | None, sequential: bool = False) -> Any:
+        """`sequential`: name the stages `bound.<i>` even when there is only one (a block's
+        returned chain is its nn.Sequential body)."""
         value = self.expr(chain.head, scope, None)
         total = sum(_stage_layers(s, self._peek_count(scope)) for s in chain.stages)
-        names = _ChainNames(scope.qualify(bound) if bound else None, total)
+        names = _ChainNames(bound, total, sequential)
         for stage in chain.stages:
             value = self._stage(stage, value, scope, names)
         return value
@@ -621,10 +674,29 @@ class Elaborator:
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
                                      piped is POISON)
+        if callee in FUNCTIONS:
+            return self._function(call, positional, keywords, poisoned)
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
-                        rule="a call names a built-in layer or a block",
-                        hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
+                        rule="a call names a built-in layer, a block or a function",
+                        hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
         return POISON
+
+    def _function(self, call: S.Call, positional: list[tuple[Any, Span]],
+                  keywords: dict[str, tuple[Any, Span]], poisoned: bool) -> Any:
+        name = call.callee.name
+        if poisoned:
+            return POISON
+        values = [v for v, _ in positional] + [v for v, _ in keywords.values()]
+        if any(isinstance(v, Tensor) for v in values):
+            self.diag.error(f"`{name}` works on plain values, not tensors", call.span,
+                            rule=DESCRIPTIONS[name])
+            return POISON
+        try:
+            result = FUNCTIONS[name](*(v for v, _ in positional), **{k: v for k, (v, _) in keywords.items()})
+        except (TypeError, ValueError) as exc:
+            self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
+            return POISON
+        return result
 
     def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope,
                      positional: list[tuple[Any, Span]], keywords: dict[str, tuple[Any, Span]],
@@ -764,7 +836,11 @@ class Elaborator:
             return POISON
         for extra in definition.returns[1:]:
             self.diag.error("a block has one `return`", extra.span, rule="one return per block")
-        value = self.expr(definition.returns[0].value, scope, None)
+        returned = definition.returns[0].value
+        if isinstance(returned, S.Chain):
+            value = self._chain(returned, scope, instance.name, sequential=True)
+        else:
+            value = self.expr(returned, scope, None)
         if isinstance(value, Tensor):
             instance.output = value.node
         elif value is not POISON:
@@ -778,15 +854,16 @@ class _ChainNames:
     """Names for the unlabelled layers of one chain: `prefix.0`, `prefix.1`, ... (or `prefix`
     alone for a chain of one layer); auto names when the chain is not bound to a name."""
 
-    def __init__(self, prefix: str | None, total: int):
+    def __init__(self, prefix: str | None, total: int, sequential: bool = False):
         self.prefix, self.total, self.index = prefix, total, 0
+        self.sequential = sequential
         self.rounds: list[int] = []  # the round of each enclosing repeat (of more than one round)
 
     def next(self) -> str | None:
         index, self.index = self.index, self.index + 1
         if self.prefix is None:
             return None
-        return self.prefix if self.total == 1 else f"{self.prefix}.{index}"
+        return self.prefix if self.total == 1 and not self.sequential else f"{self.prefix}.{index}"
 
     def labelled(self, label: str) -> str:
         self.index += 1  # a labelled layer still takes its place in the sequence

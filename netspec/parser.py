@@ -19,7 +19,8 @@ from netspec.diagnostics import Diagnostic, NetspecError, Span
 
 _OPENERS = {"(": ")", "[": "]"}
 # After one of these a line break cannot end a statement, so it is dropped.
-_CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", ",", "=", ":", "{", "(", "["}
+_CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", ",", "=", ":", "{", "(", "[",
+                    "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "if", "else"}
 
 
 def grammar_path() -> Path:
@@ -188,6 +189,23 @@ class _AstBuilder(Transformer_NonRecursive):
 
     add, sub, mul = _binop("+"), _binop("-"), _binop("*")
     div, floordiv, mod = _binop("/"), _binop("//"), _binop("%")
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return S.Compare.model_construct(op=str(op), left=left, right=right, span=self._s(meta))
+
+    def and_(self, meta, children):
+        return S.BoolOp.model_construct(op="and", left=children[0], right=children[1], span=self._s(meta))
+
+    def or_(self, meta, children):
+        return S.BoolOp.model_construct(op="or", left=children[0], right=children[1], span=self._s(meta))
+
+    def not_(self, meta, children):
+        return S.Not.model_construct(operand=children[0], span=self._s(meta))
+
+    def conditional(self, meta, children):
+        then, test, otherwise = children
+        return S.Conditional.model_construct(test=test, then=then, otherwise=otherwise, span=self._s(meta))
 
     def neg(self, meta, children):
         return S.Neg.model_construct(operand=children[0], span=self._s(meta))

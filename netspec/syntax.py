@@ -62,6 +62,32 @@ class Neg(Node):
     operand: Expr
 
 
+class Compare(Node):
+    op: Literal["==", "!=", "<", "<=", ">", ">="]
+    left: Expr
+    right: Expr
+
+
+class BoolOp(Node):
+    """`a and b`, `a or b` (short-circuit, as in Python)."""
+
+    op: Literal["and", "or"]
+    left: Expr
+    right: Expr
+
+
+class Not(Node):
+    operand: Expr
+
+
+class Conditional(Node):
+    """`then if test else otherwise`: only the chosen branch is evaluated."""
+
+    test: Expr
+    then: Expr
+    otherwise: Expr
+
+
 class Arg(Node):
     """One call argument: positional when `name` is None."""
 
@@ -98,7 +124,8 @@ class Chain(Node):
     stages: list[Stage]
 
 
-Expr = Union[IntLit, FloatLit, StrLit, BoolLit, NameRef, TupleExpr, BinOp, Neg, Call, Chain]
+Expr = Union[IntLit, FloatLit, StrLit, BoolLit, NameRef, TupleExpr, BinOp, Neg, Compare, BoolOp, Not,
+             Conditional, Call, Chain]
 
 
 # ---------------------------------------------------------------- statements

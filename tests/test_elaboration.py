@@ -219,7 +219,8 @@ def test_block_sees_network_parameters():
         y = x -> b
         output y
         """))
-    assert g.node("y.conv").output.shape == ("N", 12, 8, 8)
+    # a returned chain is the instance's nn.Sequential body: `y.0`
+    assert g.node("y.0").output.shape == ("N", 12, 8, 8)
 
 
 def test_auto_names_are_scope_kind_then_kind_2():
@@ -250,7 +251,8 @@ def test_unnamed_block_instances_in_a_return_chain_get_their_own_scopes():
         y = x -> double(4)
         output y
         """))
-    assert layer_names(g) == ["y.cb.conv", "y.cb.bn", "y.cb_2.conv", "y.cb_2.bn"]
+    # the returned chain is the instance's Sequential body: its block instances are `y.0`, `y.1`
+    assert layer_names(g) == ["y.0.conv", "y.0.bn", "y.1.conv", "y.1.bn"]
 
 
 def test_bindings_in_any_order_are_evaluated_by_dependency():
@@ -338,7 +340,8 @@ def test_a_file_reached_twice_by_different_relative_paths_is_fine(tmp_path):
                  "y = x -> conv_bn(4) -> s\noutput y\n")
     result = compile_file(main)
     assert result.ok, errors(result)
-    assert result.graph.node("y.1.conv_bn.bn").output.shape == ("N", 4, 8, 8)
+    # s's returned chain is its Sequential body, so its conv_bn instance is `y.1.0`
+    assert result.graph.node("y.1.0.bn").output.shape == ("N", 4, 8, 8)
 
 
 # ================================================================ parameters and input overrides

@@ -1,0 +1,58 @@
+"""Functions on plain values that specs may call: `min(a, b)`, `make_divisible(c * 0.25, 8)`.
+
+They compute sizes and flags while a spec is elaborated; they never see tensors. A call names a
+layer, a block or one of these.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round `value` to the nearest multiple of `divisor`, never below `min_value` (default:
+    the divisor) nor more than 10% below `value`: the channel rounding of MobileNet and
+    EfficientNet (torchvision's `_make_divisible`)."""
+    if divisor <= 0:
+        raise ValueError("divisor must be positive")
+    min_value = divisor if min_value is None else min_value
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * value:
+        rounded += divisor
+    return rounded
+
+
+def _int(value: Any) -> int:
+    """Truncate a number toward zero, as Python's `int`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError("int() takes a number")
+    return int(value)
+
+
+def _ceil(value: float) -> int:
+    return math.ceil(value)
+
+
+def _floor(value: float) -> int:
+    return math.floor(value)
+
+
+FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "min": min,
+    "max": max,
+    "int": _int,
+    "ceil": _ceil,
+    "floor": _floor,
+    "make_divisible": make_divisible,
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "min": "`min(a, b, ...)`: the smallest of its arguments",
+    "max": "`max(a, b, ...)`: the largest of its arguments",
+    "int": "`int(x)`: `x` truncated toward zero",
+    "ceil": "`ceil(x)`: the smallest integer >= `x`",
+    "floor": "`floor(x)`: the largest integer <= `x`",
+    "make_divisible": "`make_divisible(v, divisor=8, min_value=divisor)`: `v` rounded to a multiple "
+                      "of `divisor`, at least `min_value` and not 10% below `v` (MobileNet's channel rounding)",
+}
