@@ -15,9 +15,9 @@ from netspec.types import ShapeError
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
 
 
-def expand(value: int | tuple[int, ...], rank: int) -> tuple[int, ...]:
-    """An int or a tuple of `rank` ints, as a tuple (PyTorch's `_pair`)."""
-    if isinstance(value, int):
+def expand(value, rank: int) -> tuple:
+    """A number or a tuple of `rank` numbers, as a tuple (PyTorch's `_pair`)."""
+    if not isinstance(value, (tuple, list)):
         return (value,) * rank
     if len(value) == 1:
         return tuple(value) * rank
@@ -114,6 +114,24 @@ def windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, 
         except ShapeError as exc:
             raise ShapeError(f"{names[axis]}: {exc.message}", exc.rule, exc.hint) from None
     return result
+
+
+def transposed_window(size: int, kernel: int, stride: int, dilation: int, padding: int,
+                      output_padding: int) -> int:
+    """Output size of a transposed convolution (the inverse of `window`'s arithmetic):
+
+        out = (in - 1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1
+    """
+    if output_padding >= stride and output_padding >= dilation:
+        raise ShapeError(f"output_padding {output_padding} must be smaller than the stride ({stride}) "
+                         f"or the dilation ({dilation})", rule="output_padding < max(stride, dilation)")
+    out = (size - 1) * stride - 2 * padding + dilation * (kernel - 1) + output_padding + 1
+    if out <= 0:
+        raise ShapeError(f"output size would be {out}: ({size} - 1)*{stride} - 2*{padding} + "
+                         f"{dilation}*({kernel}-1) + {output_padding} + 1 = {out}",
+                         rule="out = (in-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 "
+                              "must be at least 1", hint="use less padding")
+    return out
 
 
 def broadcast(shapes: list[tuple]) -> tuple | None:

@@ -31,6 +31,9 @@ NonNegativeInt = Annotated[int, Field(ge=0), Expect("a non-negative integer")]
 _Positive = Annotated[int, Field(ge=1)]
 Size2 = Annotated[_Positive | tuple[_Positive, _Positive], Field(),
                   Expect("a positive integer or a pair (h, w) of them")]
+_NonNegative = Annotated[int, Field(ge=0)]
+NonNegative2 = Annotated[_NonNegative | tuple[_NonNegative, _NonNegative], Field(),
+                         Expect("a non-negative integer or a pair (h, w) of them")]
 Padding2 = Annotated[
     Literal["same", "valid"] | Annotated[int, Field(ge=0)]
     | tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
@@ -40,6 +43,9 @@ Padding2 = Annotated[
                     '"same" or "valid"')]
 Probability = Annotated[float, Field(ge=0.0, le=1.0), Expect("a number from 0 to 1")]
 PositiveFloat = Annotated[float, Field(gt=0.0), Expect("a positive number")]
+PositiveNumber2 = Annotated[Annotated[float, Field(gt=0)] | tuple[Annotated[float, Field(gt=0)],
+                                                                 Annotated[float, Field(gt=0)]],
+                            Field(), Expect("a positive number or a pair (h, w) of them")]
 Axis = Annotated[int | str, Field(), Expect('an axis: a letter of the layout such as "C", or an index')]
 
 

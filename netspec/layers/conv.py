@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, Padding2, ParamSpec, PositiveInt, Size2
-from netspec.shapes import expand, resolve_padding, windows
+from netspec.layers.base import Layer, NonNegative2, Padding2, ParamSpec, PositiveInt, Size2
+from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
 from netspec.types import ShapeError, TensorType
 
 
@@ -23,6 +23,15 @@ def describe_window(kind: str, kernel, stride, padding, dilation=1, extra: str =
     if d != (1, 1):
         text += f" dil {d[0]}" if d[0] == d[1] else f" dil {d[0]}x{d[1]}"
     return text + extra
+
+
+def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
+    if in_channels % groups:
+        raise ShapeError(f"input channels {in_channels} are not divisible by groups={groups}",
+                         rule="in_channels % groups == 0")
+    if out_channels % groups:
+        raise ShapeError(f"out_channels {out_channels} is not divisible by groups={groups}",
+                         rule="out_channels % groups == 0")
 
 
 class Conv(Layer):
@@ -54,12 +63,7 @@ class Conv(Layer):
         (t,) = inputs
         self.require_rank(t, 4, "[N, C, H, W]",
                           hint="conv is 2-D; flatten only after the convolutions" if t.rank == 2 else None)
-        if t.channels % self.groups:
-            raise ShapeError(f"input channels {t.channels} are not divisible by groups={self.groups}",
-                             rule="in_channels % groups == 0")
-        if self.out_channels % self.groups:
-            raise ShapeError(f"out_channels {self.out_channels} is not divisible by groups={self.groups}",
-                             rule="out_channels % groups == 0")
+        check_groups(t.channels, self.out_channels, self.groups)
         sizes = tuple(w.out for w in self._windows(t))
         return t.with_axes(channels=self.out_channels, spatial=sizes)
 
@@ -79,3 +83,56 @@ class Conv(Layer):
     def describe(self, inputs):
         extra = f" g{self.groups}" if self.groups != 1 else ""
         return describe_window("conv", self.kernel, self.stride, self.padding, self.dilation, extra)
+
+
+class ConvTranspose(Layer):
+    """2-D transposed convolution (the up-sampling of decoders), as PyTorch's
+    `nn.ConvTranspose2d`: `out = (in-1)*stride - 2*padding + dilation*(kernel-1) +
+    output_padding + 1` on each spatial axis."""
+
+    kind = "conv_transpose"
+    family = "conv"
+    positional = ("out_channels", "kernel")
+    aliases = {"kernel_size": "kernel"}
+
+    out_channels: PositiveInt
+    kernel: Size2
+    stride: Size2 = 1
+    padding: NonNegative2 = 0
+    output_padding: NonNegative2 = 0
+    dilation: Size2 = 1
+    groups: PositiveInt = 1
+    bias: bool = True
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        self.require_rank(t, 4, "[N, C, H, W]")
+        check_groups(t.channels, self.out_channels, self.groups)
+        sizes = []
+        parts = zip(t.spatial, expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2),
+                    expand(self.padding, 2), expand(self.output_padding, 2))
+        for axis, (size, k, s, d, p, op) in enumerate(parts):
+            try:
+                sizes.append(transposed_window(size, k, s, d, p, op))
+            except ShapeError as exc:
+                raise ShapeError(f"{AXIS_NAMES[2][axis]}: {exc.message}", exc.rule, exc.hint) from None
+        return t.with_axes(channels=self.out_channels, spatial=tuple(sizes))
+
+    def parameters(self, inputs, output):
+        (t,) = inputs
+        params = {"weight": ParamSpec((t.channels, self.out_channels // self.groups, *expand(self.kernel, 2)))}
+        if self.bias:
+            params["bias"] = ParamSpec((self.out_channels,))
+        return params
+
+    def macs(self, inputs, output):
+        # every input element is multiplied into a kh x kw patch of out_channels/groups outputs
+        kh, kw = expand(self.kernel, 2)
+        return inputs[0].sample_elements() * (self.out_channels // self.groups) * kh * kw
+
+    def describe(self, inputs):
+        text = describe_window("conv_transpose", self.kernel, self.stride, self.padding, self.dilation)
+        op = expand(self.output_padding, 2)
+        if set(op) != {0}:
+            text += f" out_pad {op[0]}" if op[0] == op[1] else f" out_pad {op[0]},{op[1]}"
+        return text + (f" g{self.groups}" if self.groups != 1 else "")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, Padding2, Size2
+from netspec.layers.base import Layer, Padding2, PositiveFloat, Size2
+from typing import Literal
+
 from netspec.layers.conv import describe_window
 from netspec.shapes import expand, resolve_padding, windows
 from netspec.types import ShapeError, TensorType
@@ -62,10 +64,24 @@ class AvgPool(WindowPool):
     count_include_pad: bool = True
 
 
-class GlobalAvgPool(Layer):
-    """Average over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
+class LPPool(WindowPool):
+    """Power-average pooling, as PyTorch's `nn.LPPool2d`: (sum of x^p over the window)^(1/p).
+    p = 1 is sum pooling (average pooling times the window size); as p grows it tends to max
+    pooling. No padding, as in PyTorch."""
 
-    kind = "global_avgpool"
+    kind = "lppool"
+    positional = ("norm_type", "kernel", "stride")
+
+    norm_type: PositiveFloat
+    padding: Literal[0] = 0
+
+    def describe(self, inputs):
+        return f"lppool p={self.norm_type:g} " + super().describe(inputs).split(" ", 1)[1]
+
+
+class GlobalPool(Layer):
+    """Base of the global pools: [N, C, H, W] -> [N, C, 1, 1] (in the declared layout)."""
+
     family = "pool"
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
@@ -75,8 +91,23 @@ class GlobalAvgPool(Layer):
         return t.with_axes(spatial=(1,) * len(t.spatial))
 
 
+class GlobalAvgPool(GlobalPool):
+    """Average over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
+
+    kind = "global_avgpool"
+
+
+class GlobalMaxPool(GlobalPool):
+    """Maximum over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
+
+    kind = "global_maxpool"
+
+
 class AdaptiveAvgPool(Layer):
-    """Average pooling to a fixed output size, as PyTorch's `nn.AdaptiveAvgPool2d`."""
+    """Average pooling to any output size, as PyTorch's `nn.AdaptiveAvgPool2d`: output cell i
+    averages input rows floor(i*in/out) to ceil((i+1)*in/out). When the input size is a multiple
+    of the output size, every window has the same size and stride, so it is an ordinary average
+    pool (and lowers to one); otherwise the windows differ and overlap."""
 
     kind = "adaptive_avgpool"
     family = "pool"

@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, Probability
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from netspec.layers.base import Expect, Layer, Probability
+from netspec.shapes import resolve_padding
 from netspec.types import Layout, ShapeError, TensorType
+
+_NonNegative = Annotated[int, Field(ge=0)]
+PadSpec = Annotated[
+    _NonNegative | tuple[_NonNegative, _NonNegative]
+    | tuple[_NonNegative, _NonNegative, _NonNegative, _NonNegative],
+    Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right)")]
 
 
 class Flatten(Layer):
@@ -37,3 +48,48 @@ class Dropout(Layer):
 
     def describe(self, inputs):
         return f"dropout p={self.p:g}"
+
+
+class Identity(Layer):
+    """Passes its input through unchanged (a placeholder, as PyTorch's `nn.Identity`)."""
+
+    kind = "identity"
+    family = "shape"
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+
+class Pad(Layer):
+    """Pads the spatial axes: `padding` is one size for all sides, a pair (h, w) for both sides
+    of each axis, or (top, left, bottom, right). `mode` "constant" fills with `value`;
+    "reflect" mirrors without repeating the edge (needs padding < size); "replicate" repeats the
+    edge; "circular" wraps around (needs padding <= size)."""
+
+    kind = "pad"
+    family = "shape"
+    positional = ("padding",)
+
+    padding: PadSpec
+    mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
+    value: float = 0.0
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        if not t.layout.spatial:
+            raise ShapeError(f"expects an input with spatial axes, got {t}", rule="rank >= 3")
+        rank = len(t.spatial)
+        pads = resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial)
+        for size, (begin, end) in zip(t.spatial, pads):
+            widest = max(begin, end)
+            if self.mode == "reflect" and widest >= size:
+                raise ShapeError(f"reflect padding {widest} needs an input larger than it (size {size})",
+                                 rule="reflect: padding < size")
+            if self.mode == "circular" and widest > size:
+                raise ShapeError(f"circular padding {widest} is larger than the input (size {size})",
+                                 rule="circular: padding <= size")
+        return t.with_axes(spatial=tuple(size + b + e for size, (b, e) in zip(t.spatial, pads)))
+
+    def describe(self, inputs):
+        shown = self.padding if isinstance(self.padding, int) else ",".join(map(str, self.padding))
+        return f"pad {shown} {self.mode}"

@@ -1,0 +1,46 @@
+"""Layers that change the spatial resolution by interpolation."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from netspec.layers.base import Layer, PositiveNumber2, Size2
+from netspec.shapes import expand
+from netspec.types import ShapeError, TensorType
+
+
+class Upsample(Layer):
+    """Resize the spatial axes by `scale_factor` (output = floor(in * scale), as PyTorch) or
+    to a fixed `size`; give exactly one. `mode` is "nearest" or "bilinear"; `align_corners`
+    (bilinear only) aligns the corner pixels of input and output, as in PyTorch."""
+
+    kind = "upsample"
+    family = "resample"
+    positional = ("scale_factor",)
+
+    scale_factor: PositiveNumber2 | None = None
+    size: Size2 | None = None
+    mode: Literal["nearest", "bilinear"] = "nearest"
+    align_corners: bool = False
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        self.require_rank(t, 4, "[N, C, H, W]")
+        if (self.scale_factor is None) == (self.size is None):
+            raise ShapeError("give exactly one of `scale_factor` and `size`",
+                             rule="upsample(2) scales; upsample(size=(h, w)) sets the size")
+        if self.align_corners and self.mode == "nearest":
+            raise ShapeError("align_corners applies to mode=\"bilinear\" only", rule="as in PyTorch")
+        if self.size is not None:
+            return t.with_axes(spatial=expand(self.size, 2))
+        scales = expand(self.scale_factor, 2)
+        return t.with_axes(spatial=tuple(math.floor(s * f) for s, f in zip(t.spatial, scales)))
+
+    def describe(self, inputs):
+        if self.size is not None:
+            what = "to " + "x".join(map(str, expand(self.size, 2)))
+        else:
+            scales = expand(self.scale_factor, 2)
+            what = f"x{scales[0]:g}" if scales[0] == scales[1] else "x" + ",".join(f"{s:g}" for s in scales)
+        return f"upsample {what} {self.mode}"
