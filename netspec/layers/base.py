@@ -169,34 +169,45 @@ class Layer(BaseModel):
                              rule=f"input rank must be {rank}", hint=hint)
 
 
+def _walk_types(annotation: Any):
+    """Every type inside an annotation: union members, tuple items, Annotated metadata."""
+    import typing
+
+    stack = [annotation]
+    while stack:
+        current = stack.pop(0)
+        yield current
+        stack.extend(getattr(current, "__metadata__", ()))
+        stack.extend(typing.get_args(current))
+
+
 def _string_options(annotation: Any) -> list[str]:
     """The string literals a field's type accepts (e.g. "same", "valid"), found in its unions."""
     import typing
 
-    found, stack = [], [annotation]
-    while stack:
-        current = stack.pop()
-        if typing.get_origin(current) is Literal:
-            found.extend(a for a in typing.get_args(current) if isinstance(a, str))
-        else:
-            stack.extend(typing.get_args(current))
-    return found
+    return [a for t in _walk_types(annotation) if typing.get_origin(t) is Literal
+            for a in typing.get_args(t) if isinstance(a, str)]
 
 
 def _phrase(cls: type[Layer], name: str) -> str:
+    """What a field accepts, in words: its Expect phrase, its literal options, or its type."""
+    import typing
+
     field = cls.model_fields.get(name)
-    if field is not None:
-        for meta in field.metadata:
-            if isinstance(meta, Expect):
-                return meta.phrase
-        annotation = field.annotation
-        if annotation is bool:
-            return "true or false"
-        if annotation is float:
-            return "a number"
-        if annotation is int:
-            return "an integer"
-    return "a valid value"
+    if field is None:
+        return "a valid value"
+    for meta in field.metadata:
+        if isinstance(meta, Expect):
+            return meta.phrase
+    found = list(_walk_types(field.annotation))
+    phrases = [t.phrase for t in found if isinstance(t, Expect)]
+    literals = [a for t in found if typing.get_origin(t) is Literal for a in typing.get_args(t)]
+    if phrases:
+        return phrases[0]
+    if literals:
+        return "one of " + ", ".join(_show(v) for v in literals)
+    simple = {bool: "true or false", float: "a number", int: "an integer", str: "a string"}
+    return simple.get(field.annotation, "a valid value")
 
 
 def _example(cls: type[Layer]) -> str:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, Padding2, PositiveFloat, Size2
-from typing import Literal
+from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2
+from typing import Annotated, Literal
 
 from netspec.layers.conv import describe_window
 from netspec.shapes import expand, resolve_padding, windows
@@ -73,7 +73,7 @@ class LPPool(WindowPool):
     positional = ("norm_type", "kernel", "stride")
 
     norm_type: PositiveFloat
-    padding: Literal[0] = 0
+    padding: Annotated[Literal[0], Expect("0 (lppool has no padding, as in PyTorch)")] = 0
 
     def describe(self, inputs):
         return f"lppool p={self.norm_type:g} " + super().describe(inputs).split(" ", 1)[1]
