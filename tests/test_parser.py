@@ -704,3 +704,14 @@ def test_columns_count_characters_not_bytes():
     call = only(text).value
     t = kwargs(call)["t"]
     assert t.span.column == text.index("x)") + 1
+
+
+def test_arrow_inside_a_comment_line_is_not_code():
+    """A full-line comment that contains `->` neither continues a chain nor breaks the parse."""
+    from netspec.compiler import compile_file
+
+    text = ("network t\ninput x: f32[N, 3, 8, 8]\n# a -> b\ny = x -> relu\n# note -> sigmoid\n"
+            "    # indented -> tanh\n  -> conv(4, 1)  # trailing -> comment\noutput y\n")
+    result = compile_file("t.net", text=text)
+    assert result.ok, [d.message for d in result.diagnostics.items]
+    assert [n.kind for n in result.graph if n.layer is not None] == ["relu", "conv"]
