@@ -837,6 +837,11 @@ class Elaborator:
         for extra in definition.returns[1:]:
             self.diag.error("a block has one `return`", extra.span, rule="one return per block")
         returned = definition.returns[0].value
+        while isinstance(returned, S.Conditional):  # the chosen branch is what is returned
+            test = self._truth(returned.test, scope)
+            if test is POISON:
+                return POISON
+            returned = returned.then if test else returned.otherwise
         if isinstance(returned, S.Chain):
             value = self._chain(returned, scope, instance.name, sequential=True)
         else:

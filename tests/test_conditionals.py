@@ -115,3 +115,12 @@ def test_unknown_call_suggests_a_function():
 def test_returned_chain_is_indexed_even_with_one_layer():
     result = compile_text("block one(t) {\n    return t -> conv(4, 1)\n}\ny = x -> one\noutput y\n")
     assert names(result) == ["y.0"]
+
+
+def test_a_returned_conditional_keeps_the_sequential_naming():
+    result = compile_text(
+        "block act(t, hs) {\n    return (t -> conv(4, 1) -> hardswish) if hs else (t -> conv(4, 1) -> relu)\n}\n"
+        "y = x -> act(true) -> act(false)\noutput y\n")
+    assert result.ok, messages(result)
+    assert names(result) == ["y.0.0", "y.0.1", "y.1.0", "y.1.1"]
+    assert [n.kind for n in result.graph if n.layer is not None] == ["conv", "hardswish", "conv", "relu"]
