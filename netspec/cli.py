@@ -100,6 +100,46 @@ def build_parser() -> argparse.ArgumentParser:
                             "--input image=1,3,64,64 (repeatable)")
     check.add_argument("--depth", type=int, metavar="N",
                        help="fold blocks nested deeper than N into one row (0: top level only)")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
+                        help="override a network parameter (repeatable)")
+    common.add_argument("--opset", type=int, default=None, metavar="N",
+                        help="ONNX opset (default 17; 13 to 26, what onnxruntime 1.31 loads)")
+    common.add_argument("--batch", type=int, default=None, metavar="N",
+                        help="fix the batch size (default: dynamic, the input's symbol)")
+    common.add_argument("--weights", metavar="FILE",
+                        help=".safetensors or .npz keyed by parameter name (default: seeded "
+                             "initialisation as PyTorch's defaults)")
+    common.add_argument("--seed", type=int, default=0, help="seed of the initialisation (default 0)")
+
+    export = commands.add_parser(
+        "export", parents=[common], help="lower a spec to an ONNX file",
+        description="Lower SPEC to ONNX: inputs and outputs keep the spec's names, nodes are named "
+                    "after the layers and initializers after the parameters (layer1.0.conv1.weight). "
+                    "The model passes onnx.checker's full check; the file is written atomically.")
+    export.add_argument("spec", metavar="SPEC", help="the .net file")
+    export.add_argument("--input", action="append", metavar="NAME=DIMS", dest="inputs",
+                        help="override an input's shape, e.g. image=1,3,64,64 (repeatable)")
+    export.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
+
+    run = commands.add_parser(
+        "run", parents=[common], help="run a spec or an .onnx file with onnxruntime",
+        description="Run SPEC (lowered on the fly) or an .onnx file with onnxruntime and print "
+                    "each output's shape and values (or the top classes).")
+    run.add_argument("spec", metavar="SPEC_OR_ONNX", help="a .net spec or an .onnx model")
+    run.add_argument("--input", dest="input_file", metavar="FILE",
+                     help=".npy (one input), .npz (one array per input name) or an image "
+                          "(.png, .jpg: resized to the input, scaled to [0, 1]); default: "
+                          "seeded random normal values")
+    run.add_argument("--input-shape", action="append", metavar="NAME=DIMS", dest="inputs",
+                     help="override an input's shape, e.g. image=1,3,64,64 (repeatable)")
+    run.add_argument("--normalize", choices=["imagenet", "none"], default="none",
+                     help="for an image: subtract ImageNet's mean and divide by its deviation")
+    run.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
+    run.add_argument("--top", type=int, metavar="K", help="print the K highest scores of each output")
+    run.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
+    run.add_argument("--repeat", type=int, default=0, metavar="N",
+                     help="time N more runs and print the median and p90 latency")
     return parser
 
 
@@ -156,14 +196,166 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _network(args: argparse.Namespace):
+    """Compile the spec for export or run; spec errors are printed and raise SystemExit(1)."""
+    from pathlib import Path
+
+    from netspec.api import Network
+    from netspec.compiler import compile_file
+    from netspec.elaborate import UsageError as SpecUsageError
+
+    path = Path(args.spec)
+    if not path.is_file():
+        raise UsageError(f"cannot read {args.spec!r}: " + ("it is a directory" if path.is_dir() else "no such file"))
+    params = {k: _parse_value(v) for k, v in _pairs(args.params, "--set").items()}
+    inputs = {k: _parse_dims(k, v) for k, v in _pairs(args.inputs, "--input").items()}
+    try:
+        result = compile_file(path, params, inputs)
+    except SpecUsageError as exc:
+        raise UsageError(str(exc)) from None
+    if result.diagnostics.items:
+        _print_diagnostics(result.diagnostics.items, result.diagnostics.sources)
+    if not result.ok:
+        raise SystemExit(EXIT_SPEC)
+    return Network(result)
+
+
+def _export_options(args: argparse.Namespace) -> dict:
+    from netspec.lower import MAX_OPSET, MIN_OPSET
+
+    if args.opset is not None and not MIN_OPSET <= args.opset <= MAX_OPSET:
+        raise UsageError(f"--opset {args.opset}: choose {MIN_OPSET} to {MAX_OPSET} "
+                         "(what onnxruntime 1.31 loads)")
+    if args.batch is not None and args.batch < 1:
+        raise UsageError("--batch must be at least 1")
+    return {"opset": args.opset, "batch": args.batch, "weights": args.weights, "seed": args.seed}
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    options = _export_options(args)
+    net = _network(args)
+    start = time.perf_counter()
+    with _status(f"lowering {net.name} to ONNX"):
+        model = net.to_onnx(**options)
+    from netspec.runtime import save_model
+
+    with _status(f"writing {args.output}"):
+        files = save_model(model, Path(args.output))
+    size = sum(f.stat().st_size for f in files)
+    from netspec.report import human_bytes
+
+    print(f"wrote {', '.join(map(str, files))} ({human_bytes(size)}, opset "
+          f"{model.opset_import[0].version}, IR {model.ir_version}, "
+          f"{len(model.graph.node)} nodes) in {time.perf_counter() - start:.2f} s")
+    return EXIT_OK
+
+
+def _status(message: str):
+    """A spinner on a terminal (weights of a large model take a while), nothing elsewhere."""
+    import contextlib
+
+    if not _color(sys.stderr):
+        return contextlib.nullcontext()
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    import statistics
+    import time
+    from pathlib import Path
+
+    import numpy as np
+
+    from netspec import runtime
+
+    if args.repeat < 0:
+        raise UsageError("--repeat must be 0 or more")
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
+    if args.spec.endswith(".onnx"):
+        if not Path(args.spec).is_file():
+            raise UsageError(f"cannot read {args.spec!r}: no such file")
+        session = runtime.session(args.spec, args.device)
+        layouts = {}  # an ONNX file does not say; images are laid out NCHW
+    else:
+        options = _export_options(args)
+        net = _network(args)
+        session = net.session(args.device, **options)
+        layouts = {n: net.graph.node(n).output.layout.axes for n in net.graph.inputs}
+    specs = []
+    for i in session.get_inputs():
+        default = {2: "NC", 4: "NCHW"}.get(len(i.shape), "NC" + "X" * (len(i.shape) - 2))
+        specs.append((i.name, list(i.shape), layouts.get(i.name, default), np.float32))
+    if args.input_file:
+        feeds = runtime.read_inputs(Path(args.input_file), specs, args.normalize)
+    else:
+        rng = np.random.default_rng(args.seed)
+        feeds = {name: rng.standard_normal([d if isinstance(d, int) else 1 for d in shape]).astype(np.float32)
+                 for name, shape, _, _ in specs}
+    outputs = session.run(None, feeds)
+    names = [o.name for o in session.get_outputs()]
+    for name, value in zip(names, outputs):
+        print(f"{name}: {list(value.shape)} {value.dtype}, min {value.min():.4g}, max {value.max():.4g}, "
+              f"mean {value.mean():.4g}")
+        if args.top:
+            flat = value.reshape(value.shape[0], -1)
+            for row, scores in enumerate(flat):
+                best = np.argsort(-scores)[: args.top]
+                shown = ", ".join(f"{int(k)}: {scores[k]:.4g}" for k in best)
+                print(f"  sample {row} top {len(best)}: {shown}")
+    if args.output:
+        _save_outputs(Path(args.output), dict(zip(names, outputs)))
+        print(f"wrote {args.output}")
+    if args.repeat:
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            times.append(time.perf_counter() - start)
+        times.sort()
+        p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+        print(f"latency over {args.repeat} runs ({args.device}): median "
+              f"{statistics.median(times) * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms")
+    return EXIT_OK
+
+
+def _save_outputs(path, arrays: dict) -> None:
+    """np.savez, atomically (a temporary file beside the target, then renamed)."""
+    import os
+    import tempfile
+
+    import numpy as np
+
+    with tempfile.NamedTemporaryFile(dir=path.parent if str(path.parent) else ".", suffix=".npz",
+                                     delete=False) as handle:
+        np.savez(handle, **arrays)
+    os.replace(handle.name, path)
+
+
+def NetspecErrorType():  # noqa: N802 - imported lazily, used in an except clause
+    from netspec.diagnostics import NetspecError
+
+    return NetspecError
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage, as argparse does
     try:
-        return {"check": cmd_check}[args.command](args)
+        return {"check": cmd_check, "export": cmd_export, "run": cmd_run}[args.command](args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"netspec: error: {exc}\n")
+    except NetspecErrorType() as exc:  # bad weights or input files, unlowerable layers, devices
+        from netspec.diagnostics import Sources
+
+        _print_diagnostics(exc.diagnostics, Sources())
+        return EXIT_SPEC
     except RecursionError:
         print("error: the spec nests too deeply for netspec to follow", file=sys.stderr)
         return EXIT_SPEC

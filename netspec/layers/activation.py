@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from netspec.layers.base import Axis, Layer, ParamSpec, PositiveInt
 from netspec.layers.merge import resolve_axis
@@ -10,18 +10,26 @@ from netspec.types import ShapeError, TensorType
 
 
 class Activation(Layer):
-    """Base for layers whose output has the input's type."""
+    """Base for layers whose output has the input's type; `onnx_op` lowers those that are one
+    ONNX operator without attributes."""
 
     family = "activation"
+    onnx_op: ClassVar[str] = ""
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
+
+    def lower(self, g, node, inputs, types, output):
+        if not self.onnx_op:
+            return super().lower(g, node, inputs, types, output)
+        return g.op(self.onnx_op, inputs)
 
 
 class ReLU(Activation):
     """max(x, 0)."""
 
     kind = "relu"
+    onnx_op = "Relu"
 
 
 class LeakyReLU(Activation):
@@ -35,17 +43,22 @@ class LeakyReLU(Activation):
     def describe(self, inputs):
         return f"leaky_relu {self.negative_slope:g}"
 
+    def lower(self, g, node, inputs, types, output):
+        return g.op("LeakyRelu", inputs, alpha=self.negative_slope)
+
 
 class Sigmoid(Activation):
     """1 / (1 + exp(-x))."""
 
     kind = "sigmoid"
+    onnx_op = "Sigmoid"
 
 
 class Tanh(Activation):
     """tanh(x)."""
 
     kind = "tanh"
+    onnx_op = "Tanh"
 
 
 class Softmax(Activation):
@@ -61,11 +74,20 @@ class Softmax(Activation):
         resolve_axis(inputs[0], self.axis)
         return inputs[0]
 
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import canonical_axis
+
+        return g.op("Softmax", inputs, axis=canonical_axis(types[0], resolve_axis(types[0], self.axis)))
+
 
 class ReLU6(Activation):
     """min(max(x, 0), 6): MobileNet's bounded ReLU."""
 
     kind = "relu6"
+
+    def lower(self, g, node, inputs, types, output):
+        low, high = g.const(0.0, "float32", "min"), g.const(6.0, "float32", "max")
+        return g.op("Clip", [inputs[0], low, high])
 
 
 class HardSigmoid(Activation):
@@ -73,11 +95,15 @@ class HardSigmoid(Activation):
 
     kind = "hardsigmoid"
 
+    def lower(self, g, node, inputs, types, output):
+        return g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)
+
 
 class HardSwish(Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
 
     kind = "hardswish"
+    onnx_op = "HardSwish"
 
 
 class GELU(Activation):
@@ -87,11 +113,31 @@ class GELU(Activation):
 
     approximate: Literal["none", "tanh"] = "none"
 
+    def lower(self, g, node, inputs, types, output):
+        if g.opset >= 20:
+            return g.op("Gelu", inputs, approximate=self.approximate)
+        x = inputs[0]
+        if self.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+            cube = g.op("Mul", [g.op("Mul", [x, x], final=False), x], final=False)
+            inner = g.op("Add", [x, g.op("Mul", [cube, g.const(0.044715, "float32", "c")], final=False)],
+                         final=False)
+            core = g.op("Tanh", [g.op("Mul", [inner, g.const(0.7978845608028654, "float32", "k")],
+                                      final=False)], final=False)
+        else:  # 0.5 x (1 + erf(x / sqrt(2)))
+            core = g.op("Erf", [g.op("Div", [x, g.const(1.4142135623730951, "float32", "sqrt2")],
+                                     final=False)], final=False)
+        one_plus = g.op("Add", [core, g.const(1.0, "float32", "one")], final=False)
+        half_x = g.op("Mul", [x, g.const(0.5, "float32", "half")], final=False)
+        return g.op("Mul", [half_x, one_plus])
+
 
 class SiLU(Activation):
     """x * sigmoid(x), also called swish (EfficientNet)."""
 
     kind = "silu"
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs, final=False)])
 
 
 class ELU(Activation):
@@ -101,6 +147,9 @@ class ELU(Activation):
     positional = ("alpha",)
 
     alpha: float = 1.0
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("Elu", inputs, alpha=self.alpha)
 
 
 class PReLU(Activation):
@@ -121,4 +170,11 @@ class PReLU(Activation):
         return t
 
     def parameters(self, inputs, output):
-        return {"weight": ParamSpec((self.num_parameters,))}
+        return {"weight": ParamSpec((self.num_parameters,), init="fill", scale=self.init)}
+
+    def lower(self, g, node, inputs, types, output):
+        # the slope broadcasts over (N, C, spatial): shape it [C, 1, 1]
+        t = types[0]
+        shape = [self.num_parameters] + [1] * (t.rank - 2)
+        slope = g.op("Reshape", [g.param("weight"), g.const(shape, name="slope_shape")], final=False)
+        return g.op("PRelu", [inputs[0], slope])

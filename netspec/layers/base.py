@@ -51,11 +51,18 @@ Axis = Annotated[int | str, Field(), Expect('an axis: a letter of the layout suc
 
 @dataclass(frozen=True, slots=True)
 class ParamSpec:
-    """One tensor a layer owns: trainable parameters, or a buffer (running statistics)."""
+    """One tensor a layer owns: trainable parameters, or a buffer (running statistics).
+
+    `init` says how a fresh model fills it, as PyTorch's default initialisation does:
+    "uniform" draws from U(-scale, scale) (scale = 1/sqrt(fan_in) for conv and linear), "fill"
+    sets every element to `scale` (1 for a norm's weight, 0.25 for PReLU), "zeros" is 0.
+    """
 
     shape: tuple[int, ...]
     trainable: bool = True
     dtype: str | None = None  # None: the dtype of the layer's input
+    init: str = "zeros"
+    scale: float = 0.0
 
     @property
     def elements(self) -> int:
@@ -157,6 +164,12 @@ class Layer(BaseModel):
         """The table's short description, e.g. `conv 11x11 /4 pad 2`."""
         return self.kind
 
+    def lower(self, g, node, inputs: list[str], types: list[TensorType], output: TensorType) -> str:
+        """Emit this layer's ONNX nodes through `g` (a netspec.lower.Builder) and return the
+        name of the value it produces. `inputs` are ONNX value names in canonical
+        (N, C, spatial) order; `types` are the inputs' netspec types."""
+        raise NotImplementedError(f"{self.kind} has no ONNX lowering")
+
     def attributes(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -229,3 +242,8 @@ def _show(value: Any) -> str:
 def show_value(value: Any) -> str:
     """A value as netspec source writes it (`true`, `"same"`, `(3, 5)`)."""
     return _show(value)
+
+
+def fan_in_uniform(shape: tuple[int, ...], fan_in: int, trainable: bool = True) -> ParamSpec:
+    """PyTorch's default for conv and linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    return ParamSpec(shape, trainable, init="uniform", scale=fan_in ** -0.5 if fan_in else 0.0)

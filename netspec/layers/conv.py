@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, NonNegative2, Padding2, ParamSpec, PositiveInt, Size2
+from netspec.layers.base import Layer, NonNegative2, Padding2, PositiveInt, Size2, fan_in_uniform
 from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
 from netspec.types import ShapeError, TensorType
 
@@ -56,8 +56,7 @@ class Conv(Layer):
 
     def _windows(self, t: TensorType):
         kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
-        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
-        return windows(t.spatial, kernel, stride, dilation, pads)
+        return windows(t.spatial, kernel, stride, dilation, self._pads(t))
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
@@ -70,9 +69,10 @@ class Conv(Layer):
     def parameters(self, inputs, output):
         (t,) = inputs
         k = expand(self.kernel, 2)
-        params = {"weight": ParamSpec((self.out_channels, t.channels // self.groups, *k))}
+        fan_in = t.channels // self.groups * k[0] * k[1]
+        params = {"weight": fan_in_uniform((self.out_channels, t.channels // self.groups, *k), fan_in)}
         if self.bias:
-            params["bias"] = ParamSpec((self.out_channels,))
+            params["bias"] = fan_in_uniform((self.out_channels,), fan_in)
         return params
 
     def macs(self, inputs, output):
@@ -83,6 +83,17 @@ class Conv(Layer):
     def describe(self, inputs):
         extra = f" g{self.groups}" if self.groups != 1 else ""
         return describe_window("conv", self.kernel, self.stride, self.padding, self.dilation, extra)
+
+    def lower(self, g, node, inputs, types, output):
+        pads = [p for p in zip(*self._pads(types[0]))]
+        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
+        return g.op("Conv", weights, kernel_shape=list(expand(self.kernel, 2)),
+                    strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
+                    pads=[v for side in pads for v in side], group=self.groups)
+
+    def _pads(self, t: TensorType) -> list[tuple[int, int]]:
+        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
+        return resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
 
 
 class ConvTranspose(Layer):
@@ -120,9 +131,11 @@ class ConvTranspose(Layer):
 
     def parameters(self, inputs, output):
         (t,) = inputs
-        params = {"weight": ParamSpec((t.channels, self.out_channels // self.groups, *expand(self.kernel, 2)))}
+        k = expand(self.kernel, 2)
+        fan_in = self.out_channels // self.groups * k[0] * k[1]  # PyTorch: weight.size(1) * kh * kw
+        params = {"weight": fan_in_uniform((t.channels, self.out_channels // self.groups, *k), fan_in)}
         if self.bias:
-            params["bias"] = ParamSpec((self.out_channels,))
+            params["bias"] = fan_in_uniform((self.out_channels,), fan_in)
         return params
 
     def macs(self, inputs, output):
@@ -136,3 +149,11 @@ class ConvTranspose(Layer):
         if set(op) != {0}:
             text += f" out_pad {op[0]}" if op[0] == op[1] else f" out_pad {op[0]},{op[1]}"
         return text + (f" g{self.groups}" if self.groups != 1 else "")
+
+    def lower(self, g, node, inputs, types, output):
+        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
+        pads = list(expand(self.padding, 2))
+        return g.op("ConvTranspose", weights, kernel_shape=list(expand(self.kernel, 2)),
+                    strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
+                    pads=pads + pads, output_padding=list(expand(self.output_padding, 2)),
+                    group=self.groups)

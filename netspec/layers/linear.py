@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, ParamSpec, PositiveInt
+from netspec.layers.base import Layer, PositiveInt, fan_in_uniform
 from netspec.types import TensorType
 
 
@@ -30,10 +30,14 @@ class Linear(Layer):
 
     def parameters(self, inputs, output):
         (t,) = inputs
-        params = {"weight": ParamSpec((self.out_features, t.channels))}
+        params = {"weight": fan_in_uniform((self.out_features, t.channels), t.channels)}
         if self.bias:
-            params["bias"] = ParamSpec((self.out_features,))
+            params["bias"] = fan_in_uniform((self.out_features,), t.channels)
         return params
 
     def macs(self, inputs, output):
         return inputs[0].channels * self.out_features
+
+    def lower(self, g, node, inputs, types, output):
+        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
+        return g.op("Gemm", weights, transB=1)

@@ -38,6 +38,7 @@ class Elementwise(Layer):
     family = "merge"
     arity = None
     symbol: ClassVar[str] = "?"
+    onnx_op: ClassVar[str] = ""
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         _same_layout(inputs, self.kind)
@@ -49,12 +50,24 @@ class Elementwise(Layer):
         widest = max(inputs, key=lambda t: t.rank)
         return TensorType(widest.dtype, shape, widest.layout)
 
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        if len({t.rank for t in types}) > 1:
+            raise LoweringError("broadcasting between tensors of different ranks is not lowered yet",
+                                hint="give both operands the same rank")
+        value = inputs[0]
+        for i, other in enumerate(inputs[1:], start=1):
+            value = g.op(self.onnx_op, [value, other], final=i == len(inputs) - 1)
+        return value
+
 
 class Add(Elementwise):
     """Element-wise sum (`a + b`): residual connections, feature-pyramid merges."""
 
     kind = "add"
     symbol = "+"
+    onnx_op = "Add"
 
 
 class Mul(Elementwise):
@@ -62,6 +75,7 @@ class Mul(Elementwise):
 
     kind = "mul"
     symbol = "*"
+    onnx_op = "Mul"
 
 
 class Concat(Layer):
@@ -91,6 +105,11 @@ class Concat(Layer):
         total = sum(t.shape[axis] for t in inputs)
         shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
         return TensorType(first.dtype, shape, first.layout)
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import canonical_axis
+
+        return g.op("Concat", inputs, axis=canonical_axis(types[0], resolve_axis(types[0], self.axis)))
 
     def describe(self, inputs):
         if not inputs:

@@ -31,13 +31,26 @@ class BatchNorm(Layer):
         c = inputs[0].channels
         params = {}
         if self.affine:
-            params["weight"] = ParamSpec((c,))
+            params["weight"] = ParamSpec((c,), init="fill", scale=1.0)
             params["bias"] = ParamSpec((c,))
         if self.track_running_stats:
             params["running_mean"] = ParamSpec((c,), trainable=False)
-            params["running_var"] = ParamSpec((c,), trainable=False)
+            params["running_var"] = ParamSpec((c,), trainable=False, init="fill", scale=1.0)
             params["num_batches_tracked"] = ParamSpec((), trainable=False, dtype="i64")
         return params
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        if not self.track_running_stats:
+            raise LoweringError("batchnorm without running statistics normalises with each batch's "
+                                "own statistics, which inference graphs do not do",
+                                hint="set track_running_stats=true")
+        c = types[0].channels
+        scale = g.param("weight") if self.affine else g.const([1.0] * c, "float32", "scale")
+        shift = g.param("bias") if self.affine else g.const([0.0] * c, "float32", "shift")
+        return g.op("BatchNormalization", [inputs[0], scale, shift, g.param("running_mean"),
+                                           g.param("running_var")], epsilon=self.eps)
 
 
 class LayerNorm(Layer):
@@ -62,10 +75,24 @@ class LayerNorm(Layer):
         c = inputs[0].channels
         if not self.elementwise_affine:
             return {}
-        params = {"weight": ParamSpec((c,))}
+        params = {"weight": ParamSpec((c,), init="fill", scale=1.0)}
         if self.bias:
             params["bias"] = ParamSpec((c,))
         return params
+
+    def lower(self, g, node, inputs, types, output):
+        c, rank = types[0].channels, types[0].rank
+        scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, "float32", "scale")
+        inputs_ = [scale] + ([g.param("bias")] if self.elementwise_affine and self.bias else [])
+        if rank == 2:
+            return g.op("LayerNormalization", [inputs[0], *inputs_], axis=-1, epsilon=self.eps)
+        # normalise over C at each position: move C last, normalise, move it back
+        last = list(range(rank))
+        to_last = [0, *range(2, rank), 1]
+        moved = g.op("Transpose", [inputs[0]], final=False, perm=to_last)
+        normed = g.op("LayerNormalization", [moved, *inputs_], final=False, axis=-1, epsilon=self.eps)
+        back = [to_last.index(i) for i in last]
+        return g.op("Transpose", [normed], perm=back)
 
 
 class GroupNorm(Layer):
@@ -91,7 +118,25 @@ class GroupNorm(Layer):
 
     def parameters(self, inputs, output):
         c = inputs[0].channels
-        return {"weight": ParamSpec((c,)), "bias": ParamSpec((c,))} if self.affine else {}
+        return {"weight": ParamSpec((c,), init="fill", scale=1.0), "bias": ParamSpec((c,))} if self.affine else {}
+
+    def lower(self, g, node, inputs, types, output):
+        # ONNX's GroupNormalization changed meaning in opset 21; InstanceNormalization over
+        # [N, groups, rest] is the same arithmetic in every opset.
+        t = types[0]
+        grouped = g.op("Reshape", [inputs[0], g.const([0, self.num_groups, -1], name="groups")], final=False)
+        ones = g.const([1.0] * self.num_groups, "float32", "ones")
+        zeros = g.const([0.0] * self.num_groups, "float32", "zeros")
+        normed = g.op("InstanceNormalization", [grouped, ones, zeros], final=False, epsilon=self.eps)
+        shape = g.op("Shape", [inputs[0]], final=False)
+        restored = g.op("Reshape", [normed, shape], final=not self.affine)
+        if not self.affine:
+            return restored
+        per_channel = [t.channels] + [1] * (t.rank - 2)
+        weight = g.op("Reshape", [g.param("weight"), g.const(per_channel, name="per_channel")], final=False)
+        bias = g.op("Reshape", [g.param("bias"), g.const(per_channel, name="per_channel")], final=False)
+        scaled = g.op("Mul", [restored, weight], final=False)
+        return g.op("Add", [scaled, bias])
 
     def describe(self, inputs):
         return f"groupnorm {self.num_groups}"

@@ -46,6 +46,13 @@ class WindowPool(Layer):
         extra = " ceil" if self.ceil_mode else ""
         return describe_window(self.kind, kernel, stride, self.padding, dilation, extra)
 
+    def window_attributes(self, t: TensorType) -> dict:
+        """kernel_shape, strides, pads and ceil_mode as ONNX names them."""
+        kernel, stride, dilation = self.window_args()
+        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        return {"kernel_shape": list(kernel), "strides": list(stride),
+                "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(self.ceil_mode)}
+
 
 class MaxPool(WindowPool):
     """Max pooling, as PyTorch's `nn.MaxPool2d`."""
@@ -53,6 +60,10 @@ class MaxPool(WindowPool):
     kind = "maxpool"
 
     dilation: Size2 = 1
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("MaxPool", inputs, dilations=list(expand(self.dilation, 2)),
+                    **self.window_attributes(types[0]))
 
 
 class AvgPool(WindowPool):
@@ -62,6 +73,10 @@ class AvgPool(WindowPool):
     kind = "avgpool"
 
     count_include_pad: bool = True
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("AveragePool", inputs, count_include_pad=int(self.count_include_pad),
+                    **self.window_attributes(types[0]))
 
 
 class LPPool(WindowPool):
@@ -77,6 +92,19 @@ class LPPool(WindowPool):
 
     def describe(self, inputs):
         return f"lppool p={self.norm_type:g} " + super().describe(inputs).split(" ", 1)[1]
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        if self.norm_type != int(self.norm_type):
+            raise LoweringError(f"ONNX LpPool takes an integer power, not {self.norm_type:g}")
+        attributes = self.window_attributes(types[0])
+        del attributes["pads"]
+        if not self.ceil_mode:
+            del attributes["ceil_mode"]
+        elif g.opset < 18:
+            raise LoweringError("LpPool has ceil_mode from opset 18", hint="export with --opset 18 or later")
+        return g.op("LpPool", inputs, p=int(self.norm_type), **attributes)
 
 
 class GlobalPool(Layer):
@@ -96,11 +124,17 @@ class GlobalAvgPool(GlobalPool):
 
     kind = "global_avgpool"
 
+    def lower(self, g, node, inputs, types, output):
+        return g.op("GlobalAveragePool", inputs)
+
 
 class GlobalMaxPool(GlobalPool):
     """Maximum over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
 
     kind = "global_maxpool"
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("GlobalMaxPool", inputs)
 
 
 class AdaptiveAvgPool(Layer):
@@ -122,3 +156,17 @@ class AdaptiveAvgPool(Layer):
 
     def describe(self, inputs):
         return "adaptive_avgpool " + "x".join(map(str, expand(self.output_size, 2)))
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        sizes, outs = types[0].spatial, expand(self.output_size, 2)
+        if all(o == 1 for o in outs):
+            return g.op("GlobalAveragePool", inputs)
+        if any(size % out for size, out in zip(sizes, outs)):
+            raise LoweringError(
+                f"adaptive pooling from {'x'.join(map(str, sizes))} to {'x'.join(map(str, outs))} has windows "
+                "of different sizes, which no ONNX operator computes",
+                hint="choose an input size whose spatial sizes are multiples of the output size")
+        kernel = [size // out for size, out in zip(sizes, outs)]
+        return g.op("AveragePool", inputs, kernel_shape=kernel, strides=kernel)

@@ -37,6 +37,28 @@ class Upsample(Layer):
         scales = expand(self.scale_factor, 2)
         return t.with_axes(spatial=tuple(math.floor(s * f) for s, f in zip(t.spatial, scales)))
 
+    def lower(self, g, node, inputs, types, output):
+        # PyTorch's nearest picks input index floor(out_index / scale) ("asymmetric" + "floor");
+        # bilinear uses half-pixel centres, or aligned corners.
+        if self.mode == "nearest":
+            attributes = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+                          "nearest_mode": "floor"}
+        else:
+            attributes = {"mode": "linear", "coordinate_transformation_mode":
+                          "align_corners" if self.align_corners else "pytorch_half_pixel"}
+        t = types[0]
+        scales = [float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None else None
+        exact = scales is None or all(size * f == out for size, f, out in zip(t.spatial, scales, output.spatial))
+        if exact:
+            # Exact sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
+            batch = g.op("Shape", [inputs[0]], final=False, start=0, end=1)
+            rest = g.const([t.channels, *output.spatial], name="sizes")
+            full = g.op("Concat", [batch, rest], final=False, axis=0)
+            return g.op("Resize", [inputs[0], "", "", full], **attributes)
+        # A scale that does not divide evenly: PyTorch maps coordinates by the scale itself, so
+        # ONNX must be given the scale, not the rounded size.
+        return g.op("Resize", [inputs[0], "", g.const([1.0, 1.0, *scales], "float32", "scales")], **attributes)
+
     def describe(self, inputs):
         if self.size is not None:
             what = "to " + "x".join(map(str, expand(self.size, 2)))

@@ -33,6 +33,15 @@ class Flatten(Layer):
                              rule="only the batch axis may be symbolic")
         return TensorType(t.dtype, (t.batch, t.sample_elements()), Layout("NC"))
 
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import canonical_perm
+
+        perm = canonical_perm(types[0])
+        x = inputs[0]
+        if perm != sorted(perm):  # flatten in the declared layout's order, not the canonical one
+            x = g.op("Transpose", [x], final=False, perm=[perm.index(i) for i in range(len(perm))])
+        return g.op("Flatten", [x], axis=1)
+
 
 class Dropout(Layer):
     """Zeroes elements with probability `p` while training; the identity at inference."""
@@ -49,6 +58,9 @@ class Dropout(Layer):
     def describe(self, inputs):
         return f"dropout p={self.p:g}"
 
+    def lower(self, g, node, inputs, types, output):
+        return g.op("Identity", inputs)  # inference: dropout does nothing
+
 
 class Identity(Layer):
     """Passes its input through unchanged (a placeholder, as PyTorch's `nn.Identity`)."""
@@ -58,6 +70,9 @@ class Identity(Layer):
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("Identity", inputs)
 
 
 class Pad(Layer):
@@ -93,3 +108,20 @@ class Pad(Layer):
     def describe(self, inputs):
         shown = self.padding if isinstance(self.padding, int) else ",".join(map(str, self.padding))
         return f"pad {shown} {self.mode}"
+
+    _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        t = types[0]
+        rank = len(t.spatial)
+        pads = resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial)
+        if self.mode == "circular" and g.opset < 19:
+            raise LoweringError("circular padding (ONNX Pad mode 'wrap') needs opset 19",
+                                hint="export with --opset 19 or later")
+        onnx_pads = [0, 0] + [b for b, _ in pads] + [0, 0] + [e for _, e in pads]
+        args = [inputs[0], g.const(onnx_pads, name="pads")]
+        if self.mode == "constant":
+            args.append(g.const(self.value, "float32", "value"))
+        return g.op("Pad", args, mode=self._ONNX_MODES[self.mode])

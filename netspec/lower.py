@@ -1,0 +1,174 @@
+"""Typed graph to ONNX: every layer lowers itself through a `Builder`; this module adds the graph
+inputs and outputs, layouts, initializers and the opset/IR versions.
+
+Inside the ONNX graph every value is in canonical (N, C, spatial) order, which is what ONNX's
+Conv and pooling operators expect: an NHWC input gets a Transpose in, and an output that is
+spatial and declared NHWC gets a Transpose back out. Node names are the layer names, value
+names are the layer names too (readable in Netron), initializers are named like the
+parameters (`layer1.0.conv1.weight`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from netspec.diagnostics import Diagnostic, NetspecError
+from netspec.graph import Graph, LayerNode
+from netspec.types import TensorType
+
+DEFAULT_OPSET = 17
+MIN_OPSET, MAX_OPSET = 13, 26   # what onnxruntime 1.31 loads; 13 is the oldest lowered here
+MAX_IR_VERSION = 13
+
+ONNX_DTYPES = {"f16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "f32": TensorProto.FLOAT,
+               "f64": TensorProto.DOUBLE, "i8": TensorProto.INT8, "u8": TensorProto.UINT8,
+               "i16": TensorProto.INT16, "i32": TensorProto.INT32, "i64": TensorProto.INT64,
+               "bool": TensorProto.BOOL}
+NUMPY_DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8,
+                "u8": np.uint8, "i16": np.int16, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
+
+
+class LoweringError(Exception):
+    """A layer that ONNX cannot express exactly (raised by a layer's `lower`)."""
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message, self.hint = message, hint
+
+
+def canonical_perm(t: TensorType) -> list[int]:
+    """Axis order that takes a tensor from its declared layout to (N, C, spatial)."""
+    return [t.layout.batch, t.layout.channel, *t.layout.spatial]
+
+
+def canonical_shape(t: TensorType) -> tuple:
+    return tuple(t.shape[i] for i in canonical_perm(t))
+
+
+def canonical_axis(t: TensorType, axis: int) -> int:
+    """Where a declared-layout axis sits in canonical order."""
+    return canonical_perm(t).index(axis)
+
+
+class Builder:
+    """Collects ONNX nodes and initializers for one graph."""
+
+    def __init__(self, opset: int, weights: dict[str, np.ndarray]):
+        self.opset = opset
+        self.weights = weights
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+        self._names: set[str] = set()
+        self._node: LayerNode | None = None
+        self._count = 0
+
+    def start(self, node: LayerNode) -> None:
+        """Begin a layer: the nodes emitted next are named after it."""
+        self._node, self._count = node, 0
+
+    def fresh(self, base: str) -> str:
+        name, n = base, 1
+        while name in self._names:
+            n += 1
+            name = f"{base}_{n}"
+        self._names.add(name)
+        return name
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, final: bool = True,
+           **attrs: Any) -> str:
+        """Emit one node; returns its output value's name. A layer's `final` node (the one
+        producing its result) is named after the layer and so is its output value; the
+        others are `<layer>/<op>`."""
+        layer = self._node.name if self._node else op_type
+        self._count += 1
+        if output is None:
+            output = self.fresh(layer if final else f"{layer}/{op_type}:out")
+        name = self.fresh(f"{layer}/{op_type}" if not final or f"{layer}#node" in self._names else layer)
+        if final:
+            self._names.add(f"{layer}#node")
+        attrs = {k: v for k, v in attrs.items() if v is not None}
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=name, **attrs))
+        return output
+
+    def param(self, suffix: str) -> str:
+        """The initializer holding the current layer's parameter `suffix` (e.g. `weight`)."""
+        name = f"{self._node.name}.{suffix}"
+        if name not in self._names:
+            self._names.add(name)
+            self.initializers.append(numpy_helper.from_array(self.weights[name], name))
+        return name
+
+    def const(self, values, dtype=np.int64, name: str = "const") -> str:
+        """A constant initializer (shapes, pads, scales)."""
+        base = f"{self._node.name}/{name}" if self._node else name
+        array = np.asarray(values, dtype=dtype)
+        full = self.fresh(base)
+        self.initializers.append(numpy_helper.from_array(array, full))
+        return full
+
+
+def ir_version_for(opset: int) -> int:
+    """The oldest IR version that carries this opset (widest compatibility)."""
+    return min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), MAX_IR_VERSION)
+
+
+def _value_info(name: str, t: TensorType, shape: tuple, batch: int | None) -> onnx.ValueInfoProto:
+    dims = [batch if (i == 0 and batch is not None) else d for i, d in enumerate(shape)]
+    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], dims)
+
+
+def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
+          batch: int | None = None) -> onnx.ModelProto:
+    """Build the ONNX model of a checked graph. Raises NetspecError (located, naming the layer)
+    for a layer ONNX cannot express exactly."""
+    if not MIN_OPSET <= opset <= MAX_OPSET:
+        raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 loads)")
+    g = Builder(opset, weights)
+    values: dict[str, str] = {}
+    inputs, outputs, problems = [], [], []
+    output_names = {node: name for name, node in graph.outputs}
+    for node in graph:
+        t = node.output
+        if node.layer is None:
+            inputs.append(_value_info(node.name, t, t.shape, batch))
+            g._names.add(node.name)
+            g.start(node)
+            perm = canonical_perm(t)
+            values[node.name] = (node.name if perm == sorted(perm) else
+                                 g.op("Transpose", [node.name], g.fresh(f"{node.name}/nchw"), perm=perm))
+            continue
+        g.start(node)
+        types = [graph.node(name).output for name in node.inputs]
+        try:
+            values[node.name] = node.layer.lower(g, node, [values[n] for n in node.inputs], types, t)
+        except LoweringError as exc:  # report every layer that cannot be lowered
+            problems.append(Diagnostic(f"{node.kind}: {exc.message}", node.span, layer=node.name,
+                                       rule="ONNX can express this layer exactly", hint=exc.hint))
+            values[node.name] = node.name
+    if problems:
+        raise NetspecError(problems)
+    for name, node_name in graph.outputs:
+        t = graph.node(node_name).output
+        g.start(graph.node(node_name))
+        perm = canonical_perm(t)
+        if perm != sorted(perm):  # back to the declared layout
+            inverse = [perm.index(i) for i in range(len(perm))]
+            g.op("Transpose", [values[node_name]], name, final=False, perm=inverse)
+        elif values[node_name] != name:
+            if name in g._names:
+                raise NetspecError([Diagnostic(f"output `{name}` has the name of another layer's value",
+                                               graph.node(node_name).span, layer=node_name,
+                                               rule="ONNX value names are unique",
+                                               hint="rename the binding or the label")])
+            g.op("Identity", [values[node_name]], name, final=False)
+        outputs.append(_value_info(name, t, t.shape, batch))
+    onnx_graph = helper.make_graph(g.nodes, graph.name, inputs, outputs, g.initializers)
+    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
+                              producer_name="netspec", ir_version=ir_version_for(opset))
+    from netspec import __version__
+    model.producer_version = __version__
+    return model

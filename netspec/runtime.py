@@ -1,0 +1,169 @@
+"""Writing ONNX files atomically, and running models with onnxruntime on CPU or CUDA.
+
+Nothing here knows about the language: it takes ONNX models and numpy arrays.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from netspec.diagnostics import Diagnostic, NetspecError
+
+TWO_GB = 2 * 1024 ** 3
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _error(message: str, hint: str | None = None, rule: str | None = None) -> NetspecError:
+    return NetspecError([Diagnostic(message, rule=rule, hint=hint)])
+
+
+def save_model(model, path: Path, progress=None) -> list[Path]:
+    """Write `model` to `path` atomically: into a temporary file beside it, then renamed, so a
+    failure leaves no partial file and never a half-overwritten one. A model over 2 GB (the
+    protobuf limit) keeps its tensors in `<name>.data` beside it, written the same way.
+    Returns the files written."""
+    import onnx
+
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise _error(f"cannot write `{path}`: the folder `{directory}` does not exist")
+    large = model.ByteSize() > TWO_GB if _has_room(model) else True
+    with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as tmp:
+        staged = Path(tmp) / path.name
+        try:
+            if large:
+                data_name = path.name + ".data"
+                onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
+                                location=data_name, size_threshold=1024)
+                os.replace(Path(tmp) / data_name, directory / data_name)
+                written = [directory / data_name]
+            else:
+                onnx.save_model(model, staged)
+                written = []
+            os.replace(staged, path)
+        except OSError as exc:
+            raise _error(f"cannot write `{path}`: {exc.strerror or exc}") from None
+    return [path, *written]
+
+
+def _has_room(model) -> bool:
+    """Whether ByteSize can be asked (protobuf refuses to measure past 2 GB)."""
+    try:
+        model.ByteSize()
+        return True
+    except Exception:
+        return False
+
+
+def providers_for(device: str) -> list[str]:
+    """onnxruntime providers for `cpu` or `cuda`; a clear error where CUDA is not available."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device == "cuda":
+        if "CUDAExecutionProvider" not in available:
+            raise _error("--device cuda: onnxruntime has no CUDA execution provider here "
+                         f"(available: {', '.join(available)})",
+                         hint="CUDA needs the `onnxruntime-gpu` package (instead of `onnxruntime`) "
+                              "and an NVIDIA driver")
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    raise _error(f"unknown device `{device}` (use cpu or cuda)")
+
+
+def session(model, device: str = "cpu"):
+    """An onnxruntime InferenceSession for a ModelProto, serialized bytes or a file path."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    source = model if isinstance(model, (str, bytes, os.PathLike)) else model.SerializeToString()
+    if isinstance(source, os.PathLike):
+        source = str(source)
+    try:
+        return ort.InferenceSession(source, options, providers=providers_for(device))
+    except NetspecError:
+        raise
+    except Exception as exc:
+        raise _error(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+
+
+# ---------------------------------------------------------------- input files
+
+def read_inputs(path: Path, specs: list[tuple[str, list, str, str]], normalize: str | None = None
+                ) -> dict[str, np.ndarray]:
+    """Arrays for the model's inputs from a file. `specs` lists (name, shape, layout, dtype)
+    per input; shapes may hold symbols (the batch). `.npy` feeds a single input, `.npz` one
+    array per input by name, an image (.png, .jpg, ...) a single image input."""
+    path = Path(path)
+    if not path.exists():
+        raise _error(f"input file `{path}`: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".npy":
+            if len(specs) != 1:
+                raise _error(f"`{path}` holds one array but the model has {len(specs)} inputs",
+                             hint="give a .npz with one array per input name")
+            arrays = {specs[0][0]: np.load(path, allow_pickle=False)}
+        elif suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in archive.files}
+        elif suffix in (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"):
+            if len(specs) != 1:
+                raise _error(f"an image feeds one input but the model has {len(specs)}")
+            arrays = {specs[0][0]: read_image(path, specs[0][1], specs[0][2], normalize)}
+        else:
+            raise _error(f"input file `{path}`: unknown format `{suffix}`",
+                         hint="use .npy, .npz or an image (.png, .jpg)")
+    except (ValueError, OSError, EOFError) as exc:
+        raise _error(f"input file `{path}` cannot be read: {exc}") from None
+    names = [name for name, *_ in specs]
+    missing = [n for n in names if n not in arrays]
+    extra = [n for n in arrays if n not in names]
+    if missing or extra:
+        raise _error(f"`{path}` does not match the model's inputs: missing {missing or 'none'}, "
+                     f"unexpected {extra or 'none'}", hint=f"the inputs are {', '.join(names)}")
+    out = {}
+    for name, shape, layout, dtype in specs:
+        array = arrays[name]
+        if array.ndim == len(shape) - 1:
+            array = array[None]  # one sample: add the batch axis
+        fixed = [(i, d) for i, d in enumerate(shape) if isinstance(d, int)]
+        if array.ndim != len(shape) or any(array.shape[i] != d for i, d in fixed):
+            raise _error(f"input `{name}` has shape {list(array.shape)}, the model expects "
+                         f"{list(shape)} ({layout})")
+        out[name] = array.astype(dtype, copy=False)
+    return out
+
+
+def read_image(path: Path, shape: list, layout: str, normalize: str | None) -> np.ndarray:
+    """An image resized to the input's spatial size, scaled to [0, 1], optionally normalised with
+    ImageNet's mean and deviation, laid out per the declared layout, with a batch axis of 1."""
+    from PIL import Image
+
+    channel, height, width = layout.index("C"), layout.index("H"), layout.index("W")
+    channels = shape[channel]
+    if channels not in (1, 3):
+        raise _error(f"an image gives 1 or 3 channels; the input has {channels}")
+    with Image.open(path) as image:
+        image = image.convert("L" if channels == 1 else "RGB")
+        image = image.resize((shape[width], shape[height]), Image.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, None]
+    if normalize == "imagenet":
+        if channels != 3:
+            raise _error("--normalize imagenet needs a 3-channel input")
+        pixels = (pixels - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    elif normalize not in (None, "none"):
+        raise _error(f"unknown normalisation `{normalize}` (use imagenet or none)")
+    hwc = {"H": 0, "W": 1, "C": 2}
+    order = [hwc[axis] for axis in layout if axis != "N"]
+    return np.transpose(pixels, order)[None]
