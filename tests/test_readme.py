@@ -45,3 +45,14 @@ def test_install_and_test_commands():
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     command = "pip install -e '.[test]' && python -m pytest"
     assert command in README and command in ci
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    block = re.search(r"## Python API\n\n```python\n(.*?)```", README, re.S)
+    assert block, "the README has no Python API example"
+    code = block.group(1).replace('"specs/', f'"{ROOT}/specs/')
+    monkeypatch.chdir(tmp_path)
+    printed: list[str] = []
+    exec(compile(code, "README.md", "exec"), {"print": lambda *a: printed.append(" ".join(map(str, a)))})
+    assert "11181642" in printed  # the comment beside net.totals().params
+    assert (tmp_path / "resnet18.onnx").stat().st_size > 40_000_000
