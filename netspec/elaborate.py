@@ -117,9 +117,13 @@ def _free_names(expr: S.Node) -> list[S.NameRef]:
             stack.extend(node.stages)
         elif isinstance(node, S.Call):
             stack.extend(arg.value for arg in node.args)
+            if node.label_index is not None:
+                stack.append(node.label_index)
         elif isinstance(node, S.Repeat):
             stack.append(node.count)
             stack.extend(node.stages)
+            if node.label_index is not None:
+                stack.append(node.label_index)
         elif isinstance(node, (S.BinOp, S.Compare, S.BoolOp)):
             stack.extend((node.left, node.right))
         elif isinstance(node, (S.Neg, S.Not)):
@@ -482,8 +486,10 @@ class Elaborator:
                 return POISON
             return self.expr(expr.then if test else expr.otherwise, scope, bound)
         if isinstance(expr, S.Call):
-            name = scope.qualify(expr.label.name) if expr.label else bound
-            return self._call(expr, scope, None, name, expr.args)
+            if expr.label is None:
+                return self._call(expr, scope, None, bound, expr.args)
+            label = self._label(expr.label, expr.label_index, scope)
+            return POISON if label is POISON else self._call(expr, scope, None, scope.qualify(label), expr.args)
         if isinstance(expr, S.Chain):
             return self._chain(expr, scope, bound)
         raise AssertionError(f"unhandled expression {type(expr).__name__}")
@@ -603,11 +609,27 @@ class Elaborator:
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
         return count
 
+    def _label(self, label: S.Ident, index: S.Expr | None, scope: Scope) -> Any:
+        """A label's text: `conv1`, or `denselayer` + the value of `{i + 1}`."""
+        if index is None:
+            return label.name
+        value = self.scalar(index, scope)
+        if value is POISON:
+            return POISON
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {_kind_name(value)}",
+                            index.span, rule="labels are names")
+            return POISON
+        return f"{label.name}{value}"
+
     def _stage(self, stage: S.Node, value: Any, scope: Scope, names: "_ChainNames") -> Any:
         if isinstance(stage, S.Repeat):
             return self._repeat(stage, value, scope, names)
         if stage.label is not None:
-            name = scope.qualify(names.labelled(stage.label.name))
+            label = self._label(stage.label, stage.label_index, scope)
+            if label is POISON:
+                return POISON
+            name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
         else:
             name = names.next()
         return self._call(stage, scope, value, name, stage.args)
@@ -621,16 +643,23 @@ class Elaborator:
                             stage.count.span, rule="repeat(n) with n >= 0")
             return POISON
         if stage.label is not None:
+            label = self._label(stage.label, stage.label_index, scope)
+            if label is POISON:
+                return POISON
             per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
-            inner = _ChainNames(scope.qualify(names.labelled(stage.label.name)), count * per_round)
+            inner = _ChainNames(scope.qualify(names.labelled(label, exact=stage.label_index is not None)),
+                                count * per_round)
         else:
             inner = names
         for round_index in range(count):
+            body = scope
+            if stage.index is not None:  # `repeat(n, i)`: `i` is this round's index in the body
+                body = Scope({stage.index.name: round_index}, scope, scope.prefix, scope.blocks)
             if count > 1:
                 inner.rounds.append(round_index)
             try:
                 for sub in stage.stages:
-                    value = self._stage(sub, value, scope, inner)
+                    value = self._stage(sub, value, body, inner)
             finally:
                 if count > 1:
                     inner.rounds.pop()
@@ -870,9 +899,11 @@ class _ChainNames:
             return None
         return self.prefix if self.total == 1 and not self.sequential else f"{self.prefix}.{index}"
 
-    def labelled(self, label: str) -> str:
+    def labelled(self, label: str, exact: bool = False) -> str:
+        """A label's name; inside a repeat the rounds are appended (`b.0`, `b.1`) unless the
+        label carries its own index (`denselayer{i + 1}`)."""
         self.index += 1  # a labelled layer still takes its place in the sequence
-        return ".".join([label, *map(str, self.rounds)])
+        return label if exact else ".".join([label, *map(str, self.rounds)])
 
 
 def elaborate(module: S.Module, diagnostics: Diagnostics, loader,

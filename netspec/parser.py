@@ -157,22 +157,24 @@ class _AstBuilder(Transformer_NonRecursive):
     def chain(self, meta, children):
         return S.Chain.model_construct(head=children[0], stages=children[1:], span=self._s(meta))
 
+    def label(self, meta, children):
+        return (self._ident(children[0]), children[1])
+
     def _call(self, meta, children) -> S.Call:
-        if len(children) >= 2 and isinstance(children[1], Token):
-            label, callee, rest = self._ident(children[0]), children[1], children[2:]
-        else:
-            label, callee, rest = None, children[0], children[1:]
-        args = rest[0] if rest and rest[0] is not None else []
-        return S.Call.model_construct(label=label, callee=self._ident(callee), args=args, span=self._s(meta))
+        label, callee, args = children
+        name, index = label if label is not None else (None, None)
+        return S.Call.model_construct(label=name, label_index=index, callee=self._ident(callee),
+                                      args=args or [], span=self._s(meta))
 
     stage = _call
     call = _call
 
     def repeat(self, meta, children):
-        label = None
-        if isinstance(children[0], Token):
-            label, children = self._ident(children[0]), children[1:]
-        return S.Repeat.model_construct(label=label, count=children[0], stages=children[1:], span=self._s(meta))
+        label, count, index, *stages = children
+        name, label_index = label if label is not None else (None, None)
+        return S.Repeat.model_construct(label=name, label_index=label_index, count=count,
+                                        index=self._ident(index) if index is not None else None,
+                                        stages=stages, span=self._s(meta))
 
     def args(self, meta, children):
         return [c if isinstance(c, S.Arg) else S.Arg.model_construct(name=None, value=c, span=c.span)

@@ -102,6 +102,7 @@ class Call(Node):
     """
 
     label: Ident | None
+    label_index: Expr | None = None   # `denselayer{i + 1}:` appends the value to the label
     callee: Ident
     args: list[Arg]
 
@@ -110,7 +111,9 @@ class Repeat(Node):
     """`repeat(count) { stage -> stage }`: the stages, `count` times over, inline in a chain."""
 
     label: Ident | None
+    label_index: Expr | None = None
     count: Expr
+    index: Ident | None = None        # `repeat(n, i)`: the round index, bound in the body
     stages: list[Stage]
 
 

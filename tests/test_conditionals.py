@@ -124,3 +124,22 @@ def test_a_returned_conditional_keeps_the_sequential_naming():
     assert result.ok, messages(result)
     assert names(result) == ["y.0.0", "y.0.1", "y.1.0", "y.1.1"]
     assert [n.kind for n in result.graph if n.layer is not None] == ["conv", "hardswish", "conv", "relu"]
+
+
+def test_repeat_index_in_labels_and_arguments():
+    result = compile_text("y = x -> repeat(3, i) { layer{i + 1}: conv(4 + i, 1) } -> b: repeat(2, j) { conv(8, 3, "
+                          "padding=j + 1, dilation=j + 1) }\noutput y\n")
+    assert result.ok, messages(result)
+    assert names(result) == ["layer1", "layer2", "layer3", "b.0", "b.1"]
+    assert [result.graph.node(n).output.shape[1] for n in ("layer1", "layer2", "layer3")] == [4, 5, 6]
+    assert result.graph.node("b.1").layer.dilation == 2
+
+
+def test_repeat_index_is_local_to_the_body():
+    result = compile_text("y = x -> repeat(2, i) { relu }\nz = x -> conv(i, 1)\noutput y, z\n")
+    assert any("`i` is not defined" in m for m in messages(result))
+
+
+def test_label_index_must_be_an_integer_or_string():
+    result = compile_text("y = x -> repeat(2, i) { l{1.5}: relu }\noutput y\n")
+    assert any("must be an integer or a string" in m for m in messages(result))
