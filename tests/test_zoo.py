@@ -57,3 +57,9 @@ def test_state_dict_keys_and_shapes(model):
     assert not missing and not extra, f"missing: {missing[:10]} extra: {extra[:10]}"
     wrong = {k: (ours[k], theirs[k]) for k in theirs if ours[k] != theirs[k]}
     assert not wrong, wrong
+
+
+@pytest.mark.parametrize("spec", sorted((ROOT / "specs").glob("*.net")), ids=lambda p: p.stem)
+def test_every_spec_starts_with_a_comment_saying_what_it_is(spec):
+    first = spec.read_text(encoding="utf-8").splitlines()[0]
+    assert first.startswith("# ") and len(first) > 20
