@@ -34,14 +34,10 @@ def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
                          rule="out_channels % groups == 0")
 
 
-class Conv(Layer):
-    """2-D convolution over [N, C, H, W] (or NHWC), as PyTorch's `nn.Conv2d`.
+class ConvBase(Layer):
+    """What convolution and transposed convolution share: PyTorch's attribute names and
+    defaults (padding differs, so each declares its own), a weight and an optional bias."""
 
-    `in_channels` comes from the input; `groups` splits channels into independent groups
-    (`groups = in_channels` is a depthwise convolution).
-    """
-
-    kind = "conv"
     family = "conv"
     positional = ("out_channels", "kernel")
     aliases = {"kernel_size": "kernel"}
@@ -49,10 +45,30 @@ class Conv(Layer):
     out_channels: PositiveInt
     kernel: Size2
     stride: Size2 = 1
-    padding: Padding2 = 0
     dilation: Size2 = 1
     groups: PositiveInt = 1
     bias: bool = True
+
+    def weight_and_bias(self, shape: tuple[int, ...], fan_in: int) -> dict:
+        params = {"weight": fan_in_uniform(shape, fan_in)}
+        if self.bias:
+            params["bias"] = fan_in_uniform((self.out_channels,), fan_in)
+        return params
+
+    def onnx_inputs(self, g, x: str) -> list[str]:
+        return [x, g.param("weight")] + ([g.param("bias")] if self.bias else [])
+
+
+class Conv(ConvBase):
+    """2-D convolution over [N, C, H, W] (or NHWC), as PyTorch's `nn.Conv2d`.
+
+    `in_channels` comes from the input; `groups` splits channels into independent groups
+    (`groups = in_channels` is a depthwise convolution).
+    """
+
+    kind = "conv"
+
+    padding: Padding2 = 0
 
     def _windows(self, t: TensorType):
         kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
@@ -70,10 +86,7 @@ class Conv(Layer):
         (t,) = inputs
         k = expand(self.kernel, 2)
         fan_in = t.channels // self.groups * k[0] * k[1]
-        params = {"weight": fan_in_uniform((self.out_channels, t.channels // self.groups, *k), fan_in)}
-        if self.bias:
-            params["bias"] = fan_in_uniform((self.out_channels,), fan_in)
-        return params
+        return self.weight_and_bias((self.out_channels, t.channels // self.groups, *k), fan_in)
 
     def macs(self, inputs, output):
         (t,) = inputs
@@ -86,8 +99,7 @@ class Conv(Layer):
 
     def lower(self, g, node, inputs, types, output):
         pads = [p for p in zip(*self._pads(types[0]))]
-        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
-        return g.op("Conv", weights, kernel_shape=list(expand(self.kernel, 2)),
+        return g.op("Conv", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
                     strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
                     pads=[v for side in pads for v in side], group=self.groups)
 
@@ -96,24 +108,15 @@ class Conv(Layer):
         return resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
 
 
-class ConvTranspose(Layer):
+class ConvTranspose(ConvBase):
     """2-D transposed convolution (the up-sampling of decoders), as PyTorch's
     `nn.ConvTranspose2d`: `out = (in-1)*stride - 2*padding + dilation*(kernel-1) +
     output_padding + 1` on each spatial axis."""
 
     kind = "conv_transpose"
-    family = "conv"
-    positional = ("out_channels", "kernel")
-    aliases = {"kernel_size": "kernel"}
 
-    out_channels: PositiveInt
-    kernel: Size2
-    stride: Size2 = 1
     padding: NonNegative2 = 0
     output_padding: NonNegative2 = 0
-    dilation: Size2 = 1
-    groups: PositiveInt = 1
-    bias: bool = True
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
@@ -133,10 +136,7 @@ class ConvTranspose(Layer):
         (t,) = inputs
         k = expand(self.kernel, 2)
         fan_in = self.out_channels // self.groups * k[0] * k[1]  # PyTorch: weight.size(1) * kh * kw
-        params = {"weight": fan_in_uniform((t.channels, self.out_channels // self.groups, *k), fan_in)}
-        if self.bias:
-            params["bias"] = fan_in_uniform((self.out_channels,), fan_in)
-        return params
+        return self.weight_and_bias((t.channels, self.out_channels // self.groups, *k), fan_in)
 
     def macs(self, inputs, output):
         # every input element is multiplied into a kh x kw patch of out_channels/groups outputs
@@ -151,9 +151,8 @@ class ConvTranspose(Layer):
         return text + (f" g{self.groups}" if self.groups != 1 else "")
 
     def lower(self, g, node, inputs, types, output):
-        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
         pads = list(expand(self.padding, 2))
-        return g.op("ConvTranspose", weights, kernel_shape=list(expand(self.kernel, 2)),
+        return g.op("ConvTranspose", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
                     strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
                     pads=pads + pads, output_padding=list(expand(self.output_padding, 2)),
                     group=self.groups)

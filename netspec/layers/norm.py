@@ -6,7 +6,23 @@ from netspec.layers.base import Layer, ParamSpec, PositiveFloat, PositiveInt
 from netspec.types import ShapeError, TensorType
 
 
-class BatchNorm(Layer):
+class ChannelNorm(Layer):
+    """Base of the normalisations: they need a channel axis and keep the input's type."""
+
+    family = "norm"
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        if t.rank < 2:
+            raise ShapeError(f"expects an input with a channel axis, got {t}", rule="rank >= 2")
+        self.check_channels(t)
+        return t
+
+    def check_channels(self, t: TensorType) -> None:
+        """A norm's own condition on the channels (groupnorm: they divide into groups)."""
+
+
+class BatchNorm(ChannelNorm):
     """Batch normalisation over the channel axis, as PyTorch's `nn.BatchNorm1d/2d`.
 
     Parameters `weight` and `bias` (when `affine`); buffers `running_mean`, `running_var` and
@@ -14,18 +30,12 @@ class BatchNorm(Layer):
     """
 
     kind = "batchnorm"
-    family = "norm"
 
     eps: PositiveFloat = 1e-5
     momentum: float = 0.1
     affine: bool = True
     track_running_stats: bool = True
 
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        if t.rank < 2:
-            raise ShapeError(f"expects an input with a channel axis, got {t}", rule="rank >= 2")
-        return t
 
     def parameters(self, inputs, output):
         c = inputs[0].channels
@@ -53,23 +63,17 @@ class BatchNorm(Layer):
                                            g.param("running_var")], epsilon=self.eps)
 
 
-class LayerNorm(Layer):
+class LayerNorm(ChannelNorm):
     """Layer normalisation over the channel axis at each position: nn.LayerNorm(C) on [N, C]
     or channels-last input, ConvNeXt's LayerNorm2d on NCHW. Parameters `weight` and `bias`
     of C elements (when `elementwise_affine`; `bias=false` drops the shift)."""
 
     kind = "layernorm"
-    family = "norm"
 
     eps: PositiveFloat = 1e-5
     elementwise_affine: bool = True
     bias: bool = True
 
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        if t.rank < 2:
-            raise ShapeError(f"expects an input with a channel axis, got {t}", rule="rank >= 2")
-        return t
 
     def parameters(self, inputs, output):
         c = inputs[0].channels
@@ -95,26 +99,21 @@ class LayerNorm(Layer):
         return g.op("Transpose", [normed], perm=back)
 
 
-class GroupNorm(Layer):
+class GroupNorm(ChannelNorm):
     """Group normalisation, as PyTorch's `nn.GroupNorm`: channels in `num_groups` groups, each
     normalised over its channels and all positions. Parameters `weight`, `bias` of C elements."""
 
     kind = "groupnorm"
-    family = "norm"
     positional = ("num_groups",)
 
     num_groups: PositiveInt
     eps: PositiveFloat = 1e-5
     affine: bool = True
 
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        if t.rank < 2:
-            raise ShapeError(f"expects an input with a channel axis, got {t}", rule="rank >= 2")
+    def check_channels(self, t: TensorType) -> None:
         if t.channels % self.num_groups:
             raise ShapeError(f"{t.channels} channels do not divide into {self.num_groups} groups",
                              rule="channels % num_groups == 0")
-        return t
 
     def parameters(self, inputs, output):
         c = inputs[0].channels
