@@ -65,6 +65,7 @@ class Builder:
         self._names: set[str] = set()
         self._node: LayerNode | None = None
         self._count = 0
+        self.transposed_outputs: set[str] = set()  # layers whose own name is a transposed output
 
     def start(self, node: LayerNode) -> None:
         """Begin a layer: the nodes emitted next are named after it."""
@@ -86,7 +87,10 @@ class Builder:
         layer = self._node.name if self._node else op_type
         self._count += 1
         if output is None:
-            output = self.fresh(layer if final else f"{layer}/{op_type}:out")
+            if not final:
+                output = self.fresh(f"{layer}/{op_type}:out")
+            else:  # an output transposed back to NHWC takes the layer's name; the layer keeps /nchw
+                output = self.fresh(f"{layer}/nchw" if layer in self.transposed_outputs else layer)
         name = self.fresh(f"{layer}/{op_type}" if not final or f"{layer}#node" in self._names else layer)
         if final:
             self._names.add(f"{layer}#node")
@@ -130,7 +134,10 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     g = Builder(opset, weights)
     values: dict[str, str] = {}
     inputs, outputs, problems = [], [], []
-    output_names = {node: name for name, node in graph.outputs}
+    for name, node_name in graph.outputs:
+        perm = canonical_perm(graph.node(node_name).output)
+        if perm != sorted(perm):
+            g.transposed_outputs.add(name)
     for node in graph:
         t = node.output
         if node.layer is None:

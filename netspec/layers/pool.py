@@ -47,11 +47,19 @@ class WindowPool(Layer):
         return describe_window(self.kind, kernel, stride, self.padding, dilation, extra)
 
     def window_attributes(self, t: TensorType) -> dict:
-        """kernel_shape, strides, pads and ceil_mode as ONNX names them."""
+        """kernel_shape, strides, pads and ceil_mode as ONNX names them.
+
+        PyTorch drops a last ceil-mode window that would start in the right padding; ONNX's
+        shape inference only does so from opset 22. That drop happens exactly when rounding up
+        gives no more windows than rounding down, so ceil_mode is emitted only where it adds a
+        window: the same windows, the same values, at every opset."""
         kernel, stride, dilation = self.window_args()
         pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        ceil = self.ceil_mode and any(
+            up.out != down.out for up, down in zip(windows(t.spatial, kernel, stride, dilation, pads, True),
+                                                    windows(t.spatial, kernel, stride, dilation, pads, False)))
         return {"kernel_shape": list(kernel), "strides": list(stride),
-                "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(self.ceil_mode)}
+                "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(ceil)}
 
 
 class MaxPool(WindowPool):
