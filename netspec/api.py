@@ -93,9 +93,9 @@ class Network:
         """An onnxruntime InferenceSession of this network (`cpu` or `cuda`)."""
         from netspec.runtime import session
 
-        weights = options.get("weights")
-        if weights is not None and not isinstance(weights, (str, Path)):
-            return session(self.to_onnx(**options), device)  # arrays: no reliable cache key
+        if options.get("weights") is not None:
+            # arrays have no reliable key and a file may change between calls: build afresh
+            return session(self.to_onnx(**options), device)
         key = (device, tuple(sorted((k, str(v)) for k, v in options.items())))
         if key not in self._sessions:
             self._sessions[key] = session(self.to_onnx(**options), device)

@@ -217,6 +217,7 @@ def _network(args: argparse.Namespace):
         _print_diagnostics(result.diagnostics.items, result.diagnostics.sources)
     if not result.ok:
         raise SystemExit(EXIT_SPEC)
+    args.sources = result.diagnostics.sources  # so a lowering error can quote the spec
     return Network(result)
 
 
@@ -328,13 +329,27 @@ def _save_outputs(path, arrays: dict) -> None:
     """np.savez, atomically (a temporary file beside the target, then renamed)."""
     import os
     import tempfile
+    from pathlib import Path
 
     import numpy as np
 
-    with tempfile.NamedTemporaryFile(dir=path.parent if str(path.parent) else ".", suffix=".npz",
-                                     delete=False) as handle:
-        np.savez(handle, **arrays)
-    os.replace(handle.name, path)
+    from netspec.diagnostics import Diagnostic, NetspecError
+
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise NetspecError([Diagnostic(f"cannot write `{path}`: the folder `{directory}` does not exist")])
+    if path.is_dir():
+        raise NetspecError([Diagnostic(f"cannot write `{path}`: it is a directory")])
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as handle:
+        staged = handle.name
+    try:
+        np.savez(staged, **arrays)
+        os.replace(staged, path)
+    except OSError as exc:
+        raise NetspecError([Diagnostic(f"cannot write `{path}`: {exc.strerror or exc}")]) from None
+    finally:
+        if os.path.exists(staged):
+            os.remove(staged)
 
 
 def NetspecErrorType():  # noqa: N802 - imported lazily, used in an except clause
@@ -354,7 +369,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetspecErrorType() as exc:  # bad weights or input files, unlowerable layers, devices
         from netspec.diagnostics import Sources
 
-        _print_diagnostics(exc.diagnostics, Sources())
+        _print_diagnostics(exc.diagnostics, getattr(args, "sources", None) or Sources())
         return EXIT_SPEC
     except RecursionError:
         print("error: the spec nests too deeply for netspec to follow", file=sys.stderr)

@@ -62,7 +62,8 @@ class Builder:
         self.weights = weights
         self.nodes: list[onnx.NodeProto] = []
         self.initializers: list[onnx.TensorProto] = []
-        self._names: set[str] = set()
+        self._names: set[str] = set()        # value names (and initializers)
+        self._node_names: set[str] = set()   # node names: a namespace of their own in ONNX
         self._node: LayerNode | None = None
         self._count = 0
         self.transposed_outputs: set[str] = set()  # layers whose own name is a transposed output
@@ -91,9 +92,12 @@ class Builder:
                 output = self.fresh(f"{layer}/{op_type}:out")
             else:  # an output transposed back to NHWC takes the layer's name; the layer keeps /nchw
                 output = self.fresh(f"{layer}/nchw" if layer in self.transposed_outputs else layer)
-        name = self.fresh(f"{layer}/{op_type}" if not final or f"{layer}#node" in self._names else layer)
-        if final:
-            self._names.add(f"{layer}#node")
+        name, n = (layer if final else f"{layer}/{op_type}"), 1
+        base = name
+        while name in self._node_names:
+            n += 1
+            name = f"{base}_{n}"
+        self._node_names.add(name)
         attrs = {k: v for k, v in attrs.items() if v is not None}
         self.nodes.append(helper.make_node(op_type, inputs, [output], name=name, **attrs))
         return output

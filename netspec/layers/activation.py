@@ -103,7 +103,12 @@ class HardSwish(Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
 
     kind = "hardswish"
-    onnx_op = "HardSwish"
+
+    def lower(self, g, node, inputs, types, output):
+        if g.opset >= 14:
+            return g.op("HardSwish", inputs)
+        gate = g.op("HardSigmoid", inputs, final=False, alpha=1.0 / 6.0, beta=0.5)  # HardSwish: opset 14
+        return g.op("Mul", [inputs[0], gate])
 
 
 class GELU(Activation):

@@ -85,6 +85,10 @@ class LayerNorm(ChannelNorm):
         return params
 
     def lower(self, g, node, inputs, types, output):
+        from netspec.lower import LoweringError
+
+        if g.opset < 17:
+            raise LoweringError("ONNX has LayerNormalization from opset 17", hint="export with --opset 17 or later")
         c, rank = types[0].channels, types[0].rank
         scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, "float32", "scale")
         inputs_ = [scale] + ([g.param("bias")] if self.elementwise_affine and self.bias else [])

@@ -102,17 +102,14 @@ class LPPool(WindowPool):
         return f"lppool p={self.norm_type:g} " + super().describe(inputs).split(" ", 1)[1]
 
     def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
-
-        if self.norm_type != int(self.norm_type):
-            raise LoweringError(f"ONNX LpPool takes an integer power, not {self.norm_type:g}")
-        attributes = self.window_attributes(types[0])
-        del attributes["pads"]
-        if not self.ceil_mode:
-            del attributes["ceil_mode"]
-        elif g.opset < 18:
-            raise LoweringError("LpPool has ceil_mode from opset 18", hint="export with --opset 18 or later")
-        return g.op("LpPool", inputs, p=int(self.norm_type), **attributes)
+        # As nn.LPPool2d computes it (not ONNX's LpPool, which sums |x|^p and treats partial
+        # ceil-mode windows differently): (average of x^p over the window * kh*kw)^(1/p).
+        kernel, _, _ = self.window_args()
+        powered = g.op("Pow", [inputs[0], g.const(self.norm_type, "float32", "p")], final=False)
+        pooled = g.op("AveragePool", [powered], final=False, count_include_pad=0,
+                      **self.window_attributes(types[0]))
+        summed = g.op("Mul", [pooled, g.const(float(kernel[0] * kernel[1]), "float32", "window")], final=False)
+        return g.op("Pow", [summed, g.const(1.0 / self.norm_type, "float32", "inverse_p")])
 
 
 class GlobalPool(Layer):

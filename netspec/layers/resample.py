@@ -51,7 +51,8 @@ class Upsample(Layer):
         exact = scales is None or all(size * f == out for size, f, out in zip(t.spatial, scales, output.spatial))
         if exact:
             # Exact sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
-            batch = g.op("Shape", [inputs[0]], final=False, start=0, end=1)
+            shape = g.op("Shape", [inputs[0]], final=False)  # (Shape's start/end need opset 15)
+            batch = g.op("Slice", [shape, g.const([0], name="start"), g.const([1], name="end")], final=False)
             rest = g.const([t.channels, *output.spatial], name="sizes")
             full = g.op("Concat", [batch, rest], final=False, axis=0)
             return g.op("Resize", [inputs[0], "", "", full], **attributes)

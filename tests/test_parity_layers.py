@@ -1,0 +1,405 @@
+"""Numerical parity of every layer kind's ONNX lowering with PyTorch.
+
+Each case is a one-layer network written to a spec file in tmp_path, loaded with
+`netspec.load`, exported and run with onnxruntime (`Network.run`, CPU) on a random input of
+batch 2 (the batch stays symbolic in the model), with the weights taken from the equivalent
+torch module's `state_dict` (passed as a dict of numpy arrays). The result is compared with
+the torch module / functional on the same input.
+
+Tolerance: max |onnx - torch| <= 1e-5 * max(1, max |torch|), i.e. 1e-5 relative to the
+scale of the reference output (absolute 1e-5 for outputs of magnitude <= 1).
+
+`test_every_layer_kind_has_a_parity_case` makes a new layer kind fail until it gets a case here.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import netspec
+from netspec.diagnostics import NetspecError
+from netspec.layers import LAYERS
+
+torch.set_grad_enabled(False)
+
+RTOL = 1e-5
+BATCH = 2
+
+
+def assert_parity(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
+    assert got.shape == want.shape, f"{what}: shape {got.shape} != torch {want.shape}"
+    assert np.all(np.isfinite(got)), f"{what}: non-finite values in the ONNX result"
+    scale = max(1.0, float(np.abs(want).max()) if want.size else 1.0)
+    err = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) if want.size else 0.0
+    assert err <= RTOL * scale, f"{what}: max |onnx - torch| = {err:.3g} > {RTOL:g} * {scale:.3g}"
+
+
+# ================================================================ cases
+
+
+@dataclass
+class Case:
+    id: str
+    kind: str
+    body: str                      # binds `y` (the single output) from the inputs
+    ref: Callable                  # (dict of torch inputs in declared layout) -> (tensor, weights)
+    inputs: dict = field(default_factory=lambda: {"x": "f32[N, 4, 8, 8]"})
+    opset: int | None = None
+    scale: float = 1.0             # input values ~ N(0, scale^2)
+
+    def text(self) -> str:
+        decls = "\n".join(f"input {name}: {decl}" for name, decl in self.inputs.items())
+        return f"network t\n{decls}\n{self.body}\noutput y\n"
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        rng = np.random.default_rng(zlib.crc32(self.id.encode()))
+        out = {}
+        for name, decl in self.inputs.items():
+            dims = re.search(r"\[(.*)\]", decl).group(1).split(",")
+            shape = [BATCH if d.strip() == "N" else int(d) for d in dims]
+            out[name] = (rng.standard_normal(shape) * self.scale).astype(np.float32)
+        return out
+
+
+def state(module: nn.Module, prefix: str = "y") -> dict[str, np.ndarray]:
+    return {f"{prefix}.{k}": v.detach().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def randomize(module: nn.Module) -> nn.Module:
+    """Non-default values for norm scales/shifts, running statistics and PReLU slopes (conv and
+    linear weights keep torch's seeded default initialisation, which is already random)."""
+    g = torch.Generator().manual_seed(1)
+    for name, t in module.state_dict().items():
+        if not t.is_floating_point():
+            continue
+        if name.endswith("running_var"):
+            t.copy_(torch.rand(t.shape, generator=g) + 0.5)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)):
+            t.copy_(torch.randn(t.shape, generator=g) * 0.5 + (1.0 if name == "weight" else 0.0))
+    return module
+
+
+def mod(factory: Callable[[], nn.Module], prefix: str = "y", nhwc: bool = False) -> Callable:
+    """A reference from a torch module: seeded construction, randomized, eval mode.
+    nhwc: the spec's input/output are NHWC while the module works on NCHW."""
+    def ref(xs):
+        torch.manual_seed(0)
+        m = randomize(factory()).eval()
+        (x,) = xs.values()
+        if nhwc:
+            y = m(x.permute(0, 3, 1, 2))
+            y = y.permute(0, 2, 3, 1) if y.ndim == 4 else y
+        else:
+            y = m(x)
+        return y, state(m, prefix)
+    return ref
+
+
+def fn(f: Callable) -> Callable:
+    """A reference from a function of the inputs (in declaration order), no weights."""
+    return lambda xs: (f(*xs.values()), {})
+
+
+def nhwc_fn(f: Callable) -> Callable:
+    """f works on NCHW; the spec's single input and output are NHWC."""
+    return lambda xs: (f(next(iter(xs.values())).permute(0, 3, 1, 2)).permute(0, 2, 3, 1), {})
+
+
+def layernorm2d(factory_c: int) -> Callable:
+    """ConvNeXt's LayerNorm2d: nn.LayerNorm(C) at each position of an NCHW tensor."""
+    def ref(xs):
+        torch.manual_seed(0)
+        m = randomize(nn.LayerNorm(factory_c)).eval()
+        (x,) = xs.values()
+        return m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), state(m)
+    return ref
+
+
+def lp_pool(p, k, s=None, ceil_mode=False):
+    return fn(lambda x: F.lp_pool2d(x, p, k, s, ceil_mode=ceil_mode))
+
+
+X = "f32[N, 4, 8, 8]"
+X9 = "f32[N, 4, 9, 9]"
+X2 = "f32[N, 12]"
+NHWC = "f32[N, 8, 8, 3] NHWC"
+
+CASES: list[Case] = [
+    # ---------------------------------------------------------------- conv
+    Case("conv-basic", "conv", "y = x -> conv(8, 3)", mod(lambda: nn.Conv2d(4, 8, 3))),
+    Case("conv-stride-pad-nobias", "conv", "y = x -> conv(8, 3, stride=2, padding=1, bias=false)",
+         mod(lambda: nn.Conv2d(4, 8, 3, stride=2, padding=1, bias=False))),
+    Case("conv-rect-dilation", "conv", "y = x -> conv(6, (3, 5), stride=(2, 1), padding=(1, 2), dilation=2)",
+         mod(lambda: nn.Conv2d(4, 6, (3, 5), stride=(2, 1), padding=(1, 2), dilation=2)), inputs={"x": X9}),
+    Case("conv-groups", "conv", "y = x -> conv(8, 3, groups=2, padding=1)",
+         mod(lambda: nn.Conv2d(4, 8, 3, groups=2, padding=1))),
+    Case("conv-depthwise", "conv", "y = x -> conv(4, 3, groups=4, padding=1)",
+         mod(lambda: nn.Conv2d(4, 4, 3, groups=4, padding=1))),
+    Case("conv-same-stride2", "conv", 'y = x -> conv(6, 4, stride=2, padding="same")',
+         # out = ceil(9/2) = 5, total pad (5-1)*2 + 4 - 9 = 3: 1 before, 2 after
+         lambda xs: _padded_conv(xs, (1, 2, 1, 2), stride=2), inputs={"x": X9}),
+    Case("conv-four-pads", "conv", "y = x -> conv(6, 4, padding=(1, 0, 2, 3))",
+         # (top, left, bottom, right) -> torch F.pad order (left, right, top, bottom)
+         lambda xs: _padded_conv(xs, (0, 3, 1, 2), stride=1), inputs={"x": X9}),
+    Case("conv_transpose-stride-outpad", "conv_transpose",
+         "y = x -> conv_transpose(6, 3, stride=2, padding=1, output_padding=1)",
+         mod(lambda: nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, output_padding=1))),
+    Case("conv_transpose-groups-rect-nobias", "conv_transpose",
+         "y = x -> conv_transpose(6, (2, 3), stride=(2, 1), groups=2, bias=false)",
+         mod(lambda: nn.ConvTranspose2d(4, 6, (2, 3), stride=(2, 1), groups=2, bias=False))),
+    Case("conv_transpose-dilation", "conv_transpose", "y = x -> conv_transpose(3, 3, dilation=2, padding=2)",
+         mod(lambda: nn.ConvTranspose2d(4, 3, 3, dilation=2, padding=2))),
+    # ---------------------------------------------------------------- linear
+    Case("linear", "linear", "y = x -> linear(5)", mod(lambda: nn.Linear(12, 5)), inputs={"x": X2}),
+    Case("linear-nobias", "linear", "y = x -> linear(7, bias=false)",
+         mod(lambda: nn.Linear(12, 7, bias=False)), inputs={"x": X2}),
+    # ---------------------------------------------------------------- norms
+    Case("batchnorm-2d", "batchnorm", "y = x -> batchnorm(eps=0.001)", mod(lambda: nn.BatchNorm2d(4, eps=1e-3))),
+    Case("batchnorm-1d", "batchnorm", "y = x -> batchnorm", mod(lambda: nn.BatchNorm1d(12)), inputs={"x": X2}),
+    Case("batchnorm-noaffine", "batchnorm", "y = x -> batchnorm(affine=false)",
+         mod(lambda: nn.BatchNorm2d(4, affine=False))),
+    Case("layernorm-nc", "layernorm", "y = x -> layernorm", mod(lambda: nn.LayerNorm(12)), inputs={"x": X2}),
+    Case("layernorm-nchw", "layernorm", "y = x -> layernorm", layernorm2d(4)),
+    Case("layernorm-nobias", "layernorm", "y = x -> layernorm(bias=false)",
+         mod(lambda: nn.LayerNorm(12, bias=False)), inputs={"x": X2}),
+    Case("groupnorm", "groupnorm", "y = x -> groupnorm(2)", mod(lambda: nn.GroupNorm(2, 4))),
+    Case("groupnorm-noaffine-eps", "groupnorm", "y = x -> groupnorm(4, eps=0.001, affine=false)",
+         mod(lambda: nn.GroupNorm(4, 8, eps=1e-3, affine=False)), inputs={"x": "f32[N, 8, 5, 7]"}),
+    # ---------------------------------------------------------------- activations
+    Case("relu", "relu", "y = x -> relu", fn(F.relu)),
+    Case("leaky_relu", "leaky_relu", "y = x -> leaky_relu(0.2)", fn(lambda x: F.leaky_relu(x, 0.2))),
+    Case("leaky_relu-default", "leaky_relu", "y = x -> leaky_relu", fn(F.leaky_relu)),
+    Case("sigmoid", "sigmoid", "y = x -> sigmoid", fn(torch.sigmoid), scale=4.0),
+    Case("tanh", "tanh", "y = x -> tanh", fn(torch.tanh), scale=3.0),
+    Case("softmax-nc", "softmax", "y = x -> softmax", fn(lambda x: F.softmax(x, 1)), inputs={"x": X2}, scale=3.0),
+    Case("softmax-nchw-c", "softmax", "y = x -> softmax", fn(lambda x: F.softmax(x, 1)), scale=3.0),
+    Case("softmax-axis-w", "softmax", 'y = x -> softmax("W")', fn(lambda x: F.softmax(x, 3)), scale=3.0),
+    Case("relu6", "relu6", "y = x -> relu6", fn(F.relu6), scale=5.0),
+    Case("hardsigmoid", "hardsigmoid", "y = x -> hardsigmoid", fn(F.hardsigmoid), scale=5.0),
+    Case("hardswish", "hardswish", "y = x -> hardswish", fn(F.hardswish), scale=5.0),
+    Case("gelu-none-opset17", "gelu", "y = x -> gelu", fn(F.gelu), opset=17, scale=3.0),
+    Case("gelu-tanh-opset17", "gelu", 'y = x -> gelu(approximate="tanh")',
+         fn(lambda x: F.gelu(x, approximate="tanh")), opset=17, scale=3.0),
+    Case("gelu-none-opset20", "gelu", "y = x -> gelu", fn(F.gelu), opset=20, scale=3.0),
+    Case("gelu-tanh-opset20", "gelu", 'y = x -> gelu(approximate="tanh")',
+         fn(lambda x: F.gelu(x, approximate="tanh")), opset=20, scale=3.0),
+    Case("silu", "silu", "y = x -> silu", fn(F.silu), scale=3.0),
+    Case("elu", "elu", "y = x -> elu(0.7)", fn(lambda x: F.elu(x, 0.7)), scale=2.0),
+    Case("elu-default", "elu", "y = x -> elu", fn(F.elu), scale=2.0),
+    Case("prelu-shared", "prelu", "y = x -> prelu", mod(lambda: nn.PReLU())),
+    Case("prelu-per-channel", "prelu", "y = x -> prelu(4)", mod(lambda: nn.PReLU(4))),
+    Case("prelu-nc", "prelu", "y = x -> prelu(12)", mod(lambda: nn.PReLU(12)), inputs={"x": X2}),
+    # ---------------------------------------------------------------- pooling
+    Case("maxpool-2", "maxpool", "y = x -> maxpool(2)", fn(lambda x: F.max_pool2d(x, 2))),
+    Case("maxpool-pad", "maxpool", "y = x -> maxpool(3, 2, padding=1)", fn(lambda x: F.max_pool2d(x, 3, 2, 1))),
+    Case("maxpool-ceil", "maxpool", "y = x -> maxpool(3, 2, ceil_mode=true)",
+         fn(lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True))),
+    Case("maxpool-ceil-pad", "maxpool", "y = x -> maxpool(3, 2, padding=1, ceil_mode=true)",
+         fn(lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True)), inputs={"x": X9}),
+    Case("maxpool-dilation", "maxpool", "y = x -> maxpool(3, 1, dilation=2)",
+         fn(lambda x: F.max_pool2d(x, 3, 1, dilation=2))),
+    Case("maxpool-dilation-pad-ceil", "maxpool", "y = x -> maxpool(3, 2, padding=1, dilation=2, ceil_mode=true)",
+         fn(lambda x: F.max_pool2d(x, 3, 2, 1, dilation=2, ceil_mode=True)), inputs={"x": X9}),
+    Case("avgpool-2", "avgpool", "y = x -> avgpool(2)", fn(lambda x: F.avg_pool2d(x, 2))),
+    Case("avgpool-pad-include", "avgpool", "y = x -> avgpool(3, 2, padding=1)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=True))),
+    Case("avgpool-pad-exclude", "avgpool", "y = x -> avgpool(3, 2, padding=1, count_include_pad=false)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False))),
+    Case("avgpool-ceil", "avgpool", "y = x -> avgpool(3, 2, ceil_mode=true)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, ceil_mode=True))),
+    Case("avgpool-ceil-pad-include", "avgpool", "y = x -> avgpool(3, 2, padding=1, ceil_mode=true)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=True))),
+    Case("avgpool-ceil-pad-exclude", "avgpool",
+         "y = x -> avgpool(3, 2, padding=1, ceil_mode=true, count_include_pad=false)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False))),
+    Case("lppool-p2", "lppool", "y = x -> lppool(2, 3, 2)", lp_pool(2, 3, 2)),
+    Case("lppool-p2-k2", "lppool", "y = x -> lppool(2, 2)", lp_pool(2, 2)),
+    # p = 1 is sum pooling (README): the signed sum, as nn.LPPool2d computes it
+    Case("lppool-p1-signed", "lppool", "y = x -> lppool(1, 2)", lp_pool(1, 2)),
+    Case("lppool-p2-ceil-opset18", "lppool", "y = x -> lppool(2, 3, 2, ceil_mode=true)",
+         lp_pool(2, 3, 2, ceil_mode=True), opset=18),
+    Case("global_avgpool", "global_avgpool", "y = x -> global_avgpool",
+         fn(lambda x: F.adaptive_avg_pool2d(x, 1)), inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("global_maxpool", "global_maxpool", "y = x -> global_maxpool",
+         fn(lambda x: F.adaptive_max_pool2d(x, 1)), inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("adaptive_avgpool-exact", "adaptive_avgpool", "y = x -> adaptive_avgpool(4)",
+         fn(lambda x: F.adaptive_avg_pool2d(x, 4))),
+    Case("adaptive_avgpool-rect", "adaptive_avgpool", "y = x -> adaptive_avgpool((2, 3))",
+         fn(lambda x: F.adaptive_avg_pool2d(x, (2, 3))), inputs={"x": "f32[N, 4, 8, 9]"}),
+    Case("adaptive_avgpool-1", "adaptive_avgpool", "y = x -> adaptive_avgpool(1)",
+         fn(lambda x: F.adaptive_avg_pool2d(x, 1)), inputs={"x": "f32[N, 4, 5, 7]"}),
+    # ---------------------------------------------------------------- shape
+    Case("flatten", "flatten", "y = x -> flatten", fn(lambda x: torch.flatten(x, 1))),
+    Case("dropout", "dropout", "y = x -> dropout(0.5)", fn(lambda x: x)),
+    Case("identity", "identity", "y = x -> identity", fn(lambda x: x)),
+    Case("pad-constant", "pad", "y = x -> pad(1)", fn(lambda x: F.pad(x, (1, 1, 1, 1)))),
+    Case("pad-constant-four-value", "pad", "y = x -> pad((1, 2, 0, 3), value=1.5)",
+         # (top, left, bottom, right) -> (left, right, top, bottom)
+         fn(lambda x: F.pad(x, (2, 3, 1, 0), value=1.5))),
+    Case("pad-reflect", "pad", 'y = x -> pad(2, mode="reflect")', fn(lambda x: F.pad(x, (2, 2, 2, 2), mode="reflect"))),
+    Case("pad-replicate-pair", "pad", 'y = x -> pad((1, 3), mode="replicate")',
+         fn(lambda x: F.pad(x, (3, 3, 1, 1), mode="replicate"))),
+    Case("pad-circular-opset19", "pad", 'y = x -> pad((1, 0, 2, 3), mode="circular")',
+         fn(lambda x: F.pad(x, (0, 3, 1, 2), mode="circular")), opset=19),
+    Case("upsample-nearest-2", "upsample", "y = x -> upsample(2)",
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="nearest"))),
+    Case("upsample-nearest-1.5", "upsample", "y = x -> upsample(1.5)",
+         fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="nearest")), inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("upsample-nearest-rect", "upsample", "y = x -> upsample((2, 3))",
+         fn(lambda x: F.interpolate(x, scale_factor=(2, 3), mode="nearest")), inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("upsample-nearest-size", "upsample", "y = x -> upsample(size=(7, 9))",
+         fn(lambda x: F.interpolate(x, size=(7, 9), mode="nearest")), inputs={"x": "f32[N, 4, 4, 5]"}),
+    Case("upsample-bilinear-2", "upsample", 'y = x -> upsample(2, mode="bilinear")',
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))),
+    Case("upsample-bilinear-1.5", "upsample", 'y = x -> upsample(1.5, mode="bilinear")',
+         fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=False)),
+         inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("upsample-bilinear-align", "upsample", 'y = x -> upsample(2, mode="bilinear", align_corners=true)',
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True))),
+    Case("upsample-bilinear-size-align", "upsample",
+         'y = x -> upsample(size=(7, 9), mode="bilinear", align_corners=true)',
+         fn(lambda x: F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=True)),
+         inputs={"x": "f32[N, 4, 4, 5]"}),
+    Case("upsample-bilinear-size", "upsample", 'y = x -> upsample(size=(7, 9), mode="bilinear")',
+         fn(lambda x: F.interpolate(x, size=(7, 9), mode="bilinear", align_corners=False)),
+         inputs={"x": "f32[N, 4, 4, 5]"}),
+    # ---------------------------------------------------------------- merge
+    Case("add", "add", "y = a + b", fn(torch.add), inputs={"a": X, "b": X}),
+    Case("add-three", "add", "y = add(a, b, c)", fn(lambda a, b, c: a + b + c), inputs={"a": X, "b": X, "c": X}),
+    Case("add-broadcast", "add", "y = a + b", fn(torch.add), inputs={"a": X, "b": "f32[N, 4, 1, 1]"}),
+    Case("mul", "mul", "y = a * b", fn(torch.mul), inputs={"a": X, "b": X}),
+    Case("mul-gate", "mul", "y = a * g", fn(torch.mul), inputs={"a": X, "g": "f32[N, 4, 1, 1]"}),
+    Case("mul-gate-first", "mul", "y = g * a", fn(torch.mul), inputs={"g": "f32[N, 4, 1, 1]", "a": X}),
+    Case("concat-c", "concat", "y = concat(a, b)", fn(lambda a, b: torch.cat([a, b], 1)),
+         inputs={"a": X, "b": "f32[N, 3, 8, 8]"}),
+    Case("concat-chain-three", "concat", "y = a -> concat(b, c)", fn(lambda a, b, c: torch.cat([a, b, c], 1)),
+         inputs={"a": X, "b": X, "c": "f32[N, 2, 8, 8]"}),
+    Case("concat-h", "concat", 'y = concat(a, b, axis="H")', fn(lambda a, b: torch.cat([a, b], 2)),
+         inputs={"a": X, "b": "f32[N, 4, 3, 8]"}),
+    Case("concat-w-index", "concat", "y = concat(a, b, axis=3)", fn(lambda a, b: torch.cat([a, b], 3)),
+         inputs={"a": X, "b": "f32[N, 4, 8, 5]"}),
+    # ---------------------------------------------------------------- NHWC inputs and outputs
+    # (labelled layers, so the output binding `y` differs from the layer's name; the case
+    # where they coincide is test_nhwc_output_named_like_its_layer)
+    Case("nhwc-conv", "conv", "y = x -> body: conv(5, 3, stride=2, padding=1)",
+         mod(lambda: nn.Conv2d(3, 5, 3, stride=2, padding=1), prefix="body", nhwc=True), inputs={"x": NHWC}),
+    Case("nhwc-maxpool", "maxpool", "y = x -> body: maxpool(3, 2, padding=1)",
+         nhwc_fn(lambda x: F.max_pool2d(x, 3, 2, 1)), inputs={"x": NHWC}),
+    Case("nhwc-concat", "concat", "y = body: concat(a, b)",
+         fn(lambda a, b: torch.cat([a, b], 3)),
+         inputs={"a": NHWC, "b": "f32[N, 8, 8, 2] NHWC"}),
+    Case("nhwc-concat-w", "concat", 'y = body: concat(a, b, axis="W")',
+         fn(lambda a, b: torch.cat([a, b], 2)),
+         inputs={"a": NHWC, "b": "f32[N, 8, 4, 3] NHWC"}),
+    Case("nhwc-flatten", "flatten", "y = x -> flatten",   # features in H, W, C order
+         fn(lambda x: torch.flatten(x, 1)), inputs={"x": NHWC}),
+    Case("nhwc-flatten-linear", "flatten", "y = x -> flatten -> fc: linear(6)",
+         mod(lambda: nn.Sequential(nn.Flatten(), nn.Linear(192, 6)), prefix="y"),
+         inputs={"x": NHWC}),
+    Case("nhwc-softmax", "softmax", "y = x -> body: softmax", fn(lambda x: F.softmax(x, 3)),
+         inputs={"x": NHWC}, scale=3.0),
+    Case("nhwc-layernorm", "layernorm", "y = x -> body: layernorm",
+         mod(lambda: nn.LayerNorm(3), prefix="body"), inputs={"x": NHWC}),
+]
+
+
+def _padded_conv(xs, pad, stride):
+    """conv(6, 4) after explicit padding, given in torch's F.pad order (left, right, top, bottom)."""
+    torch.manual_seed(0)
+    m = nn.Conv2d(4, 6, 4, stride=stride)
+    (x,) = xs.values()
+    return m(F.pad(x, pad)), state(m)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_parity_with_torch(case: Case, tmp_path):
+    spec = tmp_path / "t.net"
+    spec.write_text(case.text())
+    net = netspec.load(spec)
+    arrays = case.arrays()
+    want, weights = case.ref({k: torch.from_numpy(v.copy()) for k, v in arrays.items()})
+    if case.id == "nhwc-flatten-linear":  # torch's Sequential calls the linear `1`, the spec `fc`
+        weights = {k.replace("y.1.", "fc."): v for k, v in weights.items()}
+    options = {"opset": case.opset} if case.opset else {}
+    got = net.run(arrays, weights=weights, **options)
+    assert list(got) == ["y"]
+    assert_parity(got["y"], want.numpy(), case.id)
+
+
+def test_every_layer_kind_has_a_parity_case():
+    covered = {c.kind for c in CASES}
+    missing = sorted(set(LAYERS) - covered)
+    assert not missing, f"layer kinds without a parity case: {missing}"
+
+
+def test_case_kinds_match_the_compiled_layer(tmp_path):
+    """The kind a case is filed under is the kind of a layer in its compiled graph."""
+    for c in CASES:
+        spec = tmp_path / f"{c.id}.net"
+        spec.write_text(c.text())
+        graph = netspec.load(spec).check().graph
+        kinds = {node.kind for node in graph}
+        assert c.kind in kinds, (c.id, kinds)
+
+
+# ================================================================ located errors
+
+
+def _spec(tmp_path, body: str, decl: str = "input x: f32[N, 4, 7, 7]") -> tuple:
+    path = tmp_path / "t.net"
+    path.write_text(f"network t\n{decl}\n{body}\noutput y\n")
+    return path, netspec.load(path)
+
+
+def test_adaptive_avgpool_non_exact_is_a_located_error_naming_the_layer(tmp_path):
+    path, net = _spec(tmp_path, "y = x -> pool: adaptive_avgpool(3)")
+    net.check()  # the spec itself is fine: shape inference knows the output size
+    with pytest.raises(NetspecError) as info:
+        net.to_onnx()
+    (d,) = info.value.diagnostics
+    assert d.severity == "error"
+    assert d.layer == "pool"
+    assert "adaptive_avgpool" in d.message and "7x7" in d.message and "3x3" in d.message
+    assert d.span is not None and d.span.line == 3 and d.span.file == str(path)
+    assert d.hint and "multiple" in d.hint
+
+
+def test_circular_pad_before_opset_19_is_a_located_error(tmp_path):
+    path, net = _spec(tmp_path, 'y = x -> pad(1, mode="circular")')
+    with pytest.raises(NetspecError) as info:
+        net.to_onnx(opset=18)
+    (d,) = info.value.diagnostics
+    assert d.layer == "y" and "19" in d.message and d.span.line == 3
+    # and at 19 it lowers
+    net.to_onnx(opset=19)
+
+
+def test_lppool_ceil_mode_matches_torch_at_every_opset(tmp_path):
+    """lppool lowers as nn.LPPool2d computes it (Pow, AveragePool, times the window, Pow), not
+    as ONNX's LpPool, so ceil_mode needs no particular opset."""
+    path, net = _spec(tmp_path, "y = x -> lppool(2, 3, 2, ceil_mode=true)", "input x: f32[N, 4, 8, 8]")
+    x = np.abs(np.random.default_rng(0).standard_normal((2, 4, 8, 8))).astype(np.float32)
+    want = nn.LPPool2d(2, 3, 2, ceil_mode=True)(torch.from_numpy(x)).numpy()
+    for opset in (13, 17, 22):
+        assert_parity(net.run(x, opset=opset)["y"], want, f"lppool ceil_mode at opset {opset}")
+
+
+def test_nhwc_output_named_like_its_layer(tmp_path):
+    """`y = x -> conv(...)` with NHWC input: the layer is called `y` and so is the NHWC output
+    (a Transpose of the layer's canonical NCHW value). Both must not be ONNX value `y`."""
+    path, net = _spec(tmp_path, "y = x -> conv(5, 3, padding=1)", "input x: f32[N, 8, 8, 3] NHWC")
+    torch.manual_seed(0)
+    m = nn.Conv2d(3, 5, 3, padding=1)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 3)).astype(np.float32)
+    want = m(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
+    got = net.run(x, weights=state(m))["y"]
+    assert_parity(got, want, "nhwc conv output named like its layer")
