@@ -58,26 +58,27 @@ class Network:
 
         return totals(self.check().graph)
 
-    def weights(self, weights: str | Path | Mapping | None = None, seed: int = 0) -> dict:
+    def weights(self, weights: str | Path | Mapping | None = None, seed: int = 0, progress=None) -> dict:
         """The weights to use: seeded initialisation, a .safetensors/.npz file, or a mapping of
         arrays (e.g. a PyTorch state_dict converted with `.numpy()`), checked against the graph."""
         from netspec.weights import check_weights, initialize, load_weights
 
         self.check()
         if weights is None:
-            return initialize(self.graph, seed)
+            return initialize(self.graph, seed, progress)
         if isinstance(weights, (str, Path)):
             return load_weights(self.graph, Path(weights))
         return check_weights(self.graph, dict(weights), "the given weights")
 
     def to_onnx(self, opset: int | None = None, batch: int | None = None,
-                weights: str | Path | Mapping | None = None, seed: int = 0):
-        """The onnx.ModelProto, validated by onnx.checker (full check)."""
+                weights: str | Path | Mapping | None = None, seed: int = 0, progress=None):
+        """The onnx.ModelProto, validated by onnx.checker (full check). `progress(elements)`
+        is called as seeded weights are generated."""
         import onnx
 
         from netspec.lower import DEFAULT_OPSET, lower
 
-        model = lower(self.check().graph, self.weights(weights, seed), opset or DEFAULT_OPSET, batch)
+        model = lower(self.check().graph, self.weights(weights, seed, progress), opset or DEFAULT_OPSET, batch)
         if model.ByteSize() < 2 * 1024 ** 3:
             onnx.checker.check_model(model, full_check=True)
         return model

@@ -239,8 +239,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = _export_options(args)
     net = _network(args)
     start = time.perf_counter()
-    with _status(f"lowering {net.name} to ONNX"):
-        model = net.to_onnx(**options)
+    with _weights_progress(net, options) as advance:
+        model = net.to_onnx(**options, progress=advance)
     from netspec.runtime import save_model
 
     with _status(f"writing {args.output}"):
@@ -252,6 +252,26 @@ def cmd_export(args: argparse.Namespace) -> int:
           f"{model.opset_import[0].version}, IR {model.ir_version}, "
           f"{len(model.graph.node)} nodes) in {time.perf_counter() - start:.2f} s")
     return EXIT_OK
+
+
+def _weights_progress(net, options: dict):
+    """A progress bar over parameter elements while seeded weights are generated, on a
+    terminal and for models large enough to wait for (over 10 M parameters)."""
+    import contextlib
+
+    elements = sum(spec.elements for spec in net.graph.parameter_specs().values())
+    if options.get("weights") is not None or elements < 10_000_000 or not _color(sys.stderr):
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(TextColumn("generating weights"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                      TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("weights", total=elements)
+            yield lambda n: progress.advance(task, n)
+    return bar()
 
 
 def _status(message: str):

@@ -34,8 +34,9 @@ def network_dtype(graph: Graph) -> str:
     return "f32"
 
 
-def initialize(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
-    """Fresh weights for every parameter and buffer, in state_dict order, from `seed`."""
+def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
+    """Fresh weights for every parameter and buffer, in state_dict order, from `seed`.
+    `progress(elements)` is called after each tensor (for a progress bar)."""
     rng = np.random.default_rng(seed)
     dtype = network_dtype(graph)
     weights: dict[str, np.ndarray] = {}
@@ -48,6 +49,8 @@ def initialize(graph: Graph, seed: int = 0) -> dict[str, np.ndarray]:
         else:
             values = np.zeros(spec.shape)
         weights[name] = np.asarray(values, dtype=kind)
+        if progress is not None:
+            progress(spec.elements)
     return weights
 
 
