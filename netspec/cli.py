@@ -100,6 +100,14 @@ def build_parser() -> argparse.ArgumentParser:
                             "--input image=1,3,64,64 (repeatable)")
     check.add_argument("--depth", type=int, metavar="N",
                        help="fold blocks nested deeper than N into one row (0: top level only)")
+    check.add_argument("--explain", action="store_true",
+                       help="show each layer's arithmetic with the real numbers: the output-size "
+                            "formula per axis, the parameter sum, the MAC product, and a note where "
+                            "a division was not exact (also in --json)")
+    check.add_argument("--columns", metavar="LIST",
+                       help="optional columns, comma-separated: rf (receptive field), jump (effective "
+                            "stride), start (centre of the first unit), from (each row's inputs; "
+                            "shown by default when the graph branches); e.g. --columns rf,jump,start")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
                         help="override a network parameter (repeatable)")
@@ -168,6 +176,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if args.depth is not None and args.depth < 0:
         raise UsageError("--depth must be 0 or more")
+    columns = None
+    if args.columns is not None:
+        from netspec.report import OPTIONAL_COLUMNS
+
+        columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
+        unknown = [c for c in columns if c not in OPTIONAL_COLUMNS]
+        if unknown:
+            raise UsageError(f"--columns: unknown column {unknown[0]!r} (choose from "
+                             f"{', '.join(OPTIONAL_COLUMNS)})")
     params = {k: _parse_value(v) for k, v in _pairs(args.params, "--set").items()}
     inputs = {k: _parse_dims(k, v) for k, v in _pairs(args.inputs, "--input").items()}
     path = Path(args.spec)
@@ -184,7 +201,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         from netspec.report import to_json
 
         graph = result.graph if result.ok else None
-        print(json.dumps(to_json(graph, diagnostics, str(path), args.depth), indent=2))
+        print(json.dumps(to_json(graph, diagnostics, str(path), args.depth, args.explain), indent=2))
         return EXIT_OK if result.ok else EXIT_SPEC
     if diagnostics:
         _print_diagnostics(diagnostics, result.diagnostics.sources)
@@ -192,7 +209,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     from netspec.report import render_table
 
-    render_table(result.graph, args.depth, styled=_color(sys.stdout))
+    render_table(result.graph, args.depth, styled=_color(sys.stdout), explain=args.explain, columns=columns)
     return EXIT_OK
 
 

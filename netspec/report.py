@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.graph import BlockInstance, Graph, LayerNode
+from netspec.receptive import receptive_fields
+from netspec.receptive import show as show_field
 from netspec.types import TensorType
 
 JSON_SCHEMA = "netspec.check/1"
@@ -57,6 +59,7 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
     out: list[Row] = []
     open_blocks: list[BlockInstance] = []
     folded: dict[int, Row] = {}
+    inside: dict[int, set[str]] = {}  # the nodes folded into each row so far
     for node in graph:
         blocks = node.blocks
         shown = blocks if depth is None else blocks[:depth]
@@ -80,6 +83,8 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
             row.params += node.trainable
             row.buffers += node.buffers
             row.macs += node.macs
+            inside.setdefault(id(instance), set()).add(node.name)
+            row.inputs += [n for n in node.inputs if n not in inside[id(instance)] and n not in row.inputs]
             continue
         out.append(Row(node.name, len(blocks), node.kind, node.summary, node.output,
                        node.trainable, node.buffers, node.macs, list(node.inputs), node=node))
@@ -119,7 +124,8 @@ def _type_json(t: TensorType | None) -> dict | None:
     return {"shape": list(t.shape), "layout": t.layout.axes, "dtype": t.dtype}
 
 
-def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None) -> dict[str, Any]:
+def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None,
+            explain: bool = False) -> dict[str, Any]:
     """The stable `netspec.check/1` document (documented in the README)."""
     doc: dict[str, Any] = {"schema": JSON_SCHEMA, "file": path,
                            "ok": not any(d.severity == "error" for d in diagnostics)}
@@ -131,7 +137,15 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
                          if graph.node(n).output is not None]
         doc["outputs"] = [{"name": name, "layer": node, **(_type_json(graph.node(node).output) or {})}
                           for name, node in graph.outputs]
+        fields = receptive_fields(graph)
         doc["layers"] = [_row_json(r) for r in rows(graph, depth) if not r.header]
+        for row, layer in zip((r for r in rows(graph, depth) if not r.header), doc["layers"]):
+            if row.node is None:
+                continue
+            if row.node.name in fields:
+                layer["receptive_field"] = fields[row.node.name].to_json()
+            if explain:
+                layer["explain"], layer["notes"] = explanation(graph, row.node)
         doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
                          "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,
                          "layers": t.layers}
@@ -176,34 +190,72 @@ def human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-def table_cells(graph: Graph, depth: int | None = None) -> tuple[list[str], list[list[str]], list[Row]]:
-    """The table as strings: column titles, one list of cells per row, and the rows."""
+OPTIONAL_COLUMNS = {"rf": "RF", "jump": "Jump", "start": "Start", "from": "From"}
+
+
+def branches(graph: Graph) -> bool:
+    """Whether the graph is more than one chain: a merge, a fork, or several inputs."""
+    consumers: dict[str, int] = {}
+    for node in graph:
+        if len(node.inputs) > 1:
+            return True
+        for name in node.inputs:
+            consumers[name] = consumers.get(name, 0) + 1
+    return len(graph.inputs) > 1 or any(count > 1 for count in consumers.values())
+
+
+def explanation(graph: Graph, node: LayerNode) -> tuple[list[str], list[str]]:
+    """The arithmetic lines and notes of one layer (`--explain`)."""
+    if node.layer is None or node.output is None:
+        return [], []
+    return node.layer.explain([graph.node(n).output for n in node.inputs], node.output)
+
+
+def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...] | None = None
+                ) -> tuple[list[str], list[list[str]], list[Row]]:
+    """The table as strings: column titles, one list of cells per row, and the rows.
+    `columns` picks optional columns (rf, jump, start, from); None shows `from` when the
+    graph branches."""
     table_rows = rows(graph, depth)
     show_buffers = any(r.buffers for r in table_rows)
+    if columns is None:
+        columns = ("from",) if branches(graph) else ()
+    fields = receptive_fields(graph) if set(columns) & {"rf", "jump", "start"} else {}
     titles = ["Layer", "Op", "Output shape", "Params", "MACs"] + (["Buffers"] if show_buffers else [])
+    titles += [OPTIONAL_COLUMNS[c] for c in columns]
     cells = []
     for row in table_rows:
         line = ["  " * row.depth + row.name, row.summary,
                 str(row.output) if row.output is not None else "?"]
         if row.header:
             line += [""] * (len(titles) - 3)
-        else:
-            line += [f"{row.params:,}" if row.params else "", f"{row.macs:,}" if row.macs else ""]
-            if show_buffers:
-                line.append(f"{row.buffers:,}" if row.buffers else "")
+            cells.append(line)
+            continue
+        line += [f"{row.params:,}" if row.params else "", f"{row.macs:,}" if row.macs else ""]
+        if show_buffers:
+            line.append(f"{row.buffers:,}" if row.buffers else "")
+        field = fields.get(row.node.name) if row.node is not None else None
+        for column in columns:
+            if column == "from":
+                line.append(", ".join(row.inputs))
+            elif field is None:
+                line.append("")
+            else:
+                line.append(show_field({"rf": field.size, "jump": field.jump, "start": field.start}[column]))
         cells.append(line)
     return titles, cells, table_rows
 
 
-def render_table(graph: Graph, depth: int | None = None, styled: bool = False, file=None) -> None:
+def render_table(graph: Graph, depth: int | None = None, styled: bool = False, file=None,
+                 explain: bool = False, columns: tuple[str, ...] | None = None) -> None:
     """Print the per-layer table and the totals.
 
     Columns are laid out here: rich's Table engine costs about 0.6 ms a row, which made a
     2,000-layer table take over a second. rich styles the text on a terminal (`styled`);
     elsewhere the same text goes out plain, without importing rich (about 55 ms).
     """
-    titles, cells, table_rows = table_cells(graph, depth)
-    right = {"Params", "MACs", "Buffers"}
+    titles, cells, table_rows = table_cells(graph, depth, columns)
+    right = {"Params", "MACs", "Buffers", "RF", "Jump", "Start"}
     widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
 
     def layout(values: list[str]) -> list[str]:
@@ -218,6 +270,11 @@ def render_table(graph: Graph, depth: int | None = None, styled: bool = False, f
         pieces += [(padded[0], "bold" if block else ""), ("  ", ""),
                    (padded[1], "cyan" if block else ""), ("  ", ""),
                    ("  ".join(padded[2:]).rstrip() + "\n", "dim" if row.header else "")]
+        if explain and row.node is not None:
+            lines, notes = explanation(graph, row.node)
+            indent = " " * (2 * row.depth + 4)
+            pieces += [(f"{indent}{line}\n", "dim") for line in lines]
+            pieces += [(f"{indent}note: {note}\n", "yellow") for note in notes]
     pieces.append(("\n", ""))
     for label, value in summary_lines(graph):
         pieces += [(f"{label:<19}", "bold"), (value + "\n", "")]

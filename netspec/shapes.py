@@ -42,6 +42,15 @@ class Window:
     def effective_kernel(self) -> int:
         return self.dilation * (self.kernel - 1) + 1
 
+    def note(self, axis: str) -> str | None:
+        """Where the division was not exact: the input rows a window never reaches."""
+        if not self.unused:
+            return None
+        unit = "row" if axis in ("H", "height", "L") else "column"
+        plural = "s" if self.unused > 1 else ""
+        return (f"{axis}: (in + pads - window) % stride = {self.unused}, so the last {self.unused} "
+                f"{unit}{plural} of the padded input {'are' if plural else 'is'} never covered by a window")
+
     def formula(self) -> str:
         """The arithmetic with the real numbers, e.g. `floor((224 + 2 + 2 - 1*(11-1) - 1) / 4) + 1 = 55`."""
         rounding = "ceil" if self.ceil_mode else "floor"

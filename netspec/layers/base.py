@@ -170,6 +170,18 @@ class Layer(BaseModel):
         (N, C, spatial) order; `types` are the inputs' netspec types."""
         raise NotImplementedError(f"{self.kind} has no ONNX lowering")
 
+    def explain(self, inputs: list[TensorType], output: TensorType) -> tuple[list[str], list[str]]:
+        """The arithmetic behind this layer's row, with the real numbers, and notes (e.g. where a
+        window's division was not exact): `netspec check --explain`."""
+        return [], []
+
+    def geometry(self, inputs: list[TensorType]):
+        """How the layer maps spatial positions, for receptive fields: None when each output
+        position sees the same input position (activations, norms, 1x1 merges); "global" when
+        every output sees the whole input; else a list, one (window, stride, pad_begin) per
+        spatial axis, window = dilation*(kernel-1)+1."""
+        return None
+
     def attributes(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
 
@@ -247,3 +259,22 @@ def show_value(value: Any) -> str:
 def fan_in_uniform(shape: tuple[int, ...], fan_in: int, trainable: bool = True) -> ParamSpec:
     """PyTorch's default for conv and linear weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     return ParamSpec(shape, trainable, init="uniform", scale=fan_in ** -0.5 if fan_in else 0.0)
+
+
+def explain_counts(params: dict[str, ParamSpec], param_terms: list[str], macs: int | None,
+                   mac_terms: list[str]) -> list[str]:
+    """`params: 64 * 3 * 11 * 11 + 64 = 23,296` and `MACs: 55 * 55 * 64 * (3 * 11 * 11) = ...`."""
+    lines = []
+    total = sum(p.elements for p in params.values() if p.trainable)
+    if param_terms:
+        lines.append(f"params: {' + '.join(param_terms)} = {total:,}")
+    if macs is not None and mac_terms:
+        lines.append(f"MACs: {' * '.join(mac_terms)} = {macs:,}")
+    return lines
+
+
+def explain_windows(windows_, axes: str = "HW") -> tuple[list[str], list[str]]:
+    """One formula line per spatial axis, and a note per axis whose division was not exact."""
+    lines = [f"{axis}: {w.formula()}" for axis, w in zip(axes, windows_)]
+    notes = [n for axis, w in zip(axes, windows_) if (n := w.note(axis))]
+    return lines, notes

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, NonNegative2, Padding2, PositiveInt, Size2, fan_in_uniform
+from netspec.layers.base import (Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
+                                 explain_windows, fan_in_uniform)
 from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
 from netspec.types import ShapeError, TensorType
 
@@ -58,6 +59,10 @@ class ConvBase(Layer):
     def onnx_inputs(self, g, x: str) -> list[str]:
         return [x, g.param("weight")] + ([g.param("bias")] if self.bias else [])
 
+    def explain_counts(self, inputs, output, weight_shape: tuple[int, ...], mac_terms: list[str]) -> list[str]:
+        terms = [" * ".join(map(str, weight_shape))] + ([str(self.out_channels)] if self.bias else [])
+        return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output), mac_terms)
+
 
 class Conv(ConvBase):
     """2-D convolution over [N, C, H, W] (or NHWC), as PyTorch's `nn.Conv2d`.
@@ -103,6 +108,18 @@ class Conv(ConvBase):
                     strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
                     pads=[v for side in pads for v in side], group=self.groups)
 
+    def explain(self, inputs, output):
+        (t,) = inputs
+        lines, notes = explain_windows(self._windows(t))
+        k, cin = expand(self.kernel, 2), t.channels // self.groups
+        macs = [*map(str, output.spatial), str(self.out_channels), f"({cin} * {k[0]} * {k[1]})"]
+        return lines + self.explain_counts(inputs, output, (self.out_channels, cin, *k), macs), notes
+
+    def geometry(self, inputs):
+        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
+        return [("window", d * (k - 1) + 1, s, begin)
+                for k, s, d, (begin, _) in zip(kernel, stride, dilation, self._pads(inputs[0]))]
+
     def _pads(self, t: TensorType) -> list[tuple[int, int]]:
         kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
         return resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
@@ -131,6 +148,22 @@ class ConvTranspose(ConvBase):
             except ShapeError as exc:
                 raise ShapeError(f"{AXIS_NAMES[2][axis]}: {exc.message}", exc.rule, exc.hint) from None
         return t.with_axes(channels=self.out_channels, spatial=tuple(sizes))
+
+    def explain(self, inputs, output):
+        (t,) = inputs
+        lines = []
+        parts = zip("HW", t.spatial, output.spatial, expand(self.kernel, 2), expand(self.stride, 2),
+                    expand(self.dilation, 2), expand(self.padding, 2), expand(self.output_padding, 2))
+        for axis, size, out, k, s, d, p, op in parts:
+            lines.append(f"{axis}: ({size} - 1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out}")
+        k, cout = expand(self.kernel, 2), self.out_channels // self.groups
+        macs = [*map(str, t.spatial), str(t.channels), f"({cout} * {k[0]} * {k[1]})"]
+        return lines + self.explain_counts(inputs, output, (t.channels, cout, *k), macs), []
+
+    def geometry(self, inputs):
+        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
+        return [("transposed", d * (k - 1) + 1, s, p)
+                for k, s, d, p in zip(kernel, stride, dilation, expand(self.padding, 2))]
 
     def parameters(self, inputs, output):
         (t,) = inputs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Layer, PositiveInt, fan_in_uniform
+from netspec.layers.base import Layer, PositiveInt, explain_counts, fan_in_uniform
 from netspec.types import TensorType
 
 
@@ -37,6 +37,12 @@ class Linear(Layer):
 
     def macs(self, inputs, output):
         return inputs[0].channels * self.out_features
+
+    def explain(self, inputs, output):
+        n = inputs[0].channels
+        terms = [f"{self.out_features} * {n}"] + ([str(self.out_features)] if self.bias else [])
+        return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output),
+                              [str(n), str(self.out_features)]), []
 
     def lower(self, g, node, inputs, types, output):
         weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])

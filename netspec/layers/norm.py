@@ -21,6 +21,22 @@ class ChannelNorm(Layer):
     def check_channels(self, t: TensorType) -> None:
         """A norm's own condition on the channels (groupnorm: they divide into groups)."""
 
+    def explain(self, inputs, output):
+        return explain_affine(self, inputs, output)
+
+
+def explain_affine(layer: "ChannelNorm", inputs, output) -> tuple[list[str], list[str]]:
+    """`params: 2 * 64 = 128` for a scale and a shift per channel; buffers alongside."""
+    params = layer.parameters(inputs, output)
+    trainable = [p for p in params.values() if p.trainable]
+    lines = [f"params: {len(trainable)} * {inputs[0].channels} = {sum(p.elements for p in trainable):,}"] \
+        if trainable else []
+    buffers = sum(p.elements for p in params.values() if not p.trainable)
+    if buffers:
+        lines.append(f"buffers: 2 * {inputs[0].channels} + 1 = {buffers:,} (running mean and variance, "
+                     "num_batches_tracked)")
+    return lines, []
+
 
 class BatchNorm(ChannelNorm):
     """Batch normalisation over the channel axis, as PyTorch's `nn.BatchNorm1d/2d`.

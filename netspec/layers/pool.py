@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2
+from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2, explain_windows
 from typing import Annotated, Literal
 
 from netspec.layers.conv import describe_window
@@ -40,6 +40,17 @@ class WindowPool(Layer):
                                  rule="pooling padding <= kernel // 2 (as in PyTorch)")
         out = windows(t.spatial, kernel, stride, dilation, pads, self.ceil_mode)
         return t.with_axes(spatial=tuple(w.out for w in out))
+
+    def _windows(self, t: TensorType):
+        kernel, stride, dilation = self.window_args()
+        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        return windows(t.spatial, kernel, stride, dilation, pads, self.ceil_mode)
+
+    def explain(self, inputs, output):
+        return explain_windows(self._windows(inputs[0]))
+
+    def geometry(self, inputs):
+        return [("window", w.effective_kernel, w.stride, w.pad_begin) for w in self._windows(inputs[0])]
 
     def describe(self, inputs):
         kernel, stride, dilation = self.window_args()
@@ -117,6 +128,9 @@ class GlobalPool(Layer):
 
     family = "pool"
 
+    def geometry(self, inputs):
+        return "global"
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
         if not t.layout.spatial:
@@ -161,6 +175,24 @@ class AdaptiveAvgPool(Layer):
 
     def describe(self, inputs):
         return "adaptive_avgpool " + "x".join(map(str, expand(self.output_size, 2)))
+
+    def explain(self, inputs, output):
+        lines, notes = [], []
+        for axis, size, out in zip("HW", inputs[0].spatial, expand(self.output_size, 2)):
+            if size % out == 0:
+                lines.append(f"{axis}: {size} -> {out}: windows of {size // out}, stride {size // out}")
+            else:
+                lines.append(f"{axis}: {size} -> {out}: window i covers floor(i*{size}/{out}) .. "
+                             f"ceil((i+1)*{size}/{out}) - 1")
+                notes.append(f"{axis}: {size} is not a multiple of {out}: the windows differ in size "
+                             "and overlap (no single ONNX pool expresses this)")
+        return lines, notes
+
+    def geometry(self, inputs):
+        sizes, outs = inputs[0].spatial, expand(self.output_size, 2)
+        if any(o == 1 for o in outs) or any(s % o for s, o in zip(sizes, outs)):
+            return "global"  # unequal windows: bounded by the whole input
+        return [("window", s // o, s // o, 0) for s, o in zip(sizes, outs)]
 
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import LoweringError

@@ -60,6 +60,12 @@ class Upsample(Layer):
         # ONNX must be given the scale, not the rounded size.
         return g.op("Resize", [inputs[0], "", g.const([1.0, 1.0, *scales], "float32", "scales")], **attributes)
 
+    def geometry(self, inputs):
+        t = inputs[0]
+        factors = ([float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None
+                   else [o / s for o, s in zip(expand(self.size, 2), t.spatial)])
+        return [("upsample", 2 if self.mode == "bilinear" else 1, f, 0) for f in factors]
+
     def describe(self, inputs):
         if self.size is not None:
             what = "to " + "x".join(map(str, expand(self.size, 2)))

@@ -33,6 +33,15 @@ class Flatten(Layer):
                              rule="only the batch axis may be symbolic")
         return TensorType(t.dtype, (t.batch, t.sample_elements()), Layout("NC"))
 
+    def explain(self, inputs, output):
+        t = inputs[0]
+        sizes = [str(d) for i, d in enumerate(t.shape) if i != t.layout.batch]
+        order = "".join(a for a in t.layout.axes if a != "N")
+        return [f"features: {' * '.join(sizes)} = {output.channels:,} (in {order} order)"], []
+
+    def geometry(self, inputs):
+        return "global" if inputs[0].layout.spatial else None
+
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_perm
 
@@ -108,6 +117,12 @@ class Pad(Layer):
     def describe(self, inputs):
         shown = self.padding if isinstance(self.padding, int) else ",".join(map(str, self.padding))
         return f"pad {shown} {self.mode}"
+
+    def geometry(self, inputs):
+        t = inputs[0]
+        pads = resolve_padding(self.padding, (1,) * len(t.spatial), (1,) * len(t.spatial),
+                               (1,) * len(t.spatial), t.spatial)
+        return [("window", 1, 1, begin) for begin, _ in pads]
 
     _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
