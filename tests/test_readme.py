@@ -56,3 +56,12 @@ def test_python_api_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), {"print": lambda *a: printed.append(" ".join(map(str, a)))})
     assert "11181642" in printed  # the comment beside net.totals().params
     assert (tmp_path / "resnet18.onnx").stat().st_size > 40_000_000
+
+
+def test_explain_output_is_real():
+    result = run("check", "specs/alexnet.net", "--explain", "--columns", "rf,jump,start")
+    assert result.returncode == 0, result.stderr
+    quoted = quoted_output("netspec check specs/alexnet.net --explain --columns rf,jump,start")
+    expected = [line.rstrip() for line in quoted.splitlines() if line != "..."]
+    actual = [line.rstrip() for line in result.stdout.splitlines()]
+    assert actual[:len(expected)] == expected
