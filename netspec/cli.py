@@ -10,6 +10,9 @@ import os
 import sys
 from typing import Any, Sequence
 
+from netspec.draw import add_graph_parser, cmd_graph
+from netspec.features import add_features_parser, cmd_features
+
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 COUNTING = """\
@@ -148,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
     run.add_argument("--repeat", type=int, default=0, metavar="N",
                      help="time N more runs and print the median and p90 latency")
+    add_graph_parser(commands)
+    add_features_parser(commands)
     return parser
 
 
@@ -400,7 +405,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage, as argparse does
     try:
-        return {"check": cmd_check, "export": cmd_export, "run": cmd_run}[args.command](args)
+        return {"check": cmd_check, "export": cmd_export, "run": cmd_run,
+                "graph": cmd_graph, "features": cmd_features}[args.command](args)
     except UsageError as exc:
         parser.exit(EXIT_USAGE, f"netspec: error: {exc}\n")
     except NetspecErrorType() as exc:  # bad weights or input files, unlowerable layers, devices
