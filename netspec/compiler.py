@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +43,44 @@ def compile_file(path: str | Path, params: dict[str, Any] | None = None,
         source = read_source(file, sources, span)
         return parse(source, str(file))
 
-    try:
-        if text is None:
-            module = load(Path(path), None)
-        else:
-            sources.add(name, text)
-            module = parse(text, name)
-    except NetspecError as exc:
-        diagnostics.extend(exc.diagnostics)
-        return Compilation(None, diagnostics, name)
-    graph = elaborate(module, diagnostics, load, params, inputs)
-    infer(graph, diagnostics)
+    with _deep_recursion():
+        try:
+            if text is None:
+                module = load(Path(path), None)
+            else:
+                sources.add(name, text)
+                module = parse(text, name)
+        except NetspecError as exc:
+            diagnostics.extend(exc.diagnostics)
+            return Compilation(None, diagnostics, name)
+        except RecursionError:
+            return _too_deep(diagnostics, name)
+        try:
+            graph = elaborate(module, diagnostics, load, params, inputs)
+        except RecursionError:
+            return _too_deep(diagnostics, name)
+        infer(graph, diagnostics)
     return Compilation(graph, diagnostics, name)
+
+
+# Elaboration recurses over the nesting of expressions and blocks (not over a spec's length).
+# Python-to-Python calls use no C stack in CPython 3.11+, so a high limit is safe; what still
+# exceeds it is reported as an error in the spec.
+RECURSION_LIMIT = 100_000
+
+
+@contextmanager
+def _deep_recursion():
+    previous = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(previous, RECURSION_LIMIT))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(previous)
+
+
+def _too_deep(diagnostics: Diagnostics, name: str) -> Compilation:
+    diagnostics.error("the spec nests too deeply for netspec to follow", Span(name, 1, 1, 1, 2),
+                      rule=f"expressions and blocks nest fewer than about {RECURSION_LIMIT // 20:,} levels",
+                      hint="split the deepest expression into several bindings")
+    return Compilation(None, diagnostics, name)
