@@ -76,6 +76,16 @@ def _parse_dims(name: str, text: str) -> list[int | str]:
     return dims
 
 
+def add_spec_options(parser: argparse.ArgumentParser, shape_flag: str = "--input") -> None:
+    """--set and --input (--input-shape where --input names a data file): how every command
+    that compiles a spec overrides its parameters and input shapes."""
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
+                        help="override a network parameter, e.g. --set classes=10 (repeatable)")
+    parser.add_argument(shape_flag, action="append", metavar="NAME=DIMS", dest="inputs",
+                        help="override an input's shape in its declared layout, e.g. "
+                             f"{shape_flag} image=1,3,64,64 (repeatable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from netspec import __version__
 
@@ -96,11 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("spec", metavar="SPEC", help="the .net file to check")
     check.add_argument("--json", action="store_true",
                        help="print the figures as JSON (schema netspec.check/1, see the README)")
-    check.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
-                       help="override a network parameter, e.g. --set classes=10 (repeatable)")
-    check.add_argument("--input", action="append", metavar="NAME=DIMS", dest="inputs",
-                       help="override an input's shape in its declared layout, e.g. "
-                            "--input image=1,3,64,64 (repeatable)")
+    add_spec_options(check)
     check.add_argument("--depth", type=int, metavar="N",
                        help="fold blocks nested deeper than N into one row (0: top level only)")
     check.add_argument("--explain", action="store_true",
@@ -112,8 +118,6 @@ def build_parser() -> argparse.ArgumentParser:
                             "stride), start (centre of the first unit), from (each row's inputs; "
                             "shown by default when the graph branches); e.g. --columns rf,jump,start")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
-                        help="override a network parameter (repeatable)")
     common.add_argument("--opset", type=int, default=None, metavar="N",
                         help="ONNX opset (default 17; 13 to 26, what onnxruntime 1.31 loads)")
     common.add_argument("--batch", type=int, default=None, metavar="N",
@@ -129,8 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "after the layers and initializers after the parameters (layer1.0.conv1.weight). "
                     "The model passes onnx.checker's full check; the file is written atomically.")
     export.add_argument("spec", metavar="SPEC", help="the .net file")
-    export.add_argument("--input", action="append", metavar="NAME=DIMS", dest="inputs",
-                        help="override an input's shape, e.g. image=1,3,64,64 (repeatable)")
+    add_spec_options(export)
     export.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
 
     run = commands.add_parser(
@@ -142,8 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help=".npy (one input), .npz (one array per input name) or an image "
                           "(.png, .jpg: resized to the input, scaled to [0, 1]); default: "
                           "seeded random normal values")
-    run.add_argument("--input-shape", action="append", metavar="NAME=DIMS", dest="inputs",
-                     help="override an input's shape, e.g. image=1,3,64,64 (repeatable)")
+    add_spec_options(run, "--input-shape")
     run.add_argument("--normalize", choices=["imagenet", "none"], default="none",
                      help="for an image: subtract ImageNet's mean and divide by its deviation")
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
@@ -176,9 +178,6 @@ def cmd_check(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from netspec.compiler import compile_file
-    from netspec.elaborate import UsageError as SpecUsageError
-
     if args.depth is not None and args.depth < 0:
         raise UsageError("--depth must be 0 or more")
     columns = None
@@ -190,17 +189,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"--columns: unknown column {unknown[0]!r} (choose from "
                              f"{', '.join(OPTIONAL_COLUMNS)})")
-    params = {k: _parse_value(v) for k, v in _pairs(args.params, "--set").items()}
-    inputs = {k: _parse_dims(k, v) for k, v in _pairs(args.inputs, "--input").items()}
+    result = _compile(args)
     path = Path(args.spec)
-    if not path.exists():
-        raise UsageError(f"cannot read {args.spec!r}: no such file")
-    if path.is_dir():
-        raise UsageError(f"cannot read {args.spec!r}: it is a directory")
-    try:
-        result = compile_file(path, params, inputs)
-    except SpecUsageError as exc:
-        raise UsageError(str(exc)) from None
     diagnostics = result.diagnostics.items
     if args.json:
         from netspec.report import to_json
@@ -218,11 +208,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _network(args: argparse.Namespace):
-    """Compile the spec for export or run; spec errors are printed and raise SystemExit(1)."""
+def _compile(args: argparse.Namespace):
+    """Compile args.spec with its --set and --input overrides. A missing spec, an unknown
+    parameter or input name is a usage error; errors in the spec are in the result."""
     from pathlib import Path
 
-    from netspec.api import Network
     from netspec.compiler import compile_file
     from netspec.elaborate import UsageError as SpecUsageError
 
@@ -232,9 +222,17 @@ def _network(args: argparse.Namespace):
     params = {k: _parse_value(v) for k, v in _pairs(args.params, "--set").items()}
     inputs = {k: _parse_dims(k, v) for k, v in _pairs(args.inputs, "--input").items()}
     try:
-        result = compile_file(path, params, inputs)
+        return compile_file(path, params, inputs)
     except SpecUsageError as exc:
         raise UsageError(str(exc)) from None
+
+
+def _network(args: argparse.Namespace):
+    """Compile the spec for export, run, graph or features; spec errors are printed and raise
+    SystemExit(1)."""
+    from netspec.api import Network
+
+    result = _compile(args)
     if result.diagnostics.items:
         _print_diagnostics(result.diagnostics.items, result.diagnostics.sources)
     if not result.ok:
@@ -368,30 +366,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _save_outputs(path, arrays: dict) -> None:
-    """np.savez, atomically (a temporary file beside the target, then renamed)."""
-    import os
-    import tempfile
-    from pathlib import Path
-
     import numpy as np
 
-    from netspec.diagnostics import Diagnostic, NetspecError
+    from netspec.files import write_with_handle
 
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise NetspecError([Diagnostic(f"cannot write `{path}`: the folder `{directory}` does not exist")])
-    if path.is_dir():
-        raise NetspecError([Diagnostic(f"cannot write `{path}`: it is a directory")])
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".npz", delete=False) as handle:
-        staged = handle.name
-    try:
-        np.savez(staged, **arrays)
-        os.replace(staged, path)
-    except OSError as exc:
-        raise NetspecError([Diagnostic(f"cannot write `{path}`: {exc.strerror or exc}")]) from None
-    finally:
-        if os.path.exists(staged):
-            os.remove(staged)
+    write_with_handle(path, lambda handle: np.savez(handle, **arrays))
 
 
 def NetspecErrorType():  # noqa: N802 - imported lazily, used in an except clause

@@ -326,27 +326,6 @@ def find_dot(path: "str | os.PathLike[str] | None" = None) -> str:
     return dot
 
 
-def _write_atomic(path, produce) -> None:
-    """Call `produce(staged_path)` to write a file beside `path`, then rename it into place:
-    a failure leaves no partial file and an existing `path` untouched."""
-    import tempfile
-    from pathlib import Path
-
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise _error(f"cannot write `{path}`: the folder `{directory}` does not exist")
-    if path.is_dir():
-        raise _error(f"cannot write `{path}`: it is a directory")
-    try:
-        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as tmp:
-            staged = Path(tmp) / path.name
-            produce(staged)
-            os.replace(staged, path)
-    except OSError as exc:
-        raise _error(f"cannot write `{path}`: {exc.strerror or exc}") from None
-
-
 def write_graph(graph: "Graph", path: "str | os.PathLike[str]", depth: int | None = None):
     """Draw `graph` into `path`, in the format its suffix names: `.dot`/`.gv` (DOT text) and
     `.mmd` (Mermaid text) are written directly; `.svg`, `.png` and `.pdf` are rendered by
@@ -354,11 +333,13 @@ def write_graph(graph: "Graph", path: "str | os.PathLike[str]", depth: int | Non
     The file is written atomically. Returns the path written."""
     from pathlib import Path
 
+    from netspec.files import write_atomically
+
     path = Path(path)
     fmt = graph_format(path)
     if fmt in ("dot", "mermaid"):
         data = (to_dot(graph, depth) if fmt == "dot" else to_mermaid(graph, depth)).encode("utf-8")
-        _write_atomic(path, lambda staged: staged.write_bytes(data))
+        write_atomically(path, lambda staged: staged.write_bytes(data))
         return path
     dot = find_dot(path)
     source = to_dot(graph, depth).encode("utf-8")
@@ -376,7 +357,7 @@ def write_graph(graph: "Graph", path: "str | os.PathLike[str]", depth: int | Non
                          + (f": {reason[-1]}" if reason else f" (exit status {result.returncode})"),
                          hint="the `.dot` output shows the text it was given")
 
-    _write_atomic(path, render)
+    write_atomically(path, render)
     return path
 
 
@@ -407,11 +388,9 @@ def add_graph_parser(commands: "argparse._SubParsersAction") -> "argparse.Argume
     graph.add_argument("spec", metavar="SPEC", help="the .net file to draw")
     graph.add_argument("-o", "--output", required=True, metavar="FILE",
                        help="the file to write: .svg, .png, .pdf, .dot, .gv or .mmd")
-    graph.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
-                       help="override a network parameter, e.g. --set classes=10 (repeatable)")
-    graph.add_argument("--input", action="append", metavar="NAME=DIMS", dest="inputs",
-                       help="override an input's shape in its declared layout, e.g. "
-                            "--input image=1,3,64,64 (repeatable)")
+    from netspec.cli import add_spec_options
+
+    add_spec_options(graph)
     graph.add_argument("--depth", type=int, metavar="N",
                        help="fold blocks nested deeper than N into one box (0: top level only)")
     return graph

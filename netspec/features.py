@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Mapping
 
 from netspec.diagnostics import Diagnostic, NetspecError, did_you_mean
+from netspec.files import write_with_handle
 
 # Colour maps as anchor colours evenly spaced over [0, 1], interpolated linearly into a 256-entry
 # lookup table. Viridis: 33 samples of matplotlib's table (CC0; Smith and van der Walt), within
@@ -385,7 +384,7 @@ def render_tiles(maps: Mapping[str, Any], path: str | Path, max_channels: int = 
             label_x = cell_x + (cell_w - GAP - _text_width(measure, label, small)) // 2
             draw.text((label_x, cell_y + tile_h + 2 + 3), label, fill=INK, font=small)
         y += rows * cell_h
-    _write_atomically(Path(path), lambda handle: image.save(handle, format="PNG", optimize=True))
+    write_with_handle(Path(path), lambda handle: image.save(handle, format="PNG", optimize=True))
     return boxes
 
 
@@ -394,26 +393,7 @@ def save_arrays(maps: Mapping[str, Any], path: str | Path) -> None:
     import numpy as np
 
     arrays = {name: np.asarray(value) for name, value in maps.items()}
-    _write_atomically(Path(path), lambda handle: np.savez(handle, **arrays))
-
-
-def _write_atomically(path: Path, write) -> None:
-    """`write(handle)` into a temporary file beside `path`, then renamed over it: a failure
-    leaves no partial file and never touches an existing one."""
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise _error(f"cannot write `{path}`: the folder `{directory}` does not exist")
-    if path.is_dir():
-        raise _error(f"cannot write `{path}`: it is a directory")
-    try:
-        # a fresh file in a private folder beside the target: created with the usual permissions
-        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as folder:
-            staged = Path(folder) / path.name
-            with open(staged, "wb") as handle:
-                write(handle)
-            os.replace(staged, path)
-    except OSError as exc:
-        raise _error(f"cannot write `{path}`: {exc.strerror or exc}") from None
+    write_with_handle(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
 # ---------------------------------------------------------------- the command line
@@ -448,10 +428,9 @@ def add_features_parser(commands) -> argparse.ArgumentParser:
                              "initialisation as PyTorch's defaults)")
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the initialisation and of the random input (default 0)")
-    parser.add_argument("--set", action="append", metavar="NAME=VALUE", dest="params",
-                        help="override a network parameter (repeatable)")
-    parser.add_argument("--input-shape", action="append", metavar="NAME=DIMS", dest="inputs",
-                        help="override an input's shape, e.g. image=1,3,64,64 (repeatable)")
+    from netspec.cli import add_spec_options
+
+    add_spec_options(parser, "--input-shape")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
     parser.add_argument("--opset", type=int, default=None, metavar="N",
                         help="ONNX opset (default 17)")

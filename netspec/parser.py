@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Iterator
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostic, NetspecError, Span

@@ -6,7 +6,6 @@ Nothing here knows about the language: it takes ONNX models and numpy arrays.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -22,34 +21,23 @@ def _error(message: str, hint: str | None = None, rule: str | None = None) -> Ne
     return NetspecError([Diagnostic(message, rule=rule, hint=hint)])
 
 
-def save_model(model, path: Path, progress=None) -> list[Path]:
-    """Write `model` to `path` atomically: into a temporary file beside it, then renamed, so a
-    failure leaves no partial file and never a half-overwritten one. A model over 2 GB (the
-    protobuf limit) keeps its tensors in `<name>.data` beside it, written the same way.
-    Returns the files written."""
+def save_model(model, path: Path) -> list[Path]:
+    """Write `model` to `path` atomically (netspec.files). A model over 2 GB (the protobuf
+    limit) keeps its tensors in `<name>.data` beside it. Returns the files written."""
     import onnx
 
+    from netspec.files import write_atomically
+
     path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    if not directory.is_dir():
-        raise _error(f"cannot write `{path}`: the folder `{directory}` does not exist")
     large = model.ByteSize() > TWO_GB if _has_room(model) else True
-    with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as tmp:
-        staged = Path(tmp) / path.name
-        try:
-            if large:
-                data_name = path.name + ".data"
-                onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
-                                location=data_name, size_threshold=1024)
-                os.replace(Path(tmp) / data_name, directory / data_name)
-                written = [directory / data_name]
-            else:
-                onnx.save_model(model, staged)
-                written = []
-            os.replace(staged, path)
-        except OSError as exc:
-            raise _error(f"cannot write `{path}`: {exc.strerror or exc}") from None
-    return [path, *written]
+
+    def produce(staged: Path) -> None:
+        if large:
+            onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=path.name + ".data", size_threshold=1024)
+        else:
+            onnx.save_model(model, staged)
+    return write_atomically(path, produce)
 
 
 def _has_room(model) -> bool:

@@ -1,0 +1,50 @@
+"""Writing output files atomically: every file netspec writes (ONNX models, pictures, arrays)
+goes through `write_atomically`, so a failure leaves no partial file and never touches an
+existing one. Standard library only: the commands that import it stay light."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+from netspec.diagnostics import Diagnostic, NetspecError
+
+
+def _error(message: str) -> NetspecError:
+    return NetspecError([Diagnostic(message, rule="outputs are written atomically")])
+
+
+def write_atomically(path: str | os.PathLike, produce: Callable[[Path], None]) -> list[Path]:
+    """Call `produce(staged)` to write the file at `staged`, a path in a private folder beside
+    `path`; then move what it wrote into place: companion files first (an ONNX model's
+    `.data`), `path` last. Returns the files written. A failure raises NetspecError with the
+    reason and leaves nothing behind."""
+    path = Path(path)
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise _error(f"cannot write `{path}`: the folder `{directory}` does not exist")
+    if path.is_dir():
+        raise _error(f"cannot write `{path}`: it is a directory")
+    try:
+        # a fresh file in a private folder: created with the usual permissions, invisible to
+        # anyone reading `path` until the rename
+        with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as folder:
+            staged = Path(folder) / path.name
+            produce(staged)
+            companions = [f for f in Path(folder).iterdir() if f.name != path.name]
+            for companion in companions:
+                os.replace(companion, directory / companion.name)
+            os.replace(staged, path)
+    except OSError as exc:
+        raise _error(f"cannot write `{path}`: {exc.strerror or exc}") from None
+    return [path, *(directory / c.name for c in companions)]
+
+
+def write_with_handle(path: str | os.PathLike, write: Callable) -> list[Path]:
+    """`write_atomically` for writers that take an open binary file (np.savez, PIL)."""
+    def produce(staged: Path) -> None:
+        with open(staged, "wb") as handle:
+            write(handle)
+    return write_atomically(path, produce)
