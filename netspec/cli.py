@@ -380,6 +380,10 @@ def NetspecErrorType():  # noqa: N802 - imported lazily, used in an except claus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # pydantic looks for plugins at the first validation by reading the entry points of every
+    # installed distribution (tens of milliseconds beside torch); the CLI validates only its own
+    # layer attributes, so it skips that unless the user has set the variable.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 20000))
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 on bad usage, as argparse does

@@ -16,7 +16,6 @@ run shows every independent error. Rendering follows the compilers people know:
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
@@ -136,6 +135,8 @@ class Diagnostics:
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close."""
     candidates = list(candidates)
+    import difflib  # only when there is a misspelling to explain
+
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     if not matches:
         lowered = {c.lower(): c for c in candidates}

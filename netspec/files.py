@@ -5,7 +5,6 @@ existing one. Standard library only: the commands that import it stay light."""
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +29,8 @@ def write_atomically(path: str | os.PathLike, produce: Callable[[Path], None]) -
     try:
         # a fresh file in a private folder: created with the usual permissions, invisible to
         # anyone reading `path` until the rename
+        import tempfile  # not on the check path
+
         with tempfile.TemporaryDirectory(dir=directory, prefix=f".{path.name}.") as folder:
             staged = Path(folder) / path.name
             produce(staged)
