@@ -1,6 +1,5 @@
 """Element-wise activations (and softmax): the output type is the input type."""
 
-from __future__ import annotations
 
 from typing import ClassVar, Literal
 

@@ -4,9 +4,12 @@ A layer kind is one pydantic model: its fields are the attributes a user may wri
 validated, with PyTorch's names and defaults), and its methods are the shape rule, the
 parameter shapes and the MAC count. Subclasses register themselves by their `kind`, so adding a
 layer touches one module and its tests, never the grammar, elaboration or the CLI.
+
+The layer modules evaluate annotations eagerly (no `from __future__ import annotations`):
+with string annotations pydantic re-parses every one of them while creating each class, a fifth
+of the time `netspec check` spends importing the layers.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal

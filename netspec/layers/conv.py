@@ -1,6 +1,5 @@
 """Convolution layers."""
 
-from __future__ import annotations
 
 from netspec.layers.base import (Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
                                  explain_windows, fan_in_uniform)

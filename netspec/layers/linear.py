@@ -1,6 +1,5 @@
 """Fully connected layers."""
 
-from __future__ import annotations
 
 from netspec.layers.base import Layer, PositiveInt, explain_counts, fan_in_uniform
 from netspec.types import TensorType

@@ -1,6 +1,5 @@
 """Layers that combine several tensors: element-wise `+` and `*`, and `concat`."""
 
-from __future__ import annotations
 
 from typing import ClassVar
 

@@ -1,6 +1,5 @@
 """Normalisation layers."""
 
-from __future__ import annotations
 
 from netspec.layers.base import Layer, ParamSpec, PositiveFloat, PositiveInt
 from netspec.types import ShapeError, TensorType

@@ -1,6 +1,5 @@
 """Pooling layers."""
 
-from __future__ import annotations
 
 from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2, explain_windows
 from typing import Annotated, Literal

@@ -1,6 +1,5 @@
 """Layers that change the spatial resolution by interpolation."""
 
-from __future__ import annotations
 
 import math
 from typing import Literal

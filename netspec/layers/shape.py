@@ -1,6 +1,5 @@
 """Layers that reshape or pass tensors through."""
 
-from __future__ import annotations
 
 from typing import Annotated, Literal
 
