@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from netspec.draw import add_graph_parser, cmd_graph
 from netspec.features import add_features_parser, cmd_features
+from netspec.files import output_path
 
 EXIT_OK, EXIT_SPEC, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -134,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "The model passes onnx.checker's full check; the file is written atomically.")
     export.add_argument("spec", metavar="SPEC", help="the .net file")
     add_spec_options(export)
-    export.add_argument("-o", "--output", required=True, metavar="FILE", help="the .onnx file to write")
+    export.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE", help="the .onnx file to write")
 
     run = commands.add_parser(
         "run", parents=[common], help="run a spec or an .onnx file with onnxruntime",
@@ -150,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="for an image: subtract ImageNet's mean and divide by its deviation")
     run.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
     run.add_argument("--top", type=int, metavar="K", help="print the K highest scores of each output")
-    run.add_argument("-o", "--output", metavar="FILE.npz", help="save the outputs")
+    run.add_argument("-o", "--output", type=output_path, metavar="FILE.npz", help="save the outputs")
     run.add_argument("--repeat", type=int, default=0, metavar="N",
                      help="time N more runs and print the median and p90 latency")
     add_graph_parser(commands)

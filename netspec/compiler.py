@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from netspec.diagnostics import Diagnostics, NetspecError, Sources, Span, read_source
+from netspec.diagnostics import (Diagnostics, NetspecError, Sources, Span, normalize_newlines,
+                                 read_source)
 from netspec.graph import Graph
 from netspec import syntax as S
 
@@ -48,6 +49,7 @@ def compile_file(path: str | Path, params: dict[str, Any] | None = None,
             if text is None:
                 module = load(Path(path), None)
             else:
+                text = normalize_newlines(text)
                 sources.add(name, text)
                 module = parse(text, name)
         except NetspecError as exc:

@@ -58,7 +58,7 @@ class Sources:
         text = self._text.get(name)
         if text is None:
             return None
-        lines = text.splitlines()
+        lines = text.split("\n")  # the lexer's idea of a line: other breaks are not lines
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
@@ -155,7 +155,7 @@ def render(diagnostic: Diagnostic, sources: Sources) -> str:
         if text is not None:
             number = str(span.line)
             gutter = " " * len(number)
-            text = text.expandtabs(1)
+            text = _visible(text.expandtabs(1))
             end = span.end_column if span.end_line == span.line else len(text) + 1
             width = max(1, min(end, len(text) + 2) - span.column)
             lines.append(f"{gutter} |")
@@ -168,6 +168,14 @@ def render(diagnostic: Diagnostic, sources: Sources) -> str:
     for note in diagnostic.notes:
         lines.append(f"  = note: {note}")
     return "\n".join(lines)
+
+
+def _visible(text: str) -> str:
+    """The quoted line as a terminal should show it: control and other unprintable characters
+    (from a binary file, say) become one replacement character each, so carets stay aligned."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Sources) -> str:
@@ -209,5 +217,12 @@ def read_source(path: Path, sources: Sources, span: Span | None = None) -> str:
                                        where, hint="save the spec as UTF-8")]) from None
     if text.startswith("\ufeff"):
         text = text[1:]
+    text = normalize_newlines(text)
     sources.add(name, text)
     return text
+
+
+def normalize_newlines(text: str) -> str:
+    """Windows (CRLF) and classic Mac (CR) line endings become LF, the only break the grammar
+    knows; columns are unchanged."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text

@@ -378,6 +378,9 @@ def add_graph_parser(commands: "argparse._SubParsersAction") -> "argparse.Argume
     """Register the `graph` subcommand on the CLI's subparsers."""
     import argparse
 
+    from netspec.cli import add_spec_options
+    from netspec.files import output_path
+
     graph = commands.add_parser(
         "graph", help="draw a spec's graph as SVG, PNG, PDF, Graphviz DOT or Mermaid",
         description="Draw SPEC: one box per layer with its key attributes and parameters,\n"
@@ -386,10 +389,8 @@ def add_graph_parser(commands: "argparse._SubParsersAction") -> "argparse.Argume
                     "output's suffix; the file is written atomically.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GRAPH_EPILOG)
     graph.add_argument("spec", metavar="SPEC", help="the .net file to draw")
-    graph.add_argument("-o", "--output", required=True, metavar="FILE",
+    graph.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                        help="the file to write: .svg, .png, .pdf, .dot, .gv or .mmd")
-    from netspec.cli import add_spec_options
-
     add_spec_options(graph)
     graph.add_argument("--depth", type=int, metavar="N",
                        help="fold blocks nested deeper than N into one box (0: top level only)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from netspec.diagnostics import Diagnostic, NetspecError, did_you_mean
-from netspec.files import write_with_handle
+from netspec.files import output_path, write_with_handle
 
 # Colour maps as anchor colours evenly spaced over [0, 1], interpolated linearly into a 256-entry
 # lookup table. Viridis: 33 samples of matplotlib's table (CC0; Smith and van der Walt), within
@@ -417,7 +417,7 @@ def add_features_parser(commands) -> argparse.ArgumentParser:
                         help="a layer whose output to show, e.g. features.0 (repeatable)")
     parser.add_argument("--max-channels", type=int, default=64, metavar="N",
                         help="draw at most the first N channels of each layer (default 64)")
-    parser.add_argument("-o", "--output", required=True, metavar="FILE",
+    parser.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                         help="FILE.png: the tiles; FILE.npz: the raw arrays, keyed by layer name")
     parser.add_argument("--colormap", choices=sorted(COLORMAPS), default="viridis",
                         help="colour map of the tiles (default viridis)")

@@ -68,6 +68,9 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".npz":
+            if not zipfile.is_zipfile(path):  # np.load would guess it is a pickle
+                raise fail("not a valid .npz file (not a zip archive)",
+                           hint="write it with numpy.savez, or use .safetensors")
             with np.load(path, allow_pickle=False) as archive:
                 return {name: archive[name] for name in archive.files}
         if suffix == ".safetensors":
@@ -77,6 +80,9 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     except (zipfile.BadZipFile, EOFError) as exc:
         raise fail(f"not a valid {suffix} file ({exc})", hint="the file may be truncated") from None
     except ValueError as exc:  # numpy: pickled objects; format errors
+        if "pickle" in str(exc):
+            raise fail("holds pickled Python objects, not numeric arrays",
+                       hint="save plain numeric arrays with numpy.savez") from None
         raise fail(f"cannot be read: {exc}") from None
     except OSError as exc:
         raise fail(f"cannot be read: {exc.strerror or exc}") from None

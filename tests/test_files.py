@@ -165,8 +165,6 @@ def test_binary_file_as_spec(tmp_path, capsys):
     assert "not UTF-8" in err
 
 
-@pytest.mark.xfail(strict=True, reason="the quoted line of a binary file goes to the terminal raw: "
-                   "backspaces, a bell (\\x07) and other control characters")
 def test_binary_file_is_quoted_without_control_characters(tmp_path, capsys):
     model = tmp_path / "m.onnx"
     assert cli(["export", LENET, "-o", model], capsys)[0] == 0
@@ -204,10 +202,6 @@ def test_crlf_spec_errors_and_imports(tmp_path, capsys):
     assert code == 0, err
 
 
-@pytest.mark.xfail(strict=True, reason="with CR-only (classic Mac) line endings the lexer sees one "
-                   "line, so LeNet's first `#` comment runs to the end of the file: 'the network has "
-                   "no input' and 'no output' at 1:1 (a spec without comments gets 'expected `(` or a "
-                   "line break after `t`, found `input`'), while the quoted source is split at each CR")
 def test_cr_only_line_endings(tmp_path, capsys):
     spec = tmp_path / "cr.net"
     spec.write_bytes(LENET.read_bytes().replace(b"\n", b"\r"))
@@ -227,10 +221,6 @@ def run_weights(path: Path, capsys) -> tuple[int, str, str]:
     return cli(["run", LENET, "--weights", path], capsys)
 
 
-@pytest.mark.xfail(strict=True, reason="a text file named .npz gets numpy's 'This file contains pickled "
-                   "(object) data. If you trust the file you can load it unsafely using the "
-                   "`allow_pickle=` keyword argument or `pickle.load()`.': it is not pickled, and the "
-                   "CLI has no way to follow that advice")
 def test_npz_that_is_really_text(tmp_path, capsys):
     path = tmp_path / "w.npz"
     path.write_text("features.0.weight,0.1,0.2,0.3\n")
@@ -357,8 +347,6 @@ def test_output_onto_a_directory(tmp_path, capsys, command, name):
     assert listing(tmp_path) == [name] and listing(tmp_path / name) == []
 
 
-@pytest.mark.xfail(strict=True, reason="says \"cannot write `afile/m.onnx`: the folder `afile` does not "
-                   "exist\" where `afile` exists but is a file")
 def test_output_under_a_regular_file(tmp_path, capsys):
     (tmp_path / "afile").write_text("x")
     code, out, err = cli(["export", LENET, "-o", tmp_path / "afile" / "m.onnx"], capsys)
@@ -367,8 +355,6 @@ def test_output_under_a_regular_file(tmp_path, capsys):
     assert "not a folder" in err or "not a directory" in err or "is a file" in err
 
 
-@pytest.mark.xfail(strict=True, reason="`-o ''` says \"cannot write `.`: it is a directory\": the "
-                   "empty path the user gave is shown as `.`")
 def test_output_empty_path(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, out, err = cli(["export", LENET, "-o", ""], capsys)
@@ -450,8 +436,6 @@ def test_export_failing_at_the_final_rename(tmp_path, capsys, monkeypatch):
     assert digest(out) == before and listing(tmp_path) == ["m.onnx"]
 
 
-@pytest.mark.xfail(strict=True, reason="the companion m.onnx.data is moved into place before m.onnx; "
-                   "when the last rename fails, the old m.onnx is left beside the new m.onnx.data")
 def test_external_data_export_failing_at_the_final_rename(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(runtime, "TWO_GB", 1024)   # every model counts as large
     out = exported(tmp_path, capsys)
