@@ -13,8 +13,12 @@ For each model the script also prints the op types before and after onnxruntime'
 optimizations, whether the optimized graphs are identical, and an A/A control (netspec's model
 against a second session of itself) that shows how much of a ratio is noise on this machine.
 
-torch.onnx.export runs with dynamo=False (the TorchScript exporter; the dynamo one needs
-onnxscript, which is not a dependency here).
+torch.onnx.export runs with dynamo=False (the TorchScript exporter), whose opset-17 output is
+directly comparable; bench/run_all.py also times the dynamo exporter (torch 2.13's default, which
+needs onnxscript from the bench extra). bench/run_all.py imports this module's helpers (twin,
+netspec_onnx, torch_onnx, optimized_graph, time_interleaved) for its inference benchmark.
+
+    --models takes any of bench/torch_models.py's MODELS: alexnet, resnet18, resnet50, efficientnet_b0
 """
 
 from __future__ import annotations
