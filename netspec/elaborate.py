@@ -221,7 +221,10 @@ class Elaborator:
             if name in overrides:
                 scope.values[name] = overrides[name]
             elif param.default is not None:
-                scope.values[name] = self.scalar(param.default, scope)
+                if self._reads_later_parameter(param, declared, scope.values, "the network"):
+                    scope.values[name] = POISON
+                else:
+                    scope.values[name] = self.scalar(param.default, scope)
             else:
                 self.diag.error(f"network parameter `{name}` has no default and was not given",
                                 param.name.span, rule="every parameter needs a value",
@@ -369,7 +372,11 @@ class Elaborator:
                 seen.add(ident.name)
         if not outputs:
             last = next((s for s in reversed(module.statements) if isinstance(s, S.Binding)), None)
-            self.diag.error("the network has no output", Span(module.path, 1, 1, 1, 2),
+            header = next((s for s in module.statements if isinstance(s, S.NetworkHeader)), None)
+            where = (Span(module.path, header.span.line, header.span.column, header.span.line,
+                          header.span.column + len("network")) if header
+                     else Span(module.path, 1, 1, 1, 2))
+            self.diag.error("the network has no output", where,
                             rule="a network needs an `output` line",
                             hint=f"add `output {last.name.name}`" if last else "add `output <name>`")
         if self.graph.outputs:
@@ -493,6 +500,20 @@ class Elaborator:
         if isinstance(expr, S.Chain):
             return self._chain(expr, scope, bound)
         raise AssertionError(f"unhandled expression {type(expr).__name__}")
+
+    def _reads_later_parameter(self, param: S.Param, params: list[S.Param], given: dict[str, Any],
+                               owner: str) -> bool:
+        """Report a default that reads a parameter declared after it (and not given): defaults
+        are evaluated in order, so that name has no value yet."""
+        position = next(i for i, p in enumerate(params) if p is param)
+        later = {p.name.name for p in params[position + 1:]} - set(given)
+        ref = next((r for r in _free_names(param.default) if r.name in later), None)
+        if ref is None:
+            return False
+        self.diag.error(f"the default of `{param.name.name}` reads `{ref.name}`, a later parameter of "
+                        f"{owner}", ref.span, rule="a default sees only the earlier parameters",
+                        hint=f"declare `{ref.name}` before `{param.name.name}`")
+        return True
 
     def _name(self, ref: S.NameRef, scope: Scope) -> Any:
         found, value = scope.lookup(ref.name)
@@ -689,6 +710,7 @@ class Elaborator:
                     self.diag.error("a positional argument follows a keyword argument", arg.span,
                                     rule="positional arguments come first")
                     poisoned = True
+                    continue  # dropped, so it cannot also collide with a keyword
                 positional.append((value, arg.value.span))
             elif arg.name.name in keywords:
                 self.diag.error(f"`{arg.name.name}` is given twice", arg.name.span,
@@ -847,6 +869,8 @@ class Elaborator:
                 self.diag.error(f"block `{block_name}` needs an argument for `{param.name.name}`",
                                 call.span, rule="parameters without a default must be given",
                                 hint=f"`{block_name}` is defined at {definition.span.location()}")
+                return POISON
+            if self._reads_later_parameter(param, definition.params, inner.values, f"block `{block_name}`"):
                 return POISON
             inner.values[param.name.name] = self.expr(param.default, inner, None)
         for name_ in inner.values:

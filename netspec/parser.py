@@ -43,13 +43,14 @@ class _Newlines:
     always_accept = ("_NL",)
 
     def __init__(self) -> None:
+        self.earlier: Token | None = None   # the token before `previous`
         self.previous: Token | None = None
         self.current: Token | None = None
         self.open: list[Token] = []     # unclosed ( and [
         self.braces: list[Token] = []   # unclosed {
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
-        self.previous = self.current = None
+        self.earlier = self.previous = self.current = None
         self.open, self.braces = [], []
         for token in stream:
             if token.type == "_NL":
@@ -66,7 +67,7 @@ class _Newlines:
                     self.braces.append(token)
                 elif value == "}" and self.braces:
                     self.braces.pop()
-            self.previous, self.current = self.current, token
+            self.earlier, self.previous, self.current = self.previous, self.current, token
             yield token
 
     @staticmethod
@@ -258,17 +259,20 @@ def parse(text: str, file: str = "<string>") -> S.Module:
 # ---------------------------------------------------------------- friendly syntax errors
 
 _NAMED_TERMINALS = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number",
-                    "STRING": "a string", "_NL": "a line break", "$END": "a line break"}
+                    "STRING": "a string", "_NL": "a line break", "$END": "a line break",
+                    "COMPARE": "a comparison"}
 _EXPRESSION_STARTS = {"NAME", "INT", "FLOAT", "STRING"}
 # After any value an operator could follow; naming them all in a message only hides the point.
-_OPERATORS = {"+", "-", "*", "/", "//", "%"}
+_OPERATORS = {"+", "-", "*", "/", "//", "%", "and", "or", "if"}
 
 
 def _terminal_text(lark: Lark, name: str) -> str | None:
+    """A terminal's literal text (`->`, `(`); None for a pattern such as NAME or COMPARE."""
     try:
-        return lark.get_terminal(name).pattern.value
+        pattern = lark.get_terminal(name).pattern
     except (KeyError, AttributeError):
         return None
+    return pattern.value if pattern.type == "str" else None
 
 
 def _describe_expected(names: set[str], lark: Lark) -> tuple[str, bool]:
@@ -277,7 +281,7 @@ def _describe_expected(names: set[str], lark: Lark) -> tuple[str, bool]:
     if wants_value and len(names) > 3:
         return "an expression", False
     literals = {name: _terminal_text(lark, name) for name in names}
-    shown = [n for n in names if literals[n] not in _OPERATORS] or list(names)
+    shown = [n for n in names if literals[n] not in _OPERATORS and n != "COMPARE"] or list(names)
     options: list[str] = []
     for name in sorted(shown, key=lambda n: (n in _NAMED_TERMINALS, literals[n] or n)):
         words = _NAMED_TERMINALS.get(name) or (f"`{literals[name]}`" if literals[name] else name.lower())
@@ -312,7 +316,12 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     accepted.discard("COMMENT")
     expected, only_separators = _describe_expected(accepted, lark)
     found = _describe_token(token)
-    previous = newlines.previous if token is newlines.current else newlines.current
+    at_current = token is newlines.current
+    previous = newlines.previous if at_current else newlines.current
+    earlier = newlines.earlier if at_current else newlines.previous
+    special = _common_mistake(token, previous, earlier, accepted, file, newlines)
+    if special is not None:
+        return special
     texts = {_terminal_text(lark, name) for name in accepted}
     hint = _syntax_hint(token, previous, texts, newlines)
     if previous is not None and (only_separators or token.type in ("_NL", "$END")):
@@ -328,6 +337,53 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
 _STATEMENT_KEYWORDS = {"network", "input", "output", "block", "use"}
 
 
+def _common_mistake(token: Token, previous: Token | None, earlier: Token | None,
+                    accepted: set[str], file: str, newlines: _Newlines) -> Diagnostic | None:
+    """A message written for a mistake people make often, where the parser's own view (what
+    it expected at the token where it stopped) would point past the real cause."""
+    def at(t: Token, width: int | None = None) -> Span:
+        return Span(file, t.line, t.column, t.line, t.column + (width or max(1, len(str(t)))))
+
+    # `y = x -> conv(8, 3) ->` then a new statement: the `->` continued the chain onto the next
+    # line, whose first word the parser took for a layer.
+    if (earlier is not None and str(earlier) == "->" and previous is not None
+            and previous.type == "NAME" and previous.line > earlier.line
+            and (str(previous) in _STATEMENT_KEYWORDS or str(token) == "=")):
+        return Diagnostic("expected a layer or block after `->`, found the end of the line",
+                          at(earlier), rule="syntax",
+                          hint=f"the chain ends here: `{previous}` on the next line begins a new "
+                               f"statement, so remove this `->`")
+    # `y == x`: a comparison where a binding was meant
+    if (str(token) == "=" and previous is not None and str(previous) == "="
+            and previous.end_pos == token.start_pos):
+        return Diagnostic("`==` compares two values; a binding is written with one `=`",
+                          at(previous, 2), rule="syntax", hint="write one `=`")
+    # `input x: [N, 3, 224, 224]`: the dtype left out
+    if str(token) == "[" and previous is not None and str(previous) == ":" and accepted == {"NAME"}:
+        from netspec.types import DTYPES
+
+        return Diagnostic("expected a dtype before the dimensions, found `[`", at(token),
+                          rule="inputs are declared as `name: dtype[dims]`",
+                          hint=f"write e.g. `f32[N, 3, 224, 224]`; dtypes: {', '.join(DTYPES)}")
+    # a block's `}` forgotten: the next statement is read as part of the block
+    brace = _unclosed_brace(token, previous, newlines)
+    if brace is not None:
+        statement = previous if previous is not None and str(previous) in _STATEMENT_KEYWORDS else token
+        if statement.type == "$END":
+            return Diagnostic(_never_closed(brace), _span(file, brace), rule="syntax",
+                              hint="end the block with `}` on a line of its own")
+        return Diagnostic(_never_closed(brace), at(statement), rule="syntax",
+                          hint=f"end the block with `}}` on a line of its own before `{statement}`")
+    return None
+
+
+def _unclosed_brace(token: Token, previous: Token | None, newlines: _Newlines) -> Token | None:
+    if newlines.braces and (token.type == "$END" or str(token) in _STATEMENT_KEYWORDS
+                            or (previous is not None and str(previous) in _STATEMENT_KEYWORDS)):
+        return newlines.braces[-1]
+    return None
+
+
 def _never_closed(opener: Token) -> str:
     return f"the `{opener}` at line {opener.line}, column {opener.column} is never closed"
 
@@ -337,9 +393,6 @@ def _syntax_hint(token: Token, previous: Token | None, texts: set, newlines: _Ne
     on_new_line = previous is not None and getattr(token, "line", 0) > previous.end_line
     if newlines.open and (token.type == "$END" or on_new_line):
         return _never_closed(newlines.open[-1])
-    if newlines.braces and (token.type == "$END" or str(token) in _STATEMENT_KEYWORDS
-                            or (previous is not None and str(previous) in _STATEMENT_KEYWORDS)):
-        return _never_closed(newlines.braces[-1])
     if token.type in ("NAME", "INT", "FLOAT", "STRING") and "," in texts and newlines.open:
         return "arguments and list items are separated by `,`"
     if token.type == "NAME" and "->" in texts:

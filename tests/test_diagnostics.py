@@ -118,7 +118,8 @@ def test_unclosed_block_brace(tmp_path):
     d = errors(result)[0]
     assert d.rule == "syntax"
     # the mistake is the `{` of line 3 that is never closed, not a chain continuation
-    assert d.hint is not None and "`{`" in d.hint and "line 3" in d.hint, d.hint
+    assert "`{`" in d.message and "line 3" in d.message, d.message
+    assert d.hint is not None and "`}`" in d.hint, d.hint
     assert "continues a chain" not in d.hint
 
 

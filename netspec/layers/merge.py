@@ -23,9 +23,15 @@ def resolve_axis(t: TensorType, axis: int | str) -> int:
     return axis % t.rank
 
 
-def _same_layout(inputs: list[TensorType], kind: str) -> None:
+def _alike(inputs: list[TensorType], kind: str) -> None:
+    """Merged tensors share one dtype (ONNX's Add, Mul and Concat do not promote, unlike
+    PyTorch) and one layout."""
     first = inputs[0]
     for other in inputs[1:]:
+        if other.dtype != first.dtype:
+            raise ShapeError(f"inputs of different dtypes: {first} is {first.dtype}, "
+                             f"{other} is {other.dtype}", rule="inputs share one dtype",
+                             hint="declare the inputs with one dtype")
         if other.layout != first.layout and other.rank == first.rank:
             raise ShapeError(f"{kind} of tensors in different layouts: {first} {first.layout} and "
                              f"{other} {other.layout}", rule="inputs share one layout")
@@ -40,7 +46,7 @@ class Elementwise(Layer):
     onnx_op: ClassVar[str] = ""
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        _same_layout(inputs, self.kind)
+        _alike(inputs, self.kind)
         shape = broadcast([t.shape for t in inputs])
         if shape is None:
             shapes = f" {self.symbol} ".join(str(t) for t in inputs)
@@ -89,7 +95,7 @@ class Concat(Layer):
     axis: Axis = "C"
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        _same_layout(inputs, "concat")
+        _alike(inputs, "concat")
         first = inputs[0]
         axis = resolve_axis(first, self.axis)
         if axis == first.layout.batch:
