@@ -71,23 +71,25 @@ class Network:
         return check_weights(self.graph, dict(weights), "the given weights")
 
     def to_onnx(self, opset: int | None = None, batch: int | None = None,
-                weights: str | Path | Mapping | None = None, seed: int = 0, progress=None):
-        """The onnx.ModelProto, validated by onnx.checker (full check). `progress(elements)`
+                weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
+                check: bool = True):
+        """The onnx.ModelProto, validated by onnx.checker (full check) unless `check` is false
+        (for callers that check its bytes with `netspec.runtime.serialize`). `progress(elements)`
         is called as seeded weights are generated."""
-        import onnx
-
         from netspec.lower import DEFAULT_OPSET, lower
+        from netspec.runtime import serialize
 
         model = lower(self.check().graph, self.weights(weights, seed, progress), opset or DEFAULT_OPSET, batch)
-        if model.ByteSize() < 2 * 1024 ** 3:
-            onnx.checker.check_model(model, full_check=True)
+        if check:
+            serialize(model)
         return model
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically; options as for `to_onnx`."""
-        from netspec.runtime import save_model
+        from netspec.runtime import save_model, serialize
 
-        save_model(self.to_onnx(**options), Path(path))
+        model = self.to_onnx(**options, check=False)
+        save_model(model, Path(path), serialize(model))
         return Path(path)
 
     def session(self, device: str = "cpu", **options: Any):

@@ -261,11 +261,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     net = _network(args)
     start = time.perf_counter()
     with _weights_progress(net, options) as advance:
-        model = net.to_onnx(**options, progress=advance)
-    from netspec.runtime import save_model
+        model = net.to_onnx(**options, progress=advance, check=False)
+    from netspec.runtime import save_model, serialize
 
     with _status(f"writing {args.output}"):
-        files = save_model(model, Path(args.output))
+        files = save_model(model, Path(args.output), serialize(model))
     size = sum(f.stat().st_size for f in files)
     from netspec.report import human_bytes
 

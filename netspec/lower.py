@@ -61,7 +61,9 @@ class Builder:
         self.opset = opset
         self.weights = weights
         self.nodes: list[onnx.NodeProto] = []
-        self.initializers: list[onnx.TensorProto] = []
+        # the model is built in place: initializers are written straight into its graph, so
+        # a weight's bytes are copied once (not again by make_graph and make_model)
+        self.model = onnx.ModelProto()
         self._names: set[str] = set()        # value names (and initializers)
         self._node_names: set[str] = set()   # node names: a namespace of their own in ONNX
         self._node: LayerNode | None = None
@@ -107,7 +109,7 @@ class Builder:
         name = f"{self._node.name}.{suffix}"
         if name not in self._names:
             self._names.add(name)
-            self.initializers.append(numpy_helper.from_array(self.weights[name], name))
+            self.initializer(self.weights[name], name)
         return name
 
     def const(self, values, dtype=np.int64, name: str = "const") -> str:
@@ -115,8 +117,23 @@ class Builder:
         base = f"{self._node.name}/{name}" if self._node else name
         array = np.asarray(values, dtype=dtype)
         full = self.fresh(base)
-        self.initializers.append(numpy_helper.from_array(array, full))
+        self.initializer(array, full)
         return full
+
+    def initializer(self, array: np.ndarray, name: str) -> None:
+        tensor = self.model.graph.initializer.add()
+        if array.dtype in _RAW_DTYPES:
+            tensor.name = name
+            tensor.data_type = _RAW_DTYPES[array.dtype]
+            tensor.dims.extend(array.shape)
+            tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+        else:  # anything unusual goes through onnx's own converter
+            tensor.CopyFrom(numpy_helper.from_array(array, name))
+
+
+# numpy dtypes written as raw little-endian bytes, as numpy_helper.from_array does
+_RAW_DTYPES = {np.dtype(t): onnx.helper.np_dtype_to_tensor_dtype(np.dtype(t)) for t in
+               ("float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")}
 
 
 def ir_version_for(opset: int) -> int:
@@ -177,9 +194,14 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
                                                hint="rename the binding or the label")])
             g.op("Identity", [values[node_name]], name, final=False)
         outputs.append(_value_info(name, t, t.shape, batch))
-    onnx_graph = helper.make_graph(g.nodes, graph.name, inputs, outputs, g.initializers)
-    model = helper.make_model(onnx_graph, opset_imports=[helper.make_opsetid("", opset)],
-                              producer_name="netspec", ir_version=ir_version_for(opset))
     from netspec import __version__
-    model.producer_version = __version__
+
+    model = g.model
+    model.graph.name = graph.name
+    model.graph.node.extend(g.nodes)
+    model.graph.input.extend(inputs)
+    model.graph.output.extend(outputs)
+    model.ir_version = ir_version_for(opset)
+    model.opset_import.append(helper.make_opsetid("", opset))
+    model.producer_name, model.producer_version = "netspec", __version__
     return model

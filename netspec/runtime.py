@@ -21,32 +21,48 @@ def _error(message: str, hint: str | None = None, rule: str | None = None) -> Ne
     return NetspecError([Diagnostic(message, rule=rule, hint=hint)])
 
 
-def save_model(model, path: Path) -> list[Path]:
-    """Write `model` to `path` atomically (netspec.files). A model over 2 GB (the protobuf
-    limit) keeps its tensors in `<name>.data` beside it. Returns the files written."""
+def serialize(model, check: bool = True) -> bytes | None:
+    """The model's protobuf bytes, checked by onnx.checker (full check, shape inference
+    included) unless `check` is false; None for a model past protobuf's 2 GB limit, which is
+    saved with external data instead. Serialising once and checking the bytes saves two of
+    the three copies a large model would otherwise go through."""
+    import onnx
+
+    try:
+        data = model.SerializeToString()
+    except Exception:  # protobuf refuses to encode a message over 2 GB
+        return None
+    if len(data) > TWO_GB:
+        return None
+    if check:
+        onnx.checker.check_model(data, full_check=True)
+    return data
+
+
+def save_model(model, path: Path, data: bytes | None = None) -> list[Path]:
+    """Write `model` (or its bytes `data`, from `serialize`) to `path` atomically
+    (netspec.files). A model over 2 GB (the protobuf limit) keeps its tensors in `<name>.data`
+    beside it. Returns the files written."""
     import onnx
 
     from netspec.files import write_atomically
 
     path = Path(path)
-    large = model.ByteSize() > TWO_GB if _has_room(model) else True
+    if data is None:
+        data = serialize(model, check=False)
 
     def produce(staged: Path) -> None:
-        if large:
+        if data is None:
             onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=path.name + ".data", size_threshold=1024)
         else:
-            onnx.save_model(model, staged)
+            write_bytes(staged, data)
     return write_atomically(path, produce)
 
 
-def _has_room(model) -> bool:
-    """Whether ByteSize can be asked (protobuf refuses to measure past 2 GB)."""
-    try:
-        model.ByteSize()
-        return True
-    except Exception:
-        return False
+def write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
 
 
 def providers_for(device: str) -> list[str]:

@@ -7,6 +7,7 @@ reach the logical axes (batch, channels, spatial) through the layout.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from math import prod
 
 Dim = int | str  # an integer size, or a symbol such as "N" (the batch)
@@ -26,6 +27,12 @@ class ShapeError(Exception):
     def __init__(self, message: str, rule: str | None = None, hint: str | None = None):
         super().__init__(message)
         self.message, self.rule, self.hint = message, rule, hint
+
+
+@lru_cache(maxsize=None)  # a handful of layouts, asked once per layer and more
+def _spatial_indices(axes: str) -> tuple[int, ...]:
+    return tuple(sorted((i for i, a in enumerate(axes) if a not in "NC"),
+                        key=lambda i: _SPATIAL_LETTERS.find(axes[i])))
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +70,7 @@ class Layout:
     @property
     def spatial(self) -> tuple[int, ...]:
         """Indices of the spatial axes, in the order D, H, W (or L)."""
-        return tuple(sorted((i for i, a in enumerate(self.axes) if a not in "NC"),
-                            key=lambda i: _SPATIAL_LETTERS.find(self.axes[i])))
+        return _spatial_indices(self.axes)
 
     def __str__(self) -> str:
         return self.axes
