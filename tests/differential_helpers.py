@@ -1,0 +1,962 @@
+"""Random valid netspec networks and their PyTorch twins, for tests/test_differential.py.
+
+A `Net` is a list of statements in evaluation order: chains (`b3 = b2 -> conv(...) -> relu`)
+and merges (`b4 = b2 + b3`, `b5 = concat(b1, b4, axis="H")`). Every layer carries the attributes
+as written in the spec (`Layer.args`, `Layer.kwargs`) and the same attributes resolved for PyTorch
+(`Layer.sem`). The generator keeps its own (C, H, W) bookkeeping only to stay valid (no size
+below 1, sizes within MAX_SIZE, branch shapes that can be merged); what is compared is netspec
+against torch, never against that bookkeeping.
+
+The twin is written from the README's documented semantics with torch's own modules and
+functionals (nn.Conv2d, F.max_pool2d, F.interpolate, ...); only what torch cannot say directly
+is spelled out here: "same" padding with a stride above 1 and (top, left, bottom, right) padding
+(an explicit F.pad before the convolution), and `flatten` in the declared layout's order.
+Values are not compared (shapes still are) for a network that normalises (nearly) constant
+values with layernorm/groupnorm, where rounding noise is divided by sqrt(eps).
+"""
+
+from __future__ import annotations
+
+import math
+import traceback
+import warnings
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from hypothesis import strategies as st
+from torch import nn
+
+MAX_SIZE = 64       # every spatial size stays in [1, MAX_SIZE]
+MAX_CH = 12         # channels stay in [1, MAX_CH]
+MAX_FEATURES = 4096  # a flatten sees at most this many features (else a global pool comes first)
+BATCH = 2
+RTOL = 1e-4         # max |onnxruntime - torch| <= RTOL * max(1, max |torch|), per output
+
+# Known netspec bugs the generator steers around (each has an xfail regression test in
+# tests/test_differential.py); remove an entry once its bug is fixed so it is fuzzed again.
+KNOWN_BUGS = {
+    # conv_transpose with stride <= output_padding < dilation: netspec and torch accept it,
+    # onnxruntime's ConvTranspose rejects it at run time
+    "conv_transpose_output_padding_from_dilation",
+    # bilinear upsample (align_corners=false) to an output size of 1 from a larger input:
+    # onnxruntime samples the first row/column, torch the centre
+    "bilinear_to_size_one",
+    # nearest upsample to a `size` that is not a multiple of the input: onnxruntime computes
+    # out_index / (out/in) in float32, torch out_index * (in/out); they floor differently at
+    # exact boundaries (14 rows -> 4: row 2 reads input row 6 in onnxruntime, 7 in torch)
+    "nearest_size_rounding",
+    # a fractional scale_factor that leaves an axis its size (1.25 on 2 or 3 rows): torch
+    # copies that axis unchanged, the ONNX Resize (by scales) resamples it
+    "upsample_scale_keeps_size",
+    # maxpool/avgpool ceil_mode where one axis gains a window from rounding up and the other's
+    # ceil-mode window is dropped by PyTorch's rule: one ONNX ceil_mode for both axes, and
+    # before opset 22 ONNX keeps the dropped window (the model's shape is not netspec's)
+    "pool_ceil_mode_mixed_axes",
+    # a dilated maxpool window that lies wholly in the padding: torch gives -inf, onnxruntime
+    # the lowest float (-3.4e38); later layers turn either into different infinities or NaNs
+    "maxpool_window_in_padding",
+    # flatten of a tensor whose batch axis is not the first (CHWN, HWNC): the ONNX model
+    # transposes to the declared order and flattens from axis 1, so the batch is flattened too
+    "flatten_batch_not_first",
+}
+
+
+# ============================================================================ the model
+
+
+def fmt(value: Any) -> str:
+    """A value as netspec source writes it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, tuple):
+        return "(" + ", ".join(fmt(v) for v in value) + ")"
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+@dataclass
+class Layer:
+    kind: str
+    args: tuple = ()                                  # positional attributes, as written
+    kwargs: dict = field(default_factory=dict)        # keyword attributes, as written
+    sem: dict = field(default_factory=dict)           # resolved attributes for the torch twin
+
+    def call(self) -> str:
+        parts = [fmt(a) for a in self.args] + [f"{k}={fmt(v)}" for k, v in self.kwargs.items()]
+        return f"{self.kind}({', '.join(parts)})" if parts else self.kind
+
+
+@dataclass
+class Chain:
+    name: str
+    source: str
+    layers: list[Layer]
+
+    def node_names(self) -> list[str]:
+        """Layer names by the README's rule: a chain of one layer is the binding's name, else
+        `name.0`, `name.1`, ... (as nn.Sequential)."""
+        if len(self.layers) == 1:
+            return [self.name]
+        return [f"{self.name}.{i}" for i in range(len(self.layers))]
+
+    def text(self) -> str:
+        return f"{self.name} = {self.source} -> " + " -> ".join(l.call() for l in self.layers)
+
+
+@dataclass
+class Merge:
+    name: str
+    kind: str               # "add" or "concat"
+    sources: list[str]
+    axis: Any = None        # concat: as written ("H", 2, -1, ...), None for the default
+    axis_keyword: str = "axis"
+    form: str = "call"      # "call": add(a, b) / concat(a, b); "arrow": a -> add(b); "plus": a + b
+    axis_letter: str = "C"  # the axis joined, as a layout letter
+
+    def node_names(self) -> list[str]:
+        return [self.name]
+
+    def text(self) -> str:
+        if self.form == "plus":
+            return f"{self.name} = " + " + ".join(self.sources)
+        extra = [] if self.axis is None else [f"{self.axis_keyword}={fmt(self.axis)}"]
+        if self.form == "arrow":
+            return f"{self.name} = {self.sources[0]} -> {self.kind}({', '.join(self.sources[1:] + extra)})"
+        return f"{self.name} = {self.kind}({', '.join(self.sources + extra)})"
+
+
+@dataclass
+class Net:
+    layout: str                  # the input's layout: "NCHW" or "NHWC"
+    write_layout: bool           # write the layout after the shape (NCHW is the default)
+    c: int
+    h: int
+    w: int
+    statements: list             # Chain | Merge, in evaluation order
+    outputs: list[str]
+    order: list[int]             # the order the statements are written in (bindings may come in any order)
+    opset: int = 17
+
+    def text(self) -> str:
+        dims = {"N": "N", "C": str(self.c), "H": str(self.h), "W": str(self.w)}
+        decl = f"f32[{', '.join(dims[a] for a in self.layout)}]" + (f" {self.layout}" if self.write_layout else "")
+        lines = ["network diff", f"input x: {decl}"]
+        lines += [self.statements[i].text() for i in self.order]
+        lines.append("output " + ", ".join(self.outputs))
+        return "\n".join(lines) + "\n"
+
+    def __repr__(self) -> str:   # what hypothesis prints for a falsifying example
+        return f"Net(opset={self.opset}):\n{self.text()}"
+
+
+# ============================================================================ arithmetic
+
+
+def conv_out(n, k, s, d, pb, pe):
+    return (n + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def pool_out(n, k, s, d, p, ceil):
+    span = n + 2 * p - d * (k - 1) - 1
+    if span < 0:
+        return 0
+    if not ceil:
+        return span // s + 1
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + p:  # PyTorch: the last window must start inside the input or left padding
+        out -= 1
+    return out
+
+
+def window_in_padding(n, k, s, d, p, ceil):
+    """Whether some (dilated) pooling window sees only padding, no input element."""
+    return any(all(not 0 <= i * s - p + j * d < n for j in range(k))
+               for i in range(pool_out(n, k, s, d, p, ceil)))
+
+
+def tconv_out(n, k, s, d, p, op):
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def op_limit(s, d):
+    """The largest output_padding the generator uses: below the stride or the dilation (README)."""
+    if "conv_transpose_output_padding_from_dilation" in KNOWN_BUGS:
+        return s - 1
+    return max(s, d) - 1
+
+
+def same_pads(n, k, s, d):
+    """README: "same" gives ceil(in / stride); an odd total puts the extra row at the end."""
+    out = -(-n // s)
+    total = max(0, (out - 1) * s + d * (k - 1) + 1 - n)
+    return total // 2, total - total // 2
+
+
+def conv_pads(padding, axis: int, n, k, s, d):
+    """(begin, end) padding of one axis (0: H, 1: W) for a conv `padding` as written."""
+    if padding == "valid":
+        return 0, 0
+    if padding == "same":
+        return same_pads(n, k, s, d)
+    if isinstance(padding, int):
+        return padding, padding
+    if len(padding) == 2:
+        return padding[axis], padding[axis]
+    return padding[axis], padding[axis + 2]   # (top, left, bottom, right)
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def packed(pair: tuple, as_pair: bool):
+    """Write a per-axis pair as one integer where both axes agree (unless as_pair)."""
+    return pair if (as_pair or pair[0] != pair[1]) else pair[0]
+
+
+# ============================================================================ strategies
+
+
+class Names:
+    def __init__(self):
+        self.count = 0
+
+    def fresh(self) -> str:
+        self.count += 1
+        return f"b{self.count}"
+
+
+def _per_axis(draw, strategy, pair: bool) -> list:
+    first = draw(strategy)
+    return [first, draw(strategy) if pair else first]
+
+
+def draw_conv(draw, shape, out_channels=None, fixed=None):
+    """conv with random kernel/stride/padding/dilation/groups/bias; `fixed` = per-axis
+    (k, s, p, d) that must be used (the branch fixer)."""
+    c, h, w = shape
+    if out_channels is None:
+        groups = draw(st.sampled_from(divisors(c)))
+        out_channels = groups * draw(st.integers(1, max(1, MAX_CH // groups)))
+    else:
+        groups = draw(st.sampled_from([g for g in divisors(c) if out_channels % g == 0]))
+    pair = draw(st.booleans())
+    if fixed is not None:
+        k, s, pads, d = [list(v) for v in zip(*fixed)]
+        padding = packed(tuple(pads), pair)
+    else:
+        k = _per_axis(draw, st.integers(1, 5), pair)
+        s = _per_axis(draw, st.integers(1, 3), pair)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2, 3]), pair)
+        form = draw(st.sampled_from(["int", "pair", "four", "same", "valid", "default"]))
+        if form == "int":
+            padding = draw(st.integers(0, 3))
+        elif form == "pair":
+            padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
+        elif form == "four":
+            padding = tuple(draw(st.integers(0, 3)) for _ in range(4))
+        elif form == "default":
+            padding = 0
+        else:
+            padding = form
+        for axis, n in enumerate((h, w)):   # repair: smaller dilation, then smaller kernel
+            while conv_out(n, k[axis], s[axis], d[axis], *conv_pads(padding, axis, n, k[axis], s[axis], d[axis])) < 1:
+                if d[axis] > 1:
+                    d[axis] -= 1
+                else:
+                    k[axis] -= 1
+    sizes = tuple(conv_out(n, k[a], s[a], d[a], *conv_pads(padding, a, n, k[a], s[a], d[a]))
+                  for a, n in enumerate((h, w)))
+    bias = draw(st.booleans())
+    sem = dict(out=out_channels, kernel=tuple(k), stride=tuple(s), dilation=tuple(d), padding=padding,
+               groups=groups, bias=bias)
+    kwargs = {}
+    kernel_written = packed(tuple(k), pair)
+    if draw(st.booleans()):
+        args = (out_channels, kernel_written)
+    else:
+        args = (out_channels,)
+        kwargs[draw(st.sampled_from(["kernel", "kernel_size"]))] = kernel_written
+    if tuple(s) != (1, 1) or draw(st.booleans()):
+        kwargs["stride"] = packed(tuple(s), pair)
+    if padding != 0:
+        kwargs["padding"] = padding
+    if tuple(d) != (1, 1):
+        kwargs["dilation"] = packed(tuple(d), pair)
+    if groups != 1:
+        kwargs["groups"] = groups
+    if not bias or draw(st.booleans()):
+        kwargs["bias"] = bias
+    return Layer("conv", args, kwargs, sem), (out_channels, *sizes)
+
+
+def draw_conv_transpose(draw, shape, out_channels=None, fixed=None):
+    c, h, w = shape
+    if out_channels is None:
+        groups = draw(st.sampled_from(divisors(c)))
+        out_channels = groups * draw(st.integers(1, max(1, MAX_CH // groups)))
+    else:
+        groups = draw(st.sampled_from([g for g in divisors(c) if out_channels % g == 0]))
+    pair = draw(st.booleans())
+    if fixed is not None:
+        k, s, p, d, op = [list(v) for v in zip(*fixed)]
+    else:
+        k = _per_axis(draw, st.integers(1, 4), pair)
+        s = _per_axis(draw, st.integers(1, 3), pair)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2]), pair)
+        p = _per_axis(draw, st.integers(0, 3), pair)
+        op = [draw(st.integers(0, op_limit(s[a], d[a]))) for a in range(2)]
+        for axis, n in enumerate((h, w)):
+            while tconv_out(n, k[axis], s[axis], d[axis], p[axis], op[axis]) > MAX_SIZE:
+                if s[axis] > 1:
+                    s[axis] -= 1
+                elif k[axis] > 1:
+                    k[axis] -= 1
+                else:
+                    p[axis] += 1
+                op[axis] = min(op[axis], op_limit(s[axis], d[axis]))
+            while tconv_out(n, k[axis], s[axis], d[axis], p[axis], op[axis]) < 1:
+                p[axis] -= 1
+    sizes = tuple(tconv_out(n, k[a], s[a], d[a], p[a], op[a]) for a, n in enumerate((h, w)))
+    bias = draw(st.booleans())
+    sem = dict(out=out_channels, kernel=tuple(k), stride=tuple(s), dilation=tuple(d), padding=tuple(p),
+               output_padding=tuple(op), groups=groups, bias=bias)
+    kwargs = {}
+    if tuple(s) != (1, 1):
+        kwargs["stride"] = packed(tuple(s), pair)
+    if tuple(p) != (0, 0):
+        kwargs["padding"] = packed(tuple(p), pair)
+    if tuple(op) != (0, 0):
+        kwargs["output_padding"] = packed(tuple(op), pair)
+    if tuple(d) != (1, 1):
+        kwargs["dilation"] = packed(tuple(d), pair)
+    if groups != 1:
+        kwargs["groups"] = groups
+    if not bias:
+        kwargs["bias"] = False
+    return Layer("conv_transpose", (out_channels, packed(tuple(k), pair)), kwargs, sem), (out_channels, *sizes)
+
+
+def draw_pool(draw, shape, kind=None, fixed=None):
+    """maxpool / avgpool: kernel, stride (default: the kernel), padding <= kernel // 2,
+    dilation (maxpool), ceil_mode, count_include_pad (avgpool)."""
+    c, h, w = shape
+    kind = kind or draw(st.sampled_from(["maxpool", "avgpool"]))
+    pair = draw(st.booleans())
+    if fixed is not None:
+        k, s, p, d, ceils = [list(v) for v in zip(*fixed)]
+        ceil = ceils[0]
+        default_stride = False
+    else:
+        k = _per_axis(draw, st.integers(1, 4), pair)
+        default_stride = draw(st.booleans())
+        s = list(k) if default_stride else _per_axis(draw, st.integers(1, 3), pair)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2]), pair) if kind == "maxpool" else [1, 1]
+        p = [draw(st.integers(0, k[a] // 2)) for a in range(2)] if pair else [draw(st.integers(0, min(k) // 2))] * 2
+        ceil = draw(st.booleans())
+        for axis, n in enumerate((h, w)):
+            for _ in range(2):
+                while pool_out(n, k[axis], s[axis], d[axis], p[axis], ceil) < 1:
+                    if d[axis] > 1:
+                        d[axis] -= 1
+                    else:
+                        k[axis] -= 1
+                        p[axis] = min(p[axis], k[axis] // 2)
+                        if default_stride:
+                            s[axis] = k[axis]
+                if ("maxpool_window_in_padding" in KNOWN_BUGS
+                        and window_in_padding(n, k[axis], s[axis], d[axis], p[axis], ceil)):
+                    p[axis] = 0   # then repair again
+    sizes = tuple(pool_out(n, k[a], s[a], d[a], p[a], ceil) for a, n in enumerate((h, w)))
+    floors = [pool_out(n, k[a], s[a], d[a], p[a], False) for a, n in enumerate((h, w))]
+    naive = [-(-(n + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a]) + 1 for a, n in enumerate((h, w))]
+    # ceil_mode that an ONNX model before opset 22 gets wrong: see KNOWN_BUGS
+    mixed = ceil and sizes != tuple(floors) and list(sizes) != naive
+    sem = dict(kernel=tuple(k), stride=tuple(s), padding=tuple(p), dilation=tuple(d), ceil_mode=ceil,
+               mixed_ceil=mixed)
+    args = (packed(tuple(k), pair),)
+    kwargs = {}
+    if not default_stride:
+        if draw(st.booleans()):
+            args += (packed(tuple(s), pair),)
+        else:
+            kwargs["stride"] = packed(tuple(s), pair)
+    if tuple(p) != (0, 0):
+        kwargs["padding"] = packed(tuple(p), pair)
+    if tuple(d) != (1, 1):
+        kwargs["dilation"] = packed(tuple(d), pair)
+    if ceil or draw(st.booleans()):
+        kwargs["ceil_mode"] = ceil
+    if kind == "avgpool":
+        include = draw(st.booleans())
+        sem["count_include_pad"] = include
+        if not include:
+            kwargs["count_include_pad"] = False
+    return Layer(kind, args, kwargs, sem), (c, *sizes)
+
+
+SCALES = [2, 3, 0.5, 1.5, 2.5, 0.75, 1.25, 0.25]
+
+
+def draw_upsample(draw, shape, size=None):
+    c, h, w = shape
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    align = mode == "bilinear" and draw(st.booleans())
+    kwargs = {}
+    if size is None and draw(st.integers(0, 3)) == 0:
+        size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+    if size is not None:
+        kwargs["size"] = packed(size, draw(st.booleans()))
+        sem = dict(size=size, scale=None)
+        args, out = (), size
+    else:
+        keeps = "upsample_scale_keeps_size" in KNOWN_BUGS
+        options = [[f for f in SCALES if 1 <= math.floor(n * f) <= MAX_SIZE
+                    and not (keeps and math.floor(n * f) == n)] for n in (h, w)]
+        pair = draw(st.booleans())
+        sh = draw(st.sampled_from(options[0]))
+        sw = draw(st.sampled_from(options[1])) if pair else (sh if sh in options[1] else 1)
+        scale = packed((sh, sw), pair and draw(st.booleans()))
+        if sh == sw == 1:   # an identity scale is still a valid upsample
+            scale = 1
+        out = (math.floor(h * sh), math.floor(w * sw))
+        sem = dict(size=None, scale=(float(sh), float(sw)))
+        if draw(st.booleans()):
+            args = (scale,)
+        else:
+            args, kwargs["scale_factor"] = (), scale
+    if ("nearest_size_rounding" in KNOWN_BUGS and mode == "nearest" and size is not None
+            and any(o % n for o, n in zip(out, (h, w)))):
+        mode = "bilinear"
+    if ("bilinear_to_size_one" in KNOWN_BUGS and mode == "bilinear" and not align
+            and any(o == 1 and n > 1 for o, n in zip(out, (h, w)))):
+        align = True
+    if mode != "nearest" or draw(st.booleans()):
+        kwargs["mode"] = mode
+    if align:
+        kwargs["align_corners"] = True
+    sem.update(mode=mode, align_corners=align)
+    return Layer("upsample", args, kwargs, sem), (c, *out)
+
+
+def draw_pad(draw, shape):
+    c, h, w = shape
+    mode = draw(st.sampled_from(["constant", "reflect", "replicate"]))
+    form = draw(st.sampled_from(["int", "pair", "four"]))
+    limit = lambda n: min(3, MAX_SIZE - n, n - 1 if mode == "reflect" else 3)  # noqa: E731
+    lh, lw = max(0, limit(h)), max(0, limit(w))
+    room = lambda n: max(0, (MAX_SIZE - n) // 2)  # noqa: E731
+    if form == "int":
+        v = draw(st.integers(0, min(lh, lw) // 1))
+        v = min(v, room(max(h, w)))
+        padding, tlbr = v, (v, v, v, v)
+    elif form == "pair":
+        ph, pw = draw(st.integers(0, lh)), draw(st.integers(0, lw))
+        ph, pw = min(ph, room(h)), min(pw, room(w))
+        padding, tlbr = (ph, pw), (ph, pw, ph, pw)
+    else:
+        t, b = draw(st.integers(0, lh)), draw(st.integers(0, lh))
+        l, r = draw(st.integers(0, lw)), draw(st.integers(0, lw))
+        t, b = min(t, room(h)), min(b, room(h))
+        l, r = min(l, room(w)), min(r, room(w))
+        padding, tlbr = (t, l, b, r), (t, l, b, r)
+    kwargs, sem = {}, dict(tlbr=tlbr, mode=mode, value=0.0)
+    if mode != "constant":
+        kwargs["mode"] = mode
+    elif draw(st.booleans()):
+        kwargs["value"] = sem["value"] = draw(st.sampled_from([1.5, -2.0, 0.25]))
+    t, l, b, r = tlbr
+    return Layer("pad", (padding,), kwargs, sem), (c, h + t + b, w + l + r)
+
+
+ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "relu6", "hardsigmoid", "hardswish", "gelu",
+               "silu", "elu", "prelu", "softmax", "dropout", "identity"]
+
+
+def draw_activation(draw, shape, flat: bool):
+    c = shape[0]
+    kind = draw(st.sampled_from(ACTIVATIONS))
+    args, kwargs, sem = (), {}, {}
+    if kind == "leaky_relu" and draw(st.booleans()):
+        sem["slope"] = draw(st.sampled_from([0.2, 0.05]))
+        args = (sem["slope"],)
+    elif kind == "elu" and draw(st.booleans()):
+        sem["alpha"] = draw(st.sampled_from([0.7, 1.5]))
+        args = (sem["alpha"],)
+    elif kind == "gelu" and draw(st.booleans()):
+        kwargs["approximate"] = sem["approximate"] = "tanh"
+    elif kind == "prelu":
+        sem["num"] = draw(st.sampled_from([1, c]))
+        if sem["num"] != 1 or draw(st.booleans()):
+            args = (sem["num"],)
+    elif kind == "softmax":
+        sem["axis"] = draw(st.sampled_from(["C"] if flat else ["C", "H", "W"]))
+        if sem["axis"] != "C" or draw(st.booleans()):
+            args = (sem["axis"],)
+    elif kind == "dropout" and draw(st.booleans()):
+        args = (draw(st.sampled_from([0.1, 0.5])),)
+    return Layer(kind, args, kwargs, sem), shape
+
+
+def draw_norm(draw, shape, flat: bool):
+    c = shape[0]
+    kind = draw(st.sampled_from(["batchnorm", "layernorm"] if flat else ["batchnorm", "layernorm", "groupnorm"]))
+    if kind == "groupnorm":
+        g = draw(st.sampled_from(divisors(c)))
+        return Layer(kind, (g,), {}, dict(groups=g)), shape
+    return Layer(kind), shape
+
+
+def draw_spatial_layer(draw, shape):
+    c, h, w = shape
+    kind = draw(st.sampled_from(["conv"] * 4 + ["conv_transpose"] * 2 + ["pool"] * 3 + ["upsample"] * 2
+                                + ["activation"] * 3 + ["pad", "norm", "adaptive", "global"]))
+    if kind == "conv":
+        return draw_conv(draw, shape)
+    if kind == "conv_transpose":
+        return draw_conv_transpose(draw, shape)
+    if kind == "pool":
+        return draw_pool(draw, shape)
+    if kind == "upsample":
+        return draw_upsample(draw, shape)
+    if kind == "pad":
+        return draw_pad(draw, shape)
+    if kind == "norm":
+        return draw_norm(draw, shape, flat=False)
+    if kind == "adaptive":   # sizes that divide (what ONNX lowers exactly)
+        oh, ow = draw(st.sampled_from(divisors(h))), draw(st.sampled_from(divisors(w)))
+        return Layer("adaptive_avgpool", (packed((oh, ow), False),), {}, dict(size=(oh, ow))), (c, oh, ow)
+    if kind == "global":
+        return Layer(draw(st.sampled_from(["global_avgpool", "global_maxpool"]))), (c, 1, 1)
+    return draw_activation(draw, shape, flat=False)
+
+
+# ---------------------------------------------------------------------------- merges
+
+
+def _axis_candidates(n, t):
+    """Ways a single layer takes one axis from n to t: conv (k, s, p, d), conv_transpose
+    (k, s, p, d, op), maxpool (k, s, p, d, ceil), each as a list."""
+    conv = [(k, s, p, d) for k in range(1, 6) for s in range(1, 4) for p in range(3) for d in (1, 2)
+            if conv_out(n, k, s, d, p, p) == t]
+    tconv = [(k, s, p, d, op) for k in range(1, 5) for s in range(1, 4) for p in range(3) for d in (1, 2)
+             for op in range(op_limit(s, d) + 1) if tconv_out(n, k, s, d, p, op) == t]
+    pool = {ceil: [(k, s, p, 1, ceil) for k in range(1, 5) for s in range(1, 4) for p in range(k // 2 + 1)
+                   if pool_out(n, k, s, 1, p, ceil) == t] for ceil in (False, True)}
+    return conv, tconv, pool
+
+
+def draw_fixer(draw, shape, target):
+    """Layers that take `shape` to `target` (entries None: any size): one conv, conv_transpose,
+    pool or upsample(size=...) for the spatial axes, then a 1x1 conv for the channels if needed."""
+    c, h, w = shape
+    tc, th, tw = target
+    th, tw = th or h, tw or w
+    layers = []
+    if (h, w) != (th, tw) or draw(st.booleans()):
+        (ch, tch, ph), (cw, tcw, pw) = _axis_candidates(h, th), _axis_candidates(w, tw)
+        kinds = ["upsample"]
+        if ch and cw:
+            kinds.append("conv")
+        if tch and tcw:
+            kinds.append("conv_transpose")
+        for ceil in (False, True):
+            if ph[ceil] and pw[ceil]:
+                kinds.append(("pool", ceil))
+        kind = draw(st.sampled_from(kinds))
+        if kind == "conv":
+            layer, shape = draw_conv(draw, shape, out_channels=tc,
+                                     fixed=[draw(st.sampled_from(ch)), draw(st.sampled_from(cw))])
+        elif kind == "conv_transpose":
+            layer, shape = draw_conv_transpose(draw, shape, out_channels=tc,
+                                               fixed=[draw(st.sampled_from(tch)), draw(st.sampled_from(tcw))])
+        elif kind == "upsample":
+            layer, shape = draw_upsample(draw, shape, size=(th, tw))
+        else:
+            ceil = kind[1]
+            layer, shape = draw_pool(draw, shape, kind="maxpool",
+                                     fixed=[draw(st.sampled_from(ph[ceil])), draw(st.sampled_from(pw[ceil]))])
+        layers.append(layer)
+    if tc is not None and shape[0] != tc:
+        layer, shape = draw_conv(draw, shape, out_channels=tc, fixed=[(1, 1, 0, 1), (1, 1, 0, 1)])
+        layers.append(layer)
+    assert shape[0] == (tc or shape[0]) and shape[1:] == (th, tw), (shape, target)
+    return layers, shape
+
+
+def draw_merge(draw, names: Names, source: str, shape):
+    """Two or three branches from `source`, merged by add or concat, shapes matched by construction."""
+    kind = draw(st.sampled_from(["add", "concat"]))
+    axis_letter = "C" if kind == "add" else draw(st.sampled_from(["C", "C", "H", "W"]))
+    n_branches = draw(st.sampled_from([2, 2, 3]))
+    statements, operands, shapes = [], [], []
+    first_layers, cur = [], shape
+    for _ in range(draw(st.integers(0, 2))):
+        layer, cur = draw_spatial_layer(draw, cur)
+        first_layers.append(layer)
+    target_shape = cur
+    if first_layers:
+        statements.append(Chain(names.fresh(), source, first_layers))
+        operands.append(statements[-1].name)
+    else:
+        operands.append(source)
+    shapes.append(cur)
+    free = axis_letter if kind == "concat" else None     # the axis a concat joins may differ
+    target = tuple(None if letter == free else size for letter, size in zip("CHW", target_shape))
+    for _ in range(n_branches - 1):
+        layers, cur = [], shape
+        for _ in range(draw(st.integers(0, 1))):
+            layer, cur = draw_spatial_layer(draw, cur)
+            layers.append(layer)
+        fix, cur = draw_fixer(draw, cur, target)
+        layers += fix
+        if layers:
+            statements.append(Chain(names.fresh(), source, layers))
+            operands.append(statements[-1].name)
+        else:
+            operands.append(source)
+        shapes.append(cur)
+    index = "CHW".index(axis_letter)
+    out = list(shapes[0])
+    if kind == "concat":
+        out[index] = sum(s[index] for s in shapes)   # may exceed MAX_SIZE / MAX_CH: later layers shrink
+    if kind == "add":
+        axis, form = None, draw(st.sampled_from(["plus", "call", "arrow"]))
+        axis_letter = "C"
+    else:
+        form = draw(st.sampled_from(["call", "arrow"]))
+        axis = None if axis_letter == "C" and draw(st.booleans()) else axis_letter
+    merge = Merge(names.fresh(), kind, operands, axis=axis, form=form, axis_letter=axis_letter)
+    statements.append(merge)
+    return statements, tuple(out)
+
+
+def write_axis(draw, letter: str, layout: str):
+    """An axis as a letter or as an index (possibly negative) into the declared layout."""
+    style = draw(st.sampled_from(["letter", "index", "negative"]))
+    if style == "letter":
+        return letter
+    index = layout.index(letter)
+    return index if style == "index" else index - len(layout)
+
+
+@st.composite
+def networks(draw) -> Net:
+    # mostly the two common layouts; now and then another order (README: any order of N, C, H, W)
+    layout = draw(st.sampled_from(["NCHW", "NHWC"] * 3 + ["NWHC", "CHWN", "HWNC", "NCWH"]))
+    write_layout = layout != "NCHW" or draw(st.booleans())
+    c = draw(st.integers(1, 8))
+    h, w = draw(st.integers(8, 40)), draw(st.integers(8, 40))
+    names = Names()
+    statements: list = []
+    current, shape = "x", (c, h, w)
+    for _ in range(draw(st.integers(1, 5))):
+        if draw(st.integers(0, 3)) == 0:
+            new, shape = draw_merge(draw, names, current, shape)
+            for s in new:
+                if isinstance(s, Merge) and s.kind == "concat" and s.axis is not None:
+                    s.axis = write_axis(draw, s.axis_letter, layout)
+                    s.axis_keyword = draw(st.sampled_from(["axis", "dim"]))
+        else:
+            layers = []
+            for _ in range(draw(st.integers(1, 3))):
+                layer, shape = draw_spatial_layer(draw, shape)
+                layers.append(layer)
+            new = [Chain(names.fresh(), current, layers)]
+        statements += new
+        current = new[-1].name
+    head_ok = not ("flatten_batch_not_first" in KNOWN_BUGS and layout[0] != "N")
+    if head_ok and draw(st.booleans()):   # a classifier head: flatten, linear layers
+        layers = []
+        if shape[0] * shape[1] * shape[2] > MAX_FEATURES:
+            layers.append(Layer("global_avgpool"))
+            shape = (shape[0], 1, 1)
+        layers.append(Layer("flatten"))
+        features = shape[0] * shape[1] * shape[2]
+        for _ in range(draw(st.integers(1, 2))):
+            out = draw(st.integers(1, 16))
+            bias = draw(st.booleans())
+            layers.append(Layer("linear", (out,), {} if bias else {"bias": False}, dict(out=out, bias=bias)))
+            features = out
+            if draw(st.booleans()):
+                choice = draw(st.sampled_from(["activation", "norm"]))
+                layer, _ = (draw_activation(draw, (features,), flat=True) if choice == "activation"
+                            else draw_norm(draw, (features,), flat=True))
+                layers.append(layer)
+        statements.append(Chain(names.fresh(), current, layers))
+        current = statements[-1].name
+    for s in statements:   # softmax axes as letters or indices of the declared layout
+        flat = False
+        for layer in getattr(s, "layers", []):
+            flat = flat or layer.kind == "flatten"
+            if layer.kind == "softmax" and layer.args:
+                layer.args = (write_axis(draw, layer.sem["axis"], "NC" if flat else layout),)
+    others = [s.name for s in statements[:-1]]
+    extra = draw(st.lists(st.sampled_from(others), max_size=2, unique=True)) if others else []
+    order = list(range(len(statements)))
+    if len(order) > 1 and draw(st.integers(0, 3)) == 0:
+        order = draw(st.permutations(order))
+    opset = draw(st.sampled_from([17, 13, 18, 20, 22]))
+    layers = [layer for s in statements for layer in getattr(s, "layers", [])]
+    if any(layer.kind == "layernorm" for layer in layers):
+        opset = max(opset, 17)   # README: ONNX has LayerNormalization from opset 17
+    if "pool_ceil_mode_mixed_axes" in KNOWN_BUGS and any(layer.sem.get("mixed_ceil") for layer in layers):
+        opset = 22
+    return Net(layout, write_layout, c, h, w, statements, extra + [current], list(order), opset)
+
+
+# ============================================================================ the torch twin
+
+
+def _randomized(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Norm scales/shifts and running statistics away from their defaults, so they matter."""
+    for name, t in module.state_dict().items():
+        if not t.is_floating_point():
+            continue
+        if name.endswith("running_var"):
+            t.copy_(torch.rand(t.shape, generator=generator) + 0.5)
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
+            t.copy_(torch.randn(t.shape, generator=generator) * 0.5 + (1.0 if name == "weight" else 0.0))
+    return module.eval()
+
+
+CANONICAL = "NCHW"
+
+
+def canonical_dim(axis, layout: str, flat: bool) -> int:
+    """A softmax/concat axis (letter or index into the declared layout) as a dim of the
+    canonical (N, C, H, W) or (N, C) tensor torch works on."""
+    declared = "NC" if flat else layout
+    letter = axis if isinstance(axis, str) else declared[axis]
+    return CANONICAL.index(letter)
+
+
+class Twin:
+    """Runs a Net in torch on canonical (N, C, H, W) tensors, collecting every layer's output and
+    the weights by netspec parameter name."""
+
+    def __init__(self, net: Net, seed: int = 0):
+        self.net = net
+        self.weights: dict[str, np.ndarray] = {}
+        self.layers: dict[str, torch.Tensor] = {}     # netspec node name -> output
+        self.bindings: dict[str, torch.Tensor] = {}
+        self.generator = torch.Generator().manual_seed(seed)
+        self.ill_conditioned = False                  # see note_variance
+        torch.manual_seed(seed)
+
+    def note_variance(self, values: torch.Tensor) -> None:
+        """`values`: what a layernorm/groupnorm normalises together, on the last axis. Over
+        (nearly) constant values it divides rounding noise by about sqrt(eps): the values
+        downstream are ill-conditioned, so only shapes are compared for this network."""
+        if values.shape[-1] > 1 and float(values.var(dim=-1, unbiased=False).min()) < 1e-4:
+            self.ill_conditioned = True
+
+    def module(self, m: nn.Module, name: str, randomize: bool = False) -> nn.Module:
+        if randomize:
+            _randomized(m, self.generator)
+        m.eval()
+        for key, value in m.state_dict().items():
+            self.weights[f"{name}.{key}"] = value.detach().numpy().copy()
+        return m
+
+    def run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        with warnings.catch_warnings():   # torch's note on padding="same" with even kernels
+            warnings.simplefilter("ignore", UserWarning)
+            return self._run(x)
+
+    def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        self.bindings["x"] = x
+        for s in self.net.statements:
+            if isinstance(s, Chain):
+                t = self.bindings[s.source]
+                for layer, name in zip(s.layers, s.node_names()):
+                    t = self.layer(layer, t, name)
+                    self.layers[name] = t
+            else:
+                ts = [self.bindings[n] for n in s.sources]
+                if s.kind == "add":
+                    t = ts[0]
+                    for other in ts[1:]:
+                        t = t + other
+                else:
+                    axis = "C" if s.axis is None else s.axis
+                    t = torch.cat(ts, canonical_dim(axis, self.net.layout, ts[0].ndim == 2))
+                self.layers[s.name] = t
+            self.bindings[s.name] = t
+        return self.bindings
+
+    def layer(self, layer: Layer, x: torch.Tensor, name: str) -> torch.Tensor:
+        k, a = layer.kind, layer.sem
+        if x.ndim == 4:
+            # Plain NCHW strides. A 1-channel tensor that went through a permute (layernorm) is
+            # both contiguous and channels_last, and torch 2.13's CPU conv2d then gets e.g. a
+            # (1, 5) kernel with stride (1, 3) wrong (off by up to 5 on N(0, 1) data).
+            x = x.clone(memory_format=torch.contiguous_format)
+        flat = x.ndim == 2
+        if k == "conv":
+            padding, pre = a["padding"], None
+            if padding == "same" and a["stride"] != (1, 1):
+                (t, b), (l, r) = (same_pads(n, kk, s, d) for n, kk, s, d in
+                                  zip(x.shape[2:], a["kernel"], a["stride"], a["dilation"]))
+                pre, padding = (l, r, t, b), 0
+            elif isinstance(padding, tuple) and len(padding) == 4:
+                t, l, b, r = padding
+                pre, padding = (l, r, t, b), 0
+            m = self.module(nn.Conv2d(x.shape[1], a["out"], a["kernel"], a["stride"], padding, a["dilation"],
+                                      a["groups"], a["bias"]), name)
+            return m(F.pad(x, pre) if pre else x)
+        if k == "conv_transpose":
+            m = self.module(nn.ConvTranspose2d(x.shape[1], a["out"], a["kernel"], a["stride"], a["padding"],
+                                               a["output_padding"], a["groups"], a["bias"], a["dilation"]), name)
+            return m(x)
+        if k == "maxpool":
+            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a["ceil_mode"])
+        if k == "avgpool":
+            return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"],
+                                count_include_pad=a["count_include_pad"])
+        if k == "upsample":
+            align = a["align_corners"] if a["mode"] == "bilinear" else None
+            if a["size"] is not None:
+                return F.interpolate(x, size=a["size"], mode=a["mode"], align_corners=align)
+            return F.interpolate(x, scale_factor=a["scale"], mode=a["mode"], align_corners=align)
+        if k == "pad":
+            t, l, b, r = a["tlbr"]
+            if a["mode"] == "constant":
+                return F.pad(x, (l, r, t, b), value=a["value"])
+            return F.pad(x, (l, r, t, b), mode=a["mode"])
+        if k == "adaptive_avgpool":
+            return F.adaptive_avg_pool2d(x, a["size"])
+        if k == "global_avgpool":
+            return F.adaptive_avg_pool2d(x, 1)
+        if k == "global_maxpool":
+            return F.adaptive_max_pool2d(x, 1)
+        if k == "flatten":  # the batch, then every other axis in the declared layout's order
+            perm = [0] + [CANONICAL.index(letter) for letter in self.net.layout if letter != "N"]
+            return x.permute(*perm).flatten(1)
+        if k == "linear":
+            return self.module(nn.Linear(x.shape[1], a["out"], a["bias"]), name)(x)
+        if k == "batchnorm":
+            return self.module((nn.BatchNorm1d if flat else nn.BatchNorm2d)(x.shape[1]), name, randomize=True)(x)
+        if k == "layernorm":
+            self.note_variance(x if flat else x.permute(0, 2, 3, 1))
+            m = self.module(nn.LayerNorm(x.shape[1]), name, randomize=True)
+            return m(x) if flat else m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        if k == "groupnorm":
+            self.note_variance(x.reshape(x.shape[0], a["groups"], -1))
+            return self.module(nn.GroupNorm(a["groups"], x.shape[1]), name, randomize=True)(x)
+        if k == "prelu":
+            return self.module(nn.PReLU(a["num"]), name)(x)
+        if k == "softmax":
+            return F.softmax(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat))
+        simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu6": F.relu6,
+                  "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish, "silu": F.silu,
+                  "dropout": lambda t: t, "identity": lambda t: t}
+        if k in simple:
+            return simple[k](x)
+        if k == "leaky_relu":
+            return F.leaky_relu(x, a.get("slope", 0.01))
+        if k == "elu":
+            return F.elu(x, a.get("alpha", 1.0))
+        if k == "gelu":
+            return F.gelu(x, approximate=a.get("approximate", "none"))
+        raise AssertionError(f"the twin has no rule for {k}")
+
+
+# ============================================================================ the check
+
+
+def to_canonical(shape: tuple, layout: str) -> tuple:
+    """A netspec shape in its declared layout, in (N, C, H, W) order (2-D shapes are (N, C))."""
+    if len(shape) == 2:
+        return tuple(shape)
+    return tuple(shape[layout.index(letter)] for letter in CANONICAL)
+
+
+def to_declared(t: np.ndarray, layout: str) -> np.ndarray:
+    if t.ndim == 2:
+        return t
+    return t.transpose([CANONICAL.index(letter) for letter in layout])
+
+
+def difference(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
+    """(max |got - want|, max(1, max finite |want|)). Equal values count 0, infinities and NaNs
+    included (a max pool whose window lies wholly in the padding gives -inf in both); a
+    non-finite value on one side only counts inf."""
+    if not want.size:
+        return 0.0, 1.0
+    got, want = got.astype(np.float64), want.astype(np.float64)
+    same = (got == want) | (np.isnan(got) & np.isnan(want))
+    with np.errstate(invalid="ignore"):
+        diff = np.where(same, 0.0, np.abs(got - want))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    finite = np.abs(want[np.isfinite(want)])
+    return float(diff.max()), max(1.0, float(finite.max()) if finite.size else 1.0)
+
+
+class Disagreement(AssertionError):
+    pass
+
+
+def check_network(net: Net, numerics: bool = True) -> None:
+    """Compile `net` with netspec, run its torch twin, compare every layer's shape; lower it to
+    ONNX, run onnxruntime, compare the outputs' shapes and values. Raises Disagreement with
+    the spec text on any difference (or any netspec exception)."""
+    from netspec.api import Network
+    from netspec.compiler import compile_file
+
+    text = net.text()
+    stage = "compile"
+    try:
+        compiled = Network(compile_file("diff.net", text=text))
+        compiled.check()
+        graph = compiled.graph
+
+        stage = "torch"
+        rng = np.random.default_rng(zlib.crc32(text.encode()))
+        x = rng.standard_normal((BATCH, net.c, net.h, net.w)).astype(np.float32)
+        twin = Twin(net)
+        with torch.no_grad():
+            twin.run(torch.from_numpy(x.copy()))
+
+        stage = "shapes"
+        problems = []
+        for s in net.statements:
+            layers = s.layers if isinstance(s, Chain) else [None]
+            for layer, name in zip(layers, s.node_names()):
+                node = graph.node(name)
+                want_kind = layer.kind if layer else s.kind
+                if node.kind != want_kind:
+                    problems.append(f"{name}: netspec kind {node.kind}, spec says {want_kind}")
+                    continue
+                got = to_canonical(node.output.shape, str(node.output.layout))
+                want = ("N", *twin.layers[name].shape[1:])
+                if got != want:
+                    problems.append(f"{name} ({(layer.call() if layer else s.kind)}): netspec {list(node.output.shape)}"
+                                    f" {node.output.layout} = canonical {list(got)}, torch {list(want)}")
+        if problems:
+            raise Disagreement("layer shapes differ from torch:\n  " + "\n  ".join(problems))
+
+        stage = "onnx"
+        results = compiled.run({"x": to_declared(x, net.layout)}, weights=twin.weights, opset=net.opset)
+        for out in net.outputs:
+            want = to_declared(twin.bindings[out].numpy(), net.layout)
+            declared = [BATCH if d == "N" else d for d in graph.node(dict(graph.outputs)[out]).output.shape]
+            got = results[out]
+            if list(got.shape) != declared or got.shape != want.shape:
+                raise Disagreement(f"output {out}: onnxruntime {list(got.shape)}, netspec {declared}, "
+                                   f"torch {list(want.shape)}")
+            if numerics and not twin.ill_conditioned:
+                err, scale = difference(got, want)
+                if err > RTOL * scale:
+                    raise Disagreement(f"output {out}: max |onnxruntime - torch| = {err:.3g} > "
+                                       f"{RTOL:g} * {scale:.3g}")
+    except Disagreement as exc:
+        raise Disagreement(f"[{stage}] {exc}\n--- spec (opset {net.opset}) ---\n{text}") from None
+    except Exception as exc:  # noqa: BLE001 -- a netspec or onnxruntime failure on a valid network
+        raise Disagreement(f"[{stage}] {type(exc).__name__}: {exc}\n--- spec (opset {net.opset}) ---\n{text}\n"
+                           + "".join(traceback.format_exception(exc)[-6:])) from None
