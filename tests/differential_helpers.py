@@ -36,32 +36,19 @@ MAX_FEATURES = 4096  # a flatten sees at most this many features (else a global 
 BATCH = 2
 RTOL = 1e-4         # max |onnxruntime - torch| <= RTOL * max(1, max |torch|), per output
 
-# Known netspec bugs the generator steers around (each has an xfail regression test in
+# Known netspec bugs and export refusals the generator steers around (each has an xfail regression test in
 # tests/test_differential.py); remove an entry once its bug is fixed so it is fuzzed again.
 KNOWN_BUGS = {
-    # conv_transpose with stride <= output_padding < dilation: netspec and torch accept it,
-    # onnxruntime's ConvTranspose rejects it at run time
+    # conv_transpose with stride <= output_padding < dilation: netspec and torch accept it, ONNX's
+    # ConvTranspose does not, so export refuses it (tests/test_differential.py checks the message)
     "conv_transpose_output_padding_from_dilation",
-    # bilinear upsample (align_corners=false) to an output size of 1 from a larger input:
-    # onnxruntime samples the first row/column, torch the centre
-    "bilinear_to_size_one",
-    # nearest upsample to a `size` that is not a multiple of the input: onnxruntime computes
-    # out_index / (out/in) in float32, torch out_index * (in/out); they floor differently at
-    # exact boundaries (14 rows -> 4: row 2 reads input row 6 in onnxruntime, 7 in torch)
-    "nearest_size_rounding",
-    # a fractional scale_factor that leaves an axis its size (1.25 on 2 or 3 rows): torch
-    # copies that axis unchanged, the ONNX Resize (by scales) resamples it
-    "upsample_scale_keeps_size",
     # maxpool/avgpool ceil_mode where one axis gains a window from rounding up and the other's
-    # ceil-mode window is dropped by PyTorch's rule: one ONNX ceil_mode for both axes, and
-    # before opset 22 ONNX keeps the dropped window (the model's shape is not netspec's)
+    # ceil-mode window is dropped by PyTorch's rule: one ONNX ceil_mode for both axes cannot
+    # express it before opset 22, so export refuses it there (checked in test_differential.py)
     "pool_ceil_mode_mixed_axes",
     # a dilated maxpool window that lies wholly in the padding: torch gives -inf, onnxruntime
     # the lowest float (-3.4e38); later layers turn either into different infinities or NaNs
     "maxpool_window_in_padding",
-    # flatten of a tensor whose batch axis is not the first (CHWN, HWNC): the ONNX model
-    # transposes to the declared order and flattens from axis 1, so the batch is flattened too
-    "flatten_batch_not_first",
 }
 
 

@@ -33,8 +33,8 @@ deadline; about 15 s for the file on 2 cores. A failure reports the shrunk netwo
     NETSPEC_DIFF_EXAMPLES=300     # any number of examples, with either profile
 
 The nightly profile is not derandomized (new networks every run) and prints a
-@reproduce_failure blob with a failure. Known netspec bugs are regression tests at the end of
-this file, xfail(strict=True) until fixed; the generator steers around them
+@reproduce_failure blob with a failure. Disagreements it found are regression tests at the end of
+this file; the generator steers around the cases export refuses and the open bug (an xfail)
 (differential_helpers.KNOWN_BUGS: drop an entry with its xfail to fuzz that case again).
 """
 
@@ -53,6 +53,7 @@ from torch import nn
 
 from netspec.api import Network
 from netspec.compiler import compile_file
+from netspec.diagnostics import NetspecError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import differential_helpers as H  # noqa: E402
@@ -78,9 +79,9 @@ def test_random_networks_agree_with_torch_and_onnxruntime(net):
 
 # ================================================================ regression tests
 #
-# Disagreements the differential test found, each reduced to one layer. The generator steers
-# around the open ones (differential_helpers.KNOWN_BUGS); each is xfail(strict=True) here until
-# netspec is fixed, when the xfail and its KNOWN_BUGS entry go.
+# Disagreements the differential test found, each reduced to one layer: five fixed, two now
+# refused at export with a clear message, one open (xfail). The generator steers around the
+# refused and open ones (differential_helpers.KNOWN_BUGS).
 
 def assert_matches_torch(decl: str, body: str, ref, opset: int = 17, module: nn.Module | None = None):
     """One-layer spec `y = ...` on input `x: decl` (NCHW): netspec's shape, onnxruntime's output
@@ -105,44 +106,45 @@ def assert_matches_torch(decl: str, body: str, ref, opset: int = 17, module: nn.
     assert err <= H.RTOL * scale, f"max |onnxruntime - torch| = {err:.3g}\n{text}"
 
 
-@pytest.mark.xfail(strict=True, reason="conv_transpose with stride <= output_padding < dilation: netspec and "
-                   "torch give 12x12, onnxruntime's ConvTranspose rejects the model at run time "
-                   "('output_padding (1) may be too large for stride (1)')")
 def test_conv_transpose_output_padding_below_dilation_only():
-    torch.manual_seed(0)
-    assert_matches_torch("f32[N, 2, 9, 9]", "y = x -> conv_transpose(2, 2, dilation=2, output_padding=1)", None,
-                         module=nn.ConvTranspose2d(2, 2, 2, dilation=2, output_padding=1).eval())
+    """torch allows output_padding < max(stride, dilation), ONNX's ConvTranspose (onnxruntime,
+    at run time) only < stride: check agrees with torch, export refuses with a clear message."""
+    text = ("network regression\ninput x: f32[N, 2, 9, 9]\n"
+            "y = x -> conv_transpose(2, 2, dilation=2, output_padding=1)\noutput y\n")
+    net = Network(compile_file("regression.net", text=text)).check()
+    module = nn.ConvTranspose2d(2, 2, 2, dilation=2, output_padding=1)
+    assert list(net.graph.node("y").output.shape[1:]) == list(module(torch.zeros(1, 2, 9, 9)).shape[1:])
+    with pytest.raises(NetspecError, match="output_padding must be smaller than the stride"):
+        net.to_onnx()
 
 
-@pytest.mark.xfail(strict=True, reason="bilinear upsample (align_corners=false) to one row from four: "
-                   "onnxruntime's pytorch_half_pixel reads row 0, torch the centre (row 1.5)")
 def test_bilinear_upsample_to_size_one():
     assert_matches_torch("f32[N, 1, 4, 6]", 'y = x -> upsample(size=(1, 3), mode="bilinear")',
                          lambda x: F.interpolate(x, size=(1, 3), mode="bilinear", align_corners=False))
 
 
-@pytest.mark.xfail(strict=True, reason="nearest upsample to a size that is not a multiple of the input "
-                   "(14 rows -> 4): onnxruntime floors 2 / (4/14) = 6.9999995 to row 6, torch 2 * (14/4) = 7")
 def test_nearest_upsample_to_size_not_a_multiple():
     assert_matches_torch("f32[N, 1, 14, 3]", "y = x -> upsample(size=(4, 3))",
                          lambda x: F.interpolate(x, size=(4, 3), mode="nearest"))
 
 
-@pytest.mark.xfail(strict=True, reason="upsample(1.25) of 2 rows keeps 2 rows: torch copies them, the ONNX "
-                   "Resize by scales reads row 0 twice")
 def test_fractional_scale_that_keeps_an_axis_size():
     assert_matches_torch("f32[N, 1, 2, 4]", "y = x -> upsample(1.25)",
                          lambda x: F.interpolate(x, scale_factor=1.25, mode="nearest"))
 
 
-@pytest.mark.xfail(strict=True, reason="ceil_mode with W gaining a window and H's ceil window dropped "
-                   "(PyTorch's rule): netspec and torch give 6x13, the ONNX model (one ceil_mode, "
-                   "opset < 22) infers 7 rows and onnx.checker rejects it")
 @pytest.mark.parametrize("pool", ["maxpool", "avgpool"])
 def test_pool_ceil_mode_mixed_axes_before_opset_22(pool):
+    """W gains a window from ceil_mode while PyTorch drops H's last one: one ONNX ceil_mode
+    cannot say both before opset 22, so export refuses and names the opset that can."""
+    text = (f"network regression\ninput x: f32[N, 1, 17, 36]\n"
+            f"y = x -> {pool}(3, stride=3, padding=1, ceil_mode=true)\noutput y\n")
+    net = Network(compile_file("regression.net", text=text)).check()
     fn = F.max_pool2d if pool == "maxpool" else F.avg_pool2d
-    assert_matches_torch("f32[N, 1, 17, 36]", f"y = x -> {pool}(3, stride=3, padding=1, ceil_mode=true)",
-                         lambda x: fn(x, 3, 3, 1, ceil_mode=True), opset=17)
+    want = fn(torch.zeros(1, 1, 17, 36), 3, 3, 1, ceil_mode=True)
+    assert list(net.graph.node("y").output.shape[1:]) == list(want.shape[1:])
+    with pytest.raises(NetspecError, match="opset 22"):
+        net.to_onnx(opset=17)
 
 
 @pytest.mark.parametrize("pool", ["maxpool", "avgpool"])
@@ -161,9 +163,7 @@ def test_maxpool_window_wholly_in_padding():
                          lambda x: F.max_pool2d(x, 2, 2, 1, (1, 2)))
 
 
-@pytest.mark.xfail(strict=True, reason="flatten of CHWN input: netspec says [N, 60], the ONNX model "
-                   "flattens the declared order from axis 1 and gives [3, 40] for a batch of 2")
-@pytest.mark.parametrize("decl, perm", [("f32[3, 4, 5, N] CHWN", (3, 0, 1, 2)), ("f32[4, 5, N, 3] HWNC", (2, 3, 0, 1))])
+@pytest.mark.parametrize("decl, perm", [("f32[3, 4, 5, N] CHWN", (3, 0, 1, 2)), ("f32[4, 5, N, 3] HWNC", (2, 0, 1, 3))])
 def test_flatten_with_the_batch_axis_not_first(decl, perm):
     text = f"network regression\ninput x: {decl}\ny = x -> flatten\noutput y\n"
     net = Network(compile_file("regression.net", text=text)).check()

@@ -183,6 +183,14 @@ class ConvTranspose(ConvBase):
         return text + (f" g{self.groups}" if self.groups != 1 else "")
 
     def lower(self, g, node, inputs, types, output):
+        if any(p >= s for p, s in zip(expand(self.output_padding, 2), expand(self.stride, 2))):
+            from netspec.lower import LoweringError
+
+            # PyTorch allows output_padding < max(stride, dilation); ONNX's ConvTranspose
+            # (onnxruntime at run time) only output_padding < stride
+            raise LoweringError("output_padding must be smaller than the stride for ONNX's "
+                                "ConvTranspose (PyTorch also allows it below the dilation)",
+                                hint="lower output_padding, or pad the result with `pad`")
         pads = list(expand(self.padding, 2))
         return g.op("ConvTranspose", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
                     strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),

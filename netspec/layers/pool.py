@@ -56,18 +56,28 @@ class WindowPool(Layer):
         extra = " ceil" if self.ceil_mode else ""
         return describe_window(self.kind, kernel, stride, self.padding, dilation, extra)
 
-    def window_attributes(self, t: TensorType) -> dict:
+    def window_attributes(self, t: TensorType, opset: int) -> dict:
         """kernel_shape, strides, pads and ceil_mode as ONNX names them.
 
-        PyTorch drops a last ceil-mode window that would start in the right padding; ONNX's
-        shape inference only does so from opset 22. That drop happens exactly when rounding up
-        gives no more windows than rounding down, so ceil_mode is emitted only where it adds a
-        window: the same windows, the same values, at every opset."""
+        PyTorch drops a last ceil-mode window that would start in the right padding; ONNX does
+        so only from opset 22. Before that, ceil_mode is emitted only where it adds a window,
+        which gives the same windows as long as no other axis needs PyTorch's drop; a pool
+        whose axes need both cannot be written before opset 22 and is refused."""
         kernel, stride, dilation = self.window_args()
         pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
-        ceil = self.ceil_mode and any(
-            up.out != down.out for up, down in zip(windows(t.spatial, kernel, stride, dilation, pads, True),
-                                                    windows(t.spatial, kernel, stride, dilation, pads, False)))
+        up = windows(t.spatial, kernel, stride, dilation, pads, True)
+        down = windows(t.spatial, kernel, stride, dilation, pads, False)
+        ceil = self.ceil_mode and (opset >= 22 or any(u.out != d.out for u, d in zip(up, down)))
+        if ceil and opset < 22:
+            for axis, size, k, s, d, (begin, end), u in zip("HW", t.spatial, kernel, stride, dilation, pads, up):
+                onnx_out = -(-(size + begin + end - d * (k - 1) - 1) // s) + 1  # no drop before 22
+                if onnx_out != u.out:
+                    from netspec.lower import LoweringError
+
+                    raise LoweringError(
+                        f"ceil_mode adds a window on one axis while PyTorch drops the last window "
+                        f"of {axis} (it would start in the padding); ONNX before opset 22 cannot "
+                        f"pool both axes that way", hint="export with --opset 22 or later")
         return {"kernel_shape": list(kernel), "strides": list(stride),
                 "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(ceil)}
 
@@ -81,7 +91,7 @@ class MaxPool(WindowPool):
 
     def lower(self, g, node, inputs, types, output):
         return g.op("MaxPool", inputs, dilations=list(expand(self.dilation, 2)),
-                    **self.window_attributes(types[0]))
+                    **self.window_attributes(types[0], g.opset))
 
 
 class AvgPool(WindowPool):
@@ -94,7 +104,7 @@ class AvgPool(WindowPool):
 
     def lower(self, g, node, inputs, types, output):
         return g.op("AveragePool", inputs, count_include_pad=int(self.count_include_pad),
-                    **self.window_attributes(types[0]))
+                    **self.window_attributes(types[0], g.opset))
 
 
 class LPPool(WindowPool):
@@ -117,7 +127,7 @@ class LPPool(WindowPool):
         kernel, _, _ = self.window_args()
         powered = g.op("Pow", [inputs[0], g.const(self.norm_type, "float32", "p")], final=False)
         pooled = g.op("AveragePool", [powered], final=False, count_include_pad=0,
-                      **self.window_attributes(types[0]))
+                      **self.window_attributes(types[0], g.opset))
         summed = g.op("Mul", [pooled, g.const(float(kernel[0] * kernel[1]), "float32", "window")], final=False)
         return g.op("Pow", [summed, g.const(1.0 / self.norm_type, "float32", "inverse_p")])
 

@@ -37,16 +37,21 @@ class Upsample(Layer):
         return t.with_axes(spatial=tuple(math.floor(s * f) for s, f in zip(t.spatial, scales)))
 
     def lower(self, g, node, inputs, types, output):
-        # PyTorch's nearest picks input index floor(out_index / scale) ("asymmetric" + "floor");
-        # bilinear uses half-pixel centres, or aligned corners.
+        t = types[0]
+        scales = [float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None else None
+        whole = all(out % size == 0 and (f is None or f == out // size)
+                    for size, out, f in zip(t.spatial, output.spatial, scales or [None, None]))
+        if self.mode == "nearest" and not whole:
+            return self._nearest_by_gather(g, inputs[0], t, output, scales)
+        # PyTorch's nearest picks input index floor(out_index / scale) ("asymmetric" + "floor",
+        # exact for whole multiples); bilinear uses half-pixel centres (for an output of one
+        # pixel too, which "pytorch_half_pixel" would read at 0), or aligned corners.
         if self.mode == "nearest":
             attributes = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
                           "nearest_mode": "floor"}
         else:
             attributes = {"mode": "linear", "coordinate_transformation_mode":
-                          "align_corners" if self.align_corners else "pytorch_half_pixel"}
-        t = types[0]
-        scales = [float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None else None
+                          "align_corners" if self.align_corners else "half_pixel"}
         exact = scales is None or all(size * f == out for size, f, out in zip(t.spatial, scales, output.spatial))
         if exact:
             # Exact sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
@@ -58,6 +63,25 @@ class Upsample(Layer):
         # A scale that does not divide evenly: PyTorch maps coordinates by the scale itself, so
         # ONNX must be given the scale, not the rounded size.
         return g.op("Resize", [inputs[0], "", g.const([1.0, 1.0, *scales], "float32", "scales")], **attributes)
+
+    @staticmethod
+    def _nearest_by_gather(g, x: str, t: TensorType, output: TensorType, scales) -> str:
+        """Nearest resampling to a size that is not a whole multiple, as a Gather per axis with
+        the input rows PyTorch picks: its float32 arithmetic (index * in/out, or / scale) floors
+        differently from Resize's (index / (out/in)) at exact boundaries, and it leaves an axis
+        whose size does not change untouched."""
+        import numpy as np
+
+        axes = [(2 + i, size, out, f)  # canonical NCHW: H is axis 2, W axis 3
+                for i, (size, out, f) in enumerate(zip(t.spatial, output.spatial, scales or [None, None]))]
+        for count, (axis, size, out, factor) in enumerate(axes, start=1):
+            if size == out:
+                continue
+            step = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
+            rows = np.minimum(np.floor(np.arange(out, dtype=np.float32) * step).astype(np.int64), size - 1)
+            last = count == len(axes) or all(s == o for _, s, o, _ in axes[count:])
+            x = g.op("Gather", [x, g.const(rows, name=f"rows{axis}")], final=last, axis=axis)
+        return x
 
     def geometry(self, inputs):
         t = inputs[0]

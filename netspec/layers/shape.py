@@ -44,10 +44,14 @@ class Flatten(Layer):
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_perm
 
-        perm = canonical_perm(types[0])
-        x = inputs[0]
-        if perm != sorted(perm):  # flatten in the declared layout's order, not the canonical one
-            x = g.op("Transpose", [x], final=False, perm=[perm.index(i) for i in range(len(perm))])
+        t, x = types[0], inputs[0]
+        perm = canonical_perm(t)
+        # the batch first, then every other axis in the declared layout's order (not the
+        # canonical one), wherever the layout puts the batch
+        declared = [t.layout.batch, *(i for i in range(t.rank) if i != t.layout.batch)]
+        order = [perm.index(axis) for axis in declared]
+        if order != sorted(order):
+            x = g.op("Transpose", [x], final=False, perm=order)
         return g.op("Flatten", [x], axis=1)
 
 
