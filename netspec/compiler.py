@@ -32,6 +32,11 @@ def compile_file(path: str | Path, params: dict[str, Any] | None = None,
                  inputs: dict[str, list] | None = None, text: str | None = None) -> Compilation:
     """Compile one spec. Errors in the spec are collected in the result's diagnostics; a bad
     `params` or `inputs` name raises netspec.elaborate.UsageError."""
+    return _on_a_deep_stack(lambda: _compile(path, params, inputs, text))
+
+
+def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, list] | None,
+             text: str | None) -> Compilation:
     from netspec.elaborate import elaborate
     from netspec.infer import infer
     from netspec.parser import parse
@@ -66,9 +71,35 @@ def compile_file(path: str | Path, params: dict[str, Any] | None = None,
 
 
 # Elaboration recurses over the nesting of expressions and blocks (not over a spec's length).
-# Python-to-Python calls use no C stack in CPython 3.11+, so a high limit is safe; what still
-# exceeds it is reported as an error in the spec.
+# Python-to-Python calls use no C stack in CPython 3.11+, but a level that passes through C
+# (a generator expression inside sum() or tuple()) does, some kilobytes each: the work runs in
+# a thread whose stack has room for the whole recursion limit, so deep nesting ends in a
+# RecursionError, reported as an error in the spec, never in a crash of the interpreter.
 RECURSION_LIMIT = 100_000
+STACK_BYTES = 1024 * 1024 * 1024  # address space, reserved; only the pages used are memory
+
+
+def _on_a_deep_stack(work):
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    previous = threading.stack_size(STACK_BYTES)
+    try:
+        thread = threading.Thread(target=run, name="netspec-compile")
+        thread.start()
+    finally:
+        threading.stack_size(previous)
+    thread.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 @contextmanager
@@ -83,6 +114,7 @@ def _deep_recursion():
 
 def _too_deep(diagnostics: Diagnostics, name: str) -> Compilation:
     diagnostics.error("the spec nests too deeply for netspec to follow", Span(name, 1, 1, 1, 2),
-                      rule=f"expressions and blocks nest fewer than about {RECURSION_LIMIT // 20:,} levels",
+                      rule=f"nesting fits netspec's recursion limit ({RECURSION_LIMIT:,} calls: "
+                           "thousands of levels, depending on the construct)",
                       hint="split the deepest expression into several bindings")
     return Compilation(None, diagnostics, name)

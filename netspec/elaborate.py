@@ -16,6 +16,7 @@ every independent mistake.
 from __future__ import annotations
 
 import heapq
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,11 @@ from netspec.functions import DESCRIPTIONS, FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
-from netspec.types import DTYPES, Layout, TensorType
+from netspec.types import DTYPES, MAX_SIZE, Layout, TensorType
+
+
+# A repeat unrolls its rounds into layers; a count beyond this is a typo, not a network.
+MAX_REPEAT = 100_000
 
 
 class UsageError(Exception):
@@ -260,6 +265,10 @@ class Elaborator:
         self.blocks[name] = _BlockSource(definition, file_scope)
 
     def _import(self, use: S.Use, importer: Path, chain: list[Path]) -> None:
+        if "\0" in use.path.value or not use.path.value:
+            self.diag.error("an import path cannot be empty or contain a NUL character",
+                            use.path.span, rule='use "relative/path.net"')
+            return
         target = (importer.parent / use.path.value).resolve()
         if target in chain:
             cycle = " -> ".join(p.name for p in chain[chain.index(target):] + [target])
@@ -348,6 +357,11 @@ class Elaborator:
             elif isinstance(dim, int) and dim < 1:
                 self.diag.error(f"dimension {index} of `{decl.name.name}` is {dim}", span,
                                 rule="sizes are at least 1")
+                ok = False
+            elif isinstance(dim, int) and dim > MAX_SIZE:
+                shown = f"{dim:,}" if dim < 10 ** 30 else f"a number of {len(str(dim)):,} digits"
+                self.diag.error(f"dimension {index} of `{decl.name.name}` is {shown}, more than "
+                                f"2^63 - 1", span, rule="sizes fit ONNX's 64-bit dimensions")
                 ok = False
         return TensorType(dtype, tuple(dims), layout) if ok else None
 
@@ -602,7 +616,15 @@ class Elaborator:
         if expr.op in ("/", "//", "%") and right == 0:
             self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
             return POISON
-        return self._ARITHMETIC[expr.op](left, right)
+        try:
+            result = self._ARITHMETIC[expr.op](left, right)
+        except OverflowError:
+            result = math.inf
+        if isinstance(result, float) and not math.isfinite(result):
+            self.diag.error(f"`{expr.op}` overflows: the result is too large for a number", expr.span,
+                            rule="numbers are at most 1.8e308")
+            return POISON
+        return result
 
     # ================================================================ chains and repeats
 
@@ -662,6 +684,10 @@ class Elaborator:
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.diag.error(f"repeat count must be a non-negative integer, got {show_value(count)}",
                             stage.count.span, rule="repeat(n) with n >= 0")
+            return POISON
+        if count > MAX_REPEAT:
+            self.diag.error(f"repeat count {count:,} is more than netspec unrolls ({MAX_REPEAT:,})",
+                            stage.count.span, rule=f"repeat(n) with n <= {MAX_REPEAT:,}")
             return POISON
         if stage.label is not None:
             label = self._label(stage.label, stage.label_index, scope)
@@ -744,7 +770,7 @@ class Elaborator:
             return POISON
         try:
             result = FUNCTIONS[name](*(v for v, _ in positional), **{k: v for k, (v, _) in keywords.items()})
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
             return POISON
         return result

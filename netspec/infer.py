@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from netspec.diagnostics import Diagnostics
 from netspec.graph import Graph
-from netspec.types import ShapeError
+from netspec.types import MAX_SIZE, ShapeError
 
 
 def infer(graph: Graph, diagnostics: Diagnostics) -> Graph:
@@ -23,9 +23,16 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> Graph:
             continue
         try:
             node.output = node.layer.infer(inputs)
+            if any(isinstance(d, int) and d > MAX_SIZE for d in node.output.shape):
+                raise ShapeError(f"the output {node.output} has a size over 2^63 - 1",
+                                 rule="sizes fit ONNX's 64-bit dimensions")
             node.params = node.layer.parameters(inputs, node.output)
             node.macs = node.layer.macs(inputs, node.output)
             node.summary = node.layer.describe(inputs)
+        except OverflowError:  # float arithmetic on sizes past 1.8e308
+            node.output = None
+            diagnostics.error(f"{node.kind}: the sizes are too large to compute", node.span,
+                              layer=node.name, rule="sizes fit ONNX's 64-bit dimensions")
         except ShapeError as exc:
             node.output = None
             shapes = ", ".join(str(t) for t in inputs)

@@ -7,17 +7,19 @@ reaches Python's recursion limit.
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
 
 from lark import Lark, Token, Transformer_NonRecursive, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken
+from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostic, NetspecError, Span
 
 _OPENERS = {"(": ")", "[": "]"}
+MAX_INT_DIGITS = 4300  # Python's own limit on converting text to int
 # After one of these a line break cannot end a statement, so it is dropped.
 _CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", ",", "=", ":", "{", "(", "[",
                     "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "if", "else"}
@@ -214,10 +216,19 @@ class _AstBuilder(Transformer_NonRecursive):
         return S.Neg.model_construct(operand=children[0], span=self._s(meta))
 
     def int(self, meta, children):
-        return S.IntLit.model_construct(value=int(str(children[0]).replace("_", "")), span=self._s(meta))
+        digits = str(children[0]).replace("_", "")
+        if len(digits) > MAX_INT_DIGITS:  # Python refuses to read longer ones
+            raise NetspecError([Diagnostic(
+                f"this integer has {len(digits):,} digits, more than netspec reads ({MAX_INT_DIGITS:,})",
+                self._s(meta), rule="sizes are at most 2^63 - 1 (19 digits)")])
+        return S.IntLit.model_construct(value=int(digits), span=self._s(meta))
 
     def float(self, meta, children):
-        return S.FloatLit.model_construct(value=float(children[0]), span=self._s(meta))
+        value = float(children[0])
+        if math.isinf(value):
+            raise NetspecError([Diagnostic(f"the number {children[0]} is too large for a float",
+                                           self._s(meta), rule="numbers are at most 1.8e308")])
+        return S.FloatLit.model_construct(value=value, span=self._s(meta))
 
     def string(self, meta, children):
         return S.StrLit.model_construct(value=_unescape(str(children[0])), span=self._s(meta))
@@ -251,7 +262,12 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         tree = lark.parse(text)
     except UnexpectedInput as exc:
         raise NetspecError([_syntax_error(exc, file, text, lark, newlines)]) from None
-    statements = builder.transform(tree)
+    try:
+        statements = builder.transform(tree)
+    except VisitError as exc:  # a literal the builder refuses (a located NetspecError)
+        if isinstance(exc.orig_exc, NetspecError):
+            raise exc.orig_exc from None
+        raise
     end = text.count("\n") + 1
     return S.Module.model_construct(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
 

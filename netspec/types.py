@@ -12,6 +12,9 @@ from math import prod
 
 Dim = int | str  # an integer size, or a symbol such as "N" (the batch)
 
+# The largest size of an axis: ONNX stores dimensions as 64-bit integers.
+MAX_SIZE = 2 ** 63 - 1
+
 DTYPES: dict[str, int] = {  # dtype name -> bytes per element
     "f16": 2, "bf16": 2, "f32": 4, "f64": 8,
     "i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bool": 1,
