@@ -24,7 +24,7 @@ import pytest
 from onnx import helper, numpy_helper
 
 import netspec
-from netspec.cli import main
+from cli_runner import cli
 from netspec.diagnostics import NetspecError
 from netspec.lower import DEFAULT_OPSET, MAX_IR_VERSION, MAX_OPSET, MIN_OPSET, canonical_shape, lower
 from netspec.weights import _numpy_dtype, network_dtype
@@ -36,14 +36,6 @@ SPEC_IDS = [p.stem for p in SPECS]
 BATCH = 2
 
 
-def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    """Run `netspec` in-process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(tmp_path: Path, text: str, name: str = "t.net") -> Path:

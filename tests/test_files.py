@@ -35,7 +35,7 @@ import pytest
 import netspec
 from netspec import files as netspec_files
 from netspec import runtime
-from netspec.cli import main
+from cli_runner import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 LENET = ROOT / "specs" / "lenet5.net"
@@ -47,13 +47,6 @@ BROKEN = ("network t\n"
 BROKEN_AT = (3, len("y = x -> conv(8, 3, ") + 1)   # the `strid` keyword
 
 
-def cli(argv: list, capsys) -> tuple[int, str, str]:
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def clean(code: int, err: str, expected: int = 1) -> None:
@@ -416,9 +409,8 @@ def test_export_failing_mid_write_otherwise(tmp_path, capsys, monkeypatch, exc, 
     assert listing(tmp_path) == ["m.onnx"]
 
 
-def test_export_failing_at_the_final_rename(tmp_path, capsys, monkeypatch):
-    out = exported(tmp_path, capsys)
-    before = digest(out)
+def fail_the_rename_onto(out: Path, monkeypatch) -> None:
+    """Make the atomic writer's last step, the rename onto `out`, fail with EIO."""
     real = os.replace
 
     def replace(src, dst):
@@ -427,6 +419,12 @@ def test_export_failing_at_the_final_rename(tmp_path, capsys, monkeypatch):
         return real(src, dst)
 
     monkeypatch.setattr(netspec_files.os, "replace", replace)
+
+
+def test_export_failing_at_the_final_rename(tmp_path, capsys, monkeypatch):
+    out = exported(tmp_path, capsys)
+    before = digest(out)
+    fail_the_rename_onto(out, monkeypatch)
     code, _, err = cli(["export", LENET, "-o", out, "--seed", "2"], capsys)
     clean(code, err)
     assert "Input/output error" in err
@@ -439,14 +437,7 @@ def test_external_data_export_failing_at_the_final_rename(tmp_path, capsys, monk
     data = tmp_path / "m.onnx.data"
     assert listing(tmp_path) == ["m.onnx", "m.onnx.data"]
     before = (digest(out), digest(data))
-    real = os.replace
-
-    def replace(src, dst):
-        if Path(dst) == out:
-            raise OSError(errno.EIO, "Input/output error")
-        return real(src, dst)
-
-    monkeypatch.setattr(netspec_files.os, "replace", replace)
+    fail_the_rename_onto(out, monkeypatch)
     code, _, err = cli(["export", LENET, "-o", out, "--seed", "2"], capsys)
     clean(code, err)
     assert listing(tmp_path) == ["m.onnx", "m.onnx.data"]

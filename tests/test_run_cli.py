@@ -21,7 +21,7 @@ import pytest
 from PIL import Image
 
 import netspec
-from netspec.cli import main
+from cli_runner import cli
 from netspec.diagnostics import NetspecError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,14 +30,6 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406])
 IMAGENET_STD = np.array([0.229, 0.224, 0.225])
 
 
-def cli(argv: list, capsys) -> tuple[int, str, str]:
-    """Run `netspec` in-process: (exit code, stdout, stderr)."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write(tmp_path: Path, text: str, name: str = "t.net") -> Path:
