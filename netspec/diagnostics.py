@@ -50,15 +50,19 @@ class Sources:
 
     def __init__(self) -> None:
         self._text: dict[str, str] = {}
+        self._lines: dict[str, list[str]] = {}  # split once: a run may quote thousands of lines
 
     def add(self, name: str, text: str) -> None:
         self._text[name] = text
+        self._lines.pop(name, None)
 
     def line(self, name: str, number: int) -> str | None:
         text = self._text.get(name)
         if text is None:
             return None
-        lines = text.split("\n")  # the lexer's idea of a line: other breaks are not lines
+        lines = self._lines.get(name)
+        if lines is None:  # the lexer's idea of a line: other breaks are not lines
+            lines = self._lines[name] = text.split("\n")
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 

@@ -319,15 +319,16 @@ class Bug:
     """A bug the fuzzer found: a minimal reproduction (MAIN's bytes), where the fault is
     suspected, and how to recognise a random case that hits it (a regular expression searched
     in the case's problems and edits; while the bug is open, such cases do not fail the random
-    test). Once it is fixed, set open=False: test_known_bugs keeps the reproduction as a
-    regression test and the random test no longer excuses it."""
+    test). A new bug goes in with open=True (a strict xfail); once it is fixed, open=True goes:
+    test_known_bugs keeps the reproduction as a regression test and the random test no longer
+    excuses it. All nine found so far are fixed."""
 
     id: str
     reason: str
     spec: bytes
     recognise: str
     timeout: float = 60.0
-    open: bool = True   # False once fixed: the reproduction stays, as a plain regression test
+    open: bool = False  # True while the bug stands (a strict xfail); False once fixed
 
 
 _HEAD = b"network n\ninput x: f32[N, 3, 8, 8]\n"
