@@ -286,6 +286,10 @@ def bench_check(s: Settings, targets: list[Target]) -> Section:
     return sec
 
 
+# What `check` cannot do without: the pydantic models of the layers and the AST, and lark's parser.
+DEPENDENCY_IMPORTS = "from pydantic import BaseModel; import lark"
+
+
 def breakdown(inproc: dict, whole_s: float) -> list[str]:
     """Where `netspec check specs/resnet50.net` spends its time: interpreter start, imports
     (python -X importtime, one run, top-level modules), compile, table."""
@@ -301,14 +305,17 @@ def breakdown(inproc: dict, whole_s: float) -> list[str]:
             continue
         top[name.strip()] = top.get(name.strip(), 0) + int(cumulative)
     total_imports = sum(top.values()) / 1e6
-    floor = median(wall_interleaved({"pass": [PYTHON, "-c", "pass"]}, 5)["pass"])
+    floors = wall_interleaved({"pass": [PYTHON, "-c", "pass"], "deps": [PYTHON, "-c", DEPENDENCY_IMPORTS]}, 7)
+    floor, deps = median(floors["pass"]), median(floors["deps"])
     rows = sorted(top.items(), key=lambda kv: -kv[1])[:10]
     lines = [
         f"Where `netspec check specs/resnet50.net` ({ms(whole_s)} ms whole process) spends its time: "
         f"`python -c pass` {ms(floor)} ms; imports {ms(total_imports)} ms (one run of "
         "`PYTHONPROFILEIMPORTTIME=1`, which itself inflates them a little; top-level modules, cumulative); "
         f"compile (load+check) {ms(inproc['load'])} ms and table {ms(inproc['table'])} ms in a warm process. "
-        "The largest imports:",
+        f"Python importing only the two libraries `check` is built on, `python -c \"{DEPENDENCY_IMPORTS}\"`, "
+        f"takes {ms(deps)} ms (median of 7), {ms(deps - floor)} ms of it pydantic and lark: netspec's own "
+        f"share of the whole process is {ms(whole_s - deps)} ms. The largest imports:",
         "",
         "| module | cumulative import ms |",
         "|---|---:|",
@@ -569,8 +576,10 @@ def render(s: Settings, info, targets: list[Target], sections: list[Section], el
         "",
         f"Written by `{command}` on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z} "
         f"({'quick run: few repetitions, figures are rough' if s.quick else 'full run'}; took {elapsed / 60:.1f} min). "
-        "Medians; see bench/run_all.py for what is timed and how. Timings on a shared 2-core machine move "
-        "by several percent between runs; compare ratios taken in one run rather than absolute times across runs.",
+        "Medians; see bench/run_all.py for what is timed and how. netspec's modules are byte-compiled first, "
+        "as `pip install .` does. Timings on a shared 2-core machine move by several percent between runs, "
+        "and much more when other work runs beside them (see the load averages below): compare ratios taken "
+        "in one run rather than absolute times across runs.",
         "",
         "## Machine",
         "",
@@ -606,6 +615,17 @@ def write_atomically(path: Path, text: str) -> None:
         raise
 
 
+def byte_compile_netspec() -> None:
+    """Write netspec's .pyc files before any whole-process timing, as `pip install .` does: an
+    editable install run with PYTHONDONTWRITEBYTECODE set would otherwise recompile every module
+    from source in every run (tens of milliseconds no installed user pays). torch, torchinfo and
+    the other dependencies were byte-compiled when pip installed them."""
+    import compileall
+
+    if not compileall.compile_dir(str(ROOT / "netspec"), quiet=1):
+        raise SystemExit("could not byte-compile netspec/")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
@@ -615,6 +635,7 @@ def main() -> None:
     s = settings(args.quick)
     only = {int(x) for x in args.only.split(",") if x.strip()}
     start = time.perf_counter()
+    byte_compile_netspec()
     info = machine()
     targets: list[Target] = []
     sections: list[Section] = []
