@@ -73,23 +73,33 @@ class Network:
     def to_onnx(self, opset: int | None = None, batch: int | None = None,
                 weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
                 check: bool = True):
-        """The onnx.ModelProto, validated by onnx.checker (full check) unless `check` is false
-        (for callers that check its bytes with `netspec.runtime.serialize`). `progress(elements)`
-        is called as seeded weights are generated."""
-        from netspec.lower import DEFAULT_OPSET, lower
+        """The onnx.ModelProto, validated by onnx.checker (full check) unless `check` is false.
+        `progress(elements)` is called as seeded weights are generated."""
         from netspec.runtime import serialize
 
-        model = lower(self.check().graph, self.weights(weights, seed, progress), opset or DEFAULT_OPSET, batch)
+        model = self.lowered(opset, batch, weights, seed, progress)
         if check:
             serialize(model)
         return model
 
-    def export(self, path: str | Path, **options: Any) -> Path:
-        """Write the ONNX model to `path` atomically; options as for `to_onnx`."""
-        from netspec.runtime import save_model, serialize
+    def lowered(self, opset: int | None = None, batch: int | None = None,
+                weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
+                detached: dict | None = None):
+        """The unchecked onnx.ModelProto; with a `detached` dict, its large weights are left
+        out of it and put there instead (see netspec.lower.lower), for netspec.runtime.save_model."""
+        from netspec.lower import DEFAULT_OPSET, lower
 
-        model = self.to_onnx(**options, check=False)
-        save_model(model, Path(path), serialize(model))
+        return lower(self.check().graph, self.weights(weights, seed, progress), opset or DEFAULT_OPSET,
+                     batch, detached)
+
+    def export(self, path: str | Path, **options: Any) -> Path:
+        """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);
+        options as for `to_onnx`. A model over 2 GB gets a `<name>.data` file beside it."""
+        from netspec.runtime import save_model
+
+        detached: dict = {}
+        model = self.lowered(**options, detached=detached)
+        save_model(model, Path(path), detached)
         return Path(path)
 
     def session(self, device: str = "cpu", **options: Any):

@@ -260,12 +260,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     options = _export_options(args)
     net = _network(args)
     start = time.perf_counter()
+    detached: dict = {}
     with _weights_progress(net, options) as advance:
-        model = net.to_onnx(**options, progress=advance, check=False)
-    from netspec.runtime import save_model, serialize
+        model = net.lowered(**options, progress=advance, detached=detached)
+    from netspec.runtime import save_model
 
     with _status(f"writing {args.output}"):
-        files = save_model(model, Path(args.output), serialize(model))
+        files = save_model(model, Path(args.output), detached)
     size = sum(f.stat().st_size for f in files)
     from netspec.report import human_bytes
 

@@ -54,12 +54,18 @@ def canonical_axis(t: TensorType, axis: int) -> int:
     return canonical_perm(t).index(axis)
 
 
+# Initializers of this many bytes or more are the ones `lower(..., detached=...)` holds apart.
+DETACH_BYTES = 1024
+
+
 class Builder:
     """Collects ONNX nodes and initializers for one graph."""
 
-    def __init__(self, opset: int, weights: dict[str, np.ndarray]):
+    def __init__(self, opset: int, weights: dict[str, np.ndarray],
+                 detached: dict[str, np.ndarray] | None = None):
         self.opset = opset
         self.weights = weights
+        self.detached = detached
         self.nodes: list[onnx.NodeProto] = []
         # the model is built in place: initializers are written straight into its graph, so
         # a weight's bytes are copied once (not again by make_graph and make_model)
@@ -126,7 +132,11 @@ class Builder:
             tensor.name = name
             tensor.data_type = _RAW_DTYPES[array.dtype]
             tensor.dims.extend(array.shape)
-            tensor.raw_data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
+            little_endian = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<"))
+            if self.detached is not None and little_endian.nbytes >= DETACH_BYTES:
+                self.detached[name] = little_endian  # named and shaped here, bytes written later
+            else:
+                tensor.raw_data = little_endian.tobytes()
         else:  # anything unusual goes through onnx's own converter
             tensor.CopyFrom(numpy_helper.from_array(array, name))
 
@@ -147,12 +157,16 @@ def _value_info(name: str, t: TensorType, shape: tuple, batch: int | None) -> on
 
 
 def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
-          batch: int | None = None) -> onnx.ModelProto:
+          batch: int | None = None, detached: dict[str, np.ndarray] | None = None) -> onnx.ModelProto:
     """Build the ONNX model of a checked graph. Raises NetspecError (located, naming the layer)
-    for a layer ONNX cannot express exactly."""
+    for a layer ONNX cannot express exactly.
+
+    With a `detached` dict, the initializers of DETACH_BYTES or more get their name, type and
+    shape in the model but no bytes: their arrays go into the dict, for runtime.save_model to
+    stream into the file (a model's weights are then never copied into the protobuf at all)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 loads)")
-    g = Builder(opset, weights)
+    g = Builder(opset, weights, detached)
     values: dict[str, str] = {}
     inputs, outputs, problems = [], [], []
     for name, node_name in graph.outputs:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -23,9 +24,8 @@ def _error(message: str, hint: str | None = None, rule: str | None = None) -> Ne
 
 def serialize(model, check: bool = True) -> bytes | None:
     """The model's protobuf bytes, checked by onnx.checker (full check, shape inference
-    included) unless `check` is false; None for a model past protobuf's 2 GB limit, which is
-    saved with external data instead. Serialising once and checking the bytes saves two of
-    the three copies a large model would otherwise go through."""
+    included) unless `check` is false; None for a model past protobuf's 2 GB limit. Serialising
+    once and checking the bytes saves a copy of every weight."""
     import onnx
 
     try:
@@ -39,30 +39,132 @@ def serialize(model, check: bool = True) -> bytes | None:
     return data
 
 
-def save_model(model, path: Path, data: bytes | None = None) -> list[Path]:
-    """Write `model` (or its bytes `data`, from `serialize`) to `path` atomically
-    (netspec.files). A model over 2 GB (the protobuf limit) keeps its tensors in `<name>.data`
-    beside it. Returns the files written."""
-    import onnx
+def save_model(model, path: Path, detached: Mapping[str, np.ndarray] | None = None,
+               check: bool = True) -> list[Path]:
+    """Write `model` to `path` atomically (netspec.files), after onnx.checker's full check
+    (shape inference included) unless `check` is false. Returns the files written.
 
+    `detached` holds the arrays of the initializers the model names and shapes but holds no
+    bytes for (netspec.lower.lower(..., detached=...)): their bytes are written straight from
+    the arrays, so a model's weights are never copied into a protobuf message, serialised, and
+    parsed again by the checker. A model whose file would pass protobuf's 2 GB limit keeps its
+    large tensors in `<name>.data` beside it (ONNX external data)."""
     from netspec.files import write_atomically
 
     path = Path(path)
-    if data is None:
-        data = serialize(model, check=False)
+    detached = dict(detached or {})
+    if check:
+        _check_structure(model, detached)
+    embedded_size = model.ByteSize() + sum(array.nbytes + 64 for array in detached.values())
 
     def produce(staged: Path) -> None:
-        if data is None:
-            onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=path.name + ".data", size_threshold=1024)
+        if embedded_size > TWO_GB:
+            _write_external(staged, model, detached, path.name + ".data")
         else:
-            write_bytes(staged, data)
+            with open(staged, "wb") as handle:
+                _write_embedded(handle, model, detached)
     return write_atomically(path, produce)
 
 
-def write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
+def _check_structure(model, detached: Mapping[str, np.ndarray]) -> None:
+    """onnx.checker's full check of the model, its detached initializers declared as graph
+    inputs of the same type and shape: all the checker and its shape inference read of them
+    (their values are the weights, already checked against the graph by netspec.weights)."""
+    import onnx
+    from onnx import helper
+
+    checked = onnx.ModelProto()
+    checked.CopyFrom(model)  # cheap: the detached tensors carry no bytes
+    initializers = checked.graph.initializer
+    for i in reversed(range(len(initializers))):
+        tensor = initializers[i]
+        if tensor.name in detached:
+            checked.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            del initializers[i]
+    onnx.checker.check_model(checked.SerializeToString(), full_check=True)
+
+
+def _key(field: int) -> bytes:
+    """A protobuf key for a length-delimited field (wire type 2)."""
+    return _varint(field << 3 | 2)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(message, name: str) -> int:
+    return message.DESCRIPTOR.fields_by_name[name].number
+
+
+def _write_embedded(handle, model, detached: Mapping[str, np.ndarray]) -> None:
+    """The model as one protobuf file, each detached tensor's bytes written from its array as
+    the tensor's raw_data. Protobuf serialises the model without its graph and the graph without
+    its initializers; the graph field around them is framed here (a message's fields may come
+    in any order, so a reader sees exactly the model with its weights in place)."""
+    import onnx
+
+    outer = onnx.ModelProto()
+    outer.CopyFrom(model)
+    outer.ClearField("graph")
+    graph = onnx.GraphProto()
+    graph.CopyFrom(model.graph)
+    graph.ClearField("initializer")
+    graph_bytes = graph.SerializeToString()
+    entries, raw_data_key = [], _key(_field(onnx.TensorProto, "raw_data"))
+    for tensor in model.graph.initializer:
+        pieces = [tensor.SerializeToString()]
+        if tensor.name in detached:
+            data = memoryview(detached[tensor.name]).cast("B")  # contiguous, little-endian
+            pieces += [raw_data_key + _varint(len(data)), data]
+        entries.append(pieces)
+    initializer_key = _key(_field(onnx.GraphProto, "initializer"))
+    framed = [[initializer_key + _varint(sum(len(p) for p in pieces)), *pieces] for pieces in entries]
+    graph_length = len(graph_bytes) + sum(len(p) for pieces in framed for p in pieces)
+    handle.write(outer.SerializeToString())
+    handle.write(_key(_field(onnx.ModelProto, "graph")) + _varint(graph_length))
+    handle.write(graph_bytes)
+    for pieces in framed:
+        for piece in pieces:
+            handle.write(piece)
+
+
+# Offsets of tensors in a .data file are multiples of this (a page: onnxruntime can map them).
+EXTERNAL_ALIGNMENT = 4096
+
+
+def _write_external(staged: Path, model, detached: Mapping[str, np.ndarray], location: str) -> None:
+    """The model at `staged` with its large tensors (detached, or embedded of DETACH_BYTES or
+    more) in the file `location` beside it, as ONNX external data."""
+    import onnx
+
+    from netspec.lower import DETACH_BYTES
+
+    outer = onnx.ModelProto()
+    outer.CopyFrom(model)
+    with open(staged.parent / location, "wb") as data_file:
+        for tensor in outer.graph.initializer:
+            if tensor.name in detached:
+                data = memoryview(detached[tensor.name]).cast("B")
+            elif tensor.HasField("raw_data") and len(tensor.raw_data) >= DETACH_BYTES:
+                data = tensor.raw_data
+                tensor.ClearField("raw_data")
+            else:
+                continue
+            offset = -data_file.tell() % EXTERNAL_ALIGNMENT + data_file.tell()
+            data_file.seek(offset)
+            data_file.write(data)
+            tensor.data_location = onnx.TensorProto.EXTERNAL
+            for key, value in (("location", location), ("offset", str(offset)), ("length", str(len(data)))):
+                entry = tensor.external_data.add()
+                entry.key, entry.value = key, value
+    with open(staged, "wb") as handle:
+        handle.write(outer.SerializeToString())
 
 
 def providers_for(device: str) -> list[str]:

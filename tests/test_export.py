@@ -472,6 +472,61 @@ def test_api_export_writes_the_model(tmp_path):
     assert _listing(tmp_path) == ["api.onnx"]
 
 
+@pytest.mark.parametrize("spec", [LENET, ROOT / "specs" / "resnet18.net"], ids=["lenet5", "resnet18"])
+def test_exported_file_is_the_model_byte_for_byte(tmp_path, spec):
+    """export streams the large weights into the file from their arrays (never through a
+    protobuf message): what a reader loads is exactly the model to_onnx builds."""
+    net = netspec.load(spec)
+    out = net.export(tmp_path / "m.onnx", seed=4, batch=2)
+    assert onnx.load(out).SerializeToString() == net.to_onnx(seed=4, batch=2).SerializeToString()
+
+
+def _conv_model(weight_shape, output_shape):
+    """x [1, 3, 8, 8] -> Conv with a weight `w` that is named and shaped but holds no bytes."""
+    graph = helper.make_graph([helper.make_node("Conv", ["x", "w"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3, 8, 8])],
+                              [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, output_shape)])
+    weight = graph.initializer.add()
+    weight.name, weight.data_type = "w", onnx.TensorProto.FLOAT
+    weight.dims.extend(weight_shape)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_save_model_checks_detached_weights_by_their_shapes(tmp_path):
+    from netspec import runtime
+
+    weight = np.arange(4 * 3 * 3 * 3, dtype=np.float32).reshape(4, 3, 3, 3)
+    good = tmp_path / "good.onnx"
+    runtime.save_model(_conv_model(weight.shape, [1, 4, 6, 6]), good, {"w": weight})
+    assert np.array_equal(numpy_helper.to_array(onnx.load(good).graph.initializer[0]), weight)
+    # five output channels do not follow from a weight of four filters: the full check's shape
+    # inference sees the detached weight's shape, and nothing is written
+    bad = tmp_path / "bad.onnx"
+    with pytest.raises(onnx.shape_inference.InferenceError, match="differ in dimension 1"):
+        runtime.save_model(_conv_model(weight.shape, [1, 5, 6, 6]), bad, {"w": weight})
+    assert _listing(tmp_path) == ["good.onnx"]
+
+
+def test_external_data_export_streams_aligned_tensors(tmp_path, monkeypatch):
+    from netspec import runtime
+
+    monkeypatch.setattr(runtime, "TWO_GB", 1024)   # every model counts as large
+    net = netspec.load(LENET)
+    out = net.export(tmp_path / "m.onnx", seed=3)
+    assert _listing(tmp_path) == ["m.onnx", "m.onnx.data"]
+    bare = onnx.load(out, load_external_data=False)
+    offsets = [int(entry.value) for tensor in bare.graph.initializer for entry in tensor.external_data
+               if entry.key == "offset"]
+    assert offsets and all(offset % runtime.EXTERNAL_ALIGNMENT == 0 for offset in offsets)
+    loaded = {t.name: numpy_helper.to_array(t) for t in onnx.load(out).graph.initializer}
+    expected = {t.name: numpy_helper.to_array(t) for t in net.to_onnx(seed=3).graph.initializer}
+    assert loaded.keys() == expected.keys()
+    assert all(np.array_equal(loaded[name], expected[name]) for name in expected)
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    from_file = runtime.session(str(out)).run(None, {"digits": x})[0]
+    assert np.allclose(from_file, net.run(x, seed=3)["logits"], atol=1e-6)
+
+
 def test_spec_error_in_export_exits_1(tmp_path, capsys):
     spec = write(tmp_path, """
         network t

@@ -367,19 +367,19 @@ def exported(tmp_path: Path, capsys) -> Path:
 
 
 def serialisation_failing_with(exc: BaseException):
-    """A stand-in for netspec.runtime.write_bytes (which writes a model's serialised bytes)
+    """A stand-in for netspec.runtime._write_embedded (which writes a model into an open file)
     that writes part of the file and then fails."""
-    def write_bytes(path, data):
-        Path(path).write_bytes(data[:100])
+    def write_embedded(handle, model, detached):
+        handle.write(model.SerializeToString()[:100])
         raise exc
-    return write_bytes
+    return write_embedded
 
 
 @pytest.mark.parametrize("existing", [True, False], ids=["over-a-file", "new-file"])
 def test_export_failing_mid_write_with_an_os_error(tmp_path, capsys, monkeypatch, existing):
     out = exported(tmp_path, capsys) if existing else tmp_path / "m.onnx"
     before = (digest(out), out.stat().st_mtime_ns) if existing else None
-    monkeypatch.setattr(runtime, "write_bytes",
+    monkeypatch.setattr(runtime, "_write_embedded",
                         serialisation_failing_with(OSError(errno.ENOSPC, "No space left on device")))
     code, out_text, err = cli(["export", LENET, "-o", out, "--seed", "2"], capsys)
     clean(code, err)
@@ -400,7 +400,7 @@ def test_export_failing_mid_write_otherwise(tmp_path, capsys, monkeypatch, exc, 
     """Whatever stops the serialisation, the old file stays and the staging folder goes."""
     out = exported(tmp_path, capsys)
     before = digest(out)
-    monkeypatch.setattr(runtime, "write_bytes", serialisation_failing_with(exc))
+    monkeypatch.setattr(runtime, "_write_embedded", serialisation_failing_with(exc))
     code, _, err = cli(["export", LENET, "-o", out, "--seed", "2"], capsys)
     assert code != 0 and "Traceback" not in err, err
     if expected_code is not None:
