@@ -81,7 +81,7 @@ def settings(quick: bool) -> Settings:
         return Settings(True, check_runs=2, startup_runs=3, scale_runs={100: 3, 1_000: 2, 10_000: 1},
                         inproc_runs=2, export_runs=1, export_warmup=False, infer_runs=10, infer_batch8_runs=4)
     return Settings(False, check_runs=11, startup_runs=15, scale_runs={100: 9, 1_000: 7, 10_000: 5},
-                    inproc_runs=7, export_runs=5, export_warmup=True, infer_runs=60, infer_batch8_runs=15)
+                    inproc_runs=7, export_runs=5, export_warmup=True, infer_runs=300, infer_batch8_runs=60)
 
 
 @dataclass
@@ -466,11 +466,7 @@ def bench_inference(s: Settings, targets: list[Target]) -> Section:
 
     sec = Section("4. Inference: netspec's ONNX against torch.onnx.export's, onnxruntime CPU")
 
-    def session_options():
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        return options
-
+    session_options = onnx_speed.session_options
     shared = session_options()
     rows = []
     for name in INFER_MODELS:
@@ -517,7 +513,9 @@ def bench_inference(s: Settings, targets: list[Target]) -> Section:
     sec.lines += [
         "onnxruntime "
         f"{ort.__version__}, CPUExecutionProvider, one shared SessionOptions (default threads and graph "
-        "optimization); netspec's model is `net.to_onnx(opset=17, batch=B, weights=state_dict)`, torch's is "
+        "optimization; idle threads do not spin, so one session's threads do not take the cores from the "
+        "other's: see bench/onnx_speed.py's session_options); netspec's model is "
+        "`net.to_onnx(opset=17, batch=B, weights=state_dict)`, torch's is "
         "`torch.onnx.export(twin, ..., dynamo=False, opset_version=17)` of the same weights (batch-norm "
         "statistics randomised, so batch norm is not an identity); the two sessions are run alternately in "
         "one process (bench/onnx_speed.py's helpers). A/A = netspec's model against a second session of "
