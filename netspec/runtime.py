@@ -39,10 +39,9 @@ def serialize(model, check: bool = True) -> bytes | None:
     return data
 
 
-def save_model(model, path: Path, detached: Mapping[str, np.ndarray] | None = None,
-               check: bool = True) -> list[Path]:
+def save_model(model, path: Path, detached: Mapping[str, np.ndarray] | None = None) -> list[Path]:
     """Write `model` to `path` atomically (netspec.files), after onnx.checker's full check
-    (shape inference included) unless `check` is false. Returns the files written.
+    (shape inference included). Returns the files written.
 
     `detached` holds the arrays of the initializers the model names and shapes but holds no
     bytes for (netspec.lower.lower(..., detached=...)): their bytes are written straight from
@@ -53,8 +52,8 @@ def save_model(model, path: Path, detached: Mapping[str, np.ndarray] | None = No
 
     path = Path(path)
     detached = dict(detached or {})
-    if check:
-        _check_structure(model, detached)
+    _check_structure(model, detached)
+    # 64 bytes a tensor is ample for the key and length that frame its raw_data
     embedded_size = model.ByteSize() + sum(array.nbytes + 64 for array in detached.values())
 
     def produce(staged: Path) -> None:
@@ -109,6 +108,9 @@ def _write_embedded(handle, model, detached: Mapping[str, np.ndarray]) -> None:
     in any order, so a reader sees exactly the model with its weights in place)."""
     import onnx
 
+    if not detached:  # every byte is in the message already
+        handle.write(model.SerializeToString())
+        return
     outer = onnx.ModelProto()
     outer.CopyFrom(model)
     outer.ClearField("graph")
@@ -156,7 +158,7 @@ def _write_external(staged: Path, model, detached: Mapping[str, np.ndarray], loc
                 tensor.ClearField("raw_data")
             else:
                 continue
-            offset = -data_file.tell() % EXTERNAL_ALIGNMENT + data_file.tell()
+            offset = (data_file.tell() + EXTERNAL_ALIGNMENT - 1) // EXTERNAL_ALIGNMENT * EXTERNAL_ALIGNMENT
             data_file.seek(offset)
             data_file.write(data)
             tensor.data_location = onnx.TensorProto.EXTERNAL
