@@ -22,3 +22,7 @@ def __getattr__(name):
 
         return NetspecError
     raise AttributeError(f"module 'netspec' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -132,6 +132,22 @@ class Network:
 
 def load(path: str | Path, *, input_shapes: Mapping[str, list] | None = None, **params: Any) -> Network:
     """Compile a spec file. `params` override network parameters (`classes=10`);
-    `input_shapes` override input shapes ({"image": [1, 3, 64, 64]}). Errors in the spec do not
+    `input_shapes` override input shapes ({"image": [1, 3, 64, 64]}).
+
+    A path that is not a readable file raises FileNotFoundError (or IsADirectoryError) at once;
+    a keyword that names no network parameter, or an input that does not exist, raises
+    TypeError, as a Python call with a wrong keyword does. Errors in the spec itself do not
     raise here: call `.check()` (every other method does)."""
-    return Network(compile_file(path, params, dict(input_shapes or {})))
+    from netspec.compiler import OverrideError
+
+    file = Path(path)
+    if file.is_dir():
+        raise IsADirectoryError(f"netspec.load: `{path}` is a directory, not a spec file")
+    if not file.is_file():
+        raise FileNotFoundError(f"netspec.load: no such spec file: `{path}`")
+    try:
+        return Network(compile_file(file, params, dict(input_shapes or {})))
+    except OverrideError as exc:
+        if exc.kind == "parameter":
+            raise TypeError(f"netspec.load: keyword argument `{exc.name}`: {exc}") from None
+        raise TypeError(f"netspec.load: input_shapes[{exc.name!r}]: {exc}") from None

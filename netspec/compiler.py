@@ -13,8 +13,11 @@ from typing import Any
 
 from netspec.diagnostics import (Diagnostics, NetspecError, Sources, Span, normalize_newlines,
                                  read_source)
+from netspec.elaborate import OverrideError
 from netspec.graph import Graph
 from netspec import syntax as S
+
+__all__ = ["Compilation", "OverrideError", "compile_file"]
 
 
 @dataclass
@@ -31,7 +34,7 @@ class Compilation:
 def compile_file(path: str | Path, params: dict[str, Any] | None = None,
                  inputs: dict[str, list] | None = None, text: str | None = None) -> Compilation:
     """Compile one spec. Errors in the spec are collected in the result's diagnostics; a bad
-    `params` or `inputs` name raises netspec.elaborate.UsageError."""
+    `params` or `inputs` name (or an input shape of the wrong rank) raises OverrideError."""
     return _on_a_deep_stack(lambda: _compile(path, params, inputs, text))
 
 

@@ -139,13 +139,15 @@ class Diagnostics:
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close."""
     candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    if word.lower() in lowered and word not in candidates:  # `F32` is `f32`, not `i32`
+        return f"did you mean `{lowered[word.lower()]}`?"
     import difflib  # only when there is a misspelling to explain
 
     matches = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    if not matches:
-        lowered = {c.lower(): c for c in candidates}
-        if word.lower() in lowered:
-            matches = [lowered[word.lower()]]
+    if not matches:  # case differences count as no difference
+        folded = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=0.6)
+        matches = [lowered[m] for m in folded]
     return f"did you mean `{matches[0]}`?" if matches else None
 
 

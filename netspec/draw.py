@@ -20,8 +20,6 @@ import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover
-    import argparse
-
     from netspec.graph import BlockInstance, Graph
 
 TEXT_FORMATS = {".dot": "dot", ".gv": "dot", ".mmd": "mermaid"}
@@ -359,62 +357,3 @@ def write_graph(graph: "Graph", path: "str | os.PathLike[str]", depth: int | Non
 
     write_atomically(path, render)
     return path
-
-
-# ---------------------------------------------------------------- the `graph` command
-
-GRAPH_EPILOG = """\
-formats, by the output's suffix:
-  .svg .png .pdf   rendered by Graphviz's `dot` program (Debian, Ubuntu: apt-get install
-                   graphviz; macOS: brew install graphviz)
-  .dot .gv         Graphviz DOT text (no Graphviz needed)
-  .mmd             Mermaid flowchart text (GitHub renders it in Markdown)
-
-exit codes: 0 written, 1 errors in the spec or Graphviz missing, 2 bad command-line usage
-"""
-
-
-def add_graph_parser(commands: "argparse._SubParsersAction") -> "argparse.ArgumentParser":
-    """Register the `graph` subcommand on the CLI's subparsers."""
-    import argparse
-
-    from netspec.cli import add_spec_options
-    from netspec.files import output_path
-
-    graph = commands.add_parser(
-        "graph", help="draw a spec's graph as SVG, PNG, PDF, Graphviz DOT or Mermaid",
-        description="Draw SPEC: one box per layer with its key attributes and parameters,\n"
-                    "edges labelled with the tensor's shape, block instances as clusters titled\n"
-                    "with their call, graph inputs and outputs marked. The format follows the\n"
-                    "output's suffix; the file is written atomically.",
-        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GRAPH_EPILOG)
-    graph.add_argument("spec", metavar="SPEC", help="the .net file to draw")
-    graph.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
-                       help="the file to write: .svg, .png, .pdf, .dot, .gv or .mmd")
-    add_spec_options(graph)
-    graph.add_argument("--depth", type=int, metavar="N",
-                       help="fold blocks nested deeper than N into one box (0: top level only)")
-    return graph
-
-
-def cmd_graph(args: "argparse.Namespace") -> int:
-    """`netspec graph SPEC -o FILE`: compile, draw, print `wrote FILE (N layers)`."""
-    from netspec.cli import EXIT_OK, UsageError, _network
-    from netspec.diagnostics import NetspecError
-
-    if args.depth is not None and args.depth < 0:
-        raise UsageError("--depth must be 0 or more")
-    try:
-        fmt = graph_format(args.output)
-    except NetspecError:
-        suffix = os.path.splitext(args.output)[1]
-        raise UsageError(f"-o {args.output}: unknown format "
-                         f"{'`' + suffix + '`' if suffix else '(no suffix)'}; use {FORMAT_LIST}"
-                         ) from None
-    if fmt not in ("dot", "mermaid"):
-        find_dot(args.output)  # before compiling: say at once that Graphviz is missing
-    net = _network(args)
-    path = write_graph(net.graph, args.output, args.depth)
-    layers = sum(1 for node in net.graph if node.layer is not None)
-    print(f"wrote {path} ({layers} layer{'s' if layers != 1 else ''})")
-    return EXIT_OK

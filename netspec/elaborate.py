@@ -37,8 +37,16 @@ from netspec.types import DTYPES, MAX_SIZE, Layout, TensorType
 MAX_REPEAT = 100_000
 
 
-class UsageError(Exception):
-    """A problem with the command line (an unknown `--set` or `--input` name), not the spec."""
+class OverrideError(Exception):
+    """A parameter or input override that names nothing in the spec, or an input shape of the
+    wrong rank: the caller's mistake, not the spec's. The message is neutral (no flag or
+    keyword): the command line and the Python API each say it in their own terms.
+
+    `kind` is "parameter" or "input"; `name` is the name given."""
+
+    def __init__(self, kind: str, name: str, message: str):
+        super().__init__(message)
+        self.kind, self.name = kind, name
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,8 +223,9 @@ class Elaborator:
             if unknown:
                 hint = did_you_mean(unknown[0], names)
                 known = ", ".join(names) if names else "none"
-                raise UsageError(f"--set {unknown[0]}: the network has no parameter `{unknown[0]}`"
-                                 f" (its parameters: {known})" + (f"; {hint}" if hint else ""))
+                raise OverrideError("parameter", unknown[0],
+                                    f"the network has no parameter `{unknown[0]}` (its parameters: "
+                                    f"{known})" + (f"; {hint}" if hint else ""))
         for param in declared:
             name = param.name.name
             if name in scope.values:
@@ -233,7 +242,8 @@ class Elaborator:
             else:
                 self.diag.error(f"network parameter `{name}` has no default and was not given",
                                 param.name.span, rule="every parameter needs a value",
-                                hint=f"give it a default (`{name} = ...`) or pass --set {name}=...")
+                                hint=f"give it a default (`{name} = ...`) or a value when compiling "
+                                     f"(`--set {name}=...`, `netspec.load(..., {name}=...)`)")
                 scope.values[name] = POISON
             scope.spans[name] = param.name.span
         return scope
@@ -295,8 +305,8 @@ class Elaborator:
         for name in overrides:
             if name not in names:
                 hint = did_you_mean(name, names)
-                raise UsageError(f"--input {name}: the network has no input `{name}` "
-                                 f"(its inputs: {', '.join(names) or 'none'})" + (f"; {hint}" if hint else ""))
+                raise OverrideError("input", name, f"the network has no input `{name}` (its inputs: "
+                                    f"{', '.join(names) or 'none'})" + (f"; {hint}" if hint else ""))
         for decl in declared:
             name = decl.name.name
             if self._defined_twice(name, decl.name.span, scope):
@@ -327,8 +337,9 @@ class Elaborator:
                 dims.append(self.scalar(expr, scope))
         if override is not None:
             if len(override) != len(dims):
-                raise UsageError(f"--input {decl.name.name}: {len(override)} sizes given, but the input is "
-                                 f"declared with {len(dims)} ({', '.join(map(str, dims))})")
+                raise OverrideError("input", decl.name.name,
+                                    f"{len(override)} sizes given, but the input is declared with "
+                                    f"{len(dims)} ({', '.join(map(str, dims))})")
             dims = list(override)
             spans = [decl.span] * len(dims)
         else:

@@ -15,13 +15,12 @@ that use them), so registering the subcommand costs `netspec check` nothing.
 
 from __future__ import annotations
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any, Mapping
 
 from netspec.diagnostics import Diagnostic, NetspecError, did_you_mean
-from netspec.files import output_path, write_with_handle
+from netspec.files import write_with_handle
 
 # Colour maps as anchor colours evenly spaced over [0, 1], interpolated linearly into a 256-entry
 # lookup table. Viridis: 33 samples of matplotlib's table (CC0; Smith and van der Walt), within
@@ -396,51 +395,7 @@ def save_arrays(maps: Mapping[str, Any], path: str | Path) -> None:
     write_with_handle(Path(path), lambda handle: np.savez(handle, **arrays))
 
 
-# ---------------------------------------------------------------- the command line
-
-def add_features_parser(commands) -> argparse.ArgumentParser:
-    """Register `netspec features` on the subparsers object of `netspec`'s parser."""
-    parser = commands.add_parser(
-        "features", help="draw the feature maps of chosen layers (or save them as .npz)",
-        description="Run SPEC in onnxruntime with the chosen layers' values as extra outputs and "
-                    "draw one tile per channel (a feature map is one filter's response) with a "
-                    "colour map, each tile scaled to its own range, which is printed under it. "
-                    "A conv layer shows its raw output, before the activation; the activation "
-                    "after it shows the rectified map. -o FILE.npz saves the raw (N, C, H, W) "
-                    "arrays instead.")
-    parser.add_argument("spec", metavar="SPEC", help="the .net file")
-    parser.add_argument("--input", dest="input_file", metavar="FILE",
-                        help=".npy (one input), .npz (one array per input name) or an image (.png, "
-                             ".jpg: resized to the input, scaled to [0, 1]); default: seeded random "
-                             "normal values")
-    parser.add_argument("--layer", action="append", dest="layers", required=True, metavar="NAME",
-                        help="a layer whose output to show, e.g. features.0 (repeatable)")
-    parser.add_argument("--max-channels", type=int, default=64, metavar="N",
-                        help="draw at most the first N channels of each layer (default 64)")
-    parser.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
-                        help="FILE.png: the tiles; FILE.npz: the raw arrays, keyed by layer name")
-    parser.add_argument("--colormap", choices=sorted(COLORMAPS), default="viridis",
-                        help="colour map of the tiles (default viridis)")
-    parser.add_argument("--normalize", choices=["imagenet", "none"], default="none",
-                        help="for an image: subtract ImageNet's mean and divide by its deviation")
-    parser.add_argument("--weights", metavar="FILE",
-                        help=".safetensors or .npz keyed by parameter name (default: seeded "
-                             "initialisation as PyTorch's defaults)")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="seed of the initialisation and of the random input (default 0)")
-    from netspec.cli import add_spec_options
-
-    add_spec_options(parser, "--input-shape")
-    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
-    parser.add_argument("--opset", type=int, default=None, metavar="N",
-                        help="ONNX opset (default 17)")
-    parser.add_argument("--batch", type=int, default=None, metavar="N",
-                        help="fix the batch size (default: dynamic); the tiles show sample 0")
-    parser.set_defaults(handler=cmd_features)
-    return parser
-
-
-def _describe(graph, name: str) -> str:
+def describe_layer(graph, name: str) -> str:
     """What a layer is, for its header: `conv 11x11 /4 pad 2 of image, before the activation
     features.1 (relu)`, `relu of features.0`."""
     node = graph.node(name)
@@ -450,54 +405,3 @@ def _describe(graph, name: str) -> str:
         if after:
             text += f": raw, before the activation {after[0].name} ({after[0].kind})"
     return text
-
-
-def cmd_features(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from netspec import runtime
-    from netspec.cli import EXIT_OK, UsageError, _export_options, _network
-
-    if args.max_channels < 1:
-        raise UsageError("--max-channels must be at least 1")
-    output = Path(args.output)
-    kind = output.suffix.lower()
-    if kind not in (".png", ".npz"):
-        raise UsageError(f"-o {args.output}: write a .png (the tiles) or a .npz (the raw arrays)")
-    options = _export_options(args)
-    net = _network(args)
-    graph = net.graph
-    if args.input_file:
-        specs = []
-        for name in graph.inputs:
-            t = graph.node(name).output
-            shape = [options["batch"] if (i == t.layout.batch and options["batch"]) else d
-                     for i, d in enumerate(t.shape)]
-            specs.append((name, shape, t.layout.axes, np.float32))
-        inputs = runtime.read_inputs(Path(args.input_file), specs, args.normalize)
-    else:
-        inputs = None
-    maps = feature_maps(net, args.layers, inputs, device=args.device, **options)
-    for name, value in maps.items():
-        print(f"{name}: {list(value.shape)} (N, C, H, W) {value.dtype}, min {value.min():.4g}, "
-              f"max {value.max():.4g}, mean {value.mean():.4g}")
-    if kind == ".npz":
-        save_arrays(maps, output)
-        print(f"wrote {output} ({len(maps)} array{'s' if len(maps) != 1 else ''}, (N, C, H, W))")
-        return EXIT_OK
-    notes = {name: _describe(graph, name) for name in maps}
-    source = Path(args.input_file).name if args.input_file else f"random input (seed {args.seed})"
-    weights = Path(args.weights).name if args.weights else f"seeded weights (seed {args.seed})"
-    boxes = render_tiles(maps, output, args.max_channels, args.colormap, notes,
-                         title=f"{net.name}: {source}, {weights}")
-    with_size = ""
-    try:
-        from PIL import Image
-
-        with Image.open(output) as image:
-            with_size = f", {image.width}x{image.height} px"
-    except OSError:
-        pass
-    print(f"wrote {output} ({len(maps)} layer{'s' if len(maps) != 1 else ''}, {len(boxes)} "
-          f"tile{'s' if len(boxes) != 1 else ''}{with_size})")
-    return EXIT_OK

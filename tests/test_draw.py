@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from netspec.cli import UsageError
+from netspec.commands import graph as graph_cmd
+from netspec.commands.options import UsageError
 from netspec.compiler import compile_file
 from netspec.diagnostics import NetspecError
-from netspec.draw import add_graph_parser, cmd_graph, to_dot, to_mermaid, write_graph
+from netspec.draw import to_dot, to_mermaid, write_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -121,12 +122,12 @@ def compiled(tmp_path: Path, text: str):
 def graph_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="netspec")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    add_graph_parser(commands)
+    graph_cmd.register(commands)
     return parser
 
 
 def graph_command(argv: list[str]) -> int:
-    return cmd_graph(graph_parser().parse_args(["graph", *argv]))
+    return graph_cmd.run(graph_parser().parse_args(["graph", *argv]))
 
 
 def node_ids(dot: str) -> list[str]:

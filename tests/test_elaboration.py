@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from netspec.compiler import compile_file
-from netspec.elaborate import UsageError
+from netspec.elaborate import OverrideError
 
 
 def compile_text(text: str, path: str | Path = "t.net", **kw):
@@ -373,7 +373,7 @@ def test_a_parameter_without_a_default_is_given_by_set():
 
 
 def test_unknown_set_name_is_a_usage_error():
-    with pytest.raises(UsageError):
+    with pytest.raises(OverrideError):
         compile_text("network t(classes = 10)\ninput x: f32[N, 4]\ny = x -> linear(classes)\noutput y\n",
                      params={"clases": 3})
 
@@ -401,7 +401,7 @@ def test_input_override_changes_every_shape_downstream():
 
 
 def test_unknown_input_override_is_a_usage_error():
-    with pytest.raises(UsageError):
+    with pytest.raises(OverrideError):
         compile_text(HEAD + "y = x -> relu\noutput y\n", inputs={"img": [1, 3, 8, 8]})
 
 

@@ -20,9 +20,10 @@ import pytest
 from PIL import Image
 
 import netspec
-from netspec.cli import UsageError, _print_diagnostics
+from netspec.commands import features as features_cmd
+from netspec.commands.options import UsageError, print_diagnostics
 from netspec.diagnostics import NetspecError, Sources
-from netspec.features import (COLORMAPS, add_features_parser, cmd_features, colormap_lut, colorize,
+from netspec.features import (COLORMAPS, colormap_lut, colorize,
                               feature_maps, format_value, render_tiles, save_arrays, tile_label)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -68,17 +69,17 @@ def features_main(argv: list) -> int:
     """`netspec features ...` through a parser built with add_features_parser, with the exit
     codes of netspec's main: 2 for usage errors, 1 for NetspecError (diagnostics on stderr)."""
     parser = argparse.ArgumentParser(prog="netspec")
-    add_features_parser(parser.add_subparsers(dest="command"))
+    features_cmd.register(parser.add_subparsers(dest="command"))
     args = parser.parse_args([str(a) for a in argv])
     try:
-        return cmd_features(args)
+        return features_cmd.run(args)
     except UsageError as exc:
         print(f"netspec: error: {exc}", file=sys.stderr)
         return 2
     except NetspecError as exc:
-        _print_diagnostics(exc.diagnostics, getattr(args, "sources", None) or Sources())
+        print_diagnostics(exc.diagnostics, getattr(args, "sources", None) or Sources())
         return 1
-    except SystemExit as exc:  # spec errors, printed by _network
+    except SystemExit as exc:  # spec errors, printed by network()
         return exc.code
 
 
@@ -212,12 +213,12 @@ def test_conv_shows_raw_output_and_relu_the_rectified_map():
 
 
 def test_headers_say_what_each_layer_is():
-    from netspec.features import _describe
+    from netspec.features import describe_layer
 
     graph = netspec.load(LENET).check().graph
-    assert _describe(graph, "features.0") == "conv 5x5 of digits: raw, before the activation features.1 (relu)"
-    assert _describe(graph, "features.1") == "relu of features.0"
-    assert _describe(graph, "digits") == "input NCHW"
+    assert describe_layer(graph, "features.0") == "conv 5x5 of digits: raw, before the activation features.1 (relu)"
+    assert describe_layer(graph, "features.1") == "relu of features.0"
+    assert describe_layer(graph, "digits") == "input NCHW"
 
 
 def test_default_input_is_seeded():
@@ -465,8 +466,8 @@ def test_cmd_features_set_and_input_shape(tmp_path, capsys):
 
 def test_registering_the_command_imports_nothing_heavy():
     probe = ("import argparse, json, sys\n"
-             "from netspec.features import add_features_parser\n"
-             "add_features_parser(argparse.ArgumentParser().add_subparsers())\n"
+             "from netspec.commands import features\n"
+             "features.register(argparse.ArgumentParser().add_subparsers())\n"
              "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     modules = set(json.loads(result.stdout.strip().splitlines()[-1]))

@@ -1,0 +1,105 @@
+"""`netspec run SPEC_OR_ONNX`: run a spec (lowered on the fly) or an ONNX file in onnxruntime."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
+                                      add_spec_options, looks_like_shape, lowering_options, network)
+from netspec.files import output_path
+
+
+def register(commands) -> None:
+    run_ = commands.add_parser(
+        "run", help="run a spec or an .onnx file with onnxruntime",
+        description="Run SPEC (lowered on the fly) or an .onnx file with onnxruntime and print "
+                    "each output's shape and values (or the top classes).")
+    run_.add_argument("spec", metavar="SPEC_OR_ONNX", help="a .net spec or an .onnx model")
+    add_data_input(run_)
+    add_spec_options(run_, data_input=True)
+    add_lowering_options(run_)
+    run_.add_argument("--normalize", choices=["imagenet", "none"], default="none",
+                      help="for an image: subtract ImageNet's mean and divide by its deviation")
+    run_.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
+    run_.add_argument("--top", type=int, metavar="K", help="print the K highest scores of each output")
+    run_.add_argument("-o", "--output", type=output_path, metavar="FILE.npz", help="save the outputs")
+    run_.add_argument("--repeat", type=int, default=0, metavar="N",
+                      help="time N more runs and print the median and p90 latency")
+    run_.set_defaults(handler=run)
+
+
+def check_data_input(args: argparse.Namespace) -> None:
+    """`--input digits=1,1,32,32` where a data file was meant to be a shape: say which option."""
+    value = args.input_file
+    if value and looks_like_shape(value) and not Path(value).exists():
+        raise UsageError(f"--input {value}: `--input` names a data file (.npy, .npz or an image) "
+                         f"in `netspec {args.command}`; to set an input's shape write "
+                         f"--input-shape {value}")
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from netspec import runtime
+
+    if args.repeat < 0:
+        raise UsageError("--repeat must be 0 or more")
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
+    check_data_input(args)
+    if args.spec.endswith(".onnx"):
+        if not Path(args.spec).is_file():
+            raise UsageError(f"cannot read {args.spec!r}: no such file")
+        session = runtime.session(args.spec, args.device)
+        layouts = {}  # an ONNX file does not say; images are laid out NCHW
+    else:
+        options = lowering_options(args)
+        net = network(args)
+        session = net.session(args.device, **options)
+        layouts = {n: net.graph.node(n).output.layout.axes for n in net.graph.inputs}
+    specs = []
+    for i in session.get_inputs():
+        default = {2: "NC", 4: "NCHW"}.get(len(i.shape), "NC" + "X" * (len(i.shape) - 2))
+        specs.append((i.name, list(i.shape), layouts.get(i.name, default), np.float32))
+    if args.input_file:
+        feeds = runtime.read_inputs(Path(args.input_file), specs, args.normalize)
+    else:
+        rng = np.random.default_rng(args.seed)
+        feeds = {name: rng.standard_normal([d if isinstance(d, int) else 1 for d in shape]).astype(np.float32)
+                 for name, shape, _, _ in specs}
+    outputs = session.run(None, feeds)
+    names = [o.name for o in session.get_outputs()]
+    for name, value in zip(names, outputs):
+        print(f"{name}: {list(value.shape)} {value.dtype}, min {value.min():.4g}, max {value.max():.4g}, "
+              f"mean {value.mean():.4g}")
+        if args.top:
+            flat = value.reshape(value.shape[0], -1)
+            for row, scores in enumerate(flat):
+                best = np.argsort(-scores)[: args.top]
+                shown = ", ".join(f"{int(k)}: {scores[k]:.4g}" for k in best)
+                print(f"  sample {row} top {len(best)}: {shown}")
+    if args.output:
+        _save_outputs(Path(args.output), dict(zip(names, outputs)))
+        print(f"wrote {args.output}")
+    if args.repeat:
+        times = []
+        for _ in range(args.repeat):
+            start = time.perf_counter()
+            session.run(None, feeds)
+            times.append(time.perf_counter() - start)
+        times.sort()
+        p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
+        print(f"latency over {args.repeat} runs ({args.device}): median "
+              f"{statistics.median(times) * 1000:.2f} ms, p90 {p90 * 1000:.2f} ms")
+    return EXIT_OK
+
+
+def _save_outputs(path, arrays: dict) -> None:
+    import numpy as np
+
+    from netspec.files import write_with_handle
+
+    write_with_handle(path, lambda handle: np.savez(handle, **arrays))
