@@ -1,21 +1,32 @@
 """Source spans, located diagnostics and their rendering.
 
-Every stage reports problems the same way: it adds a `Diagnostic` (message, span, the layer,
-the rule that failed, a hint) to a `Diagnostics` collection and carries on where it can, so one
-run shows every independent error. Rendering follows the compilers people know:
+Every stage reports problems the same way: it adds a `Diagnostic` (message, primary span, the
+layer, the rule that failed, a hint) to a `Diagnostics` collection and carries on where it can,
+so one run shows every independent error. A diagnostic may carry secondary labels (a span with
+a short message of its own: "this branch is [N, 256, 56, 56]", "first defined here") and the
+chain of block instances it happened in. Rendering follows the compilers people know (rustc,
+ariadne, miette):
 
-    error: conv expects 3 input channels ...
-      --> specs/bad.net:4:12
+    error: add: shapes do not match: [N, 64, 56, 56] + [N, 256, 56, 56]
+      --> specs/bad.net:12:12
        |
-     4 |     -> conv(64, 3) -> relu
-       |        ^^^^^^^^^^^
-       = layer: features.0
+     9 |     down = x -> downsample: conv(planes, 1, stride=stride, bias=false) -> batchnorm
+       |                 ---------------------------------------------------- channels become 64 here
+       .
+    12 |     return relu(y + down)
+       |                 ^^^^^^^^ channels differ: 256 and 64
+       |                 -   ---- [N, 64, 56, 56] from layer1.0.downsample.1
+       |                 |
+       |                 [N, 256, 56, 56] from layer1.0.2
+       = in: `layer1.0` = bottleneck(64), called at specs/bad.net:20:10
+       = layer: layer1.0.add
        = rule: ...
        = hint: ...
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Literal
@@ -66,6 +77,34 @@ class Sources:
         return lines[number - 1] if 0 < number <= len(lines) else ""
 
 
+@dataclass(frozen=True, slots=True)
+class Label:
+    """A span with a short message of its own. The primary label marks where the mistake is
+    (its span is the diagnostic's); secondary labels mark what explains it."""
+
+    span: Span
+    message: str = ""
+    primary: bool = False
+
+    def to_json(self) -> dict:
+        return {"file": self.span.file, "line": self.span.line, "column": self.span.column,
+                "end_line": self.span.end_line, "end_column": self.span.end_column,
+                "message": self.message, "primary": self.primary}
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """One block instance a diagnostic happened in: `layer2.0` = `bottleneck(128, stride=2)`,
+    called at `span`."""
+
+    name: str
+    call: str
+    span: Span
+
+    def describe(self) -> str:
+        return f"in `{self.name}` = `{self.call}`, called at {self.span.location()}"
+
+
 @dataclass(slots=True)
 class Diagnostic:
     message: str
@@ -75,6 +114,14 @@ class Diagnostic:
     rule: str | None = None
     hint: str | None = None
     notes: list[str] = field(default_factory=list)
+    label: str = ""                                      # the primary span's own message
+    labels: list[Label] = field(default_factory=list)   # secondary labels
+    chain: tuple[Instance, ...] = ()                     # block instances, outermost first
+
+    def all_labels(self) -> list[Label]:
+        """The primary label (when there is a span) and the secondary ones."""
+        primary = [Label(self.span, self.label, True)] if self.span is not None else []
+        return primary + list(self.labels)
 
     def to_json(self) -> dict:
         out: dict = {"severity": self.severity, "message": self.message}
@@ -86,6 +133,12 @@ class Diagnostic:
                 out[key] = getattr(self, key)
         if self.notes:
             out["notes"] = list(self.notes)
+        labels = self.all_labels()
+        if labels:
+            out["labels"] = [label.to_json() for label in labels]
+        if self.chain:
+            out["instances"] = [{"name": i.name, "call": i.call, "file": i.span.file,
+                                 "line": i.span.line, "column": i.span.column} for i in self.chain]
         return out
 
 
@@ -98,27 +151,64 @@ class NetspecError(Exception):
 
 
 class Diagnostics:
-    """An ordered collection of diagnostics that stages append to."""
+    """An ordered collection of diagnostics that stages append to.
+
+    `chain` is the stack of block instances being elaborated or inferred just now: every
+    diagnostic added while it is set records it (`within`), so an error inside a block says
+    which instance, called from where."""
 
     def __init__(self, sources: Sources | None = None) -> None:
         self.sources = sources if sources is not None else Sources()
         self.items: list[Diagnostic] = []
+        self.chain: tuple[Instance, ...] = ()
 
-    def add(self, diagnostic: Diagnostic) -> None:
+    def add(self, diagnostic: Diagnostic) -> Diagnostic:
+        if self.chain and not diagnostic.chain:
+            diagnostic.chain = self.chain
         self.items.append(diagnostic)
+        return diagnostic
 
     def error(self, message: str, span: Span | None = None, **details) -> Diagnostic:
-        diagnostic = Diagnostic(message, span, "error", **details)
-        self.items.append(diagnostic)
-        return diagnostic
+        return self.add(Diagnostic(message, span, "error", **details))
 
     def warning(self, message: str, span: Span | None = None, **details) -> Diagnostic:
-        diagnostic = Diagnostic(message, span, "warning", **details)
-        self.items.append(diagnostic)
-        return diagnostic
+        return self.add(Diagnostic(message, span, "warning", **details))
 
     def extend(self, diagnostics: Iterable[Diagnostic]) -> None:
-        self.items.extend(diagnostics)
+        for diagnostic in diagnostics:
+            self.add(diagnostic)
+
+    @contextmanager
+    def within(self, chain: tuple[Instance, ...]):
+        """Diagnostics added inside carry `chain` (the block instances, outermost first)."""
+        saved, self.chain = self.chain, chain
+        try:
+            yield
+        finally:
+            self.chain = saved
+
+    def coalesce(self) -> None:
+        """One mistake, one diagnostic: the same problem at the same place in a block's body,
+        reported once per instance of the block (or per round of a repeat), becomes one
+        diagnostic that says in how many instances it happens."""
+        groups: dict[tuple, list[Diagnostic]] = {}
+        order: list[tuple] = []
+        for d in self.items:
+            key = (d.severity, d.span, d.rule, _without_names(d.message, d)) if d.span else (id(d),)
+            if key not in groups:
+                groups[key] = []
+                order.append(key)
+            groups[key].append(d)
+        merged = []
+        for key in order:
+            first, *rest = groups[key]
+            if rest:
+                names = [d.chain[-1].name if d.chain else (d.layer or "?") for d in (first, *rest)]
+                shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more"
+                                                                   if len(names) > 4 else "")
+                first.notes.append(f"in {len(names)} instances: {shown}")
+            merged.append(first)
+        self.items = merged
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -134,6 +224,16 @@ class Diagnostics:
     def raise_if_errors(self) -> None:
         if self.has_errors():
             raise NetspecError(self.items)
+
+
+def _without_names(message: str, d: Diagnostic) -> str:
+    """The message with the instance's own names blanked, so the same mistake in two instances
+    (`layer1.0.conv1`, `layer1.1.conv1`) compares equal."""
+    for instance in reversed(d.chain):
+        message = message.replace(instance.name, "<instance>")
+    if d.layer:
+        message = message.replace(d.layer, "<layer>")
+    return message
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
@@ -152,21 +252,19 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
 
 
 def render(diagnostic: Diagnostic, sources: Sources) -> str:
-    """Plain-text rendering: header, location, quoted line with carets, details."""
+    """Plain-text rendering: header, location, every labelled line quoted with its markers
+    (`^` under the primary span, `-` under secondary ones) and messages, then the details."""
     lines = [f"{diagnostic.severity}: {diagnostic.message}"]
     span = diagnostic.span
+    labels = diagnostic.all_labels()
     if span is not None:
         lines.append(f"  --> {span.location()}")
-        text = sources.line(span.file, span.line)
-        if text is not None:
-            number = str(span.line)
-            gutter = " " * len(number)
-            text = _visible(text.expandtabs(1))
-            end = span.end_column if span.end_line == span.line else len(text) + 1
-            width = max(1, min(end, len(text) + 2) - span.column)
-            lines.append(f"{gutter} |")
-            lines.append(f"{number} | {text}")
-            lines.append(f"{gutter} | {' ' * (span.column - 1)}{'^' * width}")
+    elif labels:
+        lines.append(f"  --> {labels[0].span.location()}")
+    if labels:
+        lines.extend(_snippets(labels, sources))
+    for instance in diagnostic.chain:
+        lines.append(f"  = {instance.describe()}")
     for key in ("layer", "rule", "hint"):
         value = getattr(diagnostic, key)
         if value:
@@ -174,6 +272,80 @@ def render(diagnostic: Diagnostic, sources: Sources) -> str:
     for note in diagnostic.notes:
         lines.append(f"  = note: {note}")
     return "\n".join(lines)
+
+
+def _snippets(labels: list[Label], sources: Sources) -> list[str]:
+    """The quoted lines of every label, grouped by file (the primary's file first), lines in
+    order, a `.` row between lines that are not adjacent."""
+    files: dict[str, dict[int, list[Label]]] = {}
+    for label in labels:
+        files.setdefault(label.span.file, {}).setdefault(label.span.line, []).append(label)
+    quoted = {name: {n: sources.line(name, n) for n in by_line} for name, by_line in files.items()}
+    numbers = [n for by_line in files.values() for n in by_line]
+    gutter = " " * len(str(max(numbers)))
+    out: list[str] = []
+    for index, (name, by_line) in enumerate(files.items()):
+        if all(text is None for text in quoted[name].values()):
+            if index:  # a file whose text is not at hand: its location and messages only
+                out.extend(f"  ::: {label.span.location()}" + (f" {label.message}" if label.message else "")
+                           for line_labels in by_line.values() for label in line_labels)
+            continue
+        if index:
+            first = min(by_line)
+            out.append(f"  ::: {Span(name, first, by_line[first][0].span.column, first, 1).location()}")
+        out.append(f"{gutter} |")
+        previous = None
+        for number in sorted(by_line):
+            text = quoted[name][number]
+            if text is None:
+                continue
+            if previous is not None and number > previous + 1:
+                out.append(f"{gutter} .")
+            previous = number
+            text = _visible(text.expandtabs(1))
+            out.append(f"{str(number).rjust(len(gutter))} | {text}")
+            out.extend(f"{gutter} | {row}".rstrip() for row in _marker_rows(by_line[number], text))
+    return out
+
+
+def _marker_rows(labels: list[Label], text: str) -> list[str]:
+    """The rows under one quoted line: labels that do not overlap share a row of markers (the
+    primary's row first); in a row the rightmost label's message follows its markers, the
+    others hang below it on `|` connectors, as rustc draws them."""
+    def extent(label: Label) -> tuple[int, int]:
+        start = label.span.column - 1
+        end = label.span.end_column - 1 if label.span.end_line == label.span.line else len(text)
+        return start, max(start + 1, min(end, len(text) + 1))
+
+    rows: list[list[tuple[int, int, Label]]] = []
+    for label in sorted(labels, key=lambda l: (not l.primary, l.span.column)):
+        start, end = extent(label)
+        for row in rows:
+            if all(end < s or start > e for s, e, _ in row):
+                row.append((start, end, label))
+                break
+        else:
+            rows.append([(start, end, label)])
+    out: list[str] = []
+    for row in rows:
+        row.sort(key=lambda item: item[0])
+        markers = [" "] * max(e for _, e, _ in row)
+        for start, end, label in row:
+            for i in range(start, end):
+                markers[i] = "^" if label.primary else "-"
+        last = row[-1][2]
+        out.append("".join(markers) + (f" {last.message}" if last.message else ""))
+        hanging = [item for item in row[:-1] if item[2].message]
+        for count in range(len(hanging), 0, -1):
+            pending = hanging[:count]
+            connectors = [" "] * (pending[-1][0] + 1)
+            for start, _, _ in pending:
+                connectors[start] = "|"
+            out.append("".join(connectors))
+            start, _, label = pending[-1]
+            text_row = connectors[:start]
+            out.append("".join(text_row) + label.message)
+    return out
 
 
 def _visible(text: str) -> str:

@@ -16,9 +16,8 @@ every independent mistake.
 from __future__ import annotations
 
 import heapq
-import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +25,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean
-from netspec.functions import DESCRIPTIONS, FUNCTIONS
+from netspec.evaluate import POISON, Evaluator, Scope, Tensor, free_names, is_plain, kind_name
+from netspec.functions import FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
@@ -49,123 +49,10 @@ class OverrideError(Exception):
         self.kind, self.name = kind, name
 
 
-@dataclass(frozen=True, slots=True)
-class Tensor:
-    """A value that is a tensor: the output of one graph node."""
-
-    node: str
-
-
-class _Poison:
-    """The value of an expression that already failed; using it reports nothing more."""
-
-    def __repr__(self) -> str:
-        return "<error>"
-
-
-POISON = _Poison()
-
-
-@dataclass
-class Scope:
-    """Names visible while evaluating: bindings and block parameters, then the file's network
-    parameters. `prefix` is the state_dict prefix of layers created here."""
-
-    values: dict[str, Any]
-    parent: "Scope | None"
-    prefix: str = ""
-    blocks: tuple[BlockInstance, ...] = ()
-    spans: dict[str, Span] = field(default_factory=dict)
-
-    def lookup(self, name: str) -> tuple[bool, Any]:
-        scope: Scope | None = self
-        while scope is not None:
-            if name in scope.values:
-                return True, scope.values[name]
-            scope = scope.parent
-        return False, None
-
-    def visible(self) -> list[str]:
-        names, scope = [], self
-        while scope is not None:
-            names.extend(scope.values)
-            scope = scope.parent
-        return names
-
-    def qualify(self, name: str) -> str:
-        return f"{self.prefix}.{name}" if self.prefix else name
-
-
 @dataclass
 class _BlockSource:
     definition: S.BlockDef
     file_scope: Scope
-
-
-def _kind_name(value: Any) -> str:
-    if isinstance(value, Tensor):
-        return "a tensor"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, tuple):
-        return "a tuple"
-    return "a value"
-
-
-def _free_names(expr: S.Node) -> list[S.NameRef]:
-    """Every name an expression reads (not the layers or blocks it calls), without recursion."""
-    found, stack = [], [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, S.NameRef):
-            found.append(node)
-        elif isinstance(node, S.Chain):
-            stack.append(node.head)
-            stack.extend(node.stages)
-        elif isinstance(node, S.Call):
-            stack.extend(arg.value for arg in node.args)
-            if node.label_index is not None:
-                stack.append(node.label_index)
-        elif isinstance(node, S.Repeat):
-            stack.append(node.count)
-            stack.extend(node.stages)
-            if node.label_index is not None:
-                stack.append(node.label_index)
-        elif isinstance(node, (S.BinOp, S.Compare, S.BoolOp)):
-            stack.extend((node.left, node.right))
-        elif isinstance(node, (S.Neg, S.Not)):
-            stack.append(node.operand)
-        elif isinstance(node, S.Conditional):
-            stack.extend((node.test, node.then, node.otherwise))
-        elif isinstance(node, S.TupleExpr):
-            stack.extend(node.items)
-    return found
-
-
-def _is_plain(expr: S.Node) -> bool:
-    """True for an expression of literals, names and arithmetic only (no calls or chains)."""
-    stack = [expr]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, (S.Chain, S.Repeat)) or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS):
-            return False
-        if isinstance(node, S.Call):
-            stack.extend(arg.value for arg in node.args)
-        elif isinstance(node, (S.BinOp, S.Compare, S.BoolOp)):
-            stack.extend((node.left, node.right))
-        elif isinstance(node, (S.Neg, S.Not)):
-            stack.append(node.operand)
-        elif isinstance(node, S.Conditional):
-            stack.extend((node.test, node.then, node.otherwise))
-        elif isinstance(node, S.TupleExpr):
-            stack.extend(node.items)
-    return True
 
 
 def _stage_layers(stage: S.Node, count_of: Callable[[S.Expr], int | None]) -> int:
@@ -176,9 +63,12 @@ def _stage_layers(stage: S.Node, count_of: Callable[[S.Expr], int | None]) -> in
     return 1
 
 
-class Elaborator:
+class Elaborator(Evaluator):
+    """Builds the graph of one network: the evaluator of plain values, plus what makes layers
+    (calls of layers and blocks, chains, repeats, `+` and `*` between tensors)."""
+
     def __init__(self, diagnostics: Diagnostics, loader: Callable[[Path, Span | None], S.Module]):
-        self.diag = diagnostics
+        super().__init__(diagnostics)
         self.load = loader
         self.graph = Graph("network")
         self.blocks: dict[str, _BlockSource] = {}
@@ -235,7 +125,7 @@ class Elaborator:
             if name in overrides:
                 scope.values[name] = overrides[name]
             elif param.default is not None:
-                if self._reads_later_parameter(param, declared, scope.values, "the network"):
+                if self.reads_later_parameter(param, declared, scope.values, "the network"):
                     scope.values[name] = POISON
                 else:
                     scope.values[name] = self.scalar(param.default, scope)
@@ -357,7 +247,7 @@ class Elaborator:
         ok = True
         for index, (dim, span) in enumerate(zip(dims, spans)):
             if isinstance(dim, bool) or not isinstance(dim, (int, str)):
-                self.diag.error(f"dimension {index} of `{decl.name.name}` is {_kind_name(dim)}, not a size",
+                self.diag.error(f"dimension {index} of `{decl.name.name}` is {kind_name(dim)}, not a size",
                                 span, rule="sizes are positive integers")
                 ok = False
             elif isinstance(dim, str) and index != layout.batch:
@@ -392,7 +282,7 @@ class Elaborator:
                 elif isinstance(value, Tensor):
                     self.graph.outputs.append((ident.name, value.node))
                 elif value is not POISON:
-                    self.diag.error(f"output `{ident.name}` is {_kind_name(value)}, not a tensor",
+                    self.diag.error(f"output `{ident.name}` is {kind_name(value)}, not a tensor",
                                     ident.span, rule="outputs are tensors")
                 seen.add(ident.name)
         if not outputs:
@@ -441,7 +331,7 @@ class Elaborator:
             if not self._defined_twice(binding.name.name, binding.name.span, scope):
                 by_name[binding.name.name] = binding
         order = {name: i for i, name in enumerate(by_name)}
-        deps = {name: {ref.name for ref in _free_names(binding.value) if ref.name in by_name}
+        deps = {name: {ref.name for ref in free_names(binding.value) if ref.name in by_name}
                 for name, binding in by_name.items()}
         for name in self._dependency_order(deps, order, by_name, scope):
             scope.values[name] = self.expr(by_name[name].value, scope, bound=scope.qualify(name))
@@ -481,161 +371,23 @@ class Elaborator:
 
     # ================================================================ expressions
 
-    def scalar(self, expr: S.Expr, scope: Scope) -> Any:
-        """Evaluate an expression that must not be a tensor (a parameter, an attribute)."""
-        value = self.expr(expr, scope, bound=None)
-        if isinstance(value, Tensor):
-            self.diag.error("expected a number or other value here, not a tensor", expr.span,
-                            rule="parameters and sizes are plain values")
-            return POISON
-        return value
+    # ================================================================ what makes layers
 
-    def expr(self, expr: S.Expr, scope: Scope, bound: str | None) -> Any:
-        """Evaluate an expression. `bound` is the qualified binding name when `expr` is a
-        binding's whole right-hand side (it names the layer that produces the value)."""
-        if isinstance(expr, (S.IntLit, S.FloatLit, S.StrLit, S.BoolLit)):
-            return expr.value
-        if isinstance(expr, S.NameRef):
-            return self._name(expr, scope)
-        if isinstance(expr, S.TupleExpr):
-            items = tuple(self.scalar(item, scope) for item in expr.items)
-            return POISON if POISON in items else items
-        if isinstance(expr, S.Neg):
-            value = self.expr(expr.operand, scope, None)
-            if value is POISON:
-                return POISON
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return -value
-            self.diag.error(f"cannot negate {_kind_name(value)}", expr.span, rule="`-` needs a number")
-            return POISON
-        if isinstance(expr, S.BinOp):
-            return self._binop(expr, scope, bound)
-        if isinstance(expr, (S.Compare, S.BoolOp, S.Not)):
-            return self._logic(expr, scope)
-        if isinstance(expr, S.Conditional):
-            test = self._truth(expr.test, scope)
-            if test is POISON:
-                return POISON
-            return self.expr(expr.then if test else expr.otherwise, scope, bound)
-        if isinstance(expr, S.Call):
-            if expr.label is None:
-                return self._call(expr, scope, None, bound, expr.args)
-            label = self._label(expr.label, expr.label_index, scope)
-            return POISON if label is POISON else self._call(expr, scope, None, scope.qualify(label), expr.args)
-        if isinstance(expr, S.Chain):
-            return self._chain(expr, scope, bound)
-        raise AssertionError(f"unhandled expression {type(expr).__name__}")
+    def callable_kind(self, name: str) -> str | None:
+        return "layer" if name in LAYERS else "block" if name in self.blocks else None
 
-    def _reads_later_parameter(self, param: S.Param, params: list[S.Param], given: dict[str, Any],
-                               owner: str) -> bool:
-        """Report a default that reads a parameter declared after it (and not given): defaults
-        are evaluated in order, so that name has no value yet."""
-        position = next(i for i, p in enumerate(params) if p is param)
-        later = {p.name.name for p in params[position + 1:]} - set(given)
-        ref = next((r for r in _free_names(param.default) if r.name in later), None)
-        if ref is None:
-            return False
-        self.diag.error(f"the default of `{param.name.name}` reads `{ref.name}`, a later parameter of "
-                        f"{owner}", ref.span, rule="a default sees only the earlier parameters",
-                        hint=f"declare `{ref.name}` before `{param.name.name}`")
-        return True
+    def call(self, call: S.Call, scope: Scope, bound: str | None) -> Any:
+        if call.label is None:
+            return self._call(call, scope, None, bound, call.args)
+        label = self.label(call.label, call.label_index, scope)
+        return POISON if label is POISON else self._call(call, scope, None, scope.qualify(label), call.args)
 
-    def _name(self, ref: S.NameRef, scope: Scope) -> Any:
-        found, value = scope.lookup(ref.name)
-        if found:
-            return value
-        if ref.name in LAYERS or ref.name in self.blocks:
-            what = "layer" if ref.name in LAYERS else "block"
-            self.diag.error(f"`{ref.name}` is a {what}, not a value", ref.span,
-                            rule="layers and blocks are applied to tensors",
-                            hint=f"apply it: `x -> {ref.name}` or `{ref.name}(x)`")
-            return POISON
-        hint = did_you_mean(ref.name, scope.visible())
-        if ref.name in ("True", "False"):
-            hint = f"write `{ref.name.lower()}`"
-        self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
-                        "by a binding, an input, a block parameter or a network parameter", hint=hint)
-        return POISON
+    def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
+        return self._chain(chain, scope, bound)
 
-    _COMPARISONS = {
-        "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-    }
-
-    def _truth(self, expr: S.Expr, scope: Scope) -> Any:
-        """Evaluate a condition: true or false, nothing else (no truthy numbers)."""
-        value = self.expr(expr, scope, None)
-        if value is POISON or isinstance(value, bool):
-            return value
-        self.diag.error(f"a condition must be true or false, got {_kind_name(value)}", expr.span,
-                        rule="conditions are comparisons or booleans", hint="compare it, e.g. `stride != 1`")
-        return POISON
-
-    def _logic(self, expr: S.Expr, scope: Scope) -> Any:
-        if isinstance(expr, S.Not):
-            value = self._truth(expr.operand, scope)
-            return value if value is POISON else not value
-        if isinstance(expr, S.BoolOp):
-            left = self._truth(expr.left, scope)
-            if left is POISON or (left if expr.op == "or" else not left):
-                return left  # short-circuit, as in Python
-            return self._truth(expr.right, scope)
-        left, right = self.expr(expr.left, scope, None), self.expr(expr.right, scope, None)
-        if left is POISON or right is POISON:
-            return POISON
-        if isinstance(left, Tensor) or isinstance(right, Tensor):
-            self.diag.error(f"cannot compare tensors with `{expr.op}`", expr.span,
-                            rule="comparisons are between plain values")
-            return POISON
-        if expr.op not in ("==", "!="):
-            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-            if not numeric:
-                self.diag.error(f"cannot order {_kind_name(left)} and {_kind_name(right)} with `{expr.op}`",
-                                expr.span, rule="`<`, `<=`, `>`, `>=` compare numbers")
-                return POISON
-        return self._COMPARISONS[expr.op](left, right)
-
-    _ARITHMETIC = {
-        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
-        "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
-    }
-    _TENSOR_OPS = {"+": "add", "*": "mul"}
-
-    def _binop(self, expr: S.BinOp, scope: Scope, bound: str | None) -> Any:
-        left = self.expr(expr.left, scope, None)
-        right = self.expr(expr.right, scope, None)
-        if left is POISON or right is POISON:
-            return POISON
-        if isinstance(left, Tensor) and isinstance(right, Tensor):
-            kind = self._TENSOR_OPS.get(expr.op)
-            if kind is None:
-                self.diag.error(f"`{expr.op}` between tensors is not supported", expr.span,
-                                rule="tensors combine with `+` (add), `*` (multiply) or concat(...)")
-                return POISON
-            return self._layer_node(LAYERS[kind](), [left, right], expr.span, scope, bound)
-        if isinstance(left, Tensor) or isinstance(right, Tensor):
-            other = right if isinstance(left, Tensor) else left
-            self.diag.error(f"cannot combine a tensor and {_kind_name(other)} with `{expr.op}`",
-                            expr.span, rule="`+` and `*` between tensors are element-wise; "
-                            "between numbers they are arithmetic")
-            return POISON
-        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
-        if not numeric:
-            self.diag.error(f"cannot apply `{expr.op}` to {_kind_name(left)} and {_kind_name(right)}",
-                            expr.span, rule="arithmetic needs numbers")
-            return POISON
-        if expr.op in ("/", "//", "%") and right == 0:
-            self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
-            return POISON
-        try:
-            result = self._ARITHMETIC[expr.op](left, right)
-        except OverflowError:
-            result = math.inf
-        if isinstance(result, float) and not math.isfinite(result):
-            self.diag.error(f"`{expr.op}` overflows: the result is too large for a number", expr.span,
-                            rule="numbers are at most 1.8e308")
-            return POISON
-        return result
+    def tensor_op(self, kind: str, operands: list[Tensor], expr: S.BinOp, scope: Scope,
+                  bound: str | None) -> Any:
+        return self._layer_node(LAYERS[kind](), operands, expr.span, scope, bound)
 
     # ================================================================ chains and repeats
 
@@ -652,7 +404,7 @@ class Elaborator:
     def _peek_count(self, scope: Scope) -> Callable[[S.Expr], int | None]:
         """Evaluates a repeat count quietly (its errors are reported when the repeat runs)."""
         def count(expr: S.Expr) -> int | None:
-            if not _is_plain(expr):
+            if not is_plain(expr):
                 return None  # evaluating it would create layers; the repeat reports the error
             quiet = Diagnostics()
             saved, self.diag = self.diag, quiet
@@ -663,24 +415,11 @@ class Elaborator:
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
         return count
 
-    def _label(self, label: S.Ident, index: S.Expr | None, scope: Scope) -> Any:
-        """A label's text: `conv1`, or `denselayer` + the value of `{i + 1}`."""
-        if index is None:
-            return label.name
-        value = self.scalar(index, scope)
-        if value is POISON:
-            return POISON
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {_kind_name(value)}",
-                            index.span, rule="labels are names")
-            return POISON
-        return f"{label.name}{value}"
-
     def _stage(self, stage: S.Node, value: Any, scope: Scope, names: "_ChainNames") -> Any:
         if isinstance(stage, S.Repeat):
             return self._repeat(stage, value, scope, names)
         if stage.label is not None:
-            label = self._label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_index, scope)
             if label is POISON:
                 return POISON
             name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
@@ -701,7 +440,7 @@ class Elaborator:
                             stage.count.span, rule=f"repeat(n) with n <= {MAX_REPEAT:,}")
             return POISON
         if stage.label is not None:
-            label = self._label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_index, scope)
             if label is POISON:
                 return POISON
             per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
@@ -730,7 +469,7 @@ class Elaborator:
         callee = call.callee.name
         found, bound_value = scope.lookup(callee)
         if found and callee not in self.blocks and callee not in LAYERS:
-            self.diag.error(f"`{callee}` is {_kind_name(bound_value)}, not a layer or a block",
+            self.diag.error(f"`{callee}` is {kind_name(bound_value)}, not a layer or a block",
                             call.callee.span, rule="only layers and blocks can be applied",
                             hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
             return POISON
@@ -763,28 +502,11 @@ class Elaborator:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
                                      piped is POISON)
         if callee in FUNCTIONS:
-            return self._function(call, positional, keywords, poisoned)
+            return self.function(call, positional, keywords, poisoned)
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer, a block or a function",
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
         return POISON
-
-    def _function(self, call: S.Call, positional: list[tuple[Any, Span]],
-                  keywords: dict[str, tuple[Any, Span]], poisoned: bool) -> Any:
-        name = call.callee.name
-        if poisoned:
-            return POISON
-        values = [v for v, _ in positional] + [v for v, _ in keywords.values()]
-        if any(isinstance(v, Tensor) for v in values):
-            self.diag.error(f"`{name}` works on plain values, not tensors", call.span,
-                            rule=DESCRIPTIONS[name])
-            return POISON
-        try:
-            result = FUNCTIONS[name](*(v for v, _ in positional), **{k: v for k, (v, _) in keywords.items()})
-        except (TypeError, ValueError, OverflowError) as exc:
-            self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
-            return POISON
-        return result
 
     def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope,
                      positional: list[tuple[Any, Span]], keywords: dict[str, tuple[Any, Span]],
@@ -907,7 +629,7 @@ class Elaborator:
                                 call.span, rule="parameters without a default must be given",
                                 hint=f"`{block_name}` is defined at {definition.span.location()}")
                 return POISON
-            if self._reads_later_parameter(param, definition.params, inner.values, f"block `{block_name}`"):
+            if self.reads_later_parameter(param, definition.params, inner.values, f"block `{block_name}`"):
                 return POISON
             inner.values[param.name.name] = self.expr(param.default, inner, None)
         for name_ in inner.values:
@@ -928,7 +650,7 @@ class Elaborator:
             self.diag.error("a block has one `return`", extra.span, rule="one return per block")
         returned = definition.returns[0].value
         while isinstance(returned, S.Conditional):  # the chosen branch is what is returned
-            test = self._truth(returned.test, scope)
+            test = self.truth(returned.test, scope)
             if test is POISON:
                 return POISON
             returned = returned.then if test else returned.otherwise
@@ -939,7 +661,7 @@ class Elaborator:
         if isinstance(value, Tensor):
             instance.output = value.node
         elif value is not POISON:
-            self.diag.error(f"block `{definition.name.name}` returns {_kind_name(value)}, not a tensor",
+            self.diag.error(f"block `{definition.name.name}` returns {kind_name(value)}, not a tensor",
                             definition.returns[0].value.span, rule="a block returns a tensor")
             return POISON
         return value

@@ -6,7 +6,7 @@ gives it meaning.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Callable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict
 
@@ -18,6 +18,28 @@ class Node(BaseModel):
     # types), so the validation schema is only built if something else validates a node.
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True, defer_build=True)
     span: Span
+
+    def children(self) -> Iterator["Node"]:
+        """The nodes directly inside this one, in field order (lists item by item)."""
+        for name in type(self).model_fields:
+            value = getattr(self, name, None)
+            if isinstance(value, Node):
+                yield value
+            elif isinstance(value, (list, tuple)):
+                for item in value:
+                    if isinstance(item, Node):
+                        yield item
+
+
+def walk(node: Node, prune: Callable[[Node], bool] | None = None) -> Iterator[Node]:
+    """Every node in the tree under `node` (itself first), without recursion: a spec may nest
+    thousands deep. `prune(n)` true: n is yielded but not entered."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        if prune is None or not prune(current):
+            stack.extend(reversed(list(current.children())))
 
 
 class Ident(Node):

@@ -1,0 +1,339 @@
+"""Evaluating expressions of plain values: literals, names, tuples, arithmetic, comparisons,
+conditionals and scalar functions, with located errors and the poison value that keeps one
+mistake from being reported twice.
+
+What makes a graph (layer and block calls, chains, `+` and `*` between tensors) is left to a
+subclass: `netspec.elaborate.Elaborator` builds the graph on top of this evaluator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from netspec import syntax as S
+from netspec.diagnostics import Diagnostics, Span, did_you_mean
+from netspec.functions import DESCRIPTIONS, FUNCTIONS
+
+
+@dataclass(frozen=True, slots=True)
+class Tensor:
+    """A value that is a tensor: the output of one graph node."""
+
+    node: str
+
+
+class _Poison:
+    """The value of an expression that already failed; using it reports nothing more."""
+
+    def __repr__(self) -> str:
+        return "<error>"
+
+
+POISON = _Poison()
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a plain value a name holds was written: the expression a person would edit to
+    change it (a block argument at its call site, a binding, a parameter's default)."""
+
+    span: Span
+    expr: S.Expr
+
+
+@dataclass
+class Scope:
+    """Names visible while evaluating: bindings and block parameters, then the file's network
+    parameters. `prefix` is the state_dict prefix of layers created here; `blocks` the block
+    instances it is inside, outermost first."""
+
+    values: dict[str, Any]
+    parent: "Scope | None"
+    prefix: str = ""
+    blocks: tuple = ()                                   # netspec.graph.BlockInstance
+    spans: dict[str, Span] = field(default_factory=dict)  # where each name is defined
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+    def lookup(self, name: str) -> tuple[bool, Any]:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return True, scope.values[name]
+            scope = scope.parent
+        return False, None
+
+    def origin(self, name: str) -> Origin | None:
+        """Where the plain value of `name` was written, if it is known."""
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.values:
+                return scope.origins.get(name)
+            scope = scope.parent
+        return None
+
+    def visible(self) -> list[str]:
+        names, scope = [], self
+        while scope is not None:
+            names.extend(scope.values)
+            scope = scope.parent
+        return names
+
+    def qualify(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+
+def kind_name(value: Any) -> str:
+    if isinstance(value, Tensor):
+        return "a tensor"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, tuple):
+        return "a tuple"
+    return "a value"
+
+
+def free_names(expr: S.Node) -> list[S.NameRef]:
+    """Every name an expression reads (not the layers or blocks it calls)."""
+    return [node for node in S.walk(expr) if isinstance(node, S.NameRef)]
+
+
+def is_plain(expr: S.Node) -> bool:
+    """True for an expression of literals, names, arithmetic and scalar functions only (no
+    layers, blocks or chains)."""
+    return not any(isinstance(node, (S.Chain, S.Repeat))
+                   or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS)
+                   for node in S.walk(expr))
+
+
+def origin_of(expr: S.Expr, scope: Scope) -> Origin:
+    """Where the value of `expr` was written: for a bare name, where that name got its value
+    (followed through block arguments); otherwise the expression itself."""
+    if isinstance(expr, S.NameRef):
+        found = scope.origin(expr.name)
+        if found is not None:
+            return found
+    return Origin(expr.span, expr)
+
+
+class Evaluator:
+    """Evaluates expressions in a Scope, reporting each mistake once (located) and returning
+    POISON for what failed. Subclasses give calls, chains and tensor operators their meaning."""
+
+    def __init__(self, diagnostics: Diagnostics):
+        self.diag = diagnostics
+
+    # ------------------------------------------------------------ what a subclass provides
+
+    def call(self, call: S.Call, scope: Scope, bound: str | None) -> Any:
+        raise NotImplementedError
+
+    def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
+        raise NotImplementedError
+
+    def tensor_op(self, kind: str, operands: list[Tensor], expr: S.BinOp, scope: Scope,
+                  bound: str | None) -> Any:
+        raise NotImplementedError
+
+    def callable_kind(self, name: str) -> str | None:
+        """"layer" or "block" when `name` names one (so using it as a value can say so)."""
+        return None
+
+    # ------------------------------------------------------------ expressions
+
+    def scalar(self, expr: S.Expr, scope: Scope) -> Any:
+        """Evaluate an expression that must not be a tensor (a parameter, an attribute)."""
+        value = self.expr(expr, scope, bound=None)
+        if isinstance(value, Tensor):
+            self.diag.error("expected a number or other value here, not a tensor", expr.span,
+                            rule="parameters and sizes are plain values")
+            return POISON
+        return value
+
+    def expr(self, expr: S.Expr, scope: Scope, bound: str | None) -> Any:
+        """Evaluate an expression. `bound` is the qualified binding name when `expr` is a
+        binding's whole right-hand side (it names the layer that produces the value)."""
+        if isinstance(expr, (S.IntLit, S.FloatLit, S.StrLit, S.BoolLit)):
+            return expr.value
+        if isinstance(expr, S.NameRef):
+            return self.name(expr, scope)
+        if isinstance(expr, S.TupleExpr):
+            items = tuple(self.scalar(item, scope) for item in expr.items)
+            return POISON if POISON in items else items
+        if isinstance(expr, S.Neg):
+            value = self.expr(expr.operand, scope, None)
+            if value is POISON:
+                return POISON
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return -value
+            self.diag.error(f"cannot negate {kind_name(value)}", expr.span, rule="`-` needs a number")
+            return POISON
+        if isinstance(expr, S.BinOp):
+            return self.binop(expr, scope, bound)
+        if isinstance(expr, (S.Compare, S.BoolOp, S.Not)):
+            return self.logic(expr, scope)
+        if isinstance(expr, S.Conditional):
+            test = self.truth(expr.test, scope)
+            if test is POISON:
+                return POISON
+            return self.expr(expr.then if test else expr.otherwise, scope, bound)
+        if isinstance(expr, S.Call):
+            return self.call(expr, scope, bound)
+        if isinstance(expr, S.Chain):
+            return self.chain(expr, scope, bound)
+        raise AssertionError(f"unhandled expression {type(expr).__name__}")
+
+    def name(self, ref: S.NameRef, scope: Scope) -> Any:
+        found, value = scope.lookup(ref.name)
+        if found:
+            return value
+        what = self.callable_kind(ref.name)
+        if what is not None:
+            self.diag.error(f"`{ref.name}` is a {what}, not a value", ref.span,
+                            rule="layers and blocks are applied to tensors",
+                            hint=f"apply it: `x -> {ref.name}` or `{ref.name}(x)`")
+            return POISON
+        hint = did_you_mean(ref.name, scope.visible())
+        if ref.name in ("True", "False"):
+            hint = f"write `{ref.name.lower()}`"
+        self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
+                        "by a binding, an input, a block parameter or a network parameter", hint=hint)
+        return POISON
+
+    def reads_later_parameter(self, param: S.Param, params: list[S.Param], given: dict[str, Any],
+                              owner: str) -> bool:
+        """Report a default that reads a parameter declared after it (and not given): defaults
+        are evaluated in order, so that name has no value yet."""
+        position = next(i for i, p in enumerate(params) if p is param)
+        later = {p.name.name for p in params[position + 1:]} - set(given)
+        ref = next((r for r in free_names(param.default) if r.name in later), None)
+        if ref is None:
+            return False
+        self.diag.error(f"the default of `{param.name.name}` reads `{ref.name}`, a later parameter of "
+                        f"{owner}", ref.span, rule="a default sees only the earlier parameters",
+                        hint=f"declare `{ref.name}` before `{param.name.name}`")
+        return True
+
+    # ------------------------------------------------------------ conditions and comparisons
+
+    _COMPARISONS = {
+        "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+    }
+
+    def truth(self, expr: S.Expr, scope: Scope) -> Any:
+        """Evaluate a condition: true or false, nothing else (no truthy numbers)."""
+        value = self.expr(expr, scope, None)
+        if value is POISON or isinstance(value, bool):
+            return value
+        self.diag.error(f"a condition must be true or false, got {kind_name(value)}", expr.span,
+                        rule="conditions are comparisons or booleans", hint="compare it, e.g. `stride != 1`")
+        return POISON
+
+    def logic(self, expr: S.Expr, scope: Scope) -> Any:
+        if isinstance(expr, S.Not):
+            value = self.truth(expr.operand, scope)
+            return value if value is POISON else not value
+        if isinstance(expr, S.BoolOp):
+            left = self.truth(expr.left, scope)
+            if left is POISON or (left if expr.op == "or" else not left):
+                return left  # short-circuit, as in Python
+            return self.truth(expr.right, scope)
+        left, right = self.expr(expr.left, scope, None), self.expr(expr.right, scope, None)
+        if left is POISON or right is POISON:
+            return POISON
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            self.diag.error(f"cannot compare tensors with `{expr.op}`", expr.span,
+                            rule="comparisons are between plain values")
+            return POISON
+        if expr.op not in ("==", "!="):
+            numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+            if not numeric:
+                self.diag.error(f"cannot order {kind_name(left)} and {kind_name(right)} with `{expr.op}`",
+                                expr.span, rule="`<`, `<=`, `>`, `>=` compare numbers")
+                return POISON
+        return self._COMPARISONS[expr.op](left, right)
+
+    # ------------------------------------------------------------ arithmetic
+
+    _ARITHMETIC = {
+        "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+        "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+    }
+    _TENSOR_OPS = {"+": "add", "*": "mul"}
+
+    def binop(self, expr: S.BinOp, scope: Scope, bound: str | None) -> Any:
+        left = self.expr(expr.left, scope, None)
+        right = self.expr(expr.right, scope, None)
+        if left is POISON or right is POISON:
+            return POISON
+        if isinstance(left, Tensor) and isinstance(right, Tensor):
+            kind = self._TENSOR_OPS.get(expr.op)
+            if kind is None:
+                self.diag.error(f"`{expr.op}` between tensors is not supported", expr.span,
+                                rule="tensors combine with `+` (add), `*` (multiply) or concat(...)")
+                return POISON
+            return self.tensor_op(kind, [left, right], expr, scope, bound)
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            other = right if isinstance(left, Tensor) else left
+            self.diag.error(f"cannot combine a tensor and {kind_name(other)} with `{expr.op}`",
+                            expr.span, rule="`+` and `*` between tensors are element-wise; "
+                            "between numbers they are arithmetic")
+            return POISON
+        numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
+        if not numeric:
+            self.diag.error(f"cannot apply `{expr.op}` to {kind_name(left)} and {kind_name(right)}",
+                            expr.span, rule="arithmetic needs numbers")
+            return POISON
+        if expr.op in ("/", "//", "%") and right == 0:
+            self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
+            return POISON
+        try:
+            result = self._ARITHMETIC[expr.op](left, right)
+        except OverflowError:
+            result = math.inf
+        if isinstance(result, float) and not math.isfinite(result):
+            self.diag.error(f"`{expr.op}` overflows: the result is too large for a number", expr.span,
+                            rule="numbers are at most 1.8e308")
+            return POISON
+        return result
+
+    # ------------------------------------------------------------ scalar functions
+
+    def function(self, call: S.Call, positional: list[tuple[Any, Span]],
+                 keywords: dict[str, tuple[Any, Span]], poisoned: bool) -> Any:
+        """`min(a, b)`, `make_divisible(v, 8)`: a function of plain values (netspec.functions)."""
+        name = call.callee.name
+        if poisoned:
+            return POISON
+        values = [v for v, _ in positional] + [v for v, _ in keywords.values()]
+        if any(isinstance(v, Tensor) for v in values):
+            self.diag.error(f"`{name}` works on plain values, not tensors", call.span,
+                            rule=DESCRIPTIONS[name])
+            return POISON
+        try:
+            result = FUNCTIONS[name](*(v for v, _ in positional), **{k: v for k, (v, _) in keywords.items()})
+        except (TypeError, ValueError, OverflowError) as exc:
+            self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
+            return POISON
+        return result
+
+    def label(self, label: S.Ident, index: S.Expr | None, scope: Scope) -> Any:
+        """A label's text: `conv1`, or `denselayer` + the value of `{i + 1}`."""
+        if index is None:
+            return label.name
+        value = self.scalar(index, scope)
+        if value is POISON:
+            return POISON
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {kind_name(value)}",
+                            index.span, rule="labels are names")
+            return POISON
+        return f"{label.name}{value}"
