@@ -40,6 +40,7 @@ def compile_file(path: str | Path, params: dict[str, Any] | None = None,
 
 def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, list] | None,
              text: str | None) -> Compilation:
+    from netspec.causes import explain
     from netspec.elaborate import elaborate
     from netspec.infer import infer
     from netspec.parser import parse
@@ -69,7 +70,9 @@ def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, 
             graph = elaborate(module, diagnostics, load, params, inputs)
         except RecursionError:
             return _too_deep(diagnostics, name)
-        infer(graph, diagnostics)
+        failures = infer(graph, diagnostics)
+        explain(graph, failures, diagnostics)
+        diagnostics.coalesce()
     return Compilation(graph, diagnostics, name)
 
 

@@ -228,12 +228,19 @@ class Diagnostics:
 
 def _without_names(message: str, d: Diagnostic) -> str:
     """The message with the instance's own names blanked, so the same mistake in two instances
-    (`layer1.0.conv1`, `layer1.1.conv1`) compares equal."""
-    for instance in reversed(d.chain):
-        message = message.replace(instance.name, "<instance>")
-    if d.layer:
-        message = message.replace(d.layer, "<layer>")
-    return message
+    (`layer1.0.conv1`, `layer1.1.conv1`) compares equal. Names are quoted in backticks."""
+    prefixes = [i.name for i in d.chain] + ([d.layer] if d.layer else [])
+    if not prefixes:
+        return message
+    import re
+
+    def blank(match: "re.Match") -> str:
+        name = match.group(1)
+        for prefix in prefixes:
+            if name == prefix or name.startswith(prefix + "."):
+                return "`<name>" + name[len(prefix):] + "`"
+        return match.group(0)
+    return re.sub(r"`([^`]*)`", blank, message)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:

@@ -24,8 +24,9 @@ from typing import Any, Callable
 from graphlib import CycleError, TopologicalSorter
 
 from netspec import syntax as S
-from netspec.diagnostics import Diagnostics, NetspecError, Span, did_you_mean
-from netspec.evaluate import POISON, Evaluator, Scope, Tensor, free_names, is_plain, kind_name
+from netspec.diagnostics import Diagnostics, Label, NetspecError, Span, did_you_mean
+from netspec.evaluate import (POISON, Argument, Evaluator, Scope, Tensor, free_names, is_plain, kind_name,
+                              origin_of)
 from netspec.functions import FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
@@ -129,6 +130,7 @@ class Elaborator(Evaluator):
                     scope.values[name] = POISON
                 else:
                     scope.values[name] = self.scalar(param.default, scope)
+                    scope.origins[name] = origin_of(param.default, scope)
             else:
                 self.diag.error(f"network parameter `{name}` has no default and was not given",
                                 param.name.span, rule="every parameter needs a value",
@@ -153,10 +155,10 @@ class Elaborator(Evaluator):
         if previous is not None:
             if previous.definition.span == definition.span:
                 return  # the same file reached twice through imports
-            where = previous.definition.span
+            where = previous.definition.name.span
             self.diag.error(f"block `{name}` is defined twice", definition.name.span,
                             rule="block names are unique across a network and its imports",
-                            hint=f"the other definition is at {where.location()}")
+                            labels=[Label(where, "the other definition")])
             return
         if name in LAYERS:
             self.diag.error(f"block `{name}` has the name of a built-in layer", definition.name.span,
@@ -319,7 +321,7 @@ class Elaborator(Evaluator):
         if name in scope.values or name in scope.spans:
             previous = scope.spans.get(name)
             self.diag.error(f"`{name}` is defined twice", span, rule="names are bound once",
-                            hint=f"first defined at line {previous.line}" if previous else None)
+                            labels=[Label(previous, "first defined here")] if previous else [])
             return True
         scope.spans[name] = span
         return False
@@ -334,7 +336,10 @@ class Elaborator(Evaluator):
         deps = {name: {ref.name for ref in free_names(binding.value) if ref.name in by_name}
                 for name, binding in by_name.items()}
         for name in self._dependency_order(deps, order, by_name, scope):
-            scope.values[name] = self.expr(by_name[name].value, scope, bound=scope.qualify(name))
+            expr = by_name[name].value
+            value = scope.values[name] = self.expr(expr, scope, bound=scope.qualify(name))
+            if value is not POISON and not isinstance(value, Tensor):
+                scope.origins[name] = origin_of(expr, scope)
 
     def _dependency_order(self, deps: dict[str, set[str]], order: dict[str, int],
                           by_name: dict[str, S.Binding], scope: Scope) -> list[str]:
@@ -387,7 +392,8 @@ class Elaborator(Evaluator):
 
     def tensor_op(self, kind: str, operands: list[Tensor], expr: S.BinOp, scope: Scope,
                   bound: str | None) -> Any:
-        return self._layer_node(LAYERS[kind](), operands, expr.span, scope, bound)
+        inputs = [Argument(operand, side.span, side) for operand, side in zip(operands, (expr.left, expr.right))]
+        return self._layer_node(LAYERS[kind](), inputs, expr.span, scope, bound)
 
     # ================================================================ chains and repeats
 
@@ -397,9 +403,10 @@ class Elaborator(Evaluator):
         value = self.expr(chain.head, scope, None)
         total = sum(_stage_layers(s, self._peek_count(scope)) for s in chain.stages)
         names = _ChainNames(bound, total, sequential)
+        piped = Argument(value, chain.head.span, chain.head)
         for stage in chain.stages:
-            value = self._stage(stage, value, scope, names)
-        return value
+            piped = self._stage(stage, piped, scope, names)
+        return piped.value
 
     def _peek_count(self, scope: Scope) -> Callable[[S.Expr], int | None]:
         """Evaluates a repeat count quietly (its errors are reported when the repeat runs)."""
@@ -415,34 +422,36 @@ class Elaborator(Evaluator):
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
         return count
 
-    def _stage(self, stage: S.Node, value: Any, scope: Scope, names: "_ChainNames") -> Any:
+    def _stage(self, stage: S.Node, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
+        """Apply one chain stage to the value piped in; the result, written at the stage."""
         if isinstance(stage, S.Repeat):
-            return self._repeat(stage, value, scope, names)
+            return self._repeat(stage, piped, scope, names)
         if stage.label is not None:
             label = self.label(stage.label, stage.label_index, scope)
             if label is POISON:
-                return POISON
+                return Argument(POISON, stage.span)
             name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
         else:
             name = names.next()
-        return self._call(stage, scope, value, name, stage.args)
+        return Argument(self._call(stage, scope, piped, name, stage.args), stage.span)
 
-    def _repeat(self, stage: S.Repeat, value: Any, scope: Scope, names: "_ChainNames") -> Any:
+    def _repeat(self, stage: S.Repeat, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
         count = self.scalar(stage.count, scope)
+        failed = Argument(POISON, stage.span)
         if count is POISON:
-            return POISON
+            return failed
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.diag.error(f"repeat count must be a non-negative integer, got {show_value(count)}",
                             stage.count.span, rule="repeat(n) with n >= 0")
-            return POISON
+            return failed
         if count > MAX_REPEAT:
             self.diag.error(f"repeat count {count:,} is more than netspec unrolls ({MAX_REPEAT:,})",
                             stage.count.span, rule=f"repeat(n) with n <= {MAX_REPEAT:,}")
-            return POISON
+            return failed
         if stage.label is not None:
             label = self.label(stage.label, stage.label_index, scope)
             if label is POISON:
-                return POISON
+                return failed
             per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
             inner = _ChainNames(scope.qualify(names.labelled(label, exact=stage.label_index is not None)),
                                 count * per_round)
@@ -456,15 +465,15 @@ class Elaborator(Evaluator):
                 inner.rounds.append(round_index)
             try:
                 for sub in stage.stages:
-                    value = self._stage(sub, value, body, inner)
+                    piped = self._stage(sub, piped, body, inner)
             finally:
                 if count > 1:
                     inner.rounds.pop()
-        return value
+        return piped
 
     # ================================================================ calls
 
-    def _call(self, call: S.Call, scope: Scope, piped: Any, name: str | None,
+    def _call(self, call: S.Call, scope: Scope, piped: Argument | None, name: str | None,
               args: list[S.Arg]) -> Any:
         callee = call.callee.name
         found, bound_value = scope.lookup(callee)
@@ -473,11 +482,9 @@ class Elaborator(Evaluator):
                             call.callee.span, rule="only layers and blocks can be applied",
                             hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
             return POISON
-        positional: list[tuple[Any, Span]] = []
-        if piped is not None:
-            positional.append((piped, call.span))
-        keywords: dict[str, tuple[Any, Span]] = {}
-        poisoned = piped is POISON
+        positional: list[Argument] = [] if piped is None else [piped]
+        keywords: dict[str, Argument] = {}
+        poisoned = piped is not None and piped.value is POISON
         for arg in args:
             value = self.expr(arg.value, scope, None)
             poisoned |= value is POISON
@@ -487,20 +494,21 @@ class Elaborator(Evaluator):
                                     rule="positional arguments come first")
                     poisoned = True
                     continue  # dropped, so it cannot also collide with a keyword
-                positional.append((value, arg.value.span))
+                positional.append(Argument(value, arg.value.span, arg.value))
             elif arg.name.name in keywords:
                 self.diag.error(f"`{arg.name.name}` is given twice", arg.name.span,
-                                rule="each argument is given once")
+                                rule="each argument is given once",
+                                labels=[Label(keywords[arg.name.name].span, "first given here")])
                 poisoned = True
             else:
-                keywords[arg.name.name] = (value, arg.span)
+                keywords[arg.name.name] = Argument(value, arg.span, arg.value)
         if callee in self.blocks:
             if poisoned:
                 return POISON
             return self._instantiate(call, scope, positional, keywords, name)
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
-                                     piped is POISON)
+                                     piped is not None and piped.value is POISON)
         if callee in FUNCTIONS:
             return self.function(call, positional, keywords, poisoned)
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
@@ -508,26 +516,26 @@ class Elaborator(Evaluator):
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
         return POISON
 
-    def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope,
-                     positional: list[tuple[Any, Span]], keywords: dict[str, tuple[Any, Span]],
-                     name: str | None, poisoned: bool, piped_failed: bool) -> Any:
+    def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope, positional: list[Argument],
+                     keywords: dict[str, Argument], name: str | None, poisoned: bool,
+                     piped_failed: bool) -> Any:
         # Leading tensors are the inputs; a failed piped input still counts as one, so the
         # attributes are checked (and their errors reported) even when the input failed.
-        tensors = []
-        while positional and (isinstance(positional[0][0], Tensor)
-                              or (positional[0][0] is POISON and piped_failed and not tensors)):
+        tensors: list[Argument] = []
+        while positional and (isinstance(positional[0].value, Tensor)
+                              or (positional[0].value is POISON and piped_failed and not tensors)):
             tensors.append(positional.pop(0))
-        for value, span in positional:
-            if isinstance(value, Tensor):
-                self.diag.error(f"a tensor is given where {cls.kind} expects an attribute", span,
+        for arg in positional:
+            if isinstance(arg.value, Tensor):
+                self.diag.error(f"a tensor is given where {cls.kind} expects an attribute", arg.span,
                                 rule="tensor inputs come first: `x -> f(attrs)` or `f(x, attrs)`")
                 return POISON
-        for key, (value, span) in keywords.items():
-            if isinstance(value, Tensor):
+        for key, arg in keywords.items():
+            if isinstance(arg.value, Tensor):
                 self.diag.error(f"`{key}` is given a tensor, but it is an attribute of {cls.kind}",
-                                span, rule="attributes are plain values")
+                                arg.span, rule="attributes are plain values")
                 return POISON
-        if any(v is POISON for v, _ in positional) or any(v is POISON for v, _ in keywords.values()):
+        if any(a.value is POISON for a in positional) or any(a.value is POISON for a in keywords.values()):
             return POISON  # an attribute failed; that is already reported
         if cls.arity == 1 and len(tensors) != 1:
             self.diag.error(f"{cls.kind} takes one input tensor but got {len(tensors)}"
@@ -541,33 +549,58 @@ class Elaborator(Evaluator):
                             hint=f"e.g. `a -> {cls.kind}(b)` or `{cls.kind}(a, b)`")
             return POISON
         try:
-            layer = cls.from_arguments([v for v, _ in positional], {k: v for k, (v, _) in keywords.items()})
+            layer = cls.from_arguments([a.value for a in positional], {k: a.value for k, a in keywords.items()})
         except ArgumentError as exc:
             if isinstance(exc.arg, int) and exc.arg < len(positional):
-                span = positional[exc.arg][1]
+                culprit, attribute = positional[exc.arg], cls.positional[min(exc.arg, len(cls.positional) - 1)]
             elif isinstance(exc.arg, str) and exc.arg in keywords:
-                span = keywords[exc.arg][1]
+                culprit, attribute = keywords[exc.arg], cls.aliases.get(exc.arg, exc.arg)
             else:
-                span = call.span
-            self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=exc.hint,
-                            layer=name)
+                culprit, attribute = None, None
+            self._attribute_error(exc, cls, call, scope, culprit, attribute, name)
             return POISON
         if poisoned:
             return POISON
-        return self._layer_node(layer, [t for t, _ in tensors], call.span, scope, name)
+        attributes = {**dict(zip(cls.positional, positional)),
+                      **{cls.aliases.get(k, k): a for k, a in keywords.items()}}
+        written = {key: origin.span for key, arg in attributes.items()
+                   if arg.expr is not None and (origin := origin_of(arg.expr, scope)).span != arg.expr.span}
+        return self._layer_node(layer, tensors, call.span, scope, name, written)
 
-    def _layer_node(self, layer: Layer, inputs: list[Tensor], span: Span, scope: Scope,
-                    name: str | None) -> Tensor:
+    def _attribute_error(self, exc: ArgumentError, cls: type[Layer], call: S.Call, scope: Scope,
+                         culprit: Argument | None, attribute: str | None, name: str | None) -> None:
+        """A bad attribute value, reported where it was written: at the argument, or, when the
+        argument is a name, where that name got its value (a block's call site, a binding)."""
+        span, labels, hint = call.span, [], exc.hint
+        if culprit is not None:
+            span = culprit.span
+            origin = origin_of(culprit.expr, scope) if culprit.expr is not None else None
+            if origin is not None and origin.span != culprit.expr.span:
+                span = origin.span
+                labels.append(Label(culprit.span, f"`{culprit.expr.name}` is {show_value(culprit.value)}, "
+                                                  f"given as `{attribute}` of {cls.kind} here"))
+            written = origin.expr if origin is not None else None
+            if (hint is None and isinstance(culprit.value, float) and culprit.value.is_integer()
+                    and isinstance(written, S.BinOp) and written.op == "/"):
+                hint = (f"`/` divides to a number ({show_value(culprit.value)}); `//` divides to "
+                        f"an integer ({int(culprit.value)})")
+        self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=hint, layer=name,
+                        labels=labels)
+
+    def _layer_node(self, layer: Layer, inputs: list[Argument], span: Span, scope: Scope,
+                    name: str | None, written: dict[str, Span] | None = None) -> Tensor:
         if name is None:
             name = self._auto_name(scope, layer.kind)
         elif name in self.graph:
+            other = self.graph.node(name).span
             self.diag.error(f"the layer name `{name}` is used twice", span,
                             rule="layer names (and so parameter names) are unique",
-                            hint=f"the other `{name}` is at line {self.graph.node(name).span.line}; "
-                                 "rename one of the labels")
+                            hint="rename one of the labels",
+                            labels=[Label(other, f"`{name}` is first made here")])
             name = self._auto_name(scope, layer.kind)
-        node = LayerNode(name=name, layer=layer, inputs=[t.node for t in inputs], span=span,
-                         blocks=scope.blocks)
+        node = LayerNode(name=name, layer=layer, inputs=[t.value.node for t in inputs], span=span,
+                         blocks=scope.blocks, input_spans=[t.span for t in inputs],
+                         written=written or {})
         self.graph.add(node)
         return Tensor(name)
 
@@ -582,11 +615,12 @@ class Elaborator(Evaluator):
 
     # ================================================================ blocks
 
-    def _instantiate(self, call: S.Call, scope: Scope, positional: list[tuple[Any, Span]],
-                     keywords: dict[str, tuple[Any, Span]], name: str | None) -> Any:
+    def _instantiate(self, call: S.Call, scope: Scope, positional: list[Argument],
+                     keywords: dict[str, Argument], name: str | None) -> Any:
         source = self.blocks[call.callee.name]
         definition = source.definition
         block_name = definition.name.name
+        defined = Label(definition.name.span, f"`{block_name}` is defined here")
         if block_name in self.expanding:
             path = " -> ".join(self.expanding[self.expanding.index(block_name):] + [block_name])
             self.diag.error(f"block `{block_name}` calls itself: {path}", call.span,
@@ -597,48 +631,52 @@ class Elaborator(Evaluator):
         if len(positional) > len(params):
             self.diag.error(f"block `{block_name}` takes {len(params)} argument"
                             f"{'s' if len(params) != 1 else ''} ({', '.join(params)}) but got "
-                            f"{len(positional)}", positional[len(params)][1],
-                            rule="arguments match the block's parameters",
-                            hint=f"defined at {definition.span.location()}")
+                            f"{len(positional)}", positional[len(params)].span,
+                            rule="arguments match the block's parameters", labels=[defined])
             return POISON
         instance_name = name or self._auto_name(scope, block_name)
         self.instances.add(instance_name)
-        shown_args = [show_value(v) if not isinstance(v, Tensor) else None for v, _ in positional]
-        shown = [a for a in shown_args if a is not None] + \
-            [f"{k}={show_value(v)}" for k, (v, _) in keywords.items() if not isinstance(v, Tensor)]
+        shown = [show_value(a.value) for a in positional if not isinstance(a.value, Tensor)] + \
+            [f"{k}={show_value(a.value)}" for k, a in keywords.items() if not isinstance(a.value, Tensor)]
         instance = BlockInstance(instance_name, block_name, f"{block_name}({', '.join(shown)})", call.span)
         inner = Scope({}, source.file_scope, prefix=instance_name, blocks=scope.blocks + (instance,))
-        for param, (value, _) in zip(definition.params, positional):
-            inner.values[param.name.name] = value
-        for key, (value, span) in keywords.items():
+        given = list(zip(params, positional))
+        for key, arg in keywords.items():
             if key not in params:
-                self.diag.error(f"block `{block_name}` has no parameter `{key}`", span,
-                                rule="arguments match the block's parameters",
+                self.diag.error(f"block `{block_name}` has no parameter `{key}`", arg.span,
+                                rule="arguments match the block's parameters", labels=[defined],
                                 hint=did_you_mean(key, params) or f"its parameters: {', '.join(params)}")
                 return POISON
-            if key in inner.values:
-                self.diag.error(f"`{key}` is given twice (by position and by name)", span,
-                                rule="each argument is given once")
+            if key in dict(given):
+                self.diag.error(f"`{key}` is given twice (by position and by name)", arg.span,
+                                rule="each argument is given once",
+                                labels=[Label(dict(given)[key].span, f"`{key}` is given here by position")])
                 return POISON
-            inner.values[key] = value
-        for param in definition.params:
-            if param.name.name in inner.values:
-                continue
-            if param.default is None:
-                self.diag.error(f"block `{block_name}` needs an argument for `{param.name.name}`",
-                                call.span, rule="parameters without a default must be given",
-                                hint=f"`{block_name}` is defined at {definition.span.location()}")
-                return POISON
-            if self.reads_later_parameter(param, definition.params, inner.values, f"block `{block_name}`"):
-                return POISON
-            inner.values[param.name.name] = self.expr(param.default, inner, None)
-        for name_ in inner.values:
-            inner.spans[name_] = definition.span
-        self.expanding.append(block_name)
-        try:
-            return self._block_body(definition, inner, instance)
-        finally:
-            self.expanding.pop()
+            given.append((key, arg))
+        for key, arg in given:
+            inner.values[key] = arg.value
+            if arg.expr is not None and not isinstance(arg.value, Tensor):
+                inner.origins[key] = origin_of(arg.expr, scope)  # a mistake in it is fixed there
+        with self.diag.within(tuple(b.describe() for b in inner.blocks)):
+            for param in definition.params:
+                if param.name.name in inner.values:
+                    continue
+                if param.default is None:
+                    self.diag.error(f"block `{block_name}` needs an argument for `{param.name.name}`",
+                                    call.span, rule="parameters without a default must be given",
+                                    labels=[Label(param.name.span, "this parameter has no default")])
+                    return POISON
+                if self.reads_later_parameter(param, definition.params, inner.values, f"block `{block_name}`"):
+                    return POISON
+                inner.values[param.name.name] = self.expr(param.default, inner, None)
+                inner.origins[param.name.name] = origin_of(param.default, inner)
+            for name_ in inner.values:
+                inner.spans[name_] = definition.span
+            self.expanding.append(block_name)
+            try:
+                return self._block_body(definition, inner, instance)
+            finally:
+                self.expanding.pop()
 
     def _block_body(self, definition: S.BlockDef, scope: Scope, instance: BlockInstance) -> Any:
         self._bindings(definition.body, scope)
@@ -647,7 +685,8 @@ class Elaborator(Evaluator):
                             rule="a block returns a tensor", hint="end it with `return <expression>`")
             return POISON
         for extra in definition.returns[1:]:
-            self.diag.error("a block has one `return`", extra.span, rule="one return per block")
+            self.diag.error("a block has one `return`", extra.span, rule="one return per block",
+                            labels=[Label(definition.returns[0].span, "the first `return`")])
         returned = definition.returns[0].value
         while isinstance(returned, S.Conditional):  # the chosen branch is what is returned
             test = self.truth(returned.test, scope)

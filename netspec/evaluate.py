@@ -43,6 +43,16 @@ class Origin:
     expr: S.Expr
 
 
+@dataclass(frozen=True, slots=True)
+class Argument:
+    """One argument of a call, evaluated: its value, where it is written (for a keyword, the
+    whole `name=value`), and its expression (None for the tensor a chain pipes in)."""
+
+    value: Any
+    span: Span
+    expr: S.Expr | None = None
+
+
 @dataclass
 class Scope:
     """Names visible while evaluating: bindings and block parameters, then the file's network
@@ -307,19 +317,19 @@ class Evaluator:
 
     # ------------------------------------------------------------ scalar functions
 
-    def function(self, call: S.Call, positional: list[tuple[Any, Span]],
-                 keywords: dict[str, tuple[Any, Span]], poisoned: bool) -> Any:
+    def function(self, call: S.Call, positional: list[Argument], keywords: dict[str, Argument],
+                 poisoned: bool) -> Any:
         """`min(a, b)`, `make_divisible(v, 8)`: a function of plain values (netspec.functions)."""
         name = call.callee.name
         if poisoned:
             return POISON
-        values = [v for v, _ in positional] + [v for v, _ in keywords.values()]
+        values = [a.value for a in positional] + [a.value for a in keywords.values()]
         if any(isinstance(v, Tensor) for v in values):
             self.diag.error(f"`{name}` works on plain values, not tensors", call.span,
                             rule=DESCRIPTIONS[name])
             return POISON
         try:
-            result = FUNCTIONS[name](*(v for v, _ in positional), **{k: v for k, (v, _) in keywords.items()})
+            result = FUNCTIONS[name](*(a.value for a in positional), **{k: a.value for k, a in keywords.items()})
         except (TypeError, ValueError, OverflowError) as exc:
             self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
             return POISON

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
-from netspec.diagnostics import Span
+from netspec.diagnostics import Instance, Span
 from netspec.layers.base import Layer, ParamSpec
 from netspec.types import TensorType
 
@@ -29,6 +29,10 @@ class BlockInstance:
     span: Span
     output: str | None = None  # the node that produces the block's result
 
+    def describe(self) -> Instance:
+        """This instance as a diagnostic shows where it happened."""
+        return Instance(self.name, self.call, self.span)
+
 
 @dataclass(eq=False)
 class LayerNode:
@@ -38,6 +42,9 @@ class LayerNode:
     span: Span
     blocks: tuple[BlockInstance, ...] = ()   # enclosing block instances, outermost first
     declared: TensorType | None = None   # a graph input's declared type
+    input_spans: list[Span] = field(default_factory=list)  # where each input is written
+    # attributes whose value was written elsewhere (a block's call site, a binding): where
+    written: dict[str, Span] = field(default_factory=dict)
     # filled in by netspec.infer
     output: TensorType | None = None
     params: dict[str, ParamSpec] = field(default_factory=dict)

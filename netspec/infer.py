@@ -2,41 +2,97 @@
 
 Every node gets its output type, its parameters and buffers, its MACs and its table summary.
 A node whose input failed is skipped silently (its cause is already reported), so independent
-errors are all reported in one run.
+errors are all reported in one run. `propagate` is the pure core (types in, types out, the
+failures), which `netspec.causes` reruns on changed inputs to find where a mistake is.
 """
 
 from __future__ import annotations
 
-from netspec.diagnostics import Diagnostics
-from netspec.graph import Graph
-from netspec.types import MAX_SIZE, ShapeError
+from dataclasses import dataclass
+
+from netspec.diagnostics import Diagnostic, Diagnostics, Label
+from netspec.graph import Graph, LayerNode
+from netspec.layers.base import show_value
+from netspec.types import MAX_SIZE, ShapeError, TensorType
 
 
-def infer(graph: Graph, diagnostics: Diagnostics) -> Graph:
+@dataclass
+class Failure:
+    """A layer whose rule refused its inputs: what it was given, why, and what was reported."""
+
+    node: LayerNode
+    inputs: list[TensorType]
+    error: ShapeError
+    diagnostic: Diagnostic | None = None
+
+
+def propagate(graph: Graph, declared: dict[str, TensorType] | None = None
+              ) -> tuple[dict[str, TensorType | None], list[Failure]]:
+    """Every node's output type (None where it or an input failed) and the failures, for the
+    graph inputs' declared types or the `declared` ones given instead."""
+    declared = declared or {}
+    types: dict[str, TensorType | None] = {}
+    failures: list[Failure] = []
     for node in graph:
         if node.layer is None:
-            node.output = node.declared
-            node.summary = f"input {node.declared.layout}" if node.declared else "input"
+            types[node.name] = declared.get(node.name, node.declared)
             continue
-        inputs = [graph.node(name).output for name in node.inputs]
+        inputs = [types[name] for name in node.inputs]
+        types[node.name] = None
         if any(t is None for t in inputs):
             continue
         try:
-            node.output = node.layer.infer(inputs)
-            if any(isinstance(d, int) and d > MAX_SIZE for d in node.output.shape):
-                raise ShapeError(f"the output {node.output} has a size over 2^63 - 1",
+            output = node.layer.infer(inputs)
+            if any(isinstance(d, int) and d > MAX_SIZE for d in output.shape):
+                raise ShapeError(f"the output {output} has a size over 2^63 - 1",
                                  rule="sizes fit ONNX's 64-bit dimensions")
-            node.params = node.layer.parameters(inputs, node.output)
-            node.macs = node.layer.macs(inputs, node.output)
-            node.summary = node.layer.describe(inputs)
+            types[node.name] = output
         except OverflowError:  # float arithmetic on sizes past 1.8e308
-            node.output = None
-            diagnostics.error(f"{node.kind}: the sizes are too large to compute", node.span,
-                              layer=node.name, rule="sizes fit ONNX's 64-bit dimensions")
+            failures.append(Failure(node, inputs, ShapeError(
+                "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
         except ShapeError as exc:
-            node.output = None
-            shapes = ", ".join(str(t) for t in inputs)
-            diagnostics.error(f"{node.kind}: {exc.message}", node.span, layer=node.name,
-                              rule=exc.rule, hint=exc.hint,
-                              notes=[f"input shape{'s' if len(inputs) > 1 else ''}: {shapes}"])
-    return graph
+            failures.append(Failure(node, inputs, exc))
+    return types, failures
+
+
+def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:
+    """Type every node of `graph` in place and report each failure; returns the failures."""
+    types, failures = propagate(graph)
+    for node in graph:
+        node.output = types[node.name]
+        if node.layer is None:
+            node.summary = f"input {node.declared.layout}" if node.declared else "input"
+        elif node.output is not None:
+            inputs = [types[name] for name in node.inputs]
+            try:
+                node.params = node.layer.parameters(inputs, node.output)
+                node.macs = node.layer.macs(inputs, node.output)
+                node.summary = node.layer.describe(inputs)
+            except OverflowError:
+                node.output = None
+                failures.append(Failure(node, inputs, ShapeError(
+                    "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
+    for failure in failures:
+        failure.diagnostic = diagnostics.add(report(failure))
+    return failures
+
+
+def report(failure: Failure) -> Diagnostic:
+    """The diagnostic of one failure: at the layer, in its block instances; where the rule
+    refused an attribute whose value was written elsewhere (a block argument at its call site),
+    at that place instead, with the layer as a label."""
+    node, exc, inputs = failure.node, failure.error, failure.inputs
+    shapes = ", ".join(str(t) for t in inputs)
+    span, labels = node.span, []
+    written = [a for a in exc.attributes if a in node.written]
+    if len(written) == 1:
+        attribute = written[0]
+        span = node.written[attribute]
+        labels.append(Label(node.span, f"`{attribute}` = {show_value(getattr(node.layer, attribute))} "
+                                       f"reaches {node.kind} here"))
+    else:
+        labels.extend(Label(node.written[a], f"`{a}` = {show_value(getattr(node.layer, a))} is given here")
+                      for a in written)
+    return Diagnostic(f"{node.kind}: {exc.message}", span, layer=node.name, rule=exc.rule, hint=exc.hint,
+                      notes=[f"input shape{'s' if len(inputs) > 1 else ''}: {shapes}"], labels=labels,
+                      chain=tuple(b.describe() for b in node.blocks))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from netspec.types import ShapeError
 
 AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+# what decides a window's output size, besides the input
+WINDOW_ATTRIBUTES = ("kernel", "stride", "padding", "dilation")
 
 
 def expand(value, rank: int) -> tuple:
@@ -107,7 +109,8 @@ def window(size: int, kernel: int, stride: int, dilation: int, pad_begin: int, p
             f"output size would be {out}: {result.formula()}",
             rule="out = floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1 must be at least 1",
             hint=(f"the {result.effective_kernel}-wide window is larger than the padded input "
-                  f"({size + pad_begin + pad_end}); use a smaller kernel, more padding or a larger input"))
+                  f"({size + pad_begin + pad_end}); use a smaller kernel, more padding or a larger input"),
+            attributes=WINDOW_ATTRIBUTES)
     return result
 
 
@@ -121,7 +124,8 @@ def windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, 
         try:
             result.append(window(size, k, s, d, begin, end, ceil_mode))
         except ShapeError as exc:
-            raise ShapeError(f"{names[axis]}: {exc.message}", exc.rule, exc.hint) from None
+            raise ShapeError(f"{names[axis]}: {exc.message}", exc.rule, exc.hint,
+                             attributes=exc.attributes) from None
     return result
 
 
@@ -139,7 +143,8 @@ def transposed_window(size: int, kernel: int, stride: int, dilation: int, paddin
         raise ShapeError(f"output size would be {out}: ({size} - 1)*{stride} - 2*{padding} + "
                          f"{dilation}*({kernel}-1) + {output_padding} + 1 = {out}",
                          rule="out = (in-1)*stride - 2*padding + dilation*(kernel-1) + output_padding + 1 "
-                              "must be at least 1", hint="use less padding")
+                              "must be at least 1", hint="use less padding",
+                         attributes=WINDOW_ATTRIBUTES + ("output_padding",))
     return out
 
 

@@ -21,15 +21,19 @@ DTYPES: dict[str, int] = {  # dtype name -> bytes per element
 }
 
 _DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
+AXIS_ROLES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "L": "length"}
 _SPATIAL_LETTERS = "DHWL"
 
 
 class ShapeError(Exception):
     """Raised by a layer's rules; the inference stage adds the span and the layer's name."""
 
-    def __init__(self, message: str, rule: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, rule: str | None = None, hint: str | None = None,
+                 axes: tuple[int, ...] = (), attributes: tuple[str, ...] = ()):
         super().__init__(message)
         self.message, self.rule, self.hint = message, rule, hint
+        self.axes = axes  # for a merge: the axes (declared layout) on which its inputs disagree
+        self.attributes = attributes  # the layer attributes whose values the rule refused
 
 
 @lru_cache(maxsize=None)  # a handful of layouts, asked once per layer and more
@@ -74,6 +78,10 @@ class Layout:
     def spatial(self) -> tuple[int, ...]:
         """Indices of the spatial axes, in the order D, H, W (or L)."""
         return _spatial_indices(self.axes)
+
+    def role(self, index: int) -> str:
+        """What an axis holds, in words: "channels", "height", ... (for messages)."""
+        return AXIS_ROLES.get(self.axes[index], f"axis {index}")
 
     def __str__(self) -> str:
         return self.axes

@@ -4,6 +4,7 @@ through `netspec check` (in process) and held to the diagnostics its header prom
 Header format: the comment lines at the very top of an entry file.
 
     # expect: SEVERITY [FILE:]LINE:COLUMN MESSAGE
+    # label: [FILE:]LINE:COLUMN MESSAGE
     # also: TEXT
     # reject: TEXT
     # exit: CODE
@@ -14,6 +15,8 @@ Header format: the comment lines at the very top of an entry file.
   multi-file case), whose message (the first line, after `error: `) contains MESSAGE. Every
   reported diagnostic must be expected and every expectation met: no extra (cascading) errors
   or warnings.
+- `label` (zero or more, after an `expect`): that diagnostic has a secondary label at
+  [FILE:]LINE:COLUMN whose message contains MESSAGE (checked in `--json`'s `labels`).
 - `also`: TEXT appears somewhere in the output (a hint, a rule, a note).
 - `reject`: TEXT appears nowhere in the output (a misleading hint, leaked internals).
 - `exit`: the exit code; by default 1 when an error is expected, else 0.
@@ -30,6 +33,7 @@ the reason; they are strict, so fixing netspec makes them pass loudly and the en
 from __future__ import annotations
 
 import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,11 +44,20 @@ from netspec.cli import main
 
 BAD = Path(__file__).resolve().parent / "bad"
 EXPECT = re.compile(r"^(error|warning) (?:(\S+?):)?(\d+):(\d+) (.+)$")
-HEADER_KEYS = ("expect", "also", "reject", "exit")
+LABEL = re.compile(r"^(?:(\S+?):)?(\d+):(\d+) (.+)$")
+HEADER_KEYS = ("expect", "label", "also", "reject", "exit")
 
 # case (relative to tests/bad) -> why netspec does not meet its header yet (none today: keep
 # the mechanism for the next shortfall found)
 XFAIL: dict[str, str] = {}
+
+
+@dataclass
+class LabelExpect:
+    file: str | None
+    line: int
+    column: int
+    message: str
 
 
 @dataclass
@@ -54,6 +67,7 @@ class Expect:
     line: int
     column: int
     message: str
+    labels: list[LabelExpect] = field(default_factory=list)
 
 
 @dataclass
@@ -92,6 +106,11 @@ def parse_header(path: Path) -> Case:
             assert m, f"{path}: malformed expect line {line!r}"
             severity, file, ln, col, message = m.groups()
             case.expects.append(Expect(severity, file, int(ln), int(col), message))
+        elif key == "label":
+            m = LABEL.match(value)
+            assert m and case.expects, f"{path}: malformed or misplaced label line {line!r}"
+            file, ln, col, message = m.groups()
+            case.expects[-1].labels.append(LabelExpect(file, int(ln), int(col), message))
         elif key == "also":
             case.also.append(value)
         elif key == "reject":
@@ -192,12 +211,35 @@ def test_bad_spec(path: Path, capsys):
         unmatched.remove(hit)
     assert not unmatched, "unexpected diagnostics:\n" + "\n\n".join(d.text for d in unmatched)
     assert code == case.exit_code, f"exit code {code}, expected {case.exit_code}\n{err}"
+    if any(expect.labels for expect in case.expects):
+        check_labels(case, path, capsys)
     for needle in case.also:
         assert needle in text, f"{needle!r} not in the output:\n{text}"
     for needle in case.reject:
         assert needle not in text, f"{needle!r} should not be in the output:\n{text}"
     if code == 0:
         assert "Outputs" in out, out  # a warnings-only spec still prints its table
+
+
+def check_labels(case: Case, path: Path, capsys) -> None:
+    """Each expected label is a secondary label of its diagnostic in `netspec check --json`."""
+    try:
+        main(["check", "--json", str(path)])
+    except SystemExit:
+        pass
+    diagnostics = json.loads(capsys.readouterr().out)["diagnostics"]
+    for expect in case.expects:
+        if not expect.labels:
+            continue
+        wanted = path if expect.file is None else path.parent / expect.file
+        diag = next(d for d in diagnostics if d.get("line") == expect.line and d.get("column") == expect.column
+                    and same_file(d["file"], wanted) and expect.message in d["message"])
+        secondary = [label for label in diag.get("labels", []) if not label["primary"]]
+        for label in expect.labels:
+            where = path if label.file is None else path.parent / label.file
+            assert any(same_file(l["file"], where) and (l["line"], l["column"]) == (label.line, label.column)
+                       and label.message in l["message"] for l in secondary), \
+                f"no label at {label.line}:{label.column} containing {label.message!r}: {secondary}"
 
 
 # ================================================================ the corpus itself

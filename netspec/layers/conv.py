@@ -28,10 +28,10 @@ def describe_window(kind: str, kernel, stride, padding, dilation=1, extra: str =
 def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
     if in_channels % groups:
         raise ShapeError(f"input channels {in_channels} are not divisible by groups={groups}",
-                         rule="in_channels % groups == 0")
+                         rule="in_channels % groups == 0", attributes=("groups",))
     if out_channels % groups:
         raise ShapeError(f"out_channels {out_channels} is not divisible by groups={groups}",
-                         rule="out_channels % groups == 0")
+                         rule="out_channels % groups == 0", attributes=("out_channels", "groups"))
 
 
 class ConvBase(Layer):

@@ -37,6 +37,19 @@ def _alike(inputs: list[TensorType], kind: str) -> None:
                              f"{other} {other.layout}", rule="inputs share one layout")
 
 
+def _disagreeing(inputs: list[TensorType], skip: int | None, broadcasts: bool) -> tuple[int, ...]:
+    """The axes (of the widest input's layout) on which same-rank inputs disagree; sizes of 1
+    agree with anything where the merge broadcasts."""
+    rank = max(t.rank for t in inputs)
+    same = [t for t in inputs if t.rank == rank]
+    axes = []
+    for axis in range(rank):
+        sizes = {t.shape[axis] for t in same} - ({1} if broadcasts else set())
+        if axis != skip and len(sizes) > 1:
+            axes.append(axis)
+    return tuple(axes)
+
+
 class Elementwise(Layer):
     """Base of `+` and `*`: equal shapes, or shapes that broadcast by NumPy's rules."""
 
@@ -51,7 +64,8 @@ class Elementwise(Layer):
         if shape is None:
             shapes = f" {self.symbol} ".join(str(t) for t in inputs)
             raise ShapeError(f"shapes do not match: {shapes}",
-                             rule=f"`{self.symbol}` needs equal shapes, or sizes of 1 that broadcast")
+                             rule=f"`{self.symbol}` needs equal shapes, or sizes of 1 that broadcast",
+                             axes=_disagreeing(inputs, skip=None, broadcasts=True))
         widest = max(inputs, key=lambda t: t.rank)
         return TensorType(widest.dtype, shape, widest.layout)
 
@@ -106,7 +120,8 @@ class Concat(Layer):
                                                if i != axis):
                 raise ShapeError(f"shapes do not match along the other axes: {first} and {other}",
                                  rule=f"concat along axis {axis} ({first.layout.axes[axis]}) needs every "
-                                      "other axis equal")
+                                      "other axis equal",
+                                 axes=_disagreeing(inputs, skip=axis, broadcasts=False))
         total = sum(t.shape[axis] for t in inputs)
         shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
         return TensorType(first.dtype, shape, first.layout)

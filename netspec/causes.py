@@ -1,0 +1,223 @@
+"""After inference: follow errors back to their causes, so a mistake is reported where a person
+would fix it, once.
+
+- A merge (`+`, `*`, `concat`) whose operands disagree labels each operand with its shape and
+  the layer that produced it, names the likely culprit and the layer that set the axis it
+  differs in.
+- An input whose declared shape looks like the other layout ([N, 224, 224, 3] under NCHW), an
+  image with no batch axis, or a spatial size that a later merge needs to be a multiple of the
+  network's stride (a U-Net given 250): a warning at the `input` line when nothing fails; the
+  error, at the `input` line with the failing layer as a label, when a later layer fails
+  because of it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from netspec.diagnostics import Diagnostic, Diagnostics, Label
+from netspec.graph import Graph, LayerNode
+from netspec.infer import Failure, propagate
+from netspec.types import TensorType
+
+STRIDES = (2, 4, 8, 16, 32, 64)  # the total strides a what-if on an input's size tries
+
+
+def explain(graph: Graph, failures: list[Failure], diagnostics: Diagnostics) -> None:
+    for failure in failures:
+        if len(failure.inputs) > 1 and failure.error.axes and failure.diagnostic is not None:
+            _explain_merge(graph, failure)
+    for name in graph.inputs:
+        _check_input(graph, graph.node(name), failures, diagnostics)
+
+
+# ---------------------------------------------------------------- merges
+
+def _roles(t: TensorType, axes: tuple[int, ...]) -> str:
+    roles = [t.layout.role(a) for a in axes]
+    return roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " and " + roles[-1]
+
+
+def _sizes(t: TensorType, axes: tuple[int, ...]) -> tuple:
+    return tuple(t.shape[a] for a in axes)
+
+
+def _shown(sizes: tuple) -> str:
+    return ", ".join(map(str, sizes)) if len(sizes) > 1 else str(sizes[0])
+
+
+def _explain_merge(graph: Graph, failure: Failure) -> None:
+    node, inputs, axes = failure.node, failure.inputs, failure.error.axes
+    d = failure.diagnostic
+    rank = max(t.rank for t in inputs)
+    reference = next(t for t in inputs if t.rank == rank)
+    roles = _roles(reference, axes)
+    culprit, why = _culprit(graph, node, inputs, axes)
+    d.label = f"{roles} differ: " + " and ".join(_shown(_sizes(t, axes)) for t in inputs if t.rank == rank)
+    for index, (producer, t) in enumerate(zip(node.inputs, inputs)):
+        span = node.input_spans[index] if index < len(node.input_spans) else graph.node(producer).span
+        where = graph.node(producer).span
+        text = f"{t} from `{producer}`" + (f" (line {where.line})" if where.line != span.line else "")
+        d.labels.append(Label(span, text + (" (likely culprit)" if index == culprit else "")))
+    if culprit is None:
+        return
+    t = inputs[culprit]
+    setter = _setter(graph, node.inputs[culprit], axes)
+    value = _shown(_sizes(t, axes))
+    if setter is not None and setter.layer is not None:
+        d.labels.append(Label(setter.span, f"{roles} become {value} here, in `{setter.name}`"))
+    d.notes.append(f"the likely culprit is `{node.inputs[culprit]}` ({t}), {why}")
+
+
+def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tuple[int, ...]
+             ) -> tuple[int | None, str]:
+    """Which operand is most likely wrong, and why: the only one that differs from the others
+    (of three or more); of two, the one computed from the other (a skip connection is the
+    reference its branch must match), else the shorter branch (a downsample beside a block's
+    main path)."""
+    rank = max(t.rank for t in inputs)
+    sizes = [_sizes(t, axes) if t.rank == rank else None for t in inputs]
+    if len(inputs) > 2:
+        for i, own in enumerate(sizes):
+            others = {s for j, s in enumerate(sizes) if j != i}
+            if len(others) == 1 and own not in others:
+                return i, "the only operand that differs from the others"
+        return None, ""
+    if len(inputs) != 2 or None in sizes:
+        return None, ""
+    a, b = node.inputs
+    if a == b:
+        return None, ""
+    above_a, above_b = graph.ancestors([a]), graph.ancestors([b])
+    if a in above_b:
+        return 1, f"which is computed from `{a}` and must match it"
+    if b in above_a:
+        return 0, f"which is computed from `{b}` and must match it"
+    only_a, only_b = len(above_a - above_b), len(above_b - above_a)
+    if only_a != only_b:
+        index = 0 if only_a < only_b else 1
+        return index, "the shorter of the two branches"
+    return None, ""
+
+
+def _setter(graph: Graph, name: str, axes: tuple[int, ...]) -> LayerNode | None:
+    """The layer where a tensor's sizes on `axes` got their values: walk up through layers
+    that keep them (activations, norms, ...) to one that sets them (a conv's out_channels, a
+    window's stride) or whose input had other sizes."""
+    node = graph.node(name)
+    while node.layer is not None and node.inputs:
+        above = graph.node(node.inputs[0])
+        if (above.output is None or above.output.layout != node.output.layout
+                or _sizes(above.output, axes) != _sizes(node.output, axes)
+                or _sets(node, above.output, axes)):
+            return node
+        node = above
+    return node
+
+
+def _sets(node: LayerNode, given: TensorType, axes: tuple[int, ...]) -> bool:
+    """Whether a layer decides its output's sizes on `axes` (even where they equal its input's):
+    the channels by an attribute (`out_channels`, `out_features`), spatial sizes by a window."""
+    layout = given.layout
+    if layout.channel in axes and any(hasattr(node.layer, a) for a in ("out_channels", "out_features")):
+        return True
+    spatial = any(a in layout.spatial for a in axes)
+    return spatial and node.layer.geometry([given]) not in (None,)
+
+
+# ---------------------------------------------------------------- inputs
+
+@dataclass
+class _Suspicion:
+    message: str
+    hint: str
+    warn: bool  # likely enough to warn about when nothing fails
+
+
+def _layout_suspicion(name: str, t: TensorType) -> _Suspicion | None:
+    """A declared shape that reads better in the other layout, or an image with no batch."""
+    shape, axes = t.shape, t.layout.axes
+    if t.rank == 4 and all(isinstance(d, int) for i, d in enumerate(shape) if i != t.layout.batch):
+        channels = t.channels
+        if axes == "NCHW" and shape[3] in (1, 3, 4) and channels > 4 and shape[2] > 4:
+            return _Suspicion(
+                f"`{name}` is declared NCHW with {channels} channels and width {shape[3]}: it looks "
+                f"like a channels-last image ({shape[3]} channels)",
+                f"declare the layout: `input {name}: {t.dtype}{_dims(shape)} NHWC`, or write the "
+                f"shape channels first: `{t.dtype}{_dims((shape[0], shape[3], shape[1], shape[2]))}`",
+                warn=channels >= 16 and shape[2] >= 16)
+        if axes == "NHWC" and shape[1] in (1, 3, 4) and channels > 4 and shape[2] > 4:
+            return _Suspicion(
+                f"`{name}` is declared NHWC with {channels} channels and height {shape[1]}: it looks "
+                f"like a channels-first image ({shape[1]} channels)",
+                f"drop `NHWC` (NCHW is the default for 4-D inputs), or write the shape channels "
+                f"last: `{t.dtype}{_dims((shape[0], shape[2], shape[3], shape[1]))}`",
+                warn=channels >= 16 and shape[2] >= 16)
+    if t.rank == 3 and axes == "NCL" and isinstance(shape[0], int) and shape[0] in (1, 3, 4):
+        _, c, length = shape
+        return _Suspicion(
+            f"`{name}` {_dims(shape)} has no batch axis: it reads as {shape[0]} samples of {c} "
+            f"channels and length {length}, not one image",
+            f"add the batch axis: `input {name}: {t.dtype}{_dims(('N', *shape))}`",
+            warn=isinstance(c, int) and c == length and c >= 8)
+    return None
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def _check_input(graph: Graph, node: LayerNode, failures: list[Failure],
+                 diagnostics: Diagnostics) -> None:
+    t = node.declared
+    if t is None:
+        return
+    downstream = [f for f in failures if f.diagnostic in diagnostics.items and node.name in graph.ancestors([f.node.name])]
+    suspicion = _layout_suspicion(node.name, t)
+    if suspicion is None and downstream:
+        suspicion = _stride_suspicion(graph, node, downstream)
+    if suspicion is None:
+        return
+    span = node.span
+    if not downstream:
+        if suspicion.warn:
+            diagnostics.warning(suspicion.message, span, rule="inputs are declared in their layout",
+                                hint=suspicion.hint)
+        return
+    first = downstream[0]
+    labels = [Label(f.diagnostic.span, f"so `{f.node.name}` fails here: {f.diagnostic.message}")
+              for f in downstream[:3] if f.diagnostic.span is not None]
+    notes = [f"{len(downstream) - 3} more layers fail because of it"] if len(downstream) > 3 else []
+    diagnostics.items[diagnostics.items.index(first.diagnostic)] = Diagnostic(
+        suspicion.message, span, rule="inputs are declared in their layout, with the sizes the "
+                                      "network needs", hint=suspicion.hint, labels=labels, notes=notes,
+        layer=node.name)
+    for failure in downstream[1:]:
+        diagnostics.items.remove(failure.diagnostic)
+
+
+def _stride_suspicion(graph: Graph, node: LayerNode, downstream: list[Failure]) -> _Suspicion | None:
+    """A merge fails on spatial axes, and would not if this input's spatial sizes were a
+    multiple of some stride: the input is at fault (a U-Net given 250 instead of 256)."""
+    t = node.declared
+    merges = [f for f in downstream if len(f.inputs) > 1 and f.error.axes
+              and all(a in t.layout.spatial for a in f.error.axes)]
+    if not merges or not t.layout.spatial:
+        return None
+    sizes = t.spatial
+    if not all(isinstance(s, int) for s in sizes):
+        return None
+    for stride in STRIDES:
+        rounded = tuple(-(-s // stride) * stride for s in sizes)
+        if rounded == sizes:
+            continue
+        types, after = propagate(graph, {node.name: t.with_axes(spatial=rounded)})
+        if all(types.get(f.node.name) is not None for f in merges) and len(after) < len(downstream):
+            bad = [f"{t.layout.role(i)} {s}" for i, s in zip(t.layout.spatial, sizes) if s % stride]
+            shown = " and ".join(bad)
+            return _Suspicion(
+                f"`{node.name}`: {shown} {'is not a multiple' if len(bad) == 1 else 'are not multiples'} "
+                f"of {stride}, the network's total stride, which the merge `{merges[0].node.name}` needs",
+                f"use a size that is a multiple of {stride}, e.g. {_dims(t.with_axes(spatial=rounded).shape)}",
+                warn=False)
+    return None
