@@ -203,10 +203,15 @@ class Diagnostics:
         for key in order:
             first, *rest = groups[key]
             if rest:
-                names = [d.chain[-1].name if d.chain else (d.layer or "?") for d in (first, *rest)]
-                shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more"
-                                                                   if len(names) > 4 else "")
-                first.notes.append(f"in {len(names)} instances: {shown}")
+                group = (first, *rest)
+                names = [d.chain[-1].name if d.chain else d.layer for d in group]
+                if None in names or len(set(names)) < len(names):  # rounds of a repeat
+                    first.notes.append(f"reported once for the {len(group)} times this line is "
+                                       "evaluated (rounds of a repeat, instances of a block)")
+                else:
+                    shown = ", ".join(f"`{n}`" for n in names[:4]) + (f" and {len(names) - 4} more"
+                                                                       if len(names) > 4 else "")
+                    first.notes.append(f"in {len(names)} instances: {shown}")
             merged.append(first)
         self.items = merged
 
@@ -270,14 +275,16 @@ def render(diagnostic: Diagnostic, sources: Sources) -> str:
         lines.append(f"  --> {labels[0].span.location()}")
     if labels:
         lines.extend(_snippets(labels, sources))
+    # the details line up with the quoted lines' bar, past the widest line number
+    indent = " " * (len(str(max(label.span.line for label in labels))) + 1 if labels else 2)
     for instance in diagnostic.chain:
-        lines.append(f"  = {instance.describe()}")
+        lines.append(f"{indent}= {instance.describe()}")
     for key in ("layer", "rule", "hint"):
         value = getattr(diagnostic, key)
         if value:
-            lines.append(f"  = {key}: {value}")
+            lines.append(f"{indent}= {key}: {value}")
     for note in diagnostic.notes:
-        lines.append(f"  = note: {note}")
+        lines.append(f"{indent}= note: {note}")
     return "\n".join(lines)
 
 

@@ -25,8 +25,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, Label, NetspecError, Span, did_you_mean
-from netspec.evaluate import (POISON, Argument, Evaluator, Scope, Tensor, free_names, is_plain, kind_name,
-                              origin_of)
+from netspec.evaluate import (POISON, Argument, Evaluator, Scope, Tensor, division_hint, free_names, is_plain,
+                              kind_name, origin_of)
 from netspec.functions import FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
@@ -579,11 +579,7 @@ class Elaborator(Evaluator):
                 span = origin.span
                 labels.append(Label(culprit.span, f"`{culprit.expr.name}` is {show_value(culprit.value)}, "
                                                   f"given as `{attribute}` of {cls.kind} here"))
-            written = origin.expr if origin is not None else None
-            if (hint is None and isinstance(culprit.value, float) and culprit.value.is_integer()
-                    and isinstance(written, S.BinOp) and written.op == "/"):
-                hint = (f"`/` divides to a number ({show_value(culprit.value)}); `//` divides to "
-                        f"an integer ({int(culprit.value)})")
+            hint = hint or division_hint(culprit.value, origin.expr if origin is not None else None)
         self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=hint, layer=name,
                         labels=labels)
 
@@ -593,10 +589,17 @@ class Elaborator(Evaluator):
             name = self._auto_name(scope, layer.kind)
         elif name in self.graph:
             other = self.graph.node(name).span
-            self.diag.error(f"the layer name `{name}` is used twice", span,
-                            rule="layer names (and so parameter names) are unique",
-                            hint="rename one of the labels",
-                            labels=[Label(other, f"`{name}` is first made here")])
+            if other == span:  # one label, evaluated twice: two rounds of a repeat
+                self.diag.error(f"the layer name `{name}` is used twice: this label gives it in two "
+                                "rounds of the repeat", span,
+                                rule="layer names (and so parameter names) are unique",
+                                hint="make the label differ in every round, e.g. `name{i}:` with the "
+                                     "round index of `repeat(n, i)`")
+            else:
+                self.diag.error(f"the layer name `{name}` is used twice", span,
+                                rule="layer names (and so parameter names) are unique",
+                                hint="rename one of the labels",
+                                labels=[Label(other, f"`{name}` is first made here")])
             name = self._auto_name(scope, layer.kind)
         node = LayerNode(name=name, layer=layer, inputs=[t.value.node for t in inputs], span=span,
                          blocks=scope.blocks, input_spans=[t.span for t in inputs],

@@ -133,6 +133,13 @@ def origin_of(expr: S.Expr, scope: Scope) -> Origin:
     return Origin(expr.span, expr)
 
 
+def division_hint(value: Any, expr: S.Expr | None) -> str | None:
+    """For a whole number that came out of `/` where an integer was needed: `//`."""
+    if isinstance(value, float) and value.is_integer() and isinstance(expr, S.BinOp) and expr.op == "/":
+        return f"`/` divides to a number ({value!r}); `//` divides to an integer ({int(value)})"
+    return None
+
+
 class Evaluator:
     """Evaluates expressions in a Scope, reporting each mistake once (located) and returning
     POISON for what failed. Subclasses give calls, chains and tensor operators their meaning."""
@@ -344,6 +351,6 @@ class Evaluator:
             return POISON
         if isinstance(value, bool) or not isinstance(value, (int, str)):
             self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {kind_name(value)}",
-                            index.span, rule="labels are names")
+                            index.span, rule="labels are names", hint=division_hint(value, index))
             return POISON
         return f"{label.name}{value}"

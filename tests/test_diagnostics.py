@@ -721,3 +721,87 @@ def test_compile_from_text_argument(tmp_path):
     assert d.span.file == "virtual.net"
     assert "virtual.net:3:10" in rendered(result)
     assert "3 | y = x -> cnov" in rendered(result)
+
+
+# ================================================================ several labels
+
+
+SE = """\
+network t
+input x: f32[N, 32, 28, 28]
+feat = x -> conv(64, 3, padding=1) -> relu
+gate = feat -> global_avgpool -> conv(16, 1) -> relu -> conv(32, 1) -> sigmoid
+y = feat * gate
+output y
+"""
+
+
+def test_a_diagnostic_with_several_labels_renders_as_text(tmp_path):
+    result = compile_text(tmp_path, SE, "se.net")
+    text = render(errors(result)[0], result.diagnostics.sources)
+    path = str(tmp_path / "se.net")
+    assert text == textwrap.dedent(f"""\
+        error: mul: shapes do not match: [N, 64, 28, 28] * [N, 32, 1, 1]
+          --> {path}:5:5
+          |
+        4 | gate = feat -> global_avgpool -> conv(16, 1) -> relu -> conv(32, 1) -> sigmoid
+          |                                                         ----------- channels become 32 here, in `gate.3`
+        5 | y = feat * gate
+          |     ^^^^^^^^^^^ channels differ: 64 and 32
+          |     ----   ---- [N, 32, 1, 1] from `gate.4` (line 4) (likely culprit)
+          |     |
+          |     [N, 64, 28, 28] from `feat.1` (line 3)
+          = layer: y
+          = rule: `*` needs equal shapes, or sizes of 1 that broadcast
+          = note: input shapes: [N, 64, 28, 28], [N, 32, 1, 1]
+          = note: the likely culprit is `gate.4` ([N, 32, 1, 1]), which is computed from `feat.1` and must match it""")
+
+
+def test_labels_in_json(tmp_path):
+    result = compile_text(tmp_path, SE, "se.net")
+    doc = errors(result)[0].to_json()
+    labels = doc["labels"]
+    assert labels[0] == {"file": str(tmp_path / "se.net"), "line": 5, "column": 5, "end_line": 5,
+                         "end_column": 16, "message": "channels differ: 64 and 32", "primary": True}
+    assert [(l["line"], l["column"], l["primary"]) for l in labels[1:]] == \
+        [(5, 5, False), (5, 12, False), (4, 57, False)]
+    # the old fields stay, and agree with the primary label
+    assert (doc["line"], doc["column"], doc["end_column"]) == (5, 5, 16)
+
+
+def test_labels_in_another_file_get_their_own_header(tmp_path):
+    write(tmp_path, "block u(t) {\n    return t\n}\n", "lib.net")
+    result = compile_text(tmp_path, 'use "lib.net"\nnetwork t\ninput x: f32[N, 3, 8, 8]\n'
+                                    'block u(t) {\n    return t\n}\ny = x -> u\noutput y\n')
+    text = render(errors(result)[0], result.diagnostics.sources)
+    assert f"  ::: {tmp_path / 'lib.net'}:1:7" in text
+    assert text.index("4 | block u(t) {") < text.index(":::") < text.index("1 | block u(t) {")
+
+
+def test_labels_on_separate_lines_are_shown_in_order_with_a_gap_marker(tmp_path):
+    result = compile_text(tmp_path, "network t\ninput x: f32[N, 3, 8, 8]\ny = x -> relu\n\n\n"
+                                    "y = x -> relu\noutput y\n")
+    text = render(errors(result)[0], result.diagnostics.sources)
+    lines = text.splitlines()
+    assert lines[3:8] == ["3 | y = x -> relu", "  | - first defined here", "  .",
+                          "6 | y = x -> relu", "  | ^"]
+
+
+def test_an_error_inside_a_block_names_the_instance_and_its_call_outermost_first(tmp_path):
+    text = """\
+        network t
+        input x: f32[N, 8, 8, 8]
+        block inner(t) {
+            return t -> conv(8, 3, paddng=1)
+        }
+        block outer(t) {
+            return t -> deep: inner
+        }
+        y = x -> stage: outer
+        output y
+        """
+    d = one_error(tmp_path, text)
+    assert [(i.name, i.call, i.span.line) for i in d.chain] == [("stage", "outer()", 9), ("stage.deep", "inner()", 7)]
+    rendered_text = render(d, compile_text(tmp_path, text).diagnostics.sources)
+    assert "= in `stage` = `outer()`, called at" in rendered_text
+    assert rendered_text.index("`stage` = ") < rendered_text.index("`stage.deep` = ")

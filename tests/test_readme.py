@@ -65,3 +65,35 @@ def test_explain_output_is_real():
     expected = [line.rstrip() for line in quoted.splitlines() if line != "..."]
     actual = [line.rstrip() for line in result.stdout.splitlines()]
     assert actual[:len(expected)] == expected
+
+
+def test_every_quoted_check_of_an_example_is_real():
+    """Each `$ netspec check examples/...` block is what netspec prints, and exits as it says."""
+    commands = re.findall(r"```\n\$ (netspec check examples/\S+)\n", README)
+    assert len(commands) >= 3, commands
+    for command in commands:
+        result = run(*command.split()[1:])
+        expected = [line.rstrip() for line in quoted_output(command).splitlines()]
+        actual = [line.rstrip() for line in (result.stdout + result.stderr).splitlines()]
+        assert actual == expected, command
+        assert result.returncode == (1 if "error" in expected[-1] else 0)
+
+
+def test_the_files_the_readme_uses_are_shipped():
+    """Every examples/ path the README names exists, so every command runs as written."""
+    paths = set(re.findall(r"examples/[\w.-]+", README))
+    assert paths >= {"examples/broken.net", "examples/shape.net", "examples/image.png"}
+    for path in paths:
+        assert (ROOT / path).is_file(), path
+
+
+def test_the_run_example_runs_as_written(tmp_path):
+    export = run("export", "specs/resnet18.net", "-o", str(tmp_path / "resnet18.onnx"))
+    assert export.returncode == 0, export.stderr
+    quoted = quoted_output("netspec export specs/resnet18.net -o resnet18.onnx")
+    command = re.search(r"^\$ (netspec run .*)$", quoted, re.M).group(1)
+    args = [str(tmp_path / "resnet18.onnx") if a == "resnet18.onnx" else a for a in command.split()[1:]]
+    result = run(*args)
+    assert result.returncode == 0, result.stderr
+    expected = quoted[quoted.index("$ netspec run"):].splitlines()[1:3]
+    assert result.stdout.splitlines()[:2] == expected  # the values; the latency line varies
