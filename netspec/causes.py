@@ -88,15 +88,20 @@ def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tupl
     a, b = node.inputs
     if a == b:
         return None, ""
-    above_a, above_b = graph.ancestors([a]), graph.ancestors([b])
-    if a in above_b:
+    import networkx  # only where a merge failed: `check` of a sound spec never imports it
+
+    dag = graph.nx
+    fork = networkx.lowest_common_ancestor(dag, a, b)
+    if fork == a:
         return 1, f"which is computed from `{a}` and must match it"
-    if b in above_a:
+    if fork == b:
         return 0, f"which is computed from `{b}` and must match it"
-    only_a, only_b = len(above_a - above_b), len(above_b - above_a)
-    if only_a != only_b:
-        index = 0 if only_a < only_b else 1
-        return index, "the shorter of the two branches"
+    if fork is None:  # two inputs of their own: nothing to compare
+        return None, ""
+    length_a = networkx.shortest_path_length(dag, fork, a)
+    length_b = networkx.shortest_path_length(dag, fork, b)
+    if length_a != length_b:
+        return (0 if length_a < length_b else 1), "the shorter of the two branches"
     return None, ""
 
 

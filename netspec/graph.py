@@ -6,7 +6,9 @@ fills in each node's output type, parameters and MACs.
 Nodes are kept in creation order, which is a topological order (a node is created after its
 inputs), so `check` walks the graph without importing networkx: that import alone costs about
 120 ms, a quarter of a whole `netspec check` process. The networkx DiGraph (`Graph.nx`) is built
-on first use by the stages that run graph algorithms.
+on first use by what runs graph algorithms: netspec.causes, to explain a merge that failed (the
+branches' lowest common ancestor and their lengths). networkx stays a dependency for that, and
+for what is coming (subgraph matching when importing ONNX models), not for the clean path.
 """
 
 from __future__ import annotations

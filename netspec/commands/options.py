@@ -114,7 +114,7 @@ def add_data_input(parser: argparse.ArgumentParser, extra: str = "") -> None:
 def add_lowering_options(parser: argparse.ArgumentParser, weights: bool = True) -> None:
     """--opset, --batch, --weights, --seed: how a spec becomes an ONNX model."""
     parser.add_argument("--opset", type=int, default=None, metavar="N",
-                        help="ONNX opset (default 17; 13 to 26, what onnxruntime loads)")
+                        help="ONNX opset (default 17; 13 to 26, what onnxruntime 1.31 and newer load)")
     parser.add_argument("--batch", type=int, default=None, metavar="N",
                         help="fix the batch size (default: dynamic, the input's symbol)")
     if weights:
@@ -131,7 +131,7 @@ def lowering_options(args: argparse.Namespace) -> dict:
 
     if args.opset is not None and not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise UsageError(f"--opset {args.opset}: choose {MIN_OPSET} to {MAX_OPSET} "
-                         "(what onnxruntime 1.31 loads)")
+                         "(what onnxruntime 1.31 and newer load)")
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch must be at least 1")
     return {"opset": args.opset, "batch": args.batch, "weights": getattr(args, "weights", None),
