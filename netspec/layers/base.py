@@ -21,6 +21,18 @@ from netspec.types import ShapeError, TensorType
 LAYERS: dict[str, type["Layer"]] = {}
 
 
+def register(cls: type["Layer"]) -> None:
+    """Add a layer class to LAYERS under its kind; a second class of the same kind is a
+    mistake in netspec (one kind, one class), refused at import."""
+    previous = LAYERS.get(cls.kind)
+    if previous is not None and previous is not cls:
+        raise TypeError(f"layer kind `{cls.kind}` is defined twice: by {previous.__module__}."
+                        f"{previous.__qualname__} and {cls.__module__}.{cls.__qualname__}")
+    if not cls.family:
+        raise TypeError(f"layer kind `{cls.kind}` ({cls.__qualname__}) has no family")
+    LAYERS[cls.kind] = cls
+
+
 class Expect:
     """Field metadata: how to say what a field accepts, in an error message or the reference."""
 
@@ -98,7 +110,7 @@ class Layer(BaseModel):
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
         if cls.__dict__.get("kind"):
-            LAYERS[cls.kind] = cls
+            register(cls)
 
     # ------------------------------------------------------------ construction from a call
 
