@@ -77,6 +77,10 @@ class Elaborator(Evaluator):
         self.auto_names: dict[str, int] = {}
         self.instances: set[str] = set()        # block instance names (scopes, not graph nodes)
         self.imported: set[Path] = set()        # files whose blocks are collected already
+        # `use`s that failed, with their diagnostic: the blocks those files define are unknown,
+        # so a call of an unknown name is not an error of its own (one mistake, one error)
+        self.failed_imports: list[tuple[S.Use, Any]] = []
+        self.unchecked: dict[str, list[Span]] = {}  # those calls, by name
 
     # ================================================================ entry point
 
@@ -92,7 +96,19 @@ class Elaborator(Evaluator):
         bindings = [s for s in module.statements if isinstance(s, S.Binding)]
         self._bindings(bindings, top)
         self._outputs(module, top)
+        self._note_unchecked()
         return self.graph
+
+    def _note_unchecked(self) -> None:
+        """One note on the failed `use`, naming the calls it leaves unchecked."""
+        if not self.unchecked or not self.failed_imports or self.failed_imports[0][1] is None:
+            return
+        calls = []
+        for callee, spans in self.unchecked.items():
+            places = sorted({f"{Path(span.file).name}:{span.line}" for span in spans})
+            calls.append(f"`{callee}` ({', '.join(places)})")
+        self.failed_imports[0][1].notes.append(
+            f"not checked, as they may be blocks of the file that failed: {', '.join(calls)}")
 
     # ================================================================ header and parameters
 
@@ -184,6 +200,7 @@ class Elaborator(Evaluator):
             module = self.load(shown, use.path.span)
         except NetspecError as exc:
             self.diag.extend(exc.diagnostics)
+            self.failed_imports.append((use, exc.diagnostics[0] if exc.diagnostics else None))
             return
         header = self._header(module)
         scope = self._network_parameters(header, {}, strict=False)
@@ -511,6 +528,9 @@ class Elaborator(Evaluator):
                                      piped is not None and piped.value is POISON)
         if callee in FUNCTIONS:
             return self.function(call, positional, keywords, poisoned)
+        if self.failed_imports:  # the block may be defined in the file that could not be read
+            self.unchecked.setdefault(callee, []).append(call.callee.span)
+            return POISON
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer, a block or a function",
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
