@@ -140,6 +140,15 @@ def division_hint(value: Any, expr: S.Expr | None) -> str | None:
     return None
 
 
+def _power(base: int | float, exponent: int | float) -> int | float:
+    """`base ** exponent`, as Python computes it; an integer result of more than 4,300 digits
+    (netspec's limit on integers) raises OverflowError before it is computed."""
+    if isinstance(base, int) and isinstance(exponent, int) and abs(base) > 1 and exponent > 0 \
+            and exponent * math.log10(abs(base)) > 4300:
+        raise OverflowError("integer power too large")
+    return base ** exponent
+
+
 class Evaluator:
     """Evaluates expressions in a Scope, reporting each mistake once (located) and returning
     POISON for what failed. Subclasses give calls, chains and tensor operators their meaning."""
@@ -283,6 +292,7 @@ class Evaluator:
     _ARITHMETIC = {
         "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
         "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
+        "**": lambda a, b: _power(a, b),
     }
     _TENSOR_OPS = {"+": "add", "*": "mul"}
 
@@ -290,6 +300,11 @@ class Evaluator:
         left = self.expr(expr.left, scope, None)
         right = self.expr(expr.right, scope, None)
         if left is POISON or right is POISON:
+            return POISON
+        if expr.op == "**" and (isinstance(left, Tensor) or isinstance(right, Tensor)):
+            self.diag.error("`**` raises a plain number to a power; it does not apply to tensors",
+                            expr.span, rule="`**` is arithmetic between numbers",
+                            hint="netspec has no element-wise power of a tensor; `x * x` squares one")
             return POISON
         if isinstance(left, Tensor) and isinstance(right, Tensor):
             kind = self._TENSOR_OPS.get(expr.op)
@@ -312,13 +327,24 @@ class Evaluator:
         if expr.op in ("/", "//", "%") and right == 0:
             self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
             return POISON
+        if expr.op == "**" and left == 0 and right < 0:
+            self.diag.error("0 cannot be raised to a negative power (it divides by zero)", expr.span,
+                            rule="`0 ** n` needs n >= 0")
+            return POISON
+        if expr.op == "**" and left < 0 and isinstance(right, float) and not right.is_integer():
+            from netspec.layers.base import show_value
+
+            self.diag.error(f"a negative number to a fractional power has no real value: "
+                            f"({show_value(left)}) ** {show_value(right)}", expr.span,
+                            rule="`a ** b` with a fractional b needs a >= 0")
+            return POISON
         try:
             result = self._ARITHMETIC[expr.op](left, right)
         except OverflowError:
             result = math.inf
         if isinstance(result, float) and not math.isfinite(result):
             self.diag.error(f"`{expr.op}` overflows: the result is too large for a number", expr.span,
-                            rule="numbers are at most 1.8e308")
+                            rule="numbers are at most 1.8e308, integers 4,300 digits")
             return POISON
         return result
 

@@ -21,7 +21,7 @@ from netspec.diagnostics import Diagnostic, NetspecError, Span
 _OPENERS = {"(": ")", "[": "]"}
 MAX_INT_DIGITS = 4300  # Python's own limit on converting text to int
 # After one of these a line break cannot end a statement, so it is dropped.
-_CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", ",", "=", ":", "{", "(", "[",
+_CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", "**", ",", "=", ":", "{", "(", "[",
                     "==", "!=", "<", "<=", ">", ">=", "and", "or", "not", "if", "else"}
 
 
@@ -193,7 +193,7 @@ class _AstBuilder(Transformer_NonRecursive):
         return rule
 
     add, sub, mul = _binop("+"), _binop("-"), _binop("*")
-    div, floordiv, mod = _binop("/"), _binop("//"), _binop("%")
+    div, floordiv, mod, pow = _binop("/"), _binop("//"), _binop("%"), _binop("**")
 
     def compare(self, meta, children):
         left, op, right = children
@@ -279,7 +279,7 @@ _NAMED_TERMINALS = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number",
                     "COMPARE": "a comparison"}
 _EXPRESSION_STARTS = {"NAME", "INT", "FLOAT", "STRING"}
 # After any value an operator could follow; naming them all in a message only hides the point.
-_OPERATORS = {"+", "-", "*", "/", "//", "%", "and", "or", "if"}
+_OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "and", "or", "if"}
 
 
 def _terminal_text(lark: Lark, name: str) -> str | None:

@@ -452,6 +452,22 @@ def test_unary_minus():
     assert e.op == "-" and isinstance(e.right, S.Neg)
 
 
+def test_power_binds_tighter_than_unary_minus_and_groups_to_the_right():
+    e = value_of("-2 ** 2")  # -(2 ** 2), as in Python
+    assert isinstance(e, S.Neg) and e.operand.op == "**"
+    e = value_of("2 ** 3 ** 2")  # 2 ** (3 ** 2)
+    assert e.op == "**" and e.left.value == 2 and e.right.op == "**"
+    e = value_of("d ** -0.5")
+    assert e.op == "**" and e.left.name == "d" and isinstance(e.right, S.Neg)
+    e = value_of("2 * k ** 2")  # 2 * (k ** 2)
+    assert e.op == "*" and e.right.op == "**"
+
+
+def test_power_continues_a_line():
+    e = value_of("2 **\n    3")
+    assert e.op == "**" and e.right.value == 3
+
+
 def test_negative_keyword_value():
     call = value_of("x -> softmax(axis=-1)").stages[0]
     axis = kwargs(call)["axis"]
@@ -471,7 +487,7 @@ def _from_netspec(node) -> tuple:
 
 
 _PY_OPS = {pyast.Add: "+", pyast.Sub: "-", pyast.Mult: "*", pyast.Div: "/",
-           pyast.FloorDiv: "//", pyast.Mod: "%"}
+           pyast.FloorDiv: "//", pyast.Mod: "%", pyast.Pow: "**"}
 
 
 def _from_python(node) -> tuple:
@@ -491,7 +507,7 @@ _atoms = st.one_of(st.integers(0, 999).map(str), st.sampled_from(["a", "b", "pla
 
 def _compose(children):
     return st.one_of(
-        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "//", "%"]), children)
+        st.tuples(children, st.sampled_from(["+", "-", "*", "/", "//", "%", "**"]), children)
         .map(lambda t: f"{t[0]} {t[1]} {t[2]}"),
         children.map(lambda s: f"-{s}"),
         children.map(lambda s: f"({s})"),
