@@ -316,8 +316,7 @@ def _snippets(labels: list[Label], sources: Sources) -> list[str]:
             if previous is not None and number > previous + 1:
                 out.append(f"{gutter} .")
             previous = number
-            text = _visible(text.expandtabs(1))
-            out.append(f"{str(number).rjust(len(gutter))} | {text}")
+            out.append(f"{str(number).rjust(len(gutter))} | {_visible(text)[0]}")
             out.extend(f"{gutter} | {row}".rstrip() for row in _marker_rows(by_line[number], text))
     return out
 
@@ -325,11 +324,16 @@ def _snippets(labels: list[Label], sources: Sources) -> list[str]:
 def _marker_rows(labels: list[Label], text: str) -> list[str]:
     """The rows under one quoted line: labels that do not overlap share a row of markers (the
     primary's row first); in a row the rightmost label's message follows its markers, the
-    others hang below it on `|` connectors, as rustc draws them."""
+    others hang below it on `|` connectors, as rustc draws them. Markers stand in screen
+    columns (see `_visible`), under the characters as the quoted line shows them."""
+    length, starts = len(text), _visible(text)[1]
+
     def extent(label: Label) -> tuple[int, int]:
         start = label.span.column - 1
-        end = label.span.end_column - 1 if label.span.end_line == label.span.line else len(text)
-        return start, max(start + 1, min(end, len(text) + 1))
+        end = label.span.end_column - 1 if label.span.end_line == label.span.line else length
+        end = max(start + 1, min(end, length + 1))
+        first = _screen_column(starts, length, start + 1)
+        return first, max(first + 1, _screen_column(starts, length, end + 1))
 
     rows: list[list[tuple[int, int, Label]]] = []
     for label in sorted(labels, key=lambda l: (not l.primary, l.span.column)):
@@ -362,12 +366,50 @@ def _marker_rows(labels: list[Label], text: str) -> list[str]:
     return out
 
 
-def _visible(text: str) -> str:
-    """The quoted line as a terminal should show it: control and other unprintable characters
-    (from a binary file, say) become one replacement character each, so carets stay aligned."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else "\ufffd" for c in text)
+def _visible(text: str) -> tuple[str, list[int] | None]:
+    """The quoted line as a terminal shows it, and the screen column (from 0) where each of its
+    characters starts, so that markers stand under the right one.
+
+    A tab is one space (a span counts it as one column). An invisible or unprintable character
+    (a no-break or zero-width space, a byte-order mark, a control character from a binary file)
+    becomes a visible marker such as `<U+00A0>`; an East Asian wide character (`（`, `，`, CJK)
+    takes two columns and a combining mark none. `starts` has one entry per character and one
+    for the end of the line; it is None when every character takes one column."""
+    if text.isascii() and text.isprintable():
+        return text, None
+    import unicodedata  # only for a line that needs it
+
+    shown: list[str] = []
+    starts: list[int] = []
+    column = 0
+    for char in text:
+        starts.append(column)
+        if char == "\t":
+            piece, width = " ", 1
+        elif char.isprintable():
+            piece = char
+            if unicodedata.combining(char) or unicodedata.category(char) in ("Mn", "Me"):
+                width = 0
+            else:
+                width = 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+        else:
+            piece = f"<U+{ord(char):04X}>"
+            width = len(piece)
+        shown.append(piece)
+        column += width
+    starts.append(column)
+    return "".join(shown), starts
+
+
+def _screen_column(starts: list[int] | None, length: int, column: int) -> int:
+    """Where source column `column` (from 1) of a line of `length` characters starts on screen;
+    a column past the end of the line (where a missing token goes) is one more per step."""
+    index = column - 1
+    if starts is None:
+        return index
+    if index <= length:
+        return starts[index]
+    return starts[length] + index - length
 
 
 def render_all(diagnostics: Iterable[Diagnostic], sources: Sources) -> str:
