@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 from graphlib import CycleError, TopologicalSorter
 
-from netspec import syntax as S
+from netspec import habits, syntax as S
 from netspec.diagnostics import Diagnostics, Label, NetspecError, Span, did_you_mean
 from netspec.evaluate import (POISON, Argument, Evaluator, Scope, Tensor, division_hint, free_names, is_plain,
                               kind_name, origin_of)
@@ -531,6 +531,12 @@ class Elaborator(Evaluator):
         if self.failed_imports:  # the block may be defined in the file that could not be read
             self.unchecked.setdefault(callee, []).append(call.callee.span)
             return POISON
+        foreign = habits.unknown_callee(callee, positional, keywords, piped is not None, self.diag.sources)
+        if foreign is not None:  # PyTorch's or Keras's name for a netspec layer
+            message, hint, notes = foreign
+            self.diag.error(message, call.callee.span, rule="a call names a built-in layer, a block or "
+                            "a function", hint=hint, notes=notes)
+            return POISON
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer, a block or a function",
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
@@ -577,7 +583,8 @@ class Elaborator(Evaluator):
                 culprit, attribute = keywords[exc.arg], cls.aliases.get(exc.arg, exc.arg)
             else:
                 culprit, attribute = None, None
-            self._attribute_error(exc, cls, call, scope, culprit, attribute, name)
+            source_of = habits.argument_source(self.diag.sources, positional, keywords)
+            self._attribute_error(exc, cls, call, scope, culprit, attribute, name, source_of)
             return POISON
         if poisoned:
             return POISON
@@ -588,10 +595,12 @@ class Elaborator(Evaluator):
         return self._layer_node(layer, tensors, call.span, scope, name, written)
 
     def _attribute_error(self, exc: ArgumentError, cls: type[Layer], call: S.Call, scope: Scope,
-                         culprit: Argument | None, attribute: str | None, name: str | None) -> None:
+                         culprit: Argument | None, attribute: str | None, name: str | None,
+                         source_of=None) -> None:
         """A bad attribute value, reported where it was written: at the argument, or, when the
-        argument is a name, where that name got its value (a block's call site, a binding)."""
-        span, labels, hint = call.span, [], exc.hint
+        argument is a name, where that name got its value (a block's call site, a binding).
+        `source_of` gives the arguments' text, for a hint that shows the call corrected."""
+        span, labels, hint = call.span, [], exc.hint_with(source_of)
         if culprit is not None:
             span = culprit.span
             origin = origin_of(culprit.expr, scope) if culprit.expr is not None else None

@@ -207,10 +207,18 @@ def test_unknown_layer_did_you_mean(tmp_path):
 
 
 def test_unknown_layer_in_other_case(tmp_path):
-    line = "y = x -> ReLU"
+    line = "y = x -> RELU"
+    d = one_error(tmp_path, HEAD + line + "\noutput y\n")
+    at(d, 3, col(line, "RELU"))
+    assert d.hint == "did you mean `relu`?"
+
+
+def test_pytorch_class_name_is_named_as_such(tmp_path):
+    line = "y = x -> ReLU"  # nn.ReLU
     d = one_error(tmp_path, HEAD + line + "\noutput y\n")
     at(d, 3, col(line, "ReLU"))
-    assert d.hint == "did you mean `relu`?"
+    assert "PyTorch's" in d.message and "`relu`" in d.message
+    assert d.hint == "write `relu`"
 
 
 def test_unknown_layer_with_nothing_close_has_no_misleading_hint(tmp_path):

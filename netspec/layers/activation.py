@@ -3,6 +3,7 @@
 
 from typing import ClassVar, Literal
 
+from netspec.habits import Foreign
 from netspec.layers.base import Axis, Layer, ParamSpec, PositiveInt
 from netspec.layers.merge import resolve_axis
 from netspec.types import ShapeError, TensorType
@@ -28,6 +29,7 @@ class ReLU(Activation):
     """max(x, 0)."""
 
     kind = "relu"
+    foreign = Foreign(pytorch=("ReLU",), keras=("ReLU",))
     onnx_op = "Relu"
 
 
@@ -35,6 +37,8 @@ class LeakyReLU(Activation):
     """x if x > 0 else negative_slope * x."""
 
     kind = "leaky_relu"
+    foreign = Foreign(pytorch=("LeakyReLU",), pytorch_args=("negative_slope",), keras=("LeakyReLU",),
+                      keras_args=("negative_slope",), keras_keywords={"alpha": "negative_slope"})
     positional = ("negative_slope",)
 
     negative_slope: float = 0.01
@@ -50,6 +54,7 @@ class Sigmoid(Activation):
     """1 / (1 + exp(-x))."""
 
     kind = "sigmoid"
+    foreign = Foreign(pytorch=("Sigmoid",))
     onnx_op = "Sigmoid"
 
 
@@ -57,6 +62,7 @@ class Tanh(Activation):
     """tanh(x)."""
 
     kind = "tanh"
+    foreign = Foreign(pytorch=("Tanh",))
     onnx_op = "Tanh"
 
 
@@ -64,6 +70,7 @@ class Softmax(Activation):
     """exp(x) / sum(exp(x)) along `axis` (default: the channel axis, i.e. the classes)."""
 
     kind = "softmax"
+    foreign = Foreign(pytorch=("Softmax",), pytorch_args=("dim",), keras=("Softmax",), keras_args=("axis",))
     positional = ("axis",)
     aliases = {"dim": "axis"}
 
@@ -83,6 +90,7 @@ class ReLU6(Activation):
     """min(max(x, 0), 6): MobileNet's bounded ReLU."""
 
     kind = "relu6"
+    foreign = Foreign(pytorch=("ReLU6",))
 
     def lower(self, g, node, inputs, types, output):
         low, high = g.const(0.0, "float32", "min"), g.const(6.0, "float32", "max")
@@ -93,6 +101,7 @@ class HardSigmoid(Activation):
     """relu6(x + 3) / 6: a piecewise-linear sigmoid (MobileNetV3's gates)."""
 
     kind = "hardsigmoid"
+    foreign = Foreign(pytorch=("Hardsigmoid",))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)
@@ -102,6 +111,7 @@ class HardSwish(Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
 
     kind = "hardswish"
+    foreign = Foreign(pytorch=("Hardswish",))
 
     def lower(self, g, node, inputs, types, output):
         if g.opset >= 14:
@@ -114,6 +124,7 @@ class GELU(Activation):
     """x * Phi(x), Phi the standard normal CDF; `approximate="tanh"` uses the tanh formula."""
 
     kind = "gelu"
+    foreign = Foreign(pytorch=("GELU",), pytorch_args=("approximate",))
 
     approximate: Literal["none", "tanh"] = "none"
 
@@ -139,6 +150,7 @@ class SiLU(Activation):
     """x * sigmoid(x), also called swish (EfficientNet)."""
 
     kind = "silu"
+    foreign = Foreign(pytorch=("SiLU",))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs, final=False)])
@@ -148,6 +160,7 @@ class ELU(Activation):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
     kind = "elu"
+    foreign = Foreign(pytorch=("ELU",), pytorch_args=("alpha",), keras=("ELU",), keras_args=("alpha",))
     positional = ("alpha",)
 
     alpha: float = 1.0
@@ -161,6 +174,7 @@ class PReLU(Activation):
     per channel (`num_parameters` = the channels). Its parameter is `weight`, as in PyTorch."""
 
     kind = "prelu"
+    foreign = Foreign(pytorch=("PReLU",), pytorch_args=("num_parameters", "init"), keras=("PReLU",))
     positional = ("num_parameters",)
 
     num_parameters: PositiveInt = 1

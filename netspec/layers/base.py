@@ -16,6 +16,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from netspec import habits
 from netspec.types import ShapeError, TensorType
 
 LAYERS: dict[str, type["Layer"]] = {}
@@ -88,11 +89,26 @@ class ParamSpec:
 
 
 class ArgumentError(Exception):
-    """A bad argument; `arg` is the index of the offending argument (or its keyword name)."""
+    """A bad argument; `arg` is the index of the offending argument (or its keyword name).
 
-    def __init__(self, message: str, arg: int | str | None = None, hint: str | None = None):
+    `call`, where given, is the corrected call (a netspec.habits.Rewrite) that the hint shows in
+    place of `{call}`: written from the arguments' values, or from their source text when the
+    caller has it (`hint_with`)."""
+
+    def __init__(self, message: str, arg: int | str | None = None, hint: str | None = None,
+                 call=None):
         super().__init__(message)
-        self.message, self.arg, self.hint = message, arg, hint
+        self.message, self.arg, self.call, self._hint = message, arg, call, hint
+
+    @property
+    def hint(self) -> str | None:
+        return self.hint_with(None)
+
+    def hint_with(self, source_of) -> str | None:
+        """The hint; `source_of(argument)` gives an argument's source text (or None)."""
+        if self.call is None or self._hint is None:
+            return self._hint
+        return self._hint.replace("{call}", self.call.text(source_of))
 
 
 class Layer(BaseModel):
@@ -105,6 +121,7 @@ class Layer(BaseModel):
     positional: ClassVar[tuple[str, ...]] = ()   # attributes that may be given by position
     arity: ClassVar[int | None] = 1              # tensor inputs; None: two or more
     aliases: ClassVar[dict[str, str]] = {}       # other accepted spellings -> field name
+    foreign: ClassVar[habits.Foreign] = habits.Foreign()  # PyTorch's and Keras's names, for diagnostics
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -128,7 +145,7 @@ class Layer(BaseModel):
 
         if len(positional) > len(cls.positional):
             names = ", ".join(f"`{n}`" for n in cls.positional) or "none"
-            raise ArgumentError(
+            raise habits.misread(cls, positional, keywords) or ArgumentError(
                 f"{cls.kind} takes {len(cls.positional)} positional argument"
                 f"{'s' if len(cls.positional) != 1 else ''} ({names}) but got {len(positional)}",
                 arg=len(cls.positional),
@@ -137,11 +154,13 @@ class Layer(BaseModel):
         for name, value in keywords.items():
             field = cls.aliases.get(name, name)
             if field not in cls.model_fields:
-                raise ArgumentError(f"{cls.kind} has no attribute `{name}`", arg=name,
+                raise habits.unknown_keyword(cls, name, positional, keywords) or ArgumentError(
+                                    f"{cls.kind} has no attribute `{name}`", arg=name,
                                     hint=did_you_mean(name, [*cls.model_fields, *cls.aliases])
                                     or f"{cls.kind} takes: {', '.join(cls.model_fields) or 'no attributes'}")
             if field in values:
-                raise ArgumentError(f"{cls.kind}: `{field}` is given twice", arg=name)
+                raise habits.misread(cls, positional, keywords) or ArgumentError(
+                    f"{cls.kind}: `{field}` is given twice", arg=name)
             values[field] = value
         for name, field in cls.model_fields.items():
             if field.is_required() and name not in values:

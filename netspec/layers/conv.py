@@ -1,6 +1,7 @@
 """Convolution layers."""
 
 
+from netspec.habits import Foreign
 from netspec.layers.base import (Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
                                  explain_windows, fan_in_uniform)
 from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
@@ -71,6 +72,14 @@ class Conv(ConvBase):
     """
 
     kind = "conv"
+    foreign = Foreign(
+        pytorch=("Conv2d", "LazyConv2d"),
+        pytorch_args=("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
+                      "groups", "bias"),
+        keras=("Conv2D", "Convolution2D"), keras_args=("filters", "kernel_size", "strides", "padding"),
+        keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
+                        "use_bias": "bias"},
+        inherited={"in_channels": "input channels"})
 
     padding: Padding2 = 0
 
@@ -130,6 +139,15 @@ class ConvTranspose(ConvBase):
     output_padding + 1` on each spatial axis."""
 
     kind = "conv_transpose"
+    foreign = Foreign(
+        pytorch=("ConvTranspose2d", "LazyConvTranspose2d"),
+        pytorch_args=("in_channels", "out_channels", "kernel_size", "stride", "padding",
+                      "output_padding", "groups", "bias", "dilation"),
+        keras=("Conv2DTranspose", "Convolution2DTranspose"),
+        keras_args=("filters", "kernel_size", "strides", "padding", "output_padding"),
+        keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
+                        "use_bias": "bias"},
+        inherited={"in_channels": "input channels"})
 
     padding: NonNegative2 = 0
     output_padding: NonNegative2 = 0

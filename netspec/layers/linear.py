@@ -1,6 +1,7 @@
 """Fully connected layers."""
 
 
+from netspec.habits import Foreign
 from netspec.layers.base import Layer, PositiveInt, explain_counts, fan_in_uniform
 from netspec.types import TensorType
 
@@ -15,6 +16,10 @@ class Linear(Layer):
     kind = "linear"
     family = "linear"
     positional = ("out_features",)
+    foreign = Foreign(pytorch=("Linear", "LazyLinear"), pytorch_args=("in_features", "out_features", "bias"),
+                      keras=("Dense",), keras_args=("units",),
+                      keras_keywords={"units": "out_features", "use_bias": "bias"},
+                      inherited={"in_features": "input features"})
 
     out_features: PositiveInt
     bias: bool = True

@@ -3,6 +3,7 @@
 
 from typing import ClassVar
 
+from netspec.habits import Foreign
 from netspec.layers.base import Axis, Layer
 from netspec.shapes import broadcast
 from netspec.types import ShapeError, TensorType
@@ -85,6 +86,7 @@ class Add(Elementwise):
     """Element-wise sum (`a + b`): residual connections, feature-pyramid merges."""
 
     kind = "add"
+    foreign = Foreign(keras=("Add",))
     symbol = "+"
     onnx_op = "Add"
 
@@ -93,6 +95,7 @@ class Mul(Elementwise):
     """Element-wise product (`a * b`) with broadcasting: attention and squeeze-and-excitation gates."""
 
     kind = "mul"
+    foreign = Foreign(keras=("Multiply",))
     symbol = "*"
     onnx_op = "Mul"
 
@@ -102,6 +105,7 @@ class Concat(Layer):
     must match."""
 
     kind = "concat"
+    foreign = Foreign(keras=("Concatenate",), keras_args=("axis",))
     family = "merge"
     arity = None
     aliases = {"dim": "axis"}

@@ -1,6 +1,7 @@
 """Normalisation layers."""
 
 
+from netspec.habits import Foreign
 from netspec.layers.base import Layer, ParamSpec, PositiveFloat, PositiveInt
 from netspec.types import ShapeError, TensorType
 
@@ -45,6 +46,12 @@ class BatchNorm(ChannelNorm):
     """
 
     kind = "batchnorm"
+    foreign = Foreign(pytorch=("BatchNorm2d", "BatchNorm1d", "LazyBatchNorm2d"),
+                      pytorch_args=("num_features", "eps", "momentum", "affine", "track_running_stats"),
+                      keras=("BatchNormalization",), keras_keywords={"epsilon": "eps"},
+                      keras_traps={"momentum": "`momentum` is left out: Keras's momentum m is PyTorch's "
+                                               "and netspec's 1 - m (Keras's 0.99 is momentum=0.01)"},
+                      inherited={"num_features": "number of channels"})
 
     eps: PositiveFloat = 1e-5
     momentum: float = 0.1
@@ -84,6 +91,9 @@ class LayerNorm(ChannelNorm):
     of C elements (when `elementwise_affine`; `bias=false` drops the shift)."""
 
     kind = "layernorm"
+    foreign = Foreign(pytorch=("LayerNorm",), pytorch_args=("normalized_shape", "eps", "elementwise_affine", "bias"),
+                      keras=("LayerNormalization",), keras_keywords={"epsilon": "eps"},
+                      inherited={"normalized_shape": "number of channels"})
 
     eps: PositiveFloat = 1e-5
     elementwise_affine: bool = True
@@ -124,6 +134,10 @@ class GroupNorm(ChannelNorm):
 
     kind = "groupnorm"
     positional = ("num_groups",)
+    foreign = Foreign(pytorch=("GroupNorm",), pytorch_args=("num_groups", "num_channels", "eps", "affine"),
+                      keras=("GroupNormalization",), keras_args=("groups",),
+                      keras_keywords={"groups": "num_groups", "epsilon": "eps"},
+                      inherited={"num_channels": "number of channels"})
 
     num_groups: PositiveInt
     eps: PositiveFloat = 1e-5

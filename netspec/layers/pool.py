@@ -1,6 +1,7 @@
 """Pooling layers."""
 
 
+from netspec.habits import Foreign
 from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2, explain_windows
 from typing import Annotated, Literal
 
@@ -86,6 +87,10 @@ class MaxPool(WindowPool):
     """Max pooling, as PyTorch's `nn.MaxPool2d`."""
 
     kind = "maxpool"
+    foreign = Foreign(pytorch=("MaxPool2d",),
+                      pytorch_args=("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
+                      keras=("MaxPooling2D", "MaxPool2D"), keras_args=("pool_size", "strides", "padding"),
+                      keras_keywords={"pool_size": "kernel", "strides": "stride"})
 
     dilation: Size2 = 1
 
@@ -99,6 +104,10 @@ class AvgPool(WindowPool):
     the average."""
 
     kind = "avgpool"
+    foreign = Foreign(pytorch=("AvgPool2d",),
+                      pytorch_args=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
+                      keras=("AveragePooling2D", "AvgPool2D"), keras_args=("pool_size", "strides", "padding"),
+                      keras_keywords={"pool_size": "kernel", "strides": "stride"})
 
     count_include_pad: bool = True
 
@@ -113,6 +122,7 @@ class LPPool(WindowPool):
     pooling. No padding, as in PyTorch."""
 
     kind = "lppool"
+    foreign = Foreign(pytorch=("LPPool2d",), pytorch_args=("norm_type", "kernel_size", "stride", "ceil_mode"))
     positional = ("norm_type", "kernel", "stride")
 
     norm_type: PositiveFloat
@@ -151,6 +161,7 @@ class GlobalAvgPool(GlobalPool):
     """Average over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
 
     kind = "global_avgpool"
+    foreign = Foreign(keras=("GlobalAveragePooling2D", "GlobalAvgPool2D"))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("GlobalAveragePool", inputs)
@@ -160,6 +171,7 @@ class GlobalMaxPool(GlobalPool):
     """Maximum over all spatial positions: [N, C, H, W] -> [N, C, 1, 1]."""
 
     kind = "global_maxpool"
+    foreign = Foreign(keras=("GlobalMaxPooling2D", "GlobalMaxPool2D"))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("GlobalMaxPool", inputs)
@@ -172,6 +184,7 @@ class AdaptiveAvgPool(Layer):
     pool (and lowers to one); otherwise the windows differ and overlap."""
 
     kind = "adaptive_avgpool"
+    foreign = Foreign(pytorch=("AdaptiveAvgPool2d",), pytorch_args=("output_size",))
     family = "pool"
     positional = ("output_size",)
 

@@ -4,6 +4,7 @@
 import math
 from typing import Literal
 
+from netspec.habits import Foreign
 from netspec.layers.base import Layer, PositiveNumber2, Size2
 from netspec.shapes import expand
 from netspec.types import ShapeError, TensorType
@@ -17,6 +18,11 @@ class Upsample(Layer):
     kind = "upsample"
     family = "resample"
     positional = ("scale_factor",)
+    foreign = Foreign(pytorch=("Upsample", "UpsamplingNearest2d", "UpsamplingBilinear2d"),
+                      pytorch_args=("size", "scale_factor", "mode", "align_corners"),
+                      keras=("UpSampling2D",), keras_args=("size",),
+                      keras_keywords={"size": "scale_factor", "interpolation": "mode"},
+                      implies={"UpsamplingBilinear2d": {"mode": '"bilinear"', "align_corners": "true"}})
 
     scale_factor: PositiveNumber2 | None = None
     size: Size2 | None = None

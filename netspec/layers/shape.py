@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from netspec.habits import Foreign
 from netspec.layers.base import Expect, Layer, Probability
 from netspec.shapes import resolve_padding
 from netspec.types import Layout, ShapeError, TensorType
@@ -22,6 +23,7 @@ class Flatten(Layer):
     weights a following `linear` needs.)"""
 
     kind = "flatten"
+    foreign = Foreign(pytorch=("Flatten",), keras=("Flatten",))
     family = "shape"
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
@@ -59,6 +61,8 @@ class Dropout(Layer):
     """Zeroes elements with probability `p` while training; the identity at inference."""
 
     kind = "dropout"
+    foreign = Foreign(pytorch=("Dropout", "Dropout2d"), pytorch_args=("p",), keras=("Dropout",),
+                      keras_args=("rate",), keras_keywords={"rate": "p"})
     family = "shape"
     positional = ("p",)
 
@@ -78,6 +82,7 @@ class Identity(Layer):
     """Passes its input through unchanged (a placeholder, as PyTorch's `nn.Identity`)."""
 
     kind = "identity"
+    foreign = Foreign(pytorch=("Identity",))
     family = "shape"
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
@@ -94,6 +99,12 @@ class Pad(Layer):
     edge; "circular" wraps around (needs padding <= size)."""
 
     kind = "pad"
+    foreign = Foreign(pytorch=("ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
+                               "CircularPad2d"),
+                      pytorch_args=("padding", "value"), keras=("ZeroPadding2D",), keras_args=("padding",),
+                      implies={"ReflectionPad2d": {"mode": '"reflect"'},
+                               "ReplicationPad2d": {"mode": '"replicate"'},
+                               "CircularPad2d": {"mode": '"circular"'}})
     family = "shape"
     positional = ("padding",)
 

@@ -1,0 +1,517 @@
+"""Habits from other tools and languages, named in their own words, with the netspec to write.
+
+A PyTorch user writes `conv(3, 64, 11)` (input channels first, as `nn.Conv2d`), `in_channels=3`,
+`linear(9216, 4096)`, `batchnorm(64)` or `nn.Conv2d(...)`; a Keras user `Conv2D(filters=64,
+kernel_size=3)` or `Dense(10, activation="relu")`; a C or JavaScript programmer `// comment`.
+The diagnostics that meet these mistakes ask this module what was meant and how netspec says it.
+
+What each layer is called elsewhere is declared on the layer class itself (one layer, one place)
+as a `Foreign` (netspec.layers.base.Layer.foreign): its PyTorch and Keras names, their positional
+parameters, Keras's keywords, and the arguments netspec takes from the input tensor instead.
+
+Everything here is pure: it reads those declarations and the text of the arguments, and returns
+messages and corrected calls; it never looks at shapes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from netspec.layers.base import ArgumentError, Layer
+
+Ref = int | str          # an argument of the call as written: positional index or keyword name
+SourceOf = Callable[[Ref], "str | None"]
+
+
+@dataclass(frozen=True)
+class Foreign:
+    """How PyTorch and Keras spell one netspec layer.
+
+    `pytorch_args` and `keras_args` are the frameworks' positional parameters in their own names;
+    a name in `inherited` is one that netspec takes from the input tensor (`in_channels`), the
+    others are netspec attributes or their aliases (`kernel_size`), or keys of `keras_keywords`
+    (Keras's name -> netspec's attribute: `filters` -> `out_channels`). `implies` gives the
+    attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`).
+    """
+
+    pytorch: tuple[str, ...] = ()
+    pytorch_args: tuple[str, ...] = ()
+    keras: tuple[str, ...] = ()
+    keras_args: tuple[str, ...] = ()
+    keras_keywords: dict[str, str] = field(default_factory=dict)
+    inherited: dict[str, str] = field(default_factory=dict)
+    implies: dict[str, dict[str, str]] = field(default_factory=dict)
+    keras_traps: dict[str, str] = field(default_factory=dict)  # Keras keywords that mean otherwise
+
+
+# PyTorch keywords with no netspec meaning: left out of a corrected call without a word.
+_SILENT = {"inplace", "device", "dtype"}
+# Keras's activation names -> netspec's layers (`Dense(10, activation="relu")`)
+_ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
+                "gelu": "gelu", "swish": "silu", "silu": "silu", "elu": "elu", "relu6": "relu6",
+                "hard_sigmoid": "hardsigmoid", "hard_swish": "hardswish", "leaky_relu": "leaky_relu",
+                "linear": None}
+# PyTorch's and Keras's functions (`F.max_pool2d`, `torch.cat`, `tf.nn.relu`) -> netspec's layers
+_FUNCTIONS = {"conv2d": "conv", "conv_transpose2d": "conv_transpose", "max_pool2d": "maxpool",
+              "avg_pool2d": "avgpool", "lp_pool2d": "lppool", "adaptive_avg_pool2d": "adaptive_avgpool",
+              "batch_norm": "batchnorm", "layer_norm": "layernorm", "group_norm": "groupnorm",
+              "interpolate": "upsample", "cat": "concat", "concatenate": "concat", "multiply": "mul",
+              "swish": "silu", "hard_swish": "hardswish", "hardsigmoid": "hardsigmoid"}
+_PYTORCH_MODULES = {"nn", "torch.nn"}
+_PYTORCH_FUNCTIONS = {"F", "torch", "torch.nn.functional", "nn.functional", "functional"}
+_KERAS_MODULES = {"layers", "keras.layers", "tf.keras.layers", "tensorflow.keras.layers",
+                  "keras", "tf.keras", "tf.nn", "tf", "K"}
+_SEQUENTIAL = {"Sequential", "ModuleList", "Model"}
+
+
+# ---------------------------------------------------------------- corrected calls
+
+
+@dataclass
+class Rewrite:
+    """A call as netspec writes it, built from the user's own arguments."""
+
+    kind: str
+    args: list[tuple[str | None, Ref]]          # (keyword, or None for a positional; the argument)
+    values: dict[Ref, Any] = field(default_factory=dict)   # the arguments' values, for want of text
+    label: str | None = None
+    then: list[str] = field(default_factory=list)            # layers chained after (`-> relu`)
+
+    def text(self, source_of: SourceOf | None = None) -> str:
+        from netspec.layers.base import show_value
+
+        parts = []
+        for keyword, ref in self.args:
+            shown = source_of(ref) if source_of is not None else None
+            if shown is None:
+                shown = show_value(self.values[ref]) if ref in self.values else "..."
+            parts.append(f"{keyword}={shown}" if keyword else shown)
+        call = f"{self.kind}({', '.join(parts)})" if parts else self.kind
+        if self.label:
+            call = f"{self.label}: {call}"
+        return " -> ".join([call, *self.then])
+
+
+def _canonical(cls: type["Layer"], given: list[tuple[str, Ref, str]], leading: list[Ref] = ()) -> list:
+    """The arguments in netspec's order: the positional attributes by position while none is
+    missing, then the rest by name (as written where netspec knows that spelling). `given`:
+    (attribute, argument, keyword written)."""
+    by_field = {f: (ref, written) for f, ref, written in given}
+    args: list[tuple[str | None, Ref]] = [(None, ref) for ref in leading]
+    used = set()
+    for name in cls.positional:
+        if name not in by_field:
+            break
+        args.append((None, by_field[name][0]))
+        used.add(name)
+    for name, ref, written in given:
+        if name in used:
+            continue
+        keyword = written if cls.aliases.get(written, written) == name else name
+        args.append((keyword, ref))
+    return args
+
+
+def argument_error(message: str, arg: Ref | None, template: str, rewrite: Rewrite) -> "ArgumentError":
+    """An ArgumentError whose hint is `template` with the corrected call in place of `{call}`."""
+    from netspec.layers.base import ArgumentError
+
+    return ArgumentError(message, arg=arg, hint=template, call=rewrite)
+
+
+# ---------------------------------------------------------------- netspec calls, PyTorch's order
+
+
+def _field(cls: type["Layer"], name: str, keras: bool = False) -> str | None:
+    """The netspec attribute a framework's parameter name means, None if netspec has none.
+    Keras's meaning comes first for a Keras call (its UpSampling2D `size` is a scale factor)."""
+    keywords = cls.foreign.keras_keywords
+    if keras and name in keywords:
+        return keywords[name]
+    attribute = cls.aliases.get(name, name)
+    if attribute in cls.model_fields:
+        return attribute
+    attribute = keywords.get(name)
+    return attribute if attribute in cls.model_fields else None
+
+
+def _what(cls: type["Layer"], names) -> str:
+    whats = list(dict.fromkeys(cls.foreign.inherited[n] for n in names))
+    return " and ".join(whats)
+
+
+def misread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any]) -> "ArgumentError | None":
+    """For a call netspec cannot read (too many positional arguments, one given twice): the
+    reading in PyTorch's order, when it names an argument netspec takes from the input
+    (`conv(3, 64, 11)` is nn.Conv2d(in_channels=3, out_channels=64, kernel_size=11)), and for
+    extra positional arguments the reading that gives them by name (`conv(8, 3, 2)`: stride 2)."""
+    pytorch = _pytorch_reading(cls, positional, keywords)
+    extra = len(positional) > len(cls.positional)
+    # the other reading is a rival only where a kernel shows which is meant (`conv(8, 3, 2)`)
+    plausible = extra and (pytorch is None or "kernel" in cls.model_fields)
+    by_name = _by_name(cls, positional, keywords) if plausible else None
+    if pytorch is None and by_name is None:
+        return None
+    count = len(cls.positional)
+    names = ", ".join(f"`{n}`" for n in cls.positional) or "none"
+    message = (f"{cls.kind} takes {count} positional argument{'s' if count != 1 else ''} ({names}) "
+               f"but got {len(positional)}")
+    if pytorch is None:
+        return argument_error(message, count, "give the rest by name: `{call}`", by_name)
+    rewrite, first, explanation = pytorch
+    if by_name is not None:
+        return argument_error(message, count, f"give the rest by name: `{by_name.text()}`; or, "
+                              f"{explanation}: write `{{call}}`", rewrite)
+    if extra:
+        return argument_error(f"{message}: {explanation}", first, "write `{call}`", rewrite)
+    twice = next(f for f in cls.positional[:len(positional)] if f in {_field(cls, k) for k in keywords})
+    return argument_error(f"{cls.kind}: `{twice}` is given twice, by position and by name: "
+                          f"{explanation}", first, "write `{call}`", rewrite)
+
+
+def _pytorch_reading(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any]):
+    """(the call in netspec, the first argument netspec takes from the input, why) when reading
+    the positional arguments in PyTorch's order names one that netspec takes from the input
+    and makes a valid layer; else None."""
+    foreign = cls.foreign
+    signature = foreign.pytorch_args
+    if not signature or len(positional) > len(signature):
+        return None
+    read = list(signature[:len(positional)])
+    inherited = [i for i, name in enumerate(read) if name in foreign.inherited]
+    if not inherited:
+        return None
+    fields: dict[str, int] = {}
+    for index, name in enumerate(read):
+        if index not in inherited:
+            attribute = _field(cls, name)
+            if attribute is None:
+                return None
+            fields[attribute] = index
+    given: list[tuple[str, Ref, str]] = [(f, i, f) for f, i in fields.items()]
+    for name in keywords:
+        if name in foreign.inherited:
+            continue
+        attribute = _field(cls, name)
+        if attribute is None or attribute in fields:
+            return None  # another mistake, or this reading gives it twice too
+        given.append((attribute, name, name))
+    if not _valid(cls, {f: positional[i] for f, i in fields.items()}
+                  | {a: keywords[k] for a, k, _ in given if isinstance(k, str)}):
+        return None
+    rewrite = Rewrite(cls.kind, _canonical(cls, given), values={**dict(enumerate(positional)), **keywords})
+    shown = max(len(positional), 3)
+    order = ", ".join(f"`{n}`" for n in signature[:shown]) + (", ..." if len(signature) > shown else "")
+    dropped = " and ".join(f"`{_show(positional[i])}`" for i in inherited)
+    what = _what(cls, [read[i] for i in inherited])
+    return rewrite, inherited[0], (f"in PyTorch's order ({order}) {dropped} is the {what}, which "
+                                   f"netspec takes from the input tensor")
+
+
+def _valid(cls: type["Layer"], values: dict[str, Any]) -> bool:
+    from pydantic import ValidationError
+
+    try:
+        cls(**values)
+    except (ValidationError, TypeError):
+        return False
+    return True
+
+
+def _by_name(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any]) -> Rewrite | None:
+    """The extra positional arguments read as the next attributes in PyTorch's order, for a
+    layer that takes some by position (`conv(8, 3, 2)`: stride 2), when that makes a valid layer."""
+    if not cls.positional:
+        return None  # no positional attributes at all: PyTorch's order it is
+    order = [a for n in cls.foreign.pytorch_args or cls.positional if n not in cls.foreign.inherited
+             and (a := _field(cls, n)) is not None]
+    if order[:len(cls.positional)] != list(cls.positional) or len(positional) > len(order):
+        return None
+    values = dict(zip(order, positional))
+    for name, value in keywords.items():
+        attribute = _field(cls, name)
+        if attribute is None or attribute in values:
+            return None
+        values[attribute] = value
+    if not _valid(cls, values):
+        return None
+    kernel = values.get("kernel")
+    if kernel is not None and max(kernel if isinstance(kernel, tuple) else (kernel,)) > 11:
+        return None  # a kernel this large is more likely a channel count
+    given = [(a, i, a) for i, a in enumerate(order[:len(positional)])]
+    given += [(_field(cls, k), k, k) for k in keywords]
+    return Rewrite(cls.kind, _canonical(cls, given), values={**dict(enumerate(positional)), **keywords})
+
+
+def unknown_keyword(cls: type["Layer"], name: str, positional: list[Any],
+                    keywords: dict[str, Any]) -> "ArgumentError | None":
+    """`in_channels=3` (netspec takes it from the input) or a Keras keyword (`filters=64`)."""
+    from netspec.diagnostics import did_you_mean
+
+    foreign = cls.foreign
+    values = {**dict(enumerate(positional)), **keywords}
+    if name in foreign.inherited:
+        given = _given(cls, positional, keywords, skip=name)
+        if given is None:
+            return None
+        rewrite = Rewrite(cls.kind, _canonical(cls, given), values=values)
+        what = foreign.inherited[name]
+        return argument_error(f"{cls.kind} reads its {what} from the input tensor: PyTorch's "
+                              f"`{name}` is not written in netspec", name,
+                              "write `{call}`", rewrite)
+    attribute = foreign.keras_keywords.get(name)
+    if attribute is None or attribute not in cls.model_fields:
+        return None
+    given = _given(cls, positional, keywords)
+    if given is None:
+        return None
+    rewrite = Rewrite(cls.kind, _canonical(cls, given), values=values)
+    close = did_you_mean(name, [*cls.model_fields, *cls.aliases])
+    if close == f"did you mean `{attribute}`?":
+        return argument_error(f"{cls.kind} has no attribute `{name}`", name,
+                              f"{close} `{name}` is Keras's spelling: write `{{call}}`", rewrite)
+    position = (f", {cls.kind}'s {_ordinal(cls.positional.index(attribute))} positional argument"
+                if attribute in cls.positional else "")
+    return argument_error(f"{cls.kind} has no attribute `{name}`", name,
+                          f"`{name}` is Keras's name for `{attribute}`{position}: write `{{call}}`",
+                          rewrite)
+
+
+def _given(cls, positional, keywords, skip: str | None = None) -> list[tuple[str, Ref, str]] | None:
+    given: list[tuple[str, Ref, str]] = [(f, i, f) for i, f in enumerate(cls.positional[:len(positional)])]
+    for name in keywords:
+        if name == skip or name in cls.foreign.inherited:
+            continue
+        attribute = _field(cls, name)
+        if attribute is None or any(attribute == g[0] for g in given):
+            return None  # another mistake: let it be reported on its own
+        given.append((attribute, name, name))
+    return given
+
+
+def _ordinal(index: int) -> str:
+    return ["first", "second", "third", "fourth"][index] if index < 4 else f"{index + 1}th"
+
+
+def _show(value: Any) -> str:
+    from netspec.layers.base import show_value
+
+    return show_value(value)
+
+
+# ---------------------------------------------------------------- foreign layer names
+
+
+@dataclass
+class ForeignName:
+    written: str                     # as the user wrote it: `nn.Conv2d`, `Conv2D`, `F.relu`
+    cls: type["Layer"]
+    frameworks: tuple[str, ...]      # "PyTorch", "Keras"
+    function: bool = False           # `F.relu(x)`: the tensor is an argument
+
+    def message(self) -> str:
+        whose = " and ".join(f"{f}'s" for f in self.frameworks)
+        what = "function" if self.function else "name"
+        return f"`{self.written}` is {whose} {what}; netspec's layer is `{self.cls.kind}`"
+
+
+def _index() -> dict[str, list[tuple[type["Layer"], str]]]:
+    from netspec.layers import LAYERS
+
+    found: dict[str, list[tuple[type["Layer"], str]]] = {}
+    for cls in LAYERS.values():
+        for name in cls.foreign.pytorch:
+            found.setdefault(name, []).append((cls, "PyTorch"))
+        for name in cls.foreign.keras:
+            found.setdefault(name, []).append((cls, "Keras"))
+    return found
+
+
+_INDEX: dict | None = None
+
+
+def foreign_name(written: str) -> ForeignName | None:
+    """netspec's layer for a PyTorch or Keras name: `Conv2d`, `nn.Conv2d`, `layers.Conv2D`,
+    `torch.nn.ReLU`, `F.max_pool2d`, `torch.cat`. None for anything else."""
+    global _INDEX
+    from netspec.layers import LAYERS
+
+    if _INDEX is None:
+        _INDEX = _index()
+    module, _, name = written.rpartition(".")
+    hits = _INDEX.get(name, [])
+    if module in _PYTORCH_MODULES:
+        hits = [h for h in hits if h[1] == "PyTorch"]
+    elif module in _KERAS_MODULES:
+        hits = [h for h in hits if h[1] == "Keras"] or hits
+    elif module and module not in _PYTORCH_FUNCTIONS:
+        return None
+    if hits:
+        return ForeignName(written, hits[0][0], tuple(dict.fromkeys(f for _, f in hits)))
+    if module in _PYTORCH_FUNCTIONS | {"tf.nn", "K", "tf"}:
+        kind = _FUNCTIONS.get(name, name)
+        if kind in LAYERS:
+            framework = "PyTorch" if module in _PYTORCH_FUNCTIONS else "TensorFlow"
+            return ForeignName(written, LAYERS[kind], (framework,), function=True)
+    return None
+
+
+def sequential(written: str) -> bool:
+    return written.rpartition(".")[2] in _SEQUENTIAL
+
+
+def translate(found: ForeignName, positional: list[Ref], keywords: list[str],
+              leading: list[Ref] = (), values: dict[Ref, Any] | None = None,
+              source_of: SourceOf | None = None) -> tuple[str, list[str]]:
+    """The netspec call for a foreign one, and notes on what it leaves out. `positional` and
+    `keywords` are the call's non-tensor arguments, `leading` its tensors (not a piped one)."""
+    cls, foreign = found.cls, found.cls.foreign
+    values = dict(values or {})
+    texts: dict[Ref, str] = {}
+
+    def text_of(ref: Ref) -> str | None:
+        return texts[ref] if ref in texts else (source_of(ref) if source_of is not None else None)
+
+    if found.function:  # F.max_pool2d(x, 2): netspec takes the same arguments, tensors first
+        args = [(None, ref) for ref in [*leading, *positional]]
+        args += [(_field(cls, k) or k, k) for k in keywords]
+        return Rewrite(cls.kind, args, values).text(text_of), []
+    pytorch = "PyTorch" in found.frameworks and bool(foreign.pytorch_args)
+    signature = foreign.pytorch_args if pytorch else foreign.keras_args
+    keras = "PyTorch" not in found.frameworks
+    given: list[tuple[str, Ref, str]] = []
+    label, then, left_out, notes = None, [], [], []
+    for index, ref in enumerate(positional):
+        name = signature[index] if index < len(signature) else None
+        attribute = _field(cls, name, keras) if name is not None else None
+        if name in foreign.inherited:
+            notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: netspec "
+                         f"takes the {foreign.inherited[name]} from the input tensor")
+        elif attribute is None:
+            left_out.append(f"`{text_of(ref) or _show(values.get(ref))}`")
+        else:
+            given.append((attribute, ref, attribute))
+    for name in keywords:
+        attribute = _field(cls, name, keras)
+        quoted = _string(text_of(name) or "")
+        if keras and name in foreign.keras_traps:
+            notes.append(foreign.keras_traps[name])
+        elif attribute is not None:
+            given.append((attribute, name, name))
+        elif name == "activation" and quoted in _ACTIVATIONS:
+            then += [_ACTIVATIONS[quoted]] if _ACTIVATIONS[quoted] else []
+        elif name == "name" and quoted is not None and re.fullmatch(r"[A-Za-z_]\w*", quoted):
+            label = quoted
+        elif name in foreign.inherited:
+            notes.append(f"`{name}` is left out: netspec takes the {foreign.inherited[name]} "
+                         f"from the input tensor")
+        elif name not in _SILENT:
+            left_out.append(f"`{name}`")
+    for name, text in foreign.implies.get(found.written.rpartition(".")[2], {}).items():
+        if all(g[0] != name for g in given):
+            texts[f"={name}"] = text
+            given.append((name, f"={name}", name))
+    if left_out:
+        notes.append(f"left out, as netspec's {cls.kind} has no such attribute: {', '.join(left_out)}")
+    rewrite = Rewrite(cls.kind, _canonical(cls, given, leading), values, label, then)
+    return rewrite.text(text_of), notes
+
+
+def unknown_callee(callee: str, positional: list, keywords: dict, piped: bool,
+                   sources) -> tuple[str, str, list[str]] | None:
+    """For a call of a name netspec does not know, as elaborate holds it (its arguments as
+    netspec.evaluate.Argument, the piped tensor first): the message, hint and notes when it is
+    PyTorch's or Keras's name for a netspec layer (`Conv2D(filters=64, kernel_size=3)`), else None."""
+    from netspec.evaluate import Tensor
+
+    if sequential(callee):
+        return (f"`{callee}` is PyTorch's and Keras's container; netspec chains layers with `->`",
+                "write the layers as a chain: `y = x -> conv(64, 3) -> relu -> maxpool(2)`", [])
+    found = foreign_name(callee)
+    if found is None:
+        return None
+    source_of = argument_source(sources, positional, keywords)
+    start = 1 if piped else 0
+    leading, attributes = [], []
+    for index in range(start, len(positional)):
+        value = positional[index].value
+        if isinstance(value, Tensor) and not attributes:
+            leading.append(index)
+        else:
+            attributes.append(index)
+    values = {i: a.value for i, a in enumerate(positional)} | {k: a.value for k, a in keywords.items()}
+    call, notes = translate(found, attributes, list(keywords), leading, values, source_of)
+    return found.message(), f"write `{call}`", notes
+
+
+def _string(text: str) -> str | None:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return None
+
+
+def argument_source(sources, positional: list, keywords: dict) -> SourceOf:
+    """The source text of a call's arguments (netspec.evaluate.Argument: a value and where it
+    is written), by position (spans of the values) or keyword (spans of `name=value`); None for
+    an argument spread over several lines."""
+    def source_of(ref: Ref) -> str | None:
+        if isinstance(ref, int):
+            span = positional[ref].span if 0 <= ref < len(positional) else None
+        else:
+            span = keywords[ref].span if ref in keywords else None
+        if span is None or span.line != span.end_line:
+            return None
+        line = sources.line(span.file, span.line)
+        if not line:
+            return None
+        text = line[span.column - 1:span.end_column - 1]
+        if isinstance(ref, str):
+            text = text.partition("=")[2]
+        return text.strip() or None
+    return source_of
+
+
+# ---------------------------------------------------------------- habits of other languages
+
+
+_SLASH = re.compile(r"//[ \t]+[A-Za-z][\w'-]*[ \t]+\S|/\*")
+
+
+def slash_comment(line: str) -> int | None:
+    """Where a `//` or `/*` comment starts on `line`, when one is clearly meant: `//` first on
+    the line, or followed by words (`c // 2  // half the width`), or any `/*`; outside strings
+    and before a `#`. None when there is none (a `//` alone is floor division)."""
+    if "/" not in line:
+        return None
+    stripped = line.lstrip()
+    if stripped.startswith(("//", "/*")):
+        return len(line) - len(stripped)
+    i, n = 0, len(line)
+    while i < n:
+        char = line[i]
+        if char == "#":
+            return None
+        if char in "\"'":
+            close = line.find(char, i + 1)
+            while close != -1 and line[close - 1] == "\\":
+                close = line.find(char, close + 1)
+            if close == -1:
+                return None
+            i = close + 1
+            continue
+        if char == "/" and _SLASH.match(line, i):
+            return i
+        i += 1
+    return None
+
+
+def dotted_name(line: str, index: int) -> tuple[int, int, str] | None:
+    """The dotted name (`nn.Conv2d`, `torch.nn.functional.relu`) whose `.` is at `index` on
+    `line`: its start and end indices and its text."""
+    for match in re.finditer(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+", line):
+        if match.start() <= index < match.end():
+            return match.start(), match.end(), match.group()
+    return None
