@@ -8,6 +8,7 @@ reaches Python's recursion limit.
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Iterator
@@ -15,8 +16,9 @@ from typing import Iterator
 from lark import Lark, Token, Transformer_NonRecursive, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedToken, VisitError
 
-from netspec import syntax as S
+from netspec import habits, syntax as S
 from netspec.diagnostics import Diagnostic, NetspecError, Span
+from netspec.lookalikes import scan as scan_lookalikes
 
 _OPENERS = {"(": ")", "[": "]"}
 MAX_INT_DIGITS = 4300  # Python's own limit on converting text to int
@@ -256,6 +258,9 @@ def _parser() -> tuple[Lark, _AstBuilder, _Newlines]:
 
 def parse(text: str, file: str = "<string>") -> S.Module:
     """Parse one file's text; raises NetspecError with one located diagnostic on a syntax error."""
+    lookalikes = scan_lookalikes(text, file)  # every look-alike and invisible character at once
+    if lookalikes:
+        raise NetspecError(lookalikes)
     lark, builder, newlines = _parser()
     builder.file = file
     try:
@@ -322,6 +327,9 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     if isinstance(exc, UnexpectedCharacters):
         return _unexpected_character(exc, file, text)
     if isinstance(exc, UnexpectedToken):
+        habit = _other_language(exc.token, file, text)
+        if habit is not None:
+            return habit
         token = exc.token
         try:
             accepted = set(exc.interactive_parser.accepts())
@@ -351,6 +359,111 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
 
 
 _STATEMENT_KEYWORDS = {"network", "input", "output", "block", "use"}
+
+
+def _other_language(token: Token, file: str, text: str) -> Diagnostic | None:
+    """A syntax error that is another language's way of writing something netspec writes
+    otherwise: `//` or `/*` comments, `[4, 4]` lists, `=` comparing in a condition, `3x3`,
+    Keras's `Conv2D(64, 3)(x)`."""
+    number = getattr(token, "line", None)
+    if not isinstance(number, int) or number < 1:
+        return None
+    line = text.split("\n", number)[number - 1]
+    index = token.column - 1
+    value = str(token)
+
+    def at(start: int, end: int) -> Span:
+        return Span(file, number, start + 1, number, end + 1)
+
+    comment = habits.slash_comment(line)
+    if comment is not None and index >= comment:
+        words = line[comment + 2:].strip().rstrip("*/").strip() if line[comment:comment + 2] == "/*" \
+            else line[comment + 2:].strip()
+        shown = words if len(words) <= 50 else words[:47] + "..."
+        if line[comment:comment + 2] == "/*":
+            return Diagnostic("`/* ... */` is a C comment; netspec's comments start with `#` and run "
+                              "to the end of the line", at(comment, comment + 2), rule="syntax",
+                              hint=f"write `# {shown}`")
+        return Diagnostic("`//` is floor division in netspec (`c // 2`); a comment starts with `#`",
+                          at(comment, comment + 2), rule="syntax", hint=f"write `# {shown}`")
+    before = line[:index].rstrip()
+    if value == "[" and (not before or before[-1] in "=(,[+-*/%"):
+        close = _matching(line, index, "[", "]")
+        if close is not None:
+            items = line[index + 1:close]
+            tuple_ = f"({items})" if _top_level_comma(items) else items.strip()
+            return Diagnostic(f"`{line[index:close + 1]}` is a list; netspec has no lists: several "
+                              f"values are a tuple in parentheses", at(index, close + 1),
+                              rule="syntax", hint=f"write `{tuple_}`")
+        return Diagnostic("`[` opens a list; netspec has no lists: several values are a tuple in "
+                          "parentheses", at(index, index + 1), rule="syntax", hint="write `(4, 4)`")
+    if value == "=" and line[index + 1:index + 2] != "=" and re.search(r"\bif\b", before):
+        left = re.search(r"([A-Za-z_]\w*|\d+|\))\s*$", before)
+        right = re.match(r"\s*([A-Za-z_]\w*|\d+(?:\.\d+)?|\"[^\"]*\"|'[^']*')", line[index + 1:])
+        shown = f"{left.group(1)} == {right.group(1)}" if left and right else "=="
+        return Diagnostic("`=` binds a name; a condition compares with `==`", at(index, index + 1),
+                          rule="syntax", hint=f"write `{shown}`")
+    if token.type == "NAME" and re.fullmatch(r"[xX]\d+", value) and before == line[:index] \
+            and before[-1:].isdigit():
+        size = re.search(r"\d+$", before).group()
+        start = index - len(size)
+        other = value[1:]
+        kernel = f"`{size}`" if size == other else f"`({size}, {other})`"
+        return Diagnostic(f"`{size}{value}` is not a number in netspec", at(start, index + len(value)),
+                          rule="syntax", hint=f"a {size}x{other} kernel is written {kernel}"
+                          + (f" or `({size}, {other})`" if size == other else "")
+                          + f"; to multiply write `{size} * {other}`")
+    if value == "(" and before.endswith(")"):
+        return _applied_call(line, before, index, number, file)
+    return None
+
+
+def _matching(line: str, start: int, opener: str, closer: str) -> int | None:
+    depth = 0
+    for i in range(start, len(line)):
+        depth += (line[i] == opener) - (line[i] == closer)
+        if depth == 0:
+            return i
+    return None
+
+
+def _top_level_comma(items: str) -> bool:
+    depth = 0
+    for char in items:
+        depth += (char in "([") - (char in ")]")
+        if char == "," and depth == 0:
+            return True
+    return False
+
+
+def _applied_call(line: str, before: str, index: int, number: int, file: str) -> Diagnostic | None:
+    """`Conv2D(64, 3)(x)`: Keras's functional style, a layer built, then called on a tensor."""
+    depth, open_ = 0, None
+    for i in range(len(before) - 1, -1, -1):
+        depth += (before[i] == ")") - (before[i] == "(")
+        if depth == 0:
+            open_ = i
+            break
+    name = re.search(r"([A-Za-z_][\w.]*)\s*$", before[:open_]) if open_ is not None else None
+    close = _matching(line, index, "(", ")")
+    if name is None or close is None:
+        return None
+    callee, applied = name.group(1), line[index + 1:close].strip()
+    found = habits.foreign_name(callee)
+    layer = line[open_:len(before)]
+    if found is not None:
+        arguments = _call_arguments(layer)
+        if arguments is not None:
+            positional, keywords, texts = arguments
+            call, _ = habits.translate(found, positional, keywords, source_of=texts.get)
+        else:
+            call = found.cls.kind
+    else:
+        call = callee + layer
+    where = Span(file, number, name.start(1) + 1, number, close + 2)
+    return Diagnostic(f"`{line[name.start(1):close + 1]}` builds a layer and then calls it, "
+                      f"Keras's functional style; netspec applies a layer with `->`", where,
+                      rule="syntax", hint=f"write `{applied or 'x'} -> {call}`")
 
 
 def _common_mistake(token: Token, previous: Token | None, earlier: Token | None,
@@ -425,12 +538,98 @@ _CHARACTER_HINTS = {
     '"': "this string is not closed on its line",
     "'": "this string is not closed on its line",
     "{": "`{` opens the body of a block or a repeat",
+    "^": "netspec writes a power as `**` (`2 ** 3`); `^` is not an operator",
+    "?": "netspec's conditional is `a if test else b`",
+    "!": "netspec's negation is `not` (`not down`); `!=` compares",
+    "&": "netspec's logical and is `and`",
+    "|": "netspec's logical or is `or`",
+    ".": "names have no `.` in netspec: there are no modules or attributes",
 }
+# C's and JavaScript's operators, as netspec writes them
+_OPERATOR_WORDS = {"&&": "and", "||": "or"}
 
 
 def _unexpected_character(exc: UnexpectedCharacters, file: str, text: str) -> Diagnostic:
     char = text[exc.pos_in_stream] if exc.pos_in_stream < len(text) else ""
     where = Span(file, exc.line, exc.column, exc.line, exc.column + 1)
+    line = text.split("\n", exc.line)[exc.line - 1] if exc.line >= 1 else ""
+    index = exc.column - 1
+    pair = line[index:index + 2]
+    if pair in _OPERATOR_WORDS:
+        word = _OPERATOR_WORDS[pair]
+        return Diagnostic(f"`{pair}` is written `{word}` in netspec", where.to(Span(
+            file, exc.line, exc.column + 1, exc.line, exc.column + 2)), rule="syntax",
+            hint=f"write `{word}`: `a {word} b`")
+    operand = re.match(r"([A-Za-z_]\w*|\()", line[index + 1:]) if char == "!" else None
+    if operand is not None:  # `!down`, `!(a and b)`
+        shown = f"not {operand.group(1)}" if operand.group(1) != "(" else "not (...)"
+        return Diagnostic("`!` is written `not` in netspec", where, rule="syntax", hint=f"write `{shown}`")
+    if char == ";" and line[index + 1:].strip() and not line[index + 1:].lstrip().startswith("#"):
+        return Diagnostic("unexpected character `;`", where, rule="syntax",
+                          hint="a statement ends at the end of its line: put the next one on a line of its own")
+    if char == ".":
+        dotted = habits.dotted_name(line, index)
+        if dotted is not None:
+            return _dotted_name(dotted, line, exc.line, file)
     shown = char if char.isprintable() else repr(char)
     return Diagnostic(f"unexpected character `{shown}`", where, rule="syntax",
                       hint=_CHARACTER_HINTS.get(char))
+
+
+def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str) -> Diagnostic:
+    """`nn.Conv2d(3, 64, 3)`, `torch.nn.ReLU()`, `F.relu(x)`: a framework's layer, named as
+    netspec names it, its call rewritten; any other `a.b`: names have no dots."""
+    start, end, name = dotted
+    where = Span(file, number, start + 1, number, end + 1)
+    if habits.sequential(name):
+        return Diagnostic(f"`{name}` is PyTorch's and Keras's container; netspec chains layers with "
+                          f"`->`", where, rule="syntax",
+                          hint="write the layers as a chain: `y = x -> conv(64, 3) -> relu -> maxpool(2)`")
+    found = habits.foreign_name(name)
+    if found is None:
+        return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",
+                          hint="there are no modules or attributes: a layer is called by its "
+                               "name, e.g. `conv(64, 3)`")
+    arguments = _call_arguments(line[end:])
+    notes: list[str] = []
+    if arguments is None:
+        call = found.cls.kind
+    else:
+        positional, keywords, texts = arguments
+        call, notes = habits.translate(found, positional, keywords, source_of=texts.get)
+    return Diagnostic(found.message(), where, rule="syntax", hint=f"write `{call}`", notes=notes)
+
+
+def _call_arguments(rest: str) -> tuple[list[int], list[str], dict] | None:
+    """The arguments of the call that `rest` (the text after a callee's name) opens: positional
+    indices, keyword names and the source text of each; None without parentheses or when they
+    do not parse on this line."""
+    if not rest.startswith("("):
+        return ([], [], {}) if not rest.strip() or rest.lstrip()[0] in "-)#" else None
+    depth, close = 0, None
+    for i, char in enumerate(rest):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0:
+            close = i
+            break
+    if close is None:
+        return None
+    snippet = "f" + rest[:close + 1]
+    try:
+        binding = parse(f"v = {snippet}\n", "<call>").statements[0]
+    except NetspecError:
+        return None
+    call = binding.value
+    if not isinstance(call, S.Call):
+        return None
+    positional, keywords, texts = [], [], {}
+    for arg in call.args:
+        span = arg.value.span
+        text = f"v = {snippet}"[span.column - 1:span.end_column - 1] if span.line == span.end_line == 1 else None
+        if arg.name is None:
+            texts[len(positional)] = text
+            positional.append(len(positional))
+        else:
+            texts[arg.name.name] = text
+            keywords.append(arg.name.name)
+    return positional, keywords, texts
