@@ -227,8 +227,10 @@ class Evaluator:
                             hint=f"apply it: `x -> {ref.name}` or `{ref.name}(x)`")
             return POISON
         hint = did_you_mean(ref.name, scope.visible())
-        if ref.name in ("True", "False"):
+        if ref.name in ("True", "False", "TRUE", "FALSE"):
             hint = f"write `{ref.name.lower()}`"
+        elif ref.name in ("None", "null", "nil", "undefined"):
+            hint = "netspec has no `None`: leave the argument out to get its default"
         self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
                         "by a binding, an input, a block parameter or a network parameter", hint=hint)
         return POISON

@@ -582,9 +582,10 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
     start, end, name = dotted
     where = Span(file, number, start + 1, number, end + 1)
     if habits.sequential(name):
+        stages = _sequential_stages(line[end:])
+        chain = " -> ".join(stages) if stages else "conv(64, 3) -> relu -> maxpool(2)"
         return Diagnostic(f"`{name}` is PyTorch's and Keras's container; netspec chains layers with "
-                          f"`->`", where, rule="syntax",
-                          hint="write the layers as a chain: `y = x -> conv(64, 3) -> relu -> maxpool(2)`")
+                          f"`->`", where, rule="syntax", hint=f"write the layers as a chain: `x -> {chain}`")
     found = habits.foreign_name(name)
     if found is None:
         return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",
@@ -598,6 +599,42 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
         positional, keywords, texts = arguments
         call, notes = habits.translate(found, positional, keywords, source_of=texts.get)
     return Diagnostic(found.message(), where, rule="syntax", hint=f"write `{call}`", notes=notes)
+
+
+def _sequential_stages(rest: str) -> list[str] | None:
+    """`(nn.Conv2d(3, 8, 3), nn.ReLU())`, the arguments of a Sequential, as netspec's stages
+    (`conv(8, 3)`, `relu`); None where one of them is not a layer netspec knows by some name."""
+    from netspec.layers import LAYERS
+
+    if not rest.startswith("("):
+        return None
+    close = _matching(rest, 0, "(", ")")
+    if close is None:
+        return None
+    inner = re.sub(r"\b(?:torch\.nn|nn|tf\.keras\.layers|keras\.layers|layers)\.", "", rest[1:close])
+    try:
+        binding = parse(f"v = f({inner})\n", "<call>").statements[0]
+    except NetspecError:
+        return None
+    text = f"v = f({inner})"
+    stages = []
+    for arg in getattr(binding.value, "args", None) or []:
+        call, span = arg.value, arg.value.span
+        if arg.name is not None or not isinstance(call, (S.Call, S.NameRef)) or span.line != span.end_line:
+            return None
+        callee = call.callee.name if isinstance(call, S.Call) else call.name
+        found = habits.foreign_name(callee)
+        if found is None:
+            if callee not in LAYERS:
+                return None
+            stages.append(text[span.column - 1:span.end_column - 1])
+            continue
+        arguments = _call_arguments(text[call.callee.span.end_column - 1:span.end_column - 1])
+        if arguments is None:
+            return None
+        positional, keywords, texts = arguments
+        stages.append(habits.translate(found, positional, keywords, source_of=texts.get)[0])
+    return stages or None
 
 
 def _call_arguments(rest: str) -> tuple[list[int], list[str], dict] | None:
