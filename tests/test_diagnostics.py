@@ -813,3 +813,121 @@ def test_an_error_inside_a_block_names_the_instance_and_its_call_outermost_first
     rendered_text = render(d, compile_text(tmp_path, text).diagnostics.sources)
     assert "= in `stage` = `outer()`, called at" in rendered_text
     assert rendered_text.index("`stage` = ") < rendered_text.index("`stage.deep` = ")
+
+# ================================================================ quoted lines
+
+
+def quoted(text: str, line: int, column: int, end_column: int) -> tuple[str, str]:
+    """The quoted source line and its caret line, as render prints them."""
+    from netspec.diagnostics import Sources, Span
+
+    sources = Sources()
+    sources.add("t.net", text)
+    out = render(Diagnostic("m", Span("t.net", line, column, line, end_column)), sources).split("\n")
+    return out[3][len(f"{line} | "):], out[4][len(f"{' ' * len(str(line))} | "):]
+
+
+def test_invisible_characters_are_shown_as_markers_with_the_caret_under_them():
+    shown, carets = quoted("y = x ->\u00a0relu\u200b", 1, 9, 10)
+    assert shown == "y = x -><U+00A0>relu<U+200B>"
+    assert carets == " " * 8 + "^" * len("<U+00A0>")
+    shown, carets = quoted("y = x ->\u00a0relu\u200b", 1, 14, 15)
+    assert carets == " " * len("y = x -><U+00A0>relu") + "^" * 8
+
+
+def test_wide_characters_take_two_columns():
+    text = 'y = f("\u540c\u540d") \u2013> relu'
+    shown, carets = quoted(text, 1, text.index("\u2013") + 1, text.index("\u2013") + 2)
+    assert shown == text
+    assert carets == " " * (text.index("\u2013") + 2) + "^"
+    shown, carets = quoted("v = conv\uff088, 3)", 1, 9, 10)
+    assert carets == " " * 8 + "^^"  # the full-width bracket itself is two columns wide
+
+
+def test_a_combining_mark_takes_no_column():
+    text = "v = \"cafe\u0301\" @"
+    shown, carets = quoted(text, 1, text.index("@") + 1, text.index("@") + 2)
+    assert carets == " " * (text.index("@") - 1) + "^"
+
+
+def test_a_caret_past_the_end_of_a_line_with_markers():
+    shown, carets = quoted("v = f(\u00a0", 1, 8, 9)  # just after the last character
+    assert carets == " " * len("v = f(<U+00A0>") + "^"
+
+
+@pytest.mark.parametrize("char", ["\u2013", "\u00a0", "\u200b", "\ufeff", "\uff08", "\u201c", "\x1b", "\u2028",
+                                  "\u0301", "\U0001f600", "\ue000"])
+def test_valid_text_is_never_quoted_with_replacement_characters(tmp_path, char):
+    path = tmp_path / "t.net"
+    path.write_text(f"network t\ninput x: f32[N, 3, 8, 8]\ny = x -> relu {char}{char} @\noutput y\n",
+                    encoding="utf-8")
+    text = rendered(compile_file(path))
+    assert "\ufffd" not in text and "\x1b" not in text, text
+    assert "y = x -> relu" in text
+
+
+# ================================================================ the power operator
+
+
+@pytest.mark.parametrize("expr, value", [
+    ("2 ** 10", 1024), ("-2 ** 2", -4), ("2 ** -1", 0.5), ("2 ** 3 ** 2", 512), ("(-2) ** 3", -8),
+    ("64 ** -0.5", 0.125), ("2 * 3 ** 2", 18), ("10 ** 300 // 10 ** 299", 10),
+])
+def test_power_evaluates_as_python_does(tmp_path, expr, value):
+    result = compile_text(tmp_path, f"network t(p = {expr})\ninput x: f32[N, 3, 8, 8]\ny = x -> relu\noutput y\n")
+    assert result.ok, rendered(result)
+    assert result.graph.parameters["p"] == value
+
+
+@pytest.mark.parametrize("expr, words", [
+    ("2 ** 100000", "`**` overflows"),
+    ("10.0 ** 400", "`**` overflows"),
+    ("0 ** -1", "0 cannot be raised to a negative power"),
+    ("(-8) ** 0.5", "no real value"),
+])
+def test_power_errors_are_located(tmp_path, expr, words):
+    d = one_error(tmp_path, f"network t(p = {expr})\ninput x: f32[N, 3, 8, 8]\ny = x -> relu\noutput y\n")
+    assert words in d.message
+    assert (d.span.line, d.span.column) == (1, len("network t(p = ") + 1)
+
+
+def test_power_of_tensors_is_refused(tmp_path):
+    d = one_error(tmp_path, HEAD + "y = x ** x\noutput y\n")
+    assert "`**`" in d.message and "tensors" in d.message
+
+
+# ================================================================ habits from PyTorch and Keras
+
+
+def test_argument_errors_show_the_corrected_call_from_values_without_source():
+    from netspec.layers import LAYERS, ArgumentError
+
+    with pytest.raises(ArgumentError) as caught:
+        LAYERS["conv"].from_arguments([3, 64, 11], {"stride": 4})
+    assert caught.value.hint == "write `conv(64, 11, stride=4)`"
+    assert caught.value.arg == 0
+    with pytest.raises(ArgumentError) as caught:
+        LAYERS["linear"].from_arguments([10], {"in_features": 128})
+    assert caught.value.hint == "write `linear(10)`"
+
+
+def test_corrected_calls_keep_the_argument_text(tmp_path):
+    text = HEAD + "block b(t, planes) {\n    return t -> conv(3, planes * 4, 3, padding=1)\n}\ny = x -> b(16)\noutput y\n"
+    d = one_error(tmp_path, text)
+    assert d.hint == "write `conv(planes * 4, 3, padding=1)`"
+
+
+@pytest.mark.parametrize("call, hint", [
+    ("Conv2D(64, 3, strides=2, activation=\"relu\", name=\"conv1\")", "write `conv1: conv(64, 3, stride=2) -> relu`"),
+    ("Conv2d(3, 64, 3, padding=1)", "write `conv(64, 3, padding=1)`"),
+    ("MaxPool2d(3, 2)", "write `maxpool(3, 2)`"),
+    ("ReflectionPad2d(1)", "write `pad(1, mode=\"reflect\")`"),
+    ("UpSampling2D(size=2)", "write `upsample(2)`"),
+    ("Upsample(size=16)", "write `upsample(size=16)`"),
+    ("BatchNorm2d(3, momentum=0.01)", "write `batchnorm(momentum=0.01)`"),
+    ("GlobalAveragePooling2D()", "write `global_avgpool`"),
+])
+def test_foreign_layer_names_give_netspec_calls(tmp_path, call, hint):
+    d = one_error(tmp_path, HEAD + f"y = x -> {call}\noutput y\n")
+    assert "netspec's layer is" in d.message
+    assert d.hint == hint

@@ -731,3 +731,90 @@ def test_arrow_inside_a_comment_line_is_not_code():
     result = compile_file("t.net", text=text)
     assert result.ok, [d.message for d in result.diagnostics.items]
     assert [n.kind for n in result.graph if n.layer is not None] == ["relu", "conv"]
+
+
+# ---------------------------------------------------------------- look-alike characters
+
+
+def syntax_errors(text: str) -> list:
+    from netspec.diagnostics import NetspecError
+
+    with pytest.raises(NetspecError) as caught:
+        parse(textwrap.dedent(text), "t.net")
+    return caught.value.diagnostics
+
+
+def test_lookalikes_are_all_found_before_parsing_one_error_per_kind():
+    found = syntax_errors("y = x \u2013> relu\nz = conv(8\uff0c 3)\nw = y \u2014> relu\n")
+    assert len(found) == 2  # the dashes are one mistake, the full-width comma another
+    dash, comma = found
+    assert (dash.span.line, dash.span.column, dash.span.end_column) == (1, 7, 8)
+    assert "en dash `\u2013` (U+2013)" in dash.message and dash.hint == "write `->`"
+    assert dash.notes == ["the same mistake is also at 3:7 (`\u2014`) (2 in all)"]
+    assert (comma.span.line, comma.span.column) == (2, 11)
+    assert "U+FF0C" in comma.message and comma.hint == "write `,`"
+
+
+def test_lookalikes_in_comments_and_strings_are_left_alone():
+    module = parse('# ResNet \u2013 \u201cdeep\u201d\nuse "caf\u00e9.net"  # \u00d7 2\n', "t.net")
+    assert len(module.statements) == 1
+
+
+@pytest.mark.parametrize("text, column, words, hint", [
+    ("v = 3 \u2212 1\n", 7, "minus sign `\u2212` (U+2212)", "write `-`"),
+    ("v = f(\u201csame\u201d)\n", 7, "curly quotes", 'write `"same"`'),
+    ("v = f('same\u2019)\n", 12, "closed with right single quotation mark", "write `'same'`"),
+    ("v =\u00a0f(1)\n", 4, "no-break space (U+00A0)", "write an ordinary space (ASCII 32)"),
+    ("v = f(1)\u200b\n", 9, "invisible zero width space (U+200B)", "delete it"),
+    ("v = f(1)\n\ufeffw = 2\n", 1, "byte-order mark (U+FEFF) in the middle", "delete it"),
+    ("v = 3 \u00d7 3\n", 7, "multiplication sign `\u00d7` (U+00D7) between two sizes", "`(3, 3)`"),
+    ("v = f\uff081)\n", 6, "fullwidth left parenthesis", "write `(`"),
+    ("v = r\u0435lu\n", 6, "cyrillic small letter ie", "write `e`"),
+    ("v = 2\u00b2\n", 6, "superscript two", "write `** 2`"),
+    ("v = \x01\n", 5, "control character (U+0001)", "delete it"),
+])
+def test_each_lookalike_is_named_with_its_code_point_and_the_ascii_to_write(text, column, words, hint):
+    (d,) = syntax_errors(text)
+    assert d.span.column == column, d
+    assert words in d.message, d.message
+    assert hint in d.hint, d.hint
+
+
+def test_a_run_of_one_character_is_one_place():
+    (d,) = syntax_errors("block b(t) {\n\u00a0\u00a0\u00a0\u00a0return t\n}\n")
+    assert (d.span.line, d.span.column, d.span.end_column) == (2, 1, 5)
+    assert d.message.startswith("4 no-break spaces (U+00A0)")
+
+
+# ---------------------------------------------------------------- other languages' habits
+
+
+@pytest.mark.parametrize("line, culprit, words, hint", [
+    ("// stem", "//", "a comment starts with `#`", "write `# stem`"),
+    ("v = x -> relu  // first block", "//", "a comment starts with `#`", "write `# first block`"),
+    ("v = c // 2 // half the width", "// half", "a comment starts with `#`", "write `# half the width`"),
+    ("/* stem */", "/*", "C comment", "write `# stem`"),
+    ("v = x if a && b else y", "&&", "`&&` is written `and`", "write `and`"),
+    ("v = x if a || b else y", "||", "`||` is written `or`", "write `or`"),
+    ("v = x if !down else y", "!", "`!` is written `not`", "write `not down`"),
+    ("v = x if s = 1 else y", "= 1", "compares with `==`", "write `s == 1`"),
+    ("v = f(stride=[4, 4])", "[", "`[4, 4]` is a list", "write `(4, 4)`"),
+    ("v = f(8, 3x3)", "3x3", "`3x3` is not a number", "`(3, 3)`"),
+    ("v = Conv2D(64, 3)(x)", "Conv2D", "Keras's functional style", "write `x -> conv(64, 3)`"),
+    ("v = x -> nn.Conv2d(3, 64, 3)", "nn.", "`nn.Conv2d` is PyTorch's name", "write `conv(64, 3)`"),
+    ("v = x -> layers.Dense(10)", "layers", "`layers.Dense` is Keras's name", "write `linear(10)`"),
+    ("v = F.max_pool2d(x, 2)", "F.", "PyTorch's function; netspec's layer is `maxpool`", "write `maxpool(x, 2)`"),
+    ("v = x.view(1)", "x.", "names have no `.`", None),
+    ("v = 2 ^ 3", "^", "unexpected character `^`", "`**`"),
+])
+def test_habits_of_other_languages_are_named_with_the_fix(line, culprit, words, hint):
+    (d,) = syntax_errors(line + "\n")
+    assert d.span.column == line.index(culprit) + 1, d
+    assert words in d.message, d.message
+    if hint is not None:
+        assert hint in d.hint, d.hint
+
+
+def test_floor_division_is_still_floor_division():
+    e = value_of("c // 2")
+    assert e.op == "//"
