@@ -16,17 +16,17 @@ messages and corrected calls; it never looks at shapes.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # only for annotations: typing's generics cost milliseconds at import
+    from typing import Callable
+
     from netspec.layers.base import ArgumentError, Layer
 
-Ref = int | str          # an argument of the call as written: positional index or keyword name
-SourceOf = Callable[[Ref], "str | None"]
+    Ref = int | str          # an argument of the call as written: positional index or keyword name
+    SourceOf = Callable[[Ref], str | None]
 
 
-@dataclass(frozen=True)
 class Foreign:
     """How PyTorch and Keras spell one netspec layer.
 
@@ -34,17 +34,25 @@ class Foreign:
     a name in `inherited` is one that netspec takes from the input tensor (`in_channels`), the
     others are netspec attributes or their aliases (`kernel_size`), or keys of `keras_keywords`
     (Keras's name -> netspec's attribute: `filters` -> `out_channels`). `implies` gives the
-    attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`).
+    attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`);
+    `keras_traps` the Keras keywords whose value means something else in netspec, left out of a
+    corrected call with a note. (A plain class: a dataclass costs a millisecond at import.)
     """
 
-    pytorch: tuple[str, ...] = ()
-    pytorch_args: tuple[str, ...] = ()
-    keras: tuple[str, ...] = ()
-    keras_args: tuple[str, ...] = ()
-    keras_keywords: dict[str, str] = field(default_factory=dict)
-    inherited: dict[str, str] = field(default_factory=dict)
-    implies: dict[str, dict[str, str]] = field(default_factory=dict)
-    keras_traps: dict[str, str] = field(default_factory=dict)  # Keras keywords that mean otherwise
+    __slots__ = ("pytorch", "pytorch_args", "keras", "keras_args", "keras_keywords", "inherited",
+                 "implies", "keras_traps")
+
+    def __init__(self, *, pytorch: tuple[str, ...] = (), pytorch_args: tuple[str, ...] = (),
+                 keras: tuple[str, ...] = (), keras_args: tuple[str, ...] = (),
+                 keras_keywords: dict[str, str] | None = None, inherited: dict[str, str] | None = None,
+                 implies: dict[str, dict[str, str]] | None = None,
+                 keras_traps: dict[str, str] | None = None) -> None:
+        self.pytorch, self.pytorch_args = pytorch, pytorch_args
+        self.keras, self.keras_args = keras, keras_args
+        self.keras_keywords = keras_keywords or {}
+        self.inherited = inherited or {}
+        self.implies = implies or {}
+        self.keras_traps = keras_traps or {}
 
 
 # PyTorch keywords with no netspec meaning: left out of a corrected call without a word.
@@ -70,15 +78,15 @@ _SEQUENTIAL = {"Sequential", "ModuleList", "Model"}
 # ---------------------------------------------------------------- corrected calls
 
 
-@dataclass
 class Rewrite:
-    """A call as netspec writes it, built from the user's own arguments."""
+    """A call as netspec writes it, built from the user's own arguments: `args` are (keyword, or
+    None for a positional; the argument), `values` the arguments' values for want of their text,
+    `label` a label to put before it, `then` layers chained after it (`-> relu`)."""
 
-    kind: str
-    args: list[tuple[str | None, Ref]]          # (keyword, or None for a positional; the argument)
-    values: dict[Ref, Any] = field(default_factory=dict)   # the arguments' values, for want of text
-    label: str | None = None
-    then: list[str] = field(default_factory=list)            # layers chained after (`-> relu`)
+    def __init__(self, kind: str, args: list[tuple[str | None, Ref]], values: dict | None = None,
+                 label: str | None = None, then: list[str] | None = None) -> None:
+        self.kind, self.args, self.values = kind, args, values or {}
+        self.label, self.then = label, then or []
 
     def text(self, source_of: SourceOf | None = None) -> str:
         from netspec.layers.base import show_value
@@ -305,12 +313,13 @@ def _show(value: Any) -> str:
 # ---------------------------------------------------------------- foreign layer names
 
 
-@dataclass
 class ForeignName:
-    written: str                     # as the user wrote it: `nn.Conv2d`, `Conv2D`, `F.relu`
-    cls: type["Layer"]
-    frameworks: tuple[str, ...]      # "PyTorch", "Keras"
-    function: bool = False           # `F.relu(x)`: the tensor is an argument
+    """A framework's name for a netspec layer, as the user wrote it (`nn.Conv2d`, `Conv2D`,
+    `F.relu`); `frameworks` ("PyTorch", "Keras"); `function`: `F.relu(x)` takes the tensor."""
+
+    def __init__(self, written: str, cls: type["Layer"], frameworks: tuple[str, ...],
+                 function: bool = False) -> None:
+        self.written, self.cls, self.frameworks, self.function = written, cls, frameworks, function
 
     def message(self) -> str:
         whose = " and ".join(f"{f}'s" for f in self.frameworks)

@@ -18,9 +18,10 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedInput, UnexpectedTok
 
 from netspec import habits, syntax as S
 from netspec.diagnostics import Diagnostic, NetspecError, Span
-from netspec.lookalikes import scan as scan_lookalikes
 
 _OPENERS = {"(": ")", "[": "]"}
+# Anything but printable ASCII, tab, line breaks and form feed: netspec.lookalikes looks closer.
+_NOT_PLAIN = re.compile(r"[^\t\n\r\f\x20-\x7e]")
 MAX_INT_DIGITS = 4300  # Python's own limit on converting text to int
 # After one of these a line break cannot end a statement, so it is dropped.
 _CONTINUES_AFTER = {"->", "+", "-", "*", "/", "//", "%", "**", ",", "=", ":", "{", "(", "[",
@@ -258,9 +259,12 @@ def _parser() -> tuple[Lark, _AstBuilder, _Newlines]:
 
 def parse(text: str, file: str = "<string>") -> S.Module:
     """Parse one file's text; raises NetspecError with one located diagnostic on a syntax error."""
-    lookalikes = scan_lookalikes(text, file)  # every look-alike and invisible character at once
-    if lookalikes:
-        raise NetspecError(lookalikes)
+    if _NOT_PLAIN.search(text) is not None:  # every look-alike and invisible character at once
+        from netspec.lookalikes import scan
+
+        lookalikes = scan(text, file)
+        if lookalikes:
+            raise NetspecError(lookalikes)
     lark, builder, newlines = _parser()
     builder.file = file
     try:
