@@ -499,6 +499,12 @@ class Elaborator(Evaluator):
                             call.callee.span, rule="only layers and blocks can be applied",
                             hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
             return POISON
+        container = callee not in self.blocks and callee not in LAYERS and \
+            habits.sequential_call(callee, args, self.diag.sources)
+        if container:  # nn.Sequential(...): its arguments are layers, so they are not evaluated
+            self.diag.error(container[0], call.callee.span, rule="a call names a built-in layer, a "
+                            "block or a function", hint=container[1])
+            return POISON
         positional: list[Argument] = [] if piped is None else [piped]
         keywords: dict[str, Argument] = {}
         poisoned = piped is not None and piped.value is POISON

@@ -436,9 +436,6 @@ def unknown_callee(callee: str, positional: list, keywords: dict, piped: bool,
     PyTorch's or Keras's name for a netspec layer (`Conv2D(filters=64, kernel_size=3)`), else None."""
     from netspec.evaluate import Tensor
 
-    if sequential(callee):
-        return (f"`{callee}` is PyTorch's and Keras's container; netspec chains layers with `->`",
-                "write the layers as a chain: `y = x -> conv(64, 3) -> relu -> maxpool(2)`", [])
     found = foreign_name(callee)
     if found is None:
         return None
@@ -456,6 +453,37 @@ def unknown_callee(callee: str, positional: list, keywords: dict, piped: bool,
     return found.message(), f"write `{call}`", notes
 
 
+def sequential_call(callee: str, args: list, sources) -> tuple[str, str] | None:
+    """`Sequential(Conv2d(3, 8, 3), ReLU())`, before its arguments are evaluated (they are
+    layers, not values): the message and a hint with the layers as a netspec chain."""
+    if not sequential(callee):
+        return None
+    from netspec import syntax as S
+    from netspec.layers import LAYERS
+
+    stages = []
+    for arg in args:
+        node = arg.value
+        name = node.callee.name if isinstance(node, S.Call) else getattr(node, "name", None)
+        found = foreign_name(name) if name is not None else None
+        inner = node.args if isinstance(node, S.Call) else []
+        source_of = argument_source(  # the syntax's Arg spans: a positional's value, `name=value`
+            sources, [a.value for a in inner if a.name is None], {a.name.name: a for a in inner if a.name is not None})
+        if arg.name is None and name in LAYERS:
+            text = source_of.span_text(node.span)
+            stages.append(text or name)
+        elif arg.name is None and found is not None:
+            positional = list(range(sum(a.name is None for a in inner)))
+            stages.append(translate(found, positional, [a.name.name for a in inner if a.name is not None],
+                                    source_of=source_of)[0])
+        else:
+            stages = []
+            break
+    chain = " -> ".join(stages) if stages else "conv(64, 3) -> relu -> maxpool(2)"
+    return (f"`{callee}` is PyTorch's and Keras's container; netspec chains layers with `->`",
+            f"write the layers as a chain: `x -> {chain}`")
+
+
 def _string(text: str) -> str | None:
     if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
         return text[1:-1]
@@ -463,23 +491,22 @@ def _string(text: str) -> str | None:
 
 
 def argument_source(sources, positional: list, keywords: dict) -> SourceOf:
-    """The source text of a call's arguments (netspec.evaluate.Argument: a value and where it
-    is written), by position (spans of the values) or keyword (spans of `name=value`); None for
-    an argument spread over several lines."""
-    def source_of(ref: Ref) -> str | None:
-        if isinstance(ref, int):
-            span = positional[ref].span if 0 <= ref < len(positional) else None
-        else:
-            span = keywords[ref].span if ref in keywords else None
+    """The source text of a call's arguments (each with a `.span`, as netspec.evaluate.Argument:
+    the value's for a positional, `name=value` for a keyword), by position or keyword name;
+    None for an argument spread over several lines. `.span_text(span)` reads any span."""
+    def span_text(span) -> str | None:
         if span is None or span.line != span.end_line:
             return None
         line = sources.line(span.file, span.line)
-        if not line:
-            return None
-        text = line[span.column - 1:span.end_column - 1]
-        if isinstance(ref, str):
-            text = text.partition("=")[2]
-        return text.strip() or None
+        return line[span.column - 1:span.end_column - 1].strip() or None if line else None
+
+    def source_of(ref: Ref) -> str | None:
+        if isinstance(ref, int):
+            return span_text(positional[ref].span) if 0 <= ref < len(positional) else None
+        text = span_text(keywords[ref].span) if ref in keywords else None
+        return text.partition("=")[2].strip() or None if text else None
+
+    source_of.span_text = span_text
     return source_of
 
 

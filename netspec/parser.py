@@ -590,6 +590,19 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
         chain = " -> ".join(stages) if stages else "conv(64, 3) -> relu -> maxpool(2)"
         return Diagnostic(f"`{name}` is PyTorch's and Keras's container; netspec chains layers with "
                           f"`->`", where, rule="syntax", hint=f"write the layers as a chain: `x -> {chain}`")
+    if name.startswith("self."):  # `self.conv1 = nn.Conv2d(3, 64, 3)`: a PyTorch module's layer
+        label = name.split(".")[1]
+        later = re.search(r"([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*\(", line[end:])
+        found = habits.foreign_name(later.group(1)) if later else None
+        call, example = "conv(64, 3)", "e.g. "
+        if found is not None:
+            example, call = "", found.cls.kind
+            arguments = _call_arguments(line[end + later.end(1):])
+            if arguments is not None:
+                call = habits.translate(found, arguments[0], arguments[1], source_of=arguments[2].get)[0]
+        return Diagnostic(f"`{name}` is a PyTorch module's attribute; netspec names a layer with a label",
+                          where, rule="syntax", hint=f"label the layer where the chain applies it: "
+                                                     f"{example}`x -> {label}: {call}`")
     found = habits.foreign_name(name)
     if found is None:
         return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",

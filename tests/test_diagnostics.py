@@ -931,3 +931,17 @@ def test_foreign_layer_names_give_netspec_calls(tmp_path, call, hint):
     d = one_error(tmp_path, HEAD + f"y = x -> {call}\noutput y\n")
     assert "netspec's layer is" in d.message
     assert d.hint == hint
+
+
+def test_a_sequential_container_is_one_error_with_its_layers_as_a_chain(tmp_path):
+    line = "y = x -> Sequential(Conv2d(3, 8, 3), ReLU(inplace=true), maxpool(2))"
+    d = one_error(tmp_path, HEAD + line + "\noutput y\n")  # its arguments are not evaluated as values
+    at(d, 3, col(line, "Sequential"))
+    assert d.hint == "write the layers as a chain: `x -> conv(8, 3) -> relu -> maxpool(2)`"
+
+
+def test_self_attribute_of_a_pytorch_module_suggests_a_label(tmp_path):
+    line = "self.conv1 = nn.Conv2d(3, 64, 3, padding=1)"
+    d = one_error(tmp_path, HEAD + line + "\n")
+    at(d, 3, 1)
+    assert d.hint == "label the layer where the chain applies it: `x -> conv1: conv(64, 3, padding=1)`"
