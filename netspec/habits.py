@@ -368,6 +368,15 @@ def foreign_name(written: str) -> ForeignName | None:
     return None
 
 
+_METHODS = {"view": "flatten", "reshape": "flatten", "flatten": "flatten", "relu": "relu",
+            "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax", "mean": "global_avgpool"}
+
+
+def tensor_method(method: str) -> str | None:
+    """netspec's layer for a PyTorch tensor method (`x.view(n, -1)` is `x -> flatten`)."""
+    return _METHODS.get(method)
+
+
 def sequential(written: str) -> bool:
     return written.rpartition(".")[2] in _SEQUENTIAL
 
@@ -436,10 +445,15 @@ def unknown_callee(callee: str, positional: list, keywords: dict, piped: bool,
     PyTorch's or Keras's name for a netspec layer (`Conv2D(filters=64, kernel_size=3)`), else None."""
     from netspec.evaluate import Tensor
 
+    source_of = argument_source(sources, positional, keywords)
+    if callee == "Activation" and len(positional) > int(piped):  # Keras's Activation("relu")
+        kind = _ACTIVATIONS.get(_string(source_of(int(piped)) or "") or "")
+        if kind:
+            return ("`Activation` is Keras's wrapper; in netspec an activation is a layer of its own",
+                    f"write `{kind}`", [])
     found = foreign_name(callee)
     if found is None:
         return None
-    source_of = argument_source(sources, positional, keywords)
     start = 1 if piped else 0
     leading, attributes = [], []
     for index in range(start, len(positional)):

@@ -604,6 +604,11 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
                           where, rule="syntax", hint=f"label the layer where the chain applies it: "
                                                      f"{example}`x -> {label}: {call}`")
     found = habits.foreign_name(name)
+    head, _, method = name.rpartition(".")
+    layer = habits.tensor_method(method)
+    if found is None and layer is not None and "." not in head:  # `x.view(x.size(0), -1)`
+        return Diagnostic(f"`{name}` is a tensor method in PyTorch; netspec applies a layer in a chain",
+                          where, rule="syntax", hint=f"write `{head} -> {layer}`")
     if found is None:
         return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",
                           hint="there are no modules or attributes: a layer is called by its "
