@@ -804,7 +804,9 @@ def test_a_run_of_one_character_is_one_place():
     ("v = x -> nn.Conv2d(3, 64, 3)", "nn.", "`nn.Conv2d` is PyTorch's name", "write `conv(64, 3)`"),
     ("v = x -> layers.Dense(10)", "layers", "`layers.Dense` is Keras's name", "write `linear(10)`"),
     ("v = F.max_pool2d(x, 2)", "F.", "PyTorch's function; netspec's layer is `maxpool`", "write `maxpool(x, 2)`"),
-    ("v = x.view(1)", "x.", "names have no `.`", None),
+    ("v = x.shape", "x.", "names have no `.`", None),
+    ("v = x.view(x.size(0), -1)", "x.", "a tensor method in PyTorch", "write `x -> flatten`"),
+    ("self.conv1 = nn.Conv2d(3, 64, 3)", "self", "PyTorch module's attribute", "`x -> conv1: conv(64, 3)`"),
     ("v = 2 ^ 3", "^", "unexpected character `^`", "`**`"),
 ])
 def test_habits_of_other_languages_are_named_with_the_fix(line, culprit, words, hint):
