@@ -584,7 +584,8 @@ class Elaborator(Evaluator):
             layer = cls.from_arguments([a.value for a in positional], {k: a.value for k, a in keywords.items()})
         except ArgumentError as exc:
             if isinstance(exc.arg, int) and exc.arg < len(positional):
-                culprit, attribute = positional[exc.arg], cls.positional[min(exc.arg, len(cls.positional) - 1)]
+                culprit = positional[exc.arg]  # a layer may take no attribute by position (batchnorm)
+                attribute = cls.positional[min(exc.arg, len(cls.positional) - 1)] if cls.positional else None
             elif isinstance(exc.arg, str) and exc.arg in keywords:
                 culprit, attribute = keywords[exc.arg], cls.aliases.get(exc.arg, exc.arg)
             else:
