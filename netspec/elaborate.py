@@ -610,7 +610,8 @@ class Elaborator(Evaluator):
         span, labels, hint = call.span, [], exc.hint_with(source_of)
         if culprit is not None:
             span = culprit.span
-            origin = origin_of(culprit.expr, scope) if culprit.expr is not None else None
+            # a call written in another framework's way is fixed at the call, not where a value came from
+            origin = origin_of(culprit.expr, scope) if culprit.expr is not None and exc.call is None else None
             if origin is not None and origin.span != culprit.expr.span:
                 span = origin.span
                 labels.append(Label(culprit.span, f"`{culprit.expr.name}` is {show_value(culprit.value)}, "

@@ -945,3 +945,12 @@ def test_self_attribute_of_a_pytorch_module_suggests_a_label(tmp_path):
     d = one_error(tmp_path, HEAD + line + "\n")
     at(d, 3, 1)
     assert d.hint == "label the layer where the chain applies it: `x -> conv1: conv(64, 3, padding=1)`"
+
+
+def test_a_call_in_pytorchs_order_is_reported_at_the_call_not_where_its_values_came_from(tmp_path):
+    line = "    return t -> conv(c_in, planes, 3)"
+    text = HEAD + "block b(t, c_in, planes) {\n" + line + "\n}\ny = x -> b(3, 16)\noutput y\n"
+    d = one_error(tmp_path, text)
+    at(d, 4, col(line, "c_in"))
+    assert d.hint == "write `conv(planes, 3)`"
+    assert not d.labels
