@@ -674,6 +674,8 @@ def _call_arguments(rest: str) -> tuple[list[int], list[str], dict] | None:
     if close is None:
         return None
     snippet = "f" + rest[:close + 1]
+    # parse() again, from inside the handling of a syntax error: the outer parse has finished
+    # with the shared parser, and the snippet is shorter than the text, so this ends
     try:
         binding = parse(f"v = {snippet}\n", "<call>").statements[0]
     except NetspecError:
