@@ -580,9 +580,11 @@ class Elaborator(Evaluator):
                             rule=f"{cls.kind} combines two or more tensors",
                             hint=f"e.g. `a -> {cls.kind}(b)` or `{cls.kind}(a, b)`")
             return POISON
+        values, named = [a.value for a in positional], {k: a.value for k, a in keywords.items()}
         try:
-            layer = cls.from_arguments([a.value for a in positional], {k: a.value for k, a in keywords.items()})
-        except ArgumentError as exc:
+            layer = cls.from_arguments(values, named)
+        except ArgumentError as refused:
+            exc = habits.reread(cls, values, named, refused)  # in PyTorch's or Keras's words
             if isinstance(exc.arg, int) and exc.arg < len(positional):
                 culprit = positional[exc.arg]  # a layer may take no attribute by position (batchnorm)
                 attribute = cls.positional[min(exc.arg, len(cls.positional) - 1)] if cls.positional else None

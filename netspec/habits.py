@@ -27,34 +27,6 @@ if TYPE_CHECKING:  # only for annotations: typing's generics cost milliseconds a
     SourceOf = Callable[[Ref], str | None]
 
 
-class Foreign:
-    """How PyTorch and Keras spell one netspec layer.
-
-    `pytorch_args` and `keras_args` are the frameworks' positional parameters in their own names;
-    a name in `inherited` is one that netspec takes from the input tensor (`in_channels`), the
-    others are netspec attributes or their aliases (`kernel_size`), or keys of `keras_keywords`
-    (Keras's name -> netspec's attribute: `filters` -> `out_channels`). `implies` gives the
-    attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`);
-    `keras_traps` the Keras keywords whose value means something else in netspec, left out of a
-    corrected call with a note. (A plain class: a dataclass costs a millisecond at import.)
-    """
-
-    __slots__ = ("pytorch", "pytorch_args", "keras", "keras_args", "keras_keywords", "inherited",
-                 "implies", "keras_traps")
-
-    def __init__(self, *, pytorch: tuple[str, ...] = (), pytorch_args: tuple[str, ...] = (),
-                 keras: tuple[str, ...] = (), keras_args: tuple[str, ...] = (),
-                 keras_keywords: dict[str, str] | None = None, inherited: dict[str, str] | None = None,
-                 implies: dict[str, dict[str, str]] | None = None,
-                 keras_traps: dict[str, str] | None = None) -> None:
-        self.pytorch, self.pytorch_args = pytorch, pytorch_args
-        self.keras, self.keras_args = keras, keras_args
-        self.keras_keywords = keras_keywords or {}
-        self.inherited = inherited or {}
-        self.implies = implies or {}
-        self.keras_traps = keras_traps or {}
-
-
 # PyTorch keywords with no netspec meaning: left out of a corrected call without a word.
 _SILENT = {"inplace", "device", "dtype"}
 # Keras's activation names -> netspec's layers (`Dense(10, activation="relu")`)
@@ -149,6 +121,17 @@ def _field(cls: type["Layer"], name: str, keras: bool = False) -> str | None:
 def _what(cls: type["Layer"], names) -> str:
     whats = list(dict.fromkeys(cls.foreign.inherited[n] for n in names))
     return " and ".join(whats)
+
+
+def reread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any],
+           error: "ArgumentError") -> "ArgumentError":
+    """`error`, from Layer.from_arguments, told in the user's words where the call reads as
+    PyTorch's or Keras's (`conv(3, 64, 11)`, `in_channels=3`, `filters=64`); else `error`."""
+    if error.reason == "unknown" and isinstance(error.arg, str):
+        return unknown_keyword(cls, error.arg, positional, keywords) or error
+    if error.reason in ("positional", "twice"):
+        return misread(cls, positional, keywords) or error
+    return error
 
 
 def misread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any]) -> "ArgumentError | None":

@@ -900,15 +900,18 @@ def test_power_of_tensors_is_refused(tmp_path):
 
 
 def test_argument_errors_show_the_corrected_call_from_values_without_source():
+    from netspec import habits
     from netspec.layers import LAYERS, ArgumentError
 
-    with pytest.raises(ArgumentError) as caught:
-        LAYERS["conv"].from_arguments([3, 64, 11], {"stride": 4})
-    assert caught.value.hint == "write `conv(64, 11, stride=4)`"
-    assert caught.value.arg == 0
-    with pytest.raises(ArgumentError) as caught:
-        LAYERS["linear"].from_arguments([10], {"in_features": 128})
-    assert caught.value.hint == "write `linear(10)`"
+    def reread(kind, positional, keywords):
+        with pytest.raises(ArgumentError) as caught:
+            LAYERS[kind].from_arguments(positional, keywords)
+        return habits.reread(LAYERS[kind], positional, keywords, caught.value)
+
+    error = reread("conv", [3, 64, 11], {"stride": 4})
+    assert error.hint == "write `conv(64, 11, stride=4)`"
+    assert error.arg == 0
+    assert reread("linear", [10], {"in_features": 128}).hint == "write `linear(10)`"
 
 
 def test_corrected_calls_keep_the_argument_text(tmp_path):

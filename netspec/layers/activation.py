@@ -3,8 +3,7 @@
 
 from typing import ClassVar, Literal
 
-from netspec.habits import Foreign
-from netspec.layers.base import Axis, Layer, ParamSpec, PositiveInt
+from netspec.layers.base import Axis, Foreign, Layer, ParamSpec, PositiveInt
 from netspec.layers.merge import resolve_axis
 from netspec.types import ShapeError, TensorType
 

@@ -16,7 +16,6 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from netspec import habits
 from netspec.types import ShapeError, TensorType
 
 LAYERS: dict[str, type["Layer"]] = {}
@@ -88,6 +87,34 @@ class ParamSpec:
         return n
 
 
+class Foreign:
+    """How PyTorch and Keras spell one netspec layer.
+
+    `pytorch_args` and `keras_args` are the frameworks' positional parameters in their own names;
+    a name in `inherited` is one that netspec takes from the input tensor (`in_channels`), the
+    others are netspec attributes or their aliases (`kernel_size`), or keys of `keras_keywords`
+    (Keras's name -> netspec's attribute: `filters` -> `out_channels`). `implies` gives the
+    attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`);
+    `keras_traps` the Keras keywords whose value means something else in netspec, left out of a
+    corrected call with a note. (A plain class: a dataclass costs a millisecond at import.)
+    """
+
+    __slots__ = ("pytorch", "pytorch_args", "keras", "keras_args", "keras_keywords", "inherited",
+                 "implies", "keras_traps")
+
+    def __init__(self, *, pytorch: tuple[str, ...] = (), pytorch_args: tuple[str, ...] = (),
+                 keras: tuple[str, ...] = (), keras_args: tuple[str, ...] = (),
+                 keras_keywords: dict[str, str] | None = None, inherited: dict[str, str] | None = None,
+                 implies: dict[str, dict[str, str]] | None = None,
+                 keras_traps: dict[str, str] | None = None) -> None:
+        self.pytorch, self.pytorch_args = pytorch, pytorch_args
+        self.keras, self.keras_args = keras, keras_args
+        self.keras_keywords = keras_keywords or {}
+        self.inherited = inherited or {}
+        self.implies = implies or {}
+        self.keras_traps = keras_traps or {}
+
+
 class ArgumentError(Exception):
     """A bad argument; `arg` is the index of the offending argument (or its keyword name).
 
@@ -96,9 +123,11 @@ class ArgumentError(Exception):
     caller has it (`hint_with`)."""
 
     def __init__(self, message: str, arg: int | str | None = None, hint: str | None = None,
-                 call=None):
+                 call=None, reason: str = "value"):
         super().__init__(message)
         self.message, self.arg, self.call, self._hint = message, arg, call, hint
+        # what went wrong: "positional" (too many), "unknown" (keyword), "twice", "missing", "value"
+        self.reason = reason
 
     @property
     def hint(self) -> str | None:
@@ -121,7 +150,7 @@ class Layer(BaseModel):
     positional: ClassVar[tuple[str, ...]] = ()   # attributes that may be given by position
     arity: ClassVar[int | None] = 1              # tensor inputs; None: two or more
     aliases: ClassVar[dict[str, str]] = {}       # other accepted spellings -> field name
-    foreign: ClassVar[habits.Foreign] = habits.Foreign()  # PyTorch's and Keras's names, for diagnostics
+    foreign: ClassVar["Foreign"] = None  # type: ignore[assignment]  # PyTorch's and Keras's names (below)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -145,27 +174,25 @@ class Layer(BaseModel):
 
         if len(positional) > len(cls.positional):
             names = ", ".join(f"`{n}`" for n in cls.positional) or "none"
-            raise habits.misread(cls, positional, keywords) or ArgumentError(
+            raise ArgumentError(
                 f"{cls.kind} takes {len(cls.positional)} positional argument"
                 f"{'s' if len(cls.positional) != 1 else ''} ({names}) but got {len(positional)}",
-                arg=len(cls.positional),
+                arg=len(cls.positional), reason="positional",
                 hint="give the others by name, e.g. " + _example(cls))
         values: dict[str, Any] = dict(zip(cls.positional, positional))
         for name, value in keywords.items():
             field = cls.aliases.get(name, name)
             if field not in cls.model_fields:
-                raise habits.unknown_keyword(cls, name, positional, keywords) or ArgumentError(
-                                    f"{cls.kind} has no attribute `{name}`", arg=name,
+                raise ArgumentError(f"{cls.kind} has no attribute `{name}`", arg=name, reason="unknown",
                                     hint=did_you_mean(name, [*cls.model_fields, *cls.aliases])
                                     or f"{cls.kind} takes: {', '.join(cls.model_fields) or 'no attributes'}")
             if field in values:
-                raise habits.misread(cls, positional, keywords) or ArgumentError(
-                    f"{cls.kind}: `{field}` is given twice", arg=name)
+                raise ArgumentError(f"{cls.kind}: `{field}` is given twice", arg=name, reason="twice")
             values[field] = value
         for name, field in cls.model_fields.items():
             if field.is_required() and name not in values:
                 raise ArgumentError(f"{cls.kind} needs `{name}` ({_phrase(cls, name)})", arg=None,
-                                    hint="e.g. " + _example(cls))
+                                    reason="missing", hint="e.g. " + _example(cls))
         try:
             return cls(**values)
         except ValidationError as exc:
@@ -226,6 +253,9 @@ class Layer(BaseModel):
         if t.rank != rank:
             raise ShapeError(f"expects a {rank}-D {what} input, got {t} ({t.rank}-D)",
                              rule=f"input rank must be {rank}", hint=hint)
+
+
+Layer.foreign = Foreign()
 
 
 def _walk_types(annotation: Any):

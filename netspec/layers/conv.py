@@ -1,8 +1,7 @@
 """Convolution layers."""
 
 
-from netspec.habits import Foreign
-from netspec.layers.base import (Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
+from netspec.layers.base import (Foreign, Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
                                  explain_windows, fan_in_uniform)
 from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
 from netspec.types import ShapeError, TensorType

@@ -1,8 +1,7 @@
 """Fully connected layers."""
 
 
-from netspec.habits import Foreign
-from netspec.layers.base import Layer, PositiveInt, explain_counts, fan_in_uniform
+from netspec.layers.base import Foreign, Layer, PositiveInt, explain_counts, fan_in_uniform
 from netspec.types import TensorType
 
 

@@ -3,8 +3,7 @@
 
 from typing import ClassVar
 
-from netspec.habits import Foreign
-from netspec.layers.base import Axis, Layer
+from netspec.layers.base import Axis, Foreign, Layer
 from netspec.shapes import broadcast
 from netspec.types import ShapeError, TensorType
 

@@ -1,8 +1,7 @@
 """Normalisation layers."""
 
 
-from netspec.habits import Foreign
-from netspec.layers.base import Layer, ParamSpec, PositiveFloat, PositiveInt
+from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt
 from netspec.types import ShapeError, TensorType
 
 

@@ -1,8 +1,7 @@
 """Pooling layers."""
 
 
-from netspec.habits import Foreign
-from netspec.layers.base import Expect, Layer, Padding2, PositiveFloat, Size2, explain_windows
+from netspec.layers.base import Expect, Foreign, Layer, Padding2, PositiveFloat, Size2, explain_windows
 from typing import Annotated, Literal
 
 from netspec.layers.conv import describe_window

@@ -4,8 +4,7 @@
 import math
 from typing import Literal
 
-from netspec.habits import Foreign
-from netspec.layers.base import Layer, PositiveNumber2, Size2
+from netspec.layers.base import Foreign, Layer, PositiveNumber2, Size2
 from netspec.shapes import expand
 from netspec.types import ShapeError, TensorType
 

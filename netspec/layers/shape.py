@@ -5,8 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netspec.habits import Foreign
-from netspec.layers.base import Expect, Layer, Probability
+from netspec.layers.base import Expect, Foreign, Layer, Probability
 from netspec.shapes import resolve_padding
 from netspec.types import Layout, ShapeError, TensorType
 
