@@ -21,8 +21,9 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> Graph:
         inputs = [graph.node(name).output for name in node.inputs]
         if any(t is None for t in inputs):
             continue
-        try:
-            node.output = node.layer.infer(inputs)
+        try:  # the layer's dtype rule, then its shape rule; the dtype rule decides the dtype
+            dtype = node.layer.infer_dtype(inputs, node.inputs)
+            node.output = node.layer.infer(inputs).with_dtype(dtype)
             if any(isinstance(d, int) and d > MAX_SIZE for d in node.output.shape):
                 raise ShapeError(f"the output {node.output} has a size over 2^63 - 1",
                                  rule="sizes fit ONNX's 64-bit dimensions")

@@ -19,6 +19,28 @@ DTYPES: dict[str, int] = {  # dtype name -> bytes per element
     "f16": 2, "bf16": 2, "f32": 4, "f64": 8,
     "i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bool": 1,
 }
+# The groups the layers' dtype rules are written in (netspec.layers.base.Layer.dtypes).
+FLOATS: tuple[str, ...] = ("f16", "bf16", "f32", "f64")
+INTEGERS: tuple[str, ...] = ("i8", "u8", "i16", "i32", "i64")
+NUMBERS: tuple[str, ...] = FLOATS + INTEGERS
+ANY_DTYPE: tuple[str, ...] = tuple(DTYPES)
+
+# What each dtype holds: integers by range, floats by their largest finite value.
+_INTEGER_RANGES = {"i8": (-2 ** 7, 2 ** 7 - 1), "u8": (0, 2 ** 8 - 1), "i16": (-2 ** 15, 2 ** 15 - 1),
+                   "i32": (-2 ** 31, 2 ** 31 - 1), "i64": (-2 ** 63, 2 ** 63 - 1), "bool": (0, 1)}
+_FLOAT_MAX = {"f16": 65504.0, "bf16": 3.3895313892515355e38, "f32": 3.4028234663852886e38,
+              "f64": 1.7976931348623157e308}
+
+
+def representable(value: float, dtype: str) -> bool:
+    """Whether a constant (a pad value) is a value of `dtype`: an integer within range for the
+    integer types (0 or 1 for bool), a finite number within range for the floats (rounding to
+    the dtype's precision is allowed)."""
+    if dtype in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[dtype]
+        return float(value).is_integer() and low <= value <= high
+    return abs(value) <= _FLOAT_MAX.get(dtype, _FLOAT_MAX["f64"])
+
 
 _DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
 _SPATIAL_LETTERS = "DHWL"
@@ -30,6 +52,10 @@ class ShapeError(Exception):
     def __init__(self, message: str, rule: str | None = None, hint: str | None = None):
         super().__init__(message)
         self.message, self.rule, self.hint = message, rule, hint
+
+
+class DTypeError(ShapeError):
+    """Raised by a layer's dtype rule: an input of a dtype the layer does not take."""
 
 
 @lru_cache(maxsize=None)  # a handful of layouts, asked once per layer and more
@@ -111,6 +137,10 @@ class TensorType:
             for index, size in zip(self.layout.spatial, spatial):
                 shape[index] = size
         return TensorType(self.dtype, tuple(shape), self.layout)
+
+    def with_dtype(self, dtype: str) -> "TensorType":
+        """The same shape and layout in another dtype (the type itself when it already is)."""
+        return self if dtype == self.dtype else TensorType(dtype, self.shape, self.layout)
 
     def sample_elements(self) -> int:
         """Elements of one sample (every axis but the batch)."""
