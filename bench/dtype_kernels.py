@@ -4,13 +4,15 @@
 
 For every operator the layers lower to and every dtype a spec can declare, a one-node model
 (inputs, weights and constants in that dtype, typical attributes) is checked by onnx.checker
-(full check) at the opset that operator needs, then loaded and run in onnxruntime on the CPU.
+(full check) at opset 17 (netspec's default; later where the operator needs it) and at 22 (the
+first with bf16 convolutions and pools), then loaded and run in onnxruntime on the CPU.
 Each cell says what happened:
 
     ok         ONNX allows the dtype and onnxruntime runs it
     no kernel  ONNX allows the dtype; onnxruntime's CPU provider has no kernel for it
     (22+)      ONNX allows the dtype for this operator only from opset 22 (`--opset 22`);
                from 20 for Gelu, 19 for Pad's wrap mode, which need that opset anyway
+    ...; X at 22   measured at opset 17 and again at 22, where the kernels differ
     -          ONNX does not allow the dtype for this operator (in any opset up to 26)
 
 The model's first input is the tensor whose dtype varies; index, shape and pad inputs stay
@@ -143,22 +145,10 @@ def model(case: str, dtype: str, opset: int) -> tuple[onnx.ModelProto, dict]:
     return m, feed
 
 
-def measure(case: str, dtype: str) -> str:
+def run_once(case: str, dtype: str, opset: int) -> str:
+    """"ok", "no kernel" or what else went wrong, for one cell at one opset."""
     import onnxruntime as ort
 
-    first = CASES[case][0]
-    op = case.split()[0]
-    probe = "f32" if case == "Cast from f32" else dtype
-    if case == "Cast from f32":
-        op_allows = lambda opset: allows("Cast", opset, "f32") and dtype in ONNX  # noqa: E731
-    else:
-        op_allows = lambda opset: allows(op, opset, probe)  # noqa: E731
-    opsets = [o for o in range(max(first, 13), 27) if op_allows(o)]
-    if not opsets:
-        return "-"
-    opset = max(opsets[0], 17)
-    if not op_allows(opset):
-        opset = opsets[0]
     m, feed = model(case, dtype, opset)
     try:
         onnx.checker.check_model(m, full_check=True)
@@ -168,7 +158,7 @@ def measure(case: str, dtype: str) -> str:
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
-        # bf16 has no numpy dtype onnxruntime knows: feed and fetch raw OrtValues
+        # bf16 has no numpy dtype onnxruntime knows: feed raw OrtValues
         values = {name: ort.OrtValue.ortvalue_from_numpy_with_onnx_type(
             array.view(np.uint16) if array.dtype == _numpy("bf16") else array,
             ONNX["bf16"] if array.dtype == _numpy("bf16") else helper.np_dtype_to_tensor_dtype(array.dtype))
@@ -177,14 +167,33 @@ def measure(case: str, dtype: str) -> str:
     except Exception as exc:
         text = str(exc)
         if "NOT_IMPLEMENTED" in text or "Could not find an implementation" in text:
-            return "no kernel" + _since(opset)
+            return "no kernel"
         return "fails: " + text.splitlines()[0][:60]
-    return "ok" + _since(opset)
+    return "ok"
 
 
-def _since(opset: int) -> str:
-    """` (22+)` where ONNX takes the dtype only from a later opset than netspec's default 17."""
-    return f" ({opset}+)" if opset > 17 else ""
+# the opsets a cell is measured at: netspec's default, and the first that has bf16 convolutions
+OPSETS = (17, 22)
+
+
+def measure(case: str, dtype: str) -> str:
+    """One cell: the result at opset 17 (or the first opset whose operator takes the dtype, as
+    ` (22+)`), and at 22 where that differs (`ok; no kernel at 22`)."""
+    first = CASES[case][0]
+    op = "Cast" if case.startswith("Cast") else case.split()[0]
+    probe = "f32" if case == "Cast from f32" else dtype
+    opsets = [o for o in range(max(first, 13), 27) if allows(op, o, probe)]
+    if not opsets:
+        return "-"
+    start = max(opsets[0], OPSETS[0])
+    result = run_once(case, dtype, start)
+    cell = result + (f" ({start}+)" if start > OPSETS[0] else "")
+    later = [o for o in OPSETS if o > start and allows(op, o, probe)]
+    for opset in later:
+        other = run_once(case, dtype, opset)
+        if other != result:
+            cell += f"; {other} at {opset}"
+    return cell
 
 
 def table() -> str:

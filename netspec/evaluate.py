@@ -15,7 +15,7 @@ from typing import Any
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, Span, did_you_mean
 from netspec.functions import DESCRIPTIONS, FUNCTIONS
-from netspec.types import DTYPES
+from netspec.types import DTYPE_ALIASES, DTYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,8 +206,8 @@ class Evaluator:
         hint = did_you_mean(ref.name, scope.visible())
         if ref.name in ("True", "False"):
             hint = f"write `{ref.name.lower()}`"
-        elif ref.name.lower() in DTYPES:
-            hint = f"the dtype is written `{ref.name.lower()}`"
+        elif ref.name.lower() in DTYPES or ref.name.lower() in DTYPE_ALIASES:
+            hint = f"the dtype is written `{DTYPE_ALIASES.get(ref.name.lower(), ref.name.lower())}`"
         self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
                         "by a binding, an input, a block parameter or a network parameter", hint=hint)
         return POISON

@@ -317,6 +317,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
             problems.append(Diagnostic(f"{node.kind}: {exc.message}", node.span, layer=node.name,
                                        rule="ONNX can express this layer exactly", hint=exc.hint))
             values[node.name] = node.name
+            g.declare(node.name, t.dtype)  # typed, so the layers after it are checked too
             continue
         produced = g.types.get(values[node.name])
         if produced is not None and produced != ONNX_DTYPES[t.dtype]:  # a layer's bug, never the user's
