@@ -416,7 +416,7 @@ def random_array(shape, dtype: np.dtype, rng) -> np.ndarray:
 
 
 def feeds(specs: list[InputSpec], arrays: Mapping[str, Any] | Any | None = None, seed: int = 0,
-          batch: int | None = None, source: str = "the arrays") -> dict[str, np.ndarray]:
+          batch: int | None = None, source: str | None = None) -> dict[str, np.ndarray]:
     """onnxruntime feeds for inputs described by `specs`.
 
     `arrays` maps input names to arrays (or is one array for a single-input model, or None
@@ -426,7 +426,8 @@ def feeds(specs: list[InputSpec], arrays: Mapping[str, Any] | Any | None = None,
     used as it is; floats, integers and booleans convert to a float input (an error where a
     value would overflow it, as 1e5 into f16), integers and booleans to an integer input whose
     range holds them, and 0/1 integers to a bool input; a float array for an integer or bool
-    input, and anything that is not numbers, are refused. `source` names the arrays in messages."""
+    input, and anything that is not numbers, are refused. `source` says where the arrays come
+    from (a file), for messages."""
     if arrays is None:
         rng = np.random.default_rng(seed)
         return {spec.name: random_array([d if isinstance(d, int) else (batch or 1) for d in spec.shape],
@@ -440,14 +441,15 @@ def feeds(specs: list[InputSpec], arrays: Mapping[str, Any] | Any | None = None,
     missing = [n for n in names if n not in arrays]
     extra = [n for n in arrays if n not in names]
     if missing or extra:
-        raise _feed_error(f"{source} do not match the model's inputs: missing {_names(missing)}, "
+        where = f" in {source}" if source else ""
+        raise _feed_error(f"the arrays{where} do not match the model's inputs: missing {_names(missing)}, "
                      f"unexpected {_names(extra)}", hint=f"the inputs are {_names(names)}")
     out = {}
     for spec in specs:
         try:
             array = np.asarray(arrays[spec.name])
         except (ValueError, TypeError) as exc:  # ragged lists and the like
-            raise _feed_error(f"input `{spec.name}`: {source} give no array ({exc})") from None
+            raise _feed_error(f"input `{spec.name}` is not an array of numbers ({exc})") from None
         if array.ndim == len(spec.shape) - 1:
             array = array[None]  # one sample: add the batch axis
         fixed = [(i, d) for i, d in enumerate(spec.shape) if isinstance(d, int)]

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--repeat must be 0 or more")
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    if args.batch is not None and args.batch < 1:  # (a spec's options are checked again below)
+        raise UsageError("--batch must be at least 1")
     check_data_input(args)
     if args.spec.endswith(".onnx"):
         if not Path(args.spec).is_file():
