@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -79,7 +80,7 @@ class Network:
 
         model = self.lowered(opset, batch, weights, seed, progress)
         if check:
-            serialize(model)
+            self._checked(serialize, model)
         return model
 
     def lowered(self, opset: int | None = None, batch: int | None = None,
@@ -99,35 +100,111 @@ class Network:
 
         detached: dict = {}
         model = self.lowered(**options, detached=detached)
-        save_model(model, Path(path), detached)
+        self._checked(save_model, model, Path(path), detached)
         return Path(path)
 
     def session(self, device: str = "cpu", **options: Any):
-        """An onnxruntime InferenceSession of this network (`cpu` or `cuda`)."""
-        from netspec.runtime import session
-
+        """An onnxruntime InferenceSession of this network (`cpu` or `cuda`). A layer that
+        onnxruntime has no kernel for, in its dtype on this device, raises NetspecError located
+        at the layer."""
         if options.get("weights") is not None:
             # arrays have no reliable key and a file may change between calls: build afresh
-            return session(self.to_onnx(**options), device)
+            return self._session(self.to_onnx(**options), device)
         key = (device, tuple(sorted((k, str(v)) for k, v in options.items())))
         if key not in self._sessions:
-            self._sessions[key] = session(self.to_onnx(**options), device)
+            self._sessions[key] = self._session(self.to_onnx(**options), device)
         return self._sessions[key]
 
-    def run(self, inputs: Mapping[str, Any] | Any, device: str = "cpu", **options: Any) -> dict:
+    def _session(self, model, device: str):
+        from netspec import runtime
+
+        try:
+            return runtime.session(model, device)
+        except runtime.OnnxRuntimeError as exc:
+            raise self.locate(exc) from None
+
+    def input_specs(self, batch: int | None = None) -> list:
+        """The inputs as netspec.runtime.InputSpec (name, shape, layout, numpy dtype), the
+        batch fixed to `batch` when given."""
+        from netspec.lower import NUMPY_DTYPES
+        from netspec.runtime import InputSpec
+
+        graph = self.check().graph
+        specs = []
+        for name in graph.inputs:
+            t = graph.node(name).output
+            shape = tuple(batch if (batch and i == t.layout.batch) else d for i, d in enumerate(t.shape))
+            specs.append(InputSpec(name, shape, t.layout.axes, NUMPY_DTYPES[t.dtype]))
+        return specs
+
+    def feeds(self, inputs: Mapping[str, Any] | Any | None = None, seed: int = 0,
+              batch: int | None = None) -> dict:
+        """onnxruntime feeds for this network: `inputs` checked and converted to the declared
+        dtypes (see netspec.runtime.feeds), or seeded random values of them when None."""
+        from netspec.runtime import feeds
+
+        return feeds(self.input_specs(batch), inputs, seed, batch)
+
+    def run(self, inputs: Mapping[str, Any] | Any | None = None, device: str = "cpu", **options: Any) -> dict:
         """Run the network: `inputs` maps input names to arrays (or is one array for a
-        single-input network). Returns {output name: array}."""
-        import numpy as np
+        single-input network; None: seeded random values). Arrays are converted to the
+        declared dtypes where that loses nothing a user relies on (netspec.runtime.feeds).
+        Returns {output name: array}, each in its output's dtype."""
+        from netspec import runtime
 
         sess = self.session(device, **options)
-        names = [i.name for i in sess.get_inputs()]
-        if not isinstance(inputs, Mapping):
-            if len(names) != 1:
-                raise ValueError(f"the network has {len(names)} inputs ({', '.join(names)}); pass a dict")
-            inputs = {names[0]: inputs}
-        feeds = {name: np.asarray(value, dtype=np.float32) for name, value in inputs.items()}
-        results = sess.run(None, feeds)
+        feeds = self.feeds(inputs, options.get("seed", 0), options.get("batch"))
+        try:
+            results = runtime.run(sess, feeds)
+        except runtime.OnnxRuntimeError as exc:
+            raise self.locate(exc) from None
         return {o.name: r for o, r in zip(sess.get_outputs(), results)}
+
+    def locate(self, error):
+        """An error of onnxruntime about one node (netspec.runtime.OnnxRuntimeError), as a
+        diagnostic at the layer the node belongs to (nodes are `<layer>` and `<layer>/<op>`)."""
+        from netspec.diagnostics import Diagnostic
+
+        node = getattr(error, "node", None)
+        layer = node.split("/")[0] if node else None
+        graph = self.graph
+        if graph is None or layer is None or layer not in graph or graph.node(layer).layer is None:
+            return error
+        found = graph.node(layer)
+        dtype = graph.node(found.inputs[0]).output.dtype if found.inputs else found.output.dtype
+        if getattr(error, "missing_kernel", False):
+            where = "the CPU" if error.device == "cpu" else error.device.upper()
+            return NetspecError([Diagnostic(
+                f"{found.kind}: onnxruntime has no {dtype} kernel for ONNX's {error.op} on {where}",
+                found.span, layer=found.name,
+                rule="onnxruntime runs each ONNX operator in the dtypes it has kernels for; the "
+                     "exported model is valid",
+                hint=f"compute this layer in f32: `-> cast(f32) -> {found.kind}(...) -> cast({dtype})`, "
+                     "or run it where onnxruntime has the kernel (the README's dtype table lists the CPU's)")])
+        message = error.diagnostics[0].message if error.diagnostics else str(error)
+        return NetspecError([Diagnostic(f"{found.kind}: {message}", found.span, layer=found.name,
+                                        rule="onnxruntime runs the exported model")])
+
+    def _checked(self, write, model, *args):
+        """`write(model, *args)` (onnx.checker's full check, and writing), with a model that
+        onnx.checker refuses reported at the layer whose node it names."""
+        import onnx
+
+        from netspec.diagnostics import Diagnostic
+
+        try:
+            return write(model, *args)
+        except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
+            text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            match = re.search(r"node name: ([^)\s]+)\)", text)
+            layer = match.group(1).split("/")[0] if match else None
+            node = self.graph.node(layer) if layer and layer in self.graph else None
+            raise NetspecError([Diagnostic(
+                f"{node.kind + ': ' if node is not None and node.layer is not None else ''}"
+                f"the ONNX model fails onnx.checker: {text}", node.span if node is not None else None,
+                layer=node.name if node is not None else None,
+                rule="every exported model passes onnx.checker.check_model(full_check=True)",
+                hint="this is netspec's lowering at fault: please report it")]) from None
 
 
 def load(path: str | Path, *, input_shapes: Mapping[str, list] | None = None, **params: Any) -> Network:

@@ -15,6 +15,7 @@ from typing import Any
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, Span, did_you_mean
 from netspec.functions import DESCRIPTIONS, FUNCTIONS
+from netspec.types import DTYPE_ALIASES, DTYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,8 @@ class Evaluator:
         found, value = scope.lookup(ref.name)
         if found:
             return value
+        if ref.name in DTYPES:  # a dtype written bare, `cast(f16)`: its name, as `cast("f16")`
+            return ref.name
         what = self.callable_kind(ref.name)
         if what is not None:
             self.diag.error(f"`{ref.name}` is a {what}, not a value", ref.span,
@@ -231,6 +234,8 @@ class Evaluator:
             hint = f"write `{ref.name.lower()}`"
         elif ref.name in ("None", "null", "nil", "undefined"):
             hint = "netspec has no `None`: leave the argument out to get its default"
+        elif ref.name.lower() in DTYPES or ref.name.lower() in DTYPE_ALIASES:
+            hint = f"the dtype is written `{DTYPE_ALIASES.get(ref.name.lower(), ref.name.lower())}`"
         self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
                         "by a binding, an input, a block parameter or a network parameter", hint=hint)
         return POISON

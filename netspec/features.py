@@ -105,42 +105,6 @@ def _spatial_ancestor(graph, name: str) -> str | None:
     return None
 
 
-def _feeds(graph, inputs, seed: int, batch: int | None) -> dict:
-    """Arrays for the graph's inputs in their declared layouts: `inputs` is a mapping by input
-    name, one array (a network with one input), or None for seeded standard-normal values."""
-    import numpy as np
-
-    from netspec.lower import NUMPY_DTYPES
-
-    types = {name: graph.node(name).output for name in graph.inputs}
-    if inputs is None:
-        rng = np.random.default_rng(seed)
-        return {name: rng.standard_normal([d if isinstance(d, int) else (batch or 1) for d in t.shape])
-                .astype(NUMPY_DTYPES.get(t.dtype, np.float32))
-                for name, t in types.items()}
-    if not isinstance(inputs, Mapping):
-        if len(types) != 1:
-            raise _error(f"the network has {len(types)} inputs ({', '.join(types)}); pass a dict of "
-                         "arrays by input name")
-        inputs = {next(iter(types)): inputs}
-    missing = [n for n in types if n not in inputs]
-    extra = [n for n in inputs if n not in types]
-    if missing or extra:
-        raise _error(f"the arrays do not match the network's inputs: missing {missing or 'none'}, "
-                     f"unexpected {extra or 'none'}", hint=f"the inputs are {', '.join(types)}")
-    feeds = {}
-    for name, t in types.items():
-        array = np.asarray(inputs[name])
-        if array.ndim == t.rank - 1:
-            array = array[None]  # one sample: add the batch axis
-        fixed = [(i, d) for i, d in enumerate(t.shape) if isinstance(d, int)]
-        if array.ndim != t.rank or any(array.shape[i] != d for i, d in fixed):
-            raise _error(f"input `{name}` has shape {list(array.shape)}, the network expects "
-                         f"{t} ({t.layout})")
-        feeds[name] = array.astype(NUMPY_DTYPES.get(t.dtype, np.float32), copy=False)
-    return feeds
-
-
 def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None = None,
                  weights: str | Path | Mapping | None = None, seed: int = 0, device: str = "cpu",
                  opset: int | None = None, batch: int | None = None) -> dict:
@@ -154,12 +118,12 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
     import numpy as np
     from onnx import helper
 
+    from netspec import runtime
     from netspec.lower import ONNX_DTYPES, canonical_perm, canonical_shape
-    from netspec.runtime import session
 
     graph = net.check().graph
     chosen = _resolve_layers(graph, list(layers))
-    feeds = _feeds(graph, inputs, seed, batch)
+    feeds = net.feeds(inputs, seed, batch)
     model = net.to_onnx(opset=opset, batch=batch, weights=weights, seed=seed)
 
     # the value each layer's final node produces: its own name, or `<layer>/nchw` for an output
@@ -184,12 +148,11 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
 
     results: dict[str, Any] = {}
     if values:
-        sess = session(model, device)
         wanted = list(dict.fromkeys(values.values()))
         try:
-            arrays = sess.run(wanted, feeds)
-        except Exception as exc:  # onnxruntime's own errors: one line, no traceback
-            raise _error(f"onnxruntime cannot run the model: {str(exc).splitlines()[0]}") from None
+            arrays = runtime.run(runtime.session(model, device), feeds, wanted)
+        except runtime.OnnxRuntimeError as exc:  # one line, at the layer whose node it names
+            raise net.locate(exc) from None
         by_value = dict(zip(wanted, arrays))
         results = {name: by_value[value] for name, value in values.items()}
     return {name: np.ascontiguousarray(results[name] if name in results else direct[name]) for name in chosen}

@@ -41,8 +41,9 @@ def propagate(graph: Graph, declared: dict[str, TensorType] | None = None
         types[node.name] = None
         if any(t is None for t in inputs):
             continue
-        try:
-            output = node.layer.infer(inputs)
+        try:  # the layer's dtype rule, then its shape rule; the dtype rule decides the dtype
+            dtype = node.layer.infer_dtype(inputs, node.inputs)
+            output = node.layer.infer(inputs).with_dtype(dtype)
             if any(isinstance(d, int) and d > MAX_SIZE for d in output.shape):
                 raise ShapeError(f"the output {output} has a size over 2^63 - 1",
                                  rule="sizes fit ONNX's 64-bit dimensions")

@@ -3,15 +3,19 @@ inputs and outputs, layouts, initializers and the opset/IR versions.
 
 Inside the ONNX graph every value is in canonical (N, C, spatial) order, which is what ONNX's
 Conv and pooling operators expect: an NHWC input gets a Transpose in, and an output that is
-spatial and declared NHWC gets a Transpose back out. Node names are the layer names, value
-names are the layer names too (readable in Netron), initializers are named like the
-parameters (`layer1.0.conv1.weight`).
+spatial and declared NHWC gets a Transpose back out. The node producing a layer's value is
+named after the layer, and so is the value (readable in Netron); a layer's other nodes are
+`<layer>/<op>` and their values `<layer>/<op>:out`; initializers are named like the parameters
+(`layer1.0.conv1.weight`). Values keep the dtype the spec declares: weights take the dtype of
+the data they meet (netspec.weights), constants too.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
@@ -28,8 +32,14 @@ ONNX_DTYPES = {"f16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "f32": 
                "f64": TensorProto.DOUBLE, "i8": TensorProto.INT8, "u8": TensorProto.UINT8,
                "i16": TensorProto.INT16, "i32": TensorProto.INT32, "i64": TensorProto.INT64,
                "bool": TensorProto.BOOL}
-NUMPY_DTYPES = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i8": np.int8,
-                "u8": np.uint8, "i16": np.int16, "i32": np.int32, "i64": np.int64, "bool": np.bool_}
+DTYPE_NAMES = {code: name for name, code in ONNX_DTYPES.items()}  # ONNX element type -> dtype
+# numpy has no bfloat16: ml_dtypes (a dependency of onnx) gives it one
+NUMPY_DTYPES = {"f16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16),
+                "f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "i8": np.dtype(np.int8),
+                "u8": np.dtype(np.uint8), "i16": np.dtype(np.int16), "i32": np.dtype(np.int32),
+                "i64": np.dtype(np.int64), "bool": np.dtype(np.bool_)}
+_TYPE_STRINGS = {f"tensor({helper.tensor_dtype_to_string(code)[len('TensorProto.'):].lower()})": code
+                 for code in ONNX_DTYPES.values()}
 
 
 class LoweringError(Exception):
@@ -58,8 +68,45 @@ def canonical_axis(t: TensorType, axis: int) -> int:
 DETACH_BYTES = 1024
 
 
+@lru_cache(maxsize=None)
+def _signature(op_type: str, opset: int):
+    """What ONNX's schema of `op_type` at `opset` says of dtypes: per formal input, its type
+    parameter and the element types it allows (of netspec's ten), and how the output's type
+    follows (the name of the input type parameter it shares, or one fixed element type).
+    None for an operator without a schema."""
+    try:
+        schema = onnx.defs.get_schema(op_type, opset)
+    except onnx.defs.SchemaError:
+        return None
+    allowed = {c.type_param_str: frozenset(_TYPE_STRINGS[t] for t in c.allowed_type_strs if t in _TYPE_STRINGS)
+               for c in schema.type_constraints}
+
+    def formal(type_str: str) -> tuple[str, frozenset]:
+        return type_str, allowed.get(type_str, frozenset([_TYPE_STRINGS[type_str]]) if type_str in _TYPE_STRINGS
+                                     else frozenset(ONNX_DTYPES.values()))
+    inputs = tuple(formal(i.type_str) for i in schema.inputs)
+    out_param, out_allowed = formal(schema.outputs[0].type_str)
+    return inputs, out_param, (next(iter(out_allowed)) if len(out_allowed) == 1 else None)
+
+
+def first_opset_taking(op_type: str, elem: int, after: int) -> int | None:
+    """The first opset after `after` (up to MAX_OPSET) whose `op_type` takes `elem` as its first input."""
+    for opset in range(after + 1, MAX_OPSET + 1):
+        signature = _signature(op_type, opset)
+        if signature and signature[0] and elem in signature[0][0][1]:
+            return opset
+    return None
+
+
 class Builder:
-    """Collects ONNX nodes and initializers for one graph."""
+    """Collects ONNX nodes and initializers for one graph.
+
+    A layer's `lower` emits its nodes with `op` (named `<layer>/<op>`, their values
+    `<layer>/<op>:out`) and returns its value; `finish` then gives that value, and the node
+    producing it, the layer's own name. The element type of every value whose type is known
+    (inputs, initializers, and node outputs as the operator schemas give them) is tracked, so
+    a node that ONNX does not define for its inputs' dtypes at this opset is refused as it is
+    emitted, with the opset that would take it."""
 
     def __init__(self, opset: int, weights: dict[str, np.ndarray],
                  detached: dict[str, np.ndarray] | None = None):
@@ -73,12 +120,13 @@ class Builder:
         self._names: set[str] = set()        # value names (and initializers)
         self._node_names: set[str] = set()   # node names: a namespace of their own in ONNX
         self._node: LayerNode | None = None
-        self._count = 0
+        self._first = 0                      # index of the current layer's first node
+        self.types: dict[str, int] = {}      # value name -> ONNX element type, where known
         self.transposed_outputs: set[str] = set()  # layers whose own name is a transposed output
 
     def start(self, node: LayerNode) -> None:
         """Begin a layer: the nodes emitted next are named after it."""
-        self._node, self._count = node, 0
+        self._node, self._first = node, len(self.nodes)
 
     def fresh(self, base: str) -> str:
         name, n = base, 1
@@ -88,27 +136,105 @@ class Builder:
         self._names.add(name)
         return name
 
-    def op(self, op_type: str, inputs: list[str], output: str | None = None, final: bool = True,
-           **attrs: Any) -> str:
-        """Emit one node; returns its output value's name. A layer's `final` node (the one
-        producing its result) is named after the layer and so is its output value; the
-        others are `<layer>/<op>`."""
-        layer = self._node.name if self._node else op_type
-        self._count += 1
-        if output is None:
-            if not final:
-                output = self.fresh(f"{layer}/{op_type}:out")
-            else:  # an output transposed back to NHWC takes the layer's name; the layer keeps /nchw
-                output = self.fresh(f"{layer}/nchw" if layer in self.transposed_outputs else layer)
-        name, n = (layer if final else f"{layer}/{op_type}"), 1
-        base = name
+    def _node_name(self, base: str) -> str:
+        name, n = base, 1
         while name in self._node_names:
             n += 1
             name = f"{base}_{n}"
         self._node_names.add(name)
+        return name
+
+    def declare(self, name: str, dtype: str) -> None:
+        """A value that exists without a node of this builder (a graph input)."""
+        self._names.add(name)
+        self.types[name] = ONNX_DTYPES[dtype]
+
+    def op(self, op_type: str, inputs: list[str], output: str | None = None, **attrs: Any) -> str:
+        """Emit one node, named `<layer>/<op>`; returns its output value's name
+        (`<layer>/<op>:out` unless `output` is given). Raises LoweringError when ONNX's
+        operator does not take an input's dtype at this opset."""
+        layer = self._node.name if self._node else op_type
         attrs = {k: v for k, v in attrs.items() if v is not None}
-        self.nodes.append(helper.make_node(op_type, inputs, [output], name=name, **attrs))
+        signature = _signature(op_type, self.opset)
+        if signature is not None:
+            self._check_types(op_type, inputs, signature[0])
+        if output is None:
+            output = self.fresh(f"{layer}/{op_type}:out")
+        else:
+            self._names.add(output)
+        self.nodes.append(helper.make_node(op_type, inputs, [output], name=self._node_name(f"{layer}/{op_type}"),
+                                           **attrs))
+        elem = self._output_type(op_type, inputs, attrs, signature)
+        if elem is not None:
+            self.types[output] = elem
         return output
+
+    def _check_types(self, op_type: str, inputs: list[str], formals) -> None:
+        bound: dict[str, int] = {}  # type parameter -> the element type its first input gave it
+        for i, value in enumerate(inputs):
+            elem = self.types.get(value) if value else None
+            if elem is None or not formals:
+                continue
+            param, allowed = formals[min(i, len(formals) - 1)]  # the last formal may be variadic
+            if elem not in allowed:
+                later = first_opset_taking(op_type, elem, self.opset) if i == 0 else None
+                raise LoweringError(
+                    f"ONNX's {op_type} takes no {DTYPE_NAMES[elem]} tensors at opset {self.opset}",
+                    hint=f"export with --opset {later} or later, or compute in f32: `-> cast(f32)` before it"
+                    if later else "compute in another dtype: `-> cast(f32)` before it")
+            if bound.setdefault(param, elem) != elem:  # a layer's bug, never the user's
+                raise AssertionError(f"netspec lowers {self._node.kind if self._node else op_type} to "
+                                     f"{op_type} with inputs of type {DTYPE_NAMES[bound[param]]} and "
+                                     f"{DTYPE_NAMES[elem]} ({inputs})")
+
+    def _output_type(self, op_type: str, inputs: list[str], attrs: dict, signature) -> int | None:
+        if op_type == "Cast":
+            return attrs["to"]
+        if signature is None:
+            return None
+        formals, out_param, fixed = signature
+        for (param, _), value in zip(formals, inputs):
+            if param == out_param and value in self.types:
+                return self.types[value]
+        return fixed
+
+    def finish(self, result: str | tuple[str, ...], value_name: str | None = None) -> str | tuple[str, ...]:
+        """Give the current layer's value the layer's name (or `value_name`): the node that
+        produced it is renamed `<layer>` and its output `<layer>`; a value the layer did not
+        produce (its input passed through, an initializer) gets an Identity of that name. A
+        layer with several values has them named `<layer>:0`, `<layer>:1`, ..., the first
+        one's node named `<layer>`."""
+        layer = self._node.name
+        if isinstance(result, str):
+            if value_name is None:
+                value_name = f"{layer}/nchw" if layer in self.transposed_outputs else layer
+            return self._claim(result, layer, value_name)
+        return tuple(self._claim(value, layer if i == 0 else None, f"{layer}:{i}")
+                     for i, value in enumerate(result))
+
+    def _claim(self, value: str, node_name: str | None, value_name: str) -> str:
+        own = self.nodes[self._first:]
+        producer = next((n for n in reversed(own) if value in n.output), None)
+        if producer is None:
+            out = self.fresh(value_name)
+            self.nodes.append(helper.make_node("Identity", [value], [out],
+                                               name=self._node_name(node_name or f"{value_name}/Identity")))
+            if value in self.types:
+                self.types[out] = self.types[value]
+            return out
+        self._names.discard(value)
+        new = self.fresh(value_name)
+        producer.output[list(producer.output).index(value)] = new
+        for later in own[own.index(producer) + 1:]:
+            for j, name in enumerate(later.input):
+                if name == value:
+                    later.input[j] = new
+        if value in self.types:
+            self.types[new] = self.types.pop(value)
+        if node_name is not None:
+            self._node_names.discard(producer.name)
+            producer.name = self._node_name(node_name)
+        return new
 
     def param(self, suffix: str) -> str:
         """The initializer holding the current layer's parameter `suffix` (e.g. `weight`)."""
@@ -118,10 +244,11 @@ class Builder:
             self.initializer(self.weights[name], name)
         return name
 
-    def const(self, values, dtype=np.int64, name: str = "const") -> str:
-        """A constant initializer (shapes, pads, scales)."""
+    def const(self, values, dtype: str | Any = "i64", name: str = "const") -> str:
+        """A constant initializer (shapes, pads, scales): `dtype` is a netspec dtype name
+        (the layer's input dtype for constants that meet its data) or a numpy dtype."""
         base = f"{self._node.name}/{name}" if self._node else name
-        array = np.asarray(values, dtype=dtype)
+        array = np.asarray(values, dtype=NUMPY_DTYPES.get(dtype, dtype) if isinstance(dtype, str) else dtype)
         full = self.fresh(base)
         self.initializer(array, full)
         return full
@@ -139,11 +266,11 @@ class Builder:
                 tensor.raw_data = little_endian.tobytes()
         else:  # anything unusual goes through onnx's own converter
             tensor.CopyFrom(numpy_helper.from_array(array, name))
+        self.types[name] = tensor.data_type
 
 
 # numpy dtypes written as raw little-endian bytes, as numpy_helper.from_array does
-_RAW_DTYPES = {np.dtype(t): onnx.helper.np_dtype_to_tensor_dtype(np.dtype(t)) for t in
-               ("float16", "float32", "float64", "int8", "uint8", "int16", "int32", "int64", "bool")}
+_RAW_DTYPES = {dtype: ONNX_DTYPES[name] for name, dtype in NUMPY_DTYPES.items()}
 
 
 def ir_version_for(opset: int) -> int:
@@ -167,7 +294,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     if not MIN_OPSET <= opset <= MAX_OPSET:
         raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 loads)")
     g = Builder(opset, weights, detached)
-    values: dict[str, str] = {}
+    values: dict[str, Any] = {}
     inputs, outputs, problems = [], [], []
     for name, node_name in graph.outputs:
         perm = canonical_perm(graph.node(node_name).output)
@@ -175,22 +302,27 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
             g.transposed_outputs.add(name)
     for node in graph:
         t = node.output
+        g.start(node)
         if node.layer is None:
             inputs.append(_value_info(node.name, t, t.shape, batch))
-            g._names.add(node.name)
-            g.start(node)
+            g.declare(node.name, t.dtype)
             perm = canonical_perm(t)
-            values[node.name] = (node.name if perm == sorted(perm) else
-                                 g.op("Transpose", [node.name], g.fresh(f"{node.name}/nchw"), perm=perm))
+            values[node.name] = (node.name if perm == sorted(perm) else  # the node is named after the input
+                                 g.finish(g.op("Transpose", [node.name], perm=perm), f"{node.name}/nchw"))
             continue
-        g.start(node)
         types = [graph.node(name).output for name in node.inputs]
         try:
-            values[node.name] = node.layer.lower(g, node, [values[n] for n in node.inputs], types, t)
+            values[node.name] = g.finish(node.layer.lower(g, node, [values[n] for n in node.inputs], types, t))
         except LoweringError as exc:  # report every layer that cannot be lowered
             problems.append(Diagnostic(f"{node.kind}: {exc.message}", node.span, layer=node.name,
                                        rule="ONNX can express this layer exactly", hint=exc.hint))
             values[node.name] = node.name
+            g.declare(node.name, t.dtype)  # typed, so the layers after it are checked too
+            continue
+        produced = g.types.get(values[node.name])
+        if produced is not None and produced != ONNX_DTYPES[t.dtype]:  # a layer's bug, never the user's
+            raise AssertionError(f"{node.kind} `{node.name}` lowers to a {DTYPE_NAMES[produced]} value; "
+                                 f"its type is {t.dtype}")
     if problems:
         raise NetspecError(problems)
     for name, node_name in graph.outputs:
@@ -199,14 +331,14 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
         perm = canonical_perm(t)
         if perm != sorted(perm):  # back to the declared layout
             inverse = [perm.index(i) for i in range(len(perm))]
-            g.op("Transpose", [values[node_name]], name, final=False, perm=inverse)
+            g.op("Transpose", [values[node_name]], name, perm=inverse)
         elif values[node_name] != name:
             if name in g._names:
                 raise NetspecError([Diagnostic(f"output `{name}` has the name of another layer's value",
                                                graph.node(node_name).span, layer=node_name,
                                                rule="ONNX value names are unique",
                                                hint="rename the binding or the label")])
-            g.op("Identity", [values[node_name]], name, final=False)
+            g.op("Identity", [values[node_name]], name)
         outputs.append(_value_info(name, t, t.shape, batch))
     from netspec import __version__
 

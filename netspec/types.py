@@ -19,6 +19,34 @@ DTYPES: dict[str, int] = {  # dtype name -> bytes per element
     "f16": 2, "bf16": 2, "f32": 4, "f64": 8,
     "i8": 1, "u8": 1, "i16": 2, "i32": 4, "i64": 8, "bool": 1,
 }
+# How other tools spell the dtypes (numpy, PyTorch, ONNX), for hints: "the dtype is written `f16`".
+DTYPE_ALIASES: dict[str, str] = {
+    "float16": "f16", "fp16": "f16", "half": "f16", "bfloat16": "bf16", "float32": "f32",
+    "fp32": "f32", "float": "f32", "float64": "f64", "fp64": "f64", "double": "f64",
+    "int8": "i8", "uint8": "u8", "int16": "i16", "int32": "i32", "int64": "i64", "long": "i64",
+}
+# The groups the layers' dtype rules are written in (netspec.layers.base.Layer.dtypes).
+FLOATS: tuple[str, ...] = ("f16", "bf16", "f32", "f64")
+INTEGERS: tuple[str, ...] = ("i8", "u8", "i16", "i32", "i64")
+NUMBERS: tuple[str, ...] = FLOATS + INTEGERS
+ANY_DTYPE: tuple[str, ...] = tuple(DTYPES)
+
+# What each dtype holds: integers by range, floats by their largest finite value.
+_INTEGER_RANGES = {"i8": (-2 ** 7, 2 ** 7 - 1), "u8": (0, 2 ** 8 - 1), "i16": (-2 ** 15, 2 ** 15 - 1),
+                   "i32": (-2 ** 31, 2 ** 31 - 1), "i64": (-2 ** 63, 2 ** 63 - 1), "bool": (0, 1)}
+_FLOAT_MAX = {"f16": 65504.0, "bf16": 3.3895313892515355e38, "f32": 3.4028234663852886e38,
+              "f64": 1.7976931348623157e308}
+
+
+def representable(value: float, dtype: str) -> bool:
+    """Whether a constant (a pad value) is a value of `dtype`: an integer within range for the
+    integer types (0 or 1 for bool), a finite number within range for the floats (rounding to
+    the dtype's precision is allowed)."""
+    if dtype in _INTEGER_RANGES:
+        low, high = _INTEGER_RANGES[dtype]
+        return float(value).is_integer() and low <= value <= high
+    return abs(value) <= _FLOAT_MAX.get(dtype, _FLOAT_MAX["f64"])
+
 
 _DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
 AXIS_ROLES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "L": "length"}
@@ -34,6 +62,10 @@ class ShapeError(Exception):
         self.message, self.rule, self.hint = message, rule, hint
         self.axes = axes  # for a merge: the axes (declared layout) on which its inputs disagree
         self.attributes = attributes  # the layer attributes whose values the rule refused
+
+
+class DTypeError(ShapeError):
+    """Raised by a layer's dtype rule: an input of a dtype the layer does not take."""
 
 
 @lru_cache(maxsize=None)  # a handful of layouts, asked once per layer and more
@@ -119,6 +151,10 @@ class TensorType:
             for index, size in zip(self.layout.spatial, spatial):
                 shape[index] = size
         return TensorType(self.dtype, tuple(shape), self.layout)
+
+    def with_dtype(self, dtype: str) -> "TensorType":
+        """The same shape and layout in another dtype (the type itself when it already is)."""
+        return self if dtype == self.dtype else TensorType(dtype, self.shape, self.layout)
 
     def sample_elements(self) -> int:
         """Elements of one sample (every axis but the batch)."""

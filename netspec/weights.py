@@ -3,7 +3,8 @@ from `.safetensors` / `.npz` files keyed by state_dict name, checked against the
 
 Seeded initialisation follows each ParamSpec's `init` (declared by its layer): conv and linear
 weights and biases from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), norm scales 1, shifts and running
-means 0, running variances 1. The same seed gives the same weights, so any spec runs.
+means 0, running variances 1. The same seed gives the same weights, so any spec runs. Every
+tensor has the dtype of the data its layer multiplies (f16 weights for an f16 network).
 """
 
 from __future__ import annotations
@@ -16,39 +17,38 @@ import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.graph import Graph
-from netspec.layers.base import ParamSpec
+from netspec.runtime import numeric_kind
 
-_NUMPY = {"f16": np.float16, "f32": np.float32, "f64": np.float64, "i64": np.int64}
-
-
-def _numpy_dtype(spec: ParamSpec, default: str) -> np.dtype:
-    return np.dtype(_NUMPY.get(spec.dtype or default, np.float32))
-
-
-def network_dtype(graph: Graph) -> str:
-    """The dtype parameters take: that of the first floating-point input."""
-    for name in graph.inputs:
-        dtype = graph.node(name).output.dtype if graph.node(name).output else "f32"
-        if dtype in ("f16", "f32", "f64"):
-            return dtype
-    return "f32"
+def parameter_dtypes(graph: Graph) -> dict[str, str]:
+    """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own
+    (`num_batches_tracked` is i64), else that of the data its layer multiplies, the layer's
+    first input (f16 weights for an f16 conv, f64 for an f64 one)."""
+    out: dict[str, str] = {}
+    for node in graph:
+        data = graph.node(node.inputs[0]).output if node.inputs else None
+        for suffix, spec in node.params.items():
+            out[f"{node.name}.{suffix}"] = spec.dtype or (data.dtype if data is not None else "f32")
+    return out
 
 
 def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
-    """Fresh weights for every parameter and buffer, in state_dict order, from `seed`.
-    `progress(elements)` is called after each tensor (for a progress bar)."""
+    """Fresh weights for every parameter and buffer, in state_dict order, from `seed`, each in
+    its dtype (parameter_dtypes). `progress(elements)` is called after each tensor (for a
+    progress bar). The values are drawn in float64 and rounded to the dtype, so a seed gives
+    the same weights, to the dtype's precision, whatever the dtype."""
+    from netspec.lower import NUMPY_DTYPES
+
     rng = np.random.default_rng(seed)
-    dtype = network_dtype(graph)
+    dtypes = parameter_dtypes(graph)
     weights: dict[str, np.ndarray] = {}
     for name, spec in graph.parameter_specs().items():
-        kind = _numpy_dtype(spec, dtype)
         if spec.init == "uniform":
             values = rng.uniform(-spec.scale, spec.scale, spec.shape)
         elif spec.init == "fill":
             values = np.full(spec.shape, spec.scale)
         else:
             values = np.zeros(spec.shape)
-        weights[name] = np.asarray(values, dtype=kind)
+        weights[name] = np.asarray(values, dtype=NUMPY_DTYPES[dtypes[name]])
         if progress is not None:
             progress(spec.elements)
     return weights
@@ -93,16 +93,26 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
 
 def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
     """The graph's weights from `tensors`: every parameter and buffer present, nothing extra,
-    shapes equal, floating-point values for float parameters. All problems are reported at once,
-    with "did you mean" for near-miss names. Values are cast to the network's dtype."""
+    shapes equal, and values of the right kind. All problems are reported at once, with "did
+    you mean" for near-miss names.
+
+    Each tensor is converted to its parameter's dtype (parameter_dtypes): a float tensor of
+    any width for a float parameter (f32 weights of PyTorch into an f16 network, f64 ones into
+    f32: rounding to the parameter's precision, as `model.half()` does), an integer one for an
+    integer buffer. Refused, as wrongly typed: integer or boolean values for a float
+    parameter, float or boolean ones for an integer buffer, values the parameter's dtype
+    cannot hold (a float past f16's 65504, an integer out of range), and arrays that are not
+    numbers at all (an .npz cannot carry bf16: numpy saves it as raw bytes)."""
+    from netspec.lower import NUMPY_DTYPES
+
     expected = graph.parameter_specs()
-    dtype = network_dtype(graph)
+    dtypes = parameter_dtypes(graph)
     problems: list[Diagnostic] = []
     missing = [name for name in expected if name not in tensors]
     extra = [name for name in tensors if name not in expected]
     for name in missing:
         close = difflib.get_close_matches(name, extra, n=1, cutoff=0.8)
-        problems.append(Diagnostic(f"`{name}` {list(expected[name].shape)} is missing from {source}",
+        problems.append(Diagnostic(f"`{name}` {_dims(expected[name].shape)} is missing from {source}",
                                    layer=name.rsplit(".", 1)[0], rule="every parameter needs a tensor",
                                    hint=f"did you mean `{close[0]}` (found in the file)?" if close else None))
     for name in extra:
@@ -115,21 +125,55 @@ def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str) -> 
         if name not in tensors:
             continue
         array = np.asarray(tensors[name])
+        layer = name.rsplit(".", 1)[0]
         if tuple(array.shape) != spec.shape:
-            problems.append(Diagnostic(f"`{name}` has shape {list(array.shape)} in {source}, expected "
-                                       f"{list(spec.shape)}", layer=name.rsplit(".", 1)[0],
+            problems.append(Diagnostic(f"`{name}` has shape {_dims(array.shape)} in {source}, expected "
+                                       f"{_dims(spec.shape)}", layer=layer,
                                        rule="tensor shapes equal the parameter shapes"))
             continue
-        wanted = _numpy_dtype(spec, dtype)
-        if np.issubdtype(wanted, np.floating) and not np.issubdtype(array.dtype, np.floating):
-            problems.append(Diagnostic(f"`{name}` holds {array.dtype} values in {source}, expected "
-                                       "floating point", layer=name.rsplit(".", 1)[0],
-                                       rule="float parameters have float values"))
+        dtype = dtypes[name]
+        converted, problem, hint = _convert(array, NUMPY_DTYPES[dtype], dtype)
+        if problem:
+            problems.append(Diagnostic(f"`{name}` {problem} in {source}", layer=layer,
+                                       rule="a parameter's values are of its kind (floats for weights, "
+                                            "integers for counters) and fit its dtype", hint=hint))
             continue
-        out[name] = array.astype(wanted, copy=False)
+        out[name] = converted
     if problems:
         raise NetspecError(problems)
     return out
+
+
+def _dims(shape) -> str:
+    return "[" + ", ".join(str(d) for d in shape) + "]"
+
+
+def _convert(array: np.ndarray, wanted: np.dtype, name: str):
+    """(`array` as `wanted`, None, None), or (None, why not, a hint); `name` is the netspec dtype."""
+    have, want = numeric_kind(array.dtype), numeric_kind(wanted)
+    if have != want:
+        raw = array.dtype.kind == "V"
+        shown = "raw bytes, not numbers" if raw else f"{array.dtype} values"
+        expected = "floating point" if want == "float" else "integers"
+        return None, f"holds {shown}, expected {expected} ({name})", (
+            "numpy has no bfloat16, so an .npz keeps bf16 arrays as raw bytes: save them with "
+            "safetensors, or as float32" if raw else None)
+    if array.dtype == wanted:
+        return array, None, None
+    if want == "float":
+        with np.errstate(over="ignore", invalid="ignore"):
+            converted = array.astype(wanted)
+        finite = np.isfinite(array.astype(np.float64))
+        lost = finite & ~np.isfinite(converted.astype(np.float64))
+        if lost.any():
+            biggest = float(np.abs(array.astype(np.float64)[lost]).max())
+            return None, f"holds values up to {biggest:g}, more than {name} can hold", \
+                "these weights need a wider dtype: declare the network's input f32"
+        return converted, None, None
+    info = np.iinfo(wanted)
+    if array.size and (array.min() < info.min or array.max() > info.max):
+        return None, f"holds values from {array.min()} to {array.max()}, outside {name}'s range", None
+    return array.astype(wanted), None, None
 
 
 def load_weights(graph: Graph, path: Path) -> dict[str, np.ndarray]:

@@ -27,7 +27,8 @@ import netspec
 from cli_runner import cli
 from netspec.diagnostics import NetspecError
 from netspec.lower import DEFAULT_OPSET, MAX_IR_VERSION, MAX_OPSET, MIN_OPSET, canonical_shape, lower
-from netspec.weights import _numpy_dtype, network_dtype
+from netspec.lower import NUMPY_DTYPES
+from netspec.weights import parameter_dtypes
 
 ROOT = Path(__file__).resolve().parent.parent
 SPECS = sorted((ROOT / "specs").glob("*.net"))
@@ -54,8 +55,8 @@ def net_of(path: Path):
 
 
 def zero_weights(net, empty: bool = False) -> dict[str, np.ndarray]:
-    dtype = network_dtype(net.graph)
-    return {name: np.zeros((0,) if empty else spec.shape, _numpy_dtype(spec, dtype))
+    dtypes = parameter_dtypes(net.graph)
+    return {name: np.zeros((0,) if empty else spec.shape, NUMPY_DTYPES[dtypes[name]])
             for name, spec in net.graph.parameter_specs().items()}
 
 

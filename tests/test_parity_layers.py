@@ -37,6 +37,7 @@ BATCH = 2
 
 def assert_parity(got: np.ndarray, want: np.ndarray, what: str = "") -> None:
     assert got.shape == want.shape, f"{what}: shape {got.shape} != torch {want.shape}"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype} != torch {want.dtype}"
     assert np.all(np.isfinite(got)), f"{what}: non-finite values in the ONNX result"
     scale = max(1.0, float(np.abs(want).max()) if want.size else 1.0)
     err = float(np.abs(got.astype(np.float64) - want.astype(np.float64)).max()) if want.size else 0.0
@@ -241,6 +242,10 @@ CASES: list[Case] = [
     Case("flatten", "flatten", "y = x -> flatten", fn(lambda x: torch.flatten(x, 1))),
     Case("dropout", "dropout", "y = x -> dropout(0.5)", fn(lambda x: x)),
     Case("identity", "identity", "y = x -> identity", fn(lambda x: x)),
+    Case("cast-f16", "cast", "y = x -> cast(f16)", fn(lambda x: x.to(torch.float16))),
+    Case("cast-i64-truncates", "cast", 'y = x -> cast("i64")', fn(lambda x: x.to(torch.int64)), scale=10.0),
+    Case("cast-bool", "cast", "y = x -> relu -> cast(bool)", fn(lambda x: torch.relu(x).to(torch.bool))),
+    Case("cast-to-its-own-dtype", "cast", "y = x -> cast(f32)", fn(lambda x: x)),
     Case("pad-constant", "pad", "y = x -> pad(1)", fn(lambda x: F.pad(x, (1, 1, 1, 1)))),
     Case("pad-constant-four-value", "pad", "y = x -> pad((1, 2, 0, 3), value=1.5)",
          # (top, left, bottom, right) -> (left, right, top, bottom)

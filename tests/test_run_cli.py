@@ -178,8 +178,8 @@ def test_npz_with_wrong_names_lists_the_inputs(tmp_path, capsys):
     np.savez(tmp_path / "in.npz", a=np.zeros((1, 4, 6, 6), np.float32), c=np.zeros((1, 4, 6, 6), np.float32))
     code, out, err = cli(["run", spec, "--input", tmp_path / "in.npz"], capsys)
     clean_failure(code, err)
-    assert "missing ['b']" in err and "unexpected ['c']" in err
-    assert "the inputs are a, b" in err
+    assert "missing `b`, unexpected `c`" in err and "['" not in err
+    assert "the inputs are `a`, `b`" in err
     assert out == ""
 
 
@@ -191,10 +191,9 @@ def test_npy_for_a_two_input_model_exits_1(tmp_path, capsys):
     assert "2 inputs" in err and ".npz" in err
 
 
-def test_missing_input_file_and_unknown_format_exit_1(tmp_path, capsys):
+def test_missing_input_file_exits_2_and_unknown_format_exits_1(tmp_path, capsys):
     code, _, err = cli(["run", LENET, "--input", tmp_path / "nope.npy"], capsys)
-    clean_failure(code, err)
-    assert "no such file" in err
+    assert code == 2 and "--input" in err and "no such file" in err, err  # usage, as a missing spec
     (tmp_path / "x.csv").write_text("1,2,3")
     code, _, err = cli(["run", LENET, "--input", tmp_path / "x.csv"], capsys)
     clean_failure(code, err)
@@ -498,10 +497,15 @@ def test_weights_wrong_format(tmp_path, capsys):
     assert "unknown format `.txt`" in err and ".safetensors" in err and ".npz" in err
 
 
-def test_weights_missing_file(tmp_path, capsys):
-    code, _, err = cli(["run", LENET, "--weights", tmp_path / "none.npz"], capsys)
-    clean_failure(code, err)
-    assert "none.npz" in err and "no such file" in err
+def test_weights_missing_file_is_a_usage_error(tmp_path, capsys):
+    for command in (["run", LENET], ["export", LENET, "-o", tmp_path / "l.onnx"],
+                    ["features", LENET, "--layer", "features.0", "-o", tmp_path / "m.png"]):
+        code, _, err = cli([*command, "--weights", tmp_path / "none.npz"], capsys)
+        assert code == 2, err  # README, exit codes: a path on the command line that does not exist
+        assert "--weights" in err and "none.npz" in err and "no such file" in err
+        code, _, err = cli([*command, "--weights", tmp_path], capsys)
+        assert code == 2 and "directory" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_weights_integer_dtype_for_a_float_weight(tmp_path, capsys):

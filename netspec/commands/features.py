@@ -41,7 +41,6 @@ def register(commands) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
 
     from netspec import runtime
     from netspec.features import describe_layer, feature_maps, render_tiles, save_arrays
@@ -56,14 +55,18 @@ def run(args: argparse.Namespace) -> int:
     options = lowering_options(args)
     net = network(args)
     graph = net.graph
+    unknown = [name for name in args.layers if name not in graph]
+    if unknown:  # a name on the command line that the network lacks: usage, as an unknown --set
+        from netspec.diagnostics import did_you_mean
+
+        spatial = [node.name for node in graph if node.output is not None and node.output.rank == 4]
+        close = did_you_mean(unknown[0], [node.name for node in graph])
+        shown = ", ".join(spatial[:12]) + (f", ... ({len(spatial) - 12} more)" if len(spatial) > 12 else "")
+        raise UsageError(f"--layer {unknown[0]}: the network has no layer of that name"
+                         + (f"; {close}" if close else "")
+                         + (f" (layers with spatial outputs: {shown})" if spatial else ""))
     if args.input_file:
-        specs = []
-        for name in graph.inputs:
-            t = graph.node(name).output
-            shape = [options["batch"] if (i == t.layout.batch and options["batch"]) else d
-                     for i, d in enumerate(t.shape)]
-            specs.append((name, shape, t.layout.axes, np.float32))
-        inputs = runtime.read_inputs(Path(args.input_file), specs, args.normalize)
+        inputs = runtime.read_inputs(Path(args.input_file), net.input_specs(options["batch"]), args.normalize)
     else:
         inputs = None
     maps = feature_maps(net, args.layers, inputs, device=args.device, **options)

@@ -134,6 +134,11 @@ def lowering_options(args: argparse.Namespace) -> dict:
                          "(what onnxruntime 1.31 and newer load)")
     if args.batch is not None and args.batch < 1:
         raise UsageError("--batch must be at least 1")
+    weights = getattr(args, "weights", None)
+    if weights is not None and not os.path.exists(weights):  # a missing file: usage, as a missing spec
+        raise UsageError(f"--weights {weights}: no such file")
+    if weights is not None and os.path.isdir(weights):
+        raise UsageError(f"--weights {weights}: it is a directory, not a weights file")
     return {"opset": args.opset, "batch": args.batch, "weights": getattr(args, "weights", None),
             "seed": args.seed}
 

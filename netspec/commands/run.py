@@ -32,12 +32,17 @@ def register(commands) -> None:
 
 
 def check_data_input(args: argparse.Namespace) -> None:
-    """`--input digits=1,1,32,32` where a data file was meant to be a shape: say which option."""
+    """`--input digits=1,1,32,32` where a data file was meant to be a shape: say which option.
+    A data file that does not exist is a usage error too (exit 2), as a missing spec is."""
     value = args.input_file
     if value and looks_like_shape(value) and not Path(value).exists():
         raise UsageError(f"--input {value}: `--input` names a data file (.npy, .npz or an image) "
                          f"in `netspec {args.command}`; to set an input's shape write "
                          f"--input-shape {value}")
+    if value and not Path(value).exists():
+        raise UsageError(f"--input {value}: no such file")
+    if value and Path(value).is_dir():
+        raise UsageError(f"--input {value}: it is a directory, not a data file")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -49,36 +54,41 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--repeat must be 0 or more")
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    if args.batch is not None and args.batch < 1:  # (a spec's options are checked again below)
+        raise UsageError("--batch must be at least 1")
     check_data_input(args)
     if args.spec.endswith(".onnx"):
         if not Path(args.spec).is_file():
             raise UsageError(f"cannot read {args.spec!r}: no such file")
         session = runtime.session(args.spec, args.device)
-        layouts = {}  # an ONNX file does not say; images are laid out NCHW
+        specs = runtime.describe_inputs(session)  # an ONNX file does not say; images are laid out NCHW
+        locate = None
     else:
         options = lowering_options(args)
         net = network(args)
         session = net.session(args.device, **options)
-        layouts = {n: net.graph.node(n).output.layout.axes for n in net.graph.inputs}
-    specs = []
-    for i in session.get_inputs():
-        default = {2: "NC", 4: "NCHW"}.get(len(i.shape), "NC" + "X" * (len(i.shape) - 2))
-        specs.append((i.name, list(i.shape), layouts.get(i.name, default), np.float32))
+        specs = net.input_specs(options["batch"])
+        locate = net.locate
     if args.input_file:
         feeds = runtime.read_inputs(Path(args.input_file), specs, args.normalize)
     else:
-        rng = np.random.default_rng(args.seed)
-        feeds = {name: rng.standard_normal([d if isinstance(d, int) else 1 for d in shape]).astype(np.float32)
-                 for name, shape, _, _ in specs}
-    outputs = session.run(None, feeds)
+        feeds = runtime.feeds(specs, None, args.seed, args.batch)
+
+    def execute():
+        try:
+            return runtime.run(session, feeds)
+        except runtime.OnnxRuntimeError as exc:
+            raise (locate(exc) if locate else exc) from None
+
+    outputs = execute()
     names = [o.name for o in session.get_outputs()]
     for name, value in zip(names, outputs):
-        print(f"{name}: {list(value.shape)} {value.dtype}, min {value.min():.4g}, max {value.max():.4g}, "
-              f"mean {value.mean():.4g}")
+        print(f"{name}: {summary(value)}")
         if args.top:
-            flat = value.reshape(value.shape[0], -1)
+            flat = np.asarray(value, np.float64).reshape(value.shape[0], -1) if value.ndim else \
+                np.asarray(value, np.float64).reshape(1, 1)
             for row, scores in enumerate(flat):
-                best = np.argsort(-scores)[: args.top]
+                best = np.argsort(-scores, kind="stable")[: args.top]
                 shown = ", ".join(f"{int(k)}: {scores[k]:.4g}" for k in best)
                 print(f"  sample {row} top {len(best)}: {shown}")
     if args.output:
@@ -88,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         times = []
         for _ in range(args.repeat):
             start = time.perf_counter()
-            session.run(None, feeds)
+            execute()
             times.append(time.perf_counter() - start)
         times.sort()
         p90 = times[min(len(times) - 1, int(round(0.9 * (len(times) - 1))))]
@@ -97,9 +107,27 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def summary(value) -> str:
+    """`[1, 1000] float32, min -0.08942, max 0.08955, mean -1.716e-06`, for any dtype (bool
+    counts as 0 and 1, bf16 prints as bfloat16)."""
+    import numpy as np
+
+    wide = np.asarray(value, np.float64)
+    if not wide.size:
+        return f"{list(value.shape)} {value.dtype}, empty"
+    return (f"{list(value.shape)} {value.dtype}, min {wide.min():.4g}, max {wide.max():.4g}, "
+            f"mean {wide.mean():.4g}")
+
+
 def _save_outputs(path, arrays: dict) -> None:
+    """The outputs to a .npz, atomically. numpy has no bfloat16 (an .npz would keep its raw
+    bytes only), so bf16 outputs are saved as float32, which holds every bf16 value exactly."""
     import numpy as np
 
     from netspec.files import write_with_handle
+    from netspec.runtime import numeric_kind
 
+    arrays = {name: (value.astype(np.float32) if numeric_kind(value.dtype) == "float"
+                     and value.dtype.itemsize == 2 and value.dtype != np.float16 else value)
+              for name, value in arrays.items()}
     write_with_handle(path, lambda handle: np.savez(handle, **arrays))

@@ -92,7 +92,8 @@ class ReLU6(Activation):
     foreign = Foreign(pytorch=("ReLU6",))
 
     def lower(self, g, node, inputs, types, output):
-        low, high = g.const(0.0, "float32", "min"), g.const(6.0, "float32", "max")
+        dtype = types[0].dtype
+        low, high = g.const(0.0, dtype, "min"), g.const(6.0, dtype, "max")
         return g.op("Clip", [inputs[0], low, high])
 
 
@@ -115,7 +116,7 @@ class HardSwish(Activation):
     def lower(self, g, node, inputs, types, output):
         if g.opset >= 14:
             return g.op("HardSwish", inputs)
-        gate = g.op("HardSigmoid", inputs, final=False, alpha=1.0 / 6.0, beta=0.5)  # HardSwish: opset 14
+        gate = g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)  # HardSwish: opset 14
         return g.op("Mul", [inputs[0], gate])
 
 
@@ -130,18 +131,15 @@ class GELU(Activation):
     def lower(self, g, node, inputs, types, output):
         if g.opset >= 20:
             return g.op("Gelu", inputs, approximate=self.approximate)
-        x = inputs[0]
+        x, dtype = inputs[0], types[0].dtype
         if self.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-            cube = g.op("Mul", [g.op("Mul", [x, x], final=False), x], final=False)
-            inner = g.op("Add", [x, g.op("Mul", [cube, g.const(0.044715, "float32", "c")], final=False)],
-                         final=False)
-            core = g.op("Tanh", [g.op("Mul", [inner, g.const(0.7978845608028654, "float32", "k")],
-                                      final=False)], final=False)
+            cube = g.op("Mul", [g.op("Mul", [x, x]), x])
+            inner = g.op("Add", [x, g.op("Mul", [cube, g.const(0.044715, dtype, "c")])])
+            core = g.op("Tanh", [g.op("Mul", [inner, g.const(0.7978845608028654, dtype, "k")])])
         else:  # 0.5 x (1 + erf(x / sqrt(2)))
-            core = g.op("Erf", [g.op("Div", [x, g.const(1.4142135623730951, "float32", "sqrt2")],
-                                     final=False)], final=False)
-        one_plus = g.op("Add", [core, g.const(1.0, "float32", "one")], final=False)
-        half_x = g.op("Mul", [x, g.const(0.5, "float32", "half")], final=False)
+            core = g.op("Erf", [g.op("Div", [x, g.const(1.4142135623730951, dtype, "sqrt2")])])
+        one_plus = g.op("Add", [core, g.const(1.0, dtype, "one")])
+        half_x = g.op("Mul", [x, g.const(0.5, dtype, "half")])
         return g.op("Mul", [half_x, one_plus])
 
 
@@ -152,7 +150,7 @@ class SiLU(Activation):
     foreign = Foreign(pytorch=("SiLU",))
 
     def lower(self, g, node, inputs, types, output):
-        return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs, final=False)])
+        return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs)])
 
 
 class ELU(Activation):
@@ -193,5 +191,5 @@ class PReLU(Activation):
         # the slope broadcasts over (N, C, spatial): shape it [C, 1, 1]
         t = types[0]
         shape = [self.num_parameters] + [1] * (t.rank - 2)
-        slope = g.op("Reshape", [g.param("weight"), g.const(shape, name="slope_shape")], final=False)
+        slope = g.op("Reshape", [g.param("weight"), g.const(shape, name="slope_shape")])
         return g.op("PRelu", [inputs[0], slope])

@@ -12,11 +12,11 @@ of the time `netspec check` spends importing the layers.
 
 
 from dataclasses import dataclass
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from netspec.types import ShapeError, TensorType
+from netspec.types import ANY_DTYPE, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
 
 LAYERS: dict[str, type["Layer"]] = {}
 
@@ -75,7 +75,7 @@ class ParamSpec:
 
     shape: tuple[int, ...]
     trainable: bool = True
-    dtype: str | None = None  # None: the dtype of the layer's input
+    dtype: str | None = None  # None: the dtype of the layer's input (f16 weights for f16 data)
     init: str = "zeros"
     scale: float = 0.0
 
@@ -151,6 +151,10 @@ class Layer(BaseModel):
     arity: ClassVar[int | None] = 1              # tensor inputs; None: two or more
     aliases: ClassVar[dict[str, str]] = {}       # other accepted spellings -> field name
     foreign: ClassVar["Foreign"] = None  # type: ignore[assignment]  # PyTorch's and Keras's names (below)
+    # The dtype rule: the input dtypes the layer takes (netspec.types: FLOATS, NUMBERS,
+    # ANY_DTYPE). Computing layers take floating point; a layer that only moves or joins
+    # values says so. `infer_dtype` applies it; a layer with more to say overrides that.
+    dtypes: ClassVar[tuple[str, ...]] = FLOATS
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -209,6 +213,16 @@ class Layer(BaseModel):
 
     # ------------------------------------------------------------ the rules every kind gives
 
+    def infer_dtype(self, inputs: list[TensorType], names: Sequence[str] = ()) -> str:
+        """The dtype rule: the output's dtype (by default the first input's), or a DTypeError
+        for an input whose dtype is not in `dtypes`. `names` are the inputs' producers (graph
+        input or layer names), for the message."""
+        for i, t in enumerate(inputs):
+            if t.dtype not in self.dtypes:
+                raise refused_dtype(self.kind, self.dtypes, t.dtype, names[i] if i < len(names) else None,
+                                    len(inputs))
+        return inputs[0].dtype
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         """The output type; raises ShapeError on misuse."""
         raise NotImplementedError
@@ -226,9 +240,12 @@ class Layer(BaseModel):
         return self.kind
 
     def lower(self, g, node, inputs: list[str], types: list[TensorType], output: TensorType) -> str:
-        """Emit this layer's ONNX nodes through `g` (a netspec.lower.Builder) and return the
-        name of the value it produces. `inputs` are ONNX value names in canonical
-        (N, C, spatial) order; `types` are the inputs' netspec types."""
+        """Emit this layer's ONNX nodes through `g` (a netspec.lower.Builder: `g.op`,
+        `g.param`, `g.const`) and return the value it produces (or a tuple of values). The
+        lowering pass gives that value, and the node producing it, the layer's name; every
+        other node is `<layer>/<op>`. `inputs` are ONNX value names in canonical (N, C,
+        spatial) order; `types` are the inputs' netspec types. Constants that meet the data
+        take its dtype: `g.const(0.5, types[0].dtype)`."""
         raise NotImplementedError(f"{self.kind} has no ONNX lowering")
 
     def explain(self, inputs: list[TensorType], output: TensorType) -> tuple[list[str], list[str]]:
@@ -256,6 +273,31 @@ class Layer(BaseModel):
 
 
 Layer.foreign = Foreign()
+
+
+def dtypes_phrase(dtypes: Sequence[str]) -> str:
+    """`floating-point tensors (f16, bf16, f32, f64)`: what a dtype rule accepts, in words."""
+    listed = ", ".join(dtypes)
+    if tuple(dtypes) == FLOATS:
+        return f"floating-point tensors ({listed})"
+    if tuple(dtypes) == NUMBERS:
+        return "numeric tensors (any dtype but bool)"
+    if tuple(dtypes) == ANY_DTYPE:
+        return "tensors of any dtype"
+    return f"tensors of dtype {listed}"
+
+
+def refused_dtype(kind: str, dtypes: Sequence[str], dtype: str, name: str | None,
+                  operands: int = 1) -> DTypeError:
+    """The error of a dtype rule, `conv: takes floating-point tensors (f16, bf16, f32, f64);
+    `x` is i64`, with the cast that fixes it. `name` is the input's producer (an input or a
+    layer, as the table names it)."""
+    target = "f32" if "f32" in dtypes else dtypes[0]
+    what = f"`{name}`" if name else "the input"
+    hint = (f"cast it first: `-> cast({target}) -> {kind}`" if operands == 1 else
+            f"cast that operand first: `(... -> cast({target}))`")
+    return DTypeError(f"takes {dtypes_phrase(dtypes)}; {what} is {dtype}",
+                      rule=f"{kind} takes {', '.join(dtypes)}", hint=hint)
 
 
 def _walk_types(annotation: Any):

@@ -1,11 +1,11 @@
 """Layers that combine several tensors: element-wise `+` and `*`, and `concat`."""
 
 
-from typing import ClassVar
+from typing import ClassVar, Sequence
 
 from netspec.layers.base import Axis, Foreign, Layer
 from netspec.shapes import broadcast
-from netspec.types import ShapeError, TensorType
+from netspec.types import ANY_DTYPE, NUMBERS, DTypeError, ShapeError, TensorType
 
 
 def resolve_axis(t: TensorType, axis: int | str) -> int:
@@ -24,14 +24,9 @@ def resolve_axis(t: TensorType, axis: int | str) -> int:
 
 
 def _alike(inputs: list[TensorType], kind: str) -> None:
-    """Merged tensors share one dtype (ONNX's Add, Mul and Concat do not promote, unlike
-    PyTorch) and one layout."""
+    """Merged tensors share one layout (their one dtype is the dtype rule's: `same_dtype`)."""
     first = inputs[0]
     for other in inputs[1:]:
-        if other.dtype != first.dtype:
-            raise ShapeError(f"inputs of different dtypes: {first} is {first.dtype}, "
-                             f"{other} is {other.dtype}", rule="inputs share one dtype",
-                             hint="declare the inputs with one dtype")
         if other.layout != first.layout and other.rank == first.rank:
             raise ShapeError(f"{kind} of tensors in different layouts: {first} {first.layout} and "
                              f"{other} {other.layout}", rule="inputs share one layout")
@@ -50,13 +45,31 @@ def _disagreeing(inputs: list[TensorType], skip: int | None, broadcasts: bool) -
     return tuple(axes)
 
 
+def same_dtype(inputs: list[TensorType], names: Sequence[str]) -> str:
+    """Merged tensors share one dtype: ONNX's Add, Mul and Concat do not promote (PyTorch does),
+    so a mix is an error that says which operand to cast."""
+    first = inputs[0]
+    for i, other in enumerate(inputs[1:], start=1):
+        if other.dtype != first.dtype:
+            shown = [f"`{names[j]}` {t}" if j < len(names) else str(t) for j, t in ((0, first), (i, other))]
+            raise DTypeError(f"inputs of different dtypes: {shown[0]} is {first.dtype}, "
+                             f"{shown[1]} is {other.dtype}", rule="inputs share one dtype",
+                             hint=f"cast one of them: `(... -> cast({first.dtype}))`")
+    return first.dtype
+
+
 class Elementwise(Layer):
     """Base of `+` and `*`: equal shapes, or shapes that broadcast by NumPy's rules."""
 
     family = "merge"
     arity = None
+    dtypes = NUMBERS  # ONNX's Add and Mul take no bool
     symbol: ClassVar[str] = "?"
     onnx_op: ClassVar[str] = ""
+
+    def infer_dtype(self, inputs, names=()):
+        super().infer_dtype(inputs, names)
+        return same_dtype(inputs, names)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         _alike(inputs, self.kind)
@@ -76,8 +89,8 @@ class Elementwise(Layer):
             raise LoweringError("broadcasting between tensors of different ranks is not lowered yet",
                                 hint="give both operands the same rank")
         value = inputs[0]
-        for i, other in enumerate(inputs[1:], start=1):
-            value = g.op(self.onnx_op, [value, other], final=i == len(inputs) - 1)
+        for other in inputs[1:]:
+            value = g.op(self.onnx_op, [value, other])
         return value
 
 
@@ -107,7 +120,11 @@ class Concat(Layer):
     foreign = Foreign(keras=("Concatenate",), keras_args=("axis",))
     family = "merge"
     arity = None
+    dtypes = ANY_DTYPE
     aliases = {"dim": "axis"}
+
+    def infer_dtype(self, inputs, names=()):
+        return same_dtype(inputs, names)
 
     axis: Axis = "C"
 

@@ -77,9 +77,9 @@ class BatchNorm(ChannelNorm):
             raise LoweringError("batchnorm without running statistics normalises with each batch's "
                                 "own statistics, which inference graphs do not do",
                                 hint="set track_running_stats=true")
-        c = types[0].channels
-        scale = g.param("weight") if self.affine else g.const([1.0] * c, "float32", "scale")
-        shift = g.param("bias") if self.affine else g.const([0.0] * c, "float32", "shift")
+        c, dtype = types[0].channels, types[0].dtype
+        scale = g.param("weight") if self.affine else g.const([1.0] * c, dtype, "scale")
+        shift = g.param("bias") if self.affine else g.const([0.0] * c, dtype, "shift")
         return g.op("BatchNormalization", [inputs[0], scale, shift, g.param("running_mean"),
                                            g.param("running_var")], epsilon=self.eps)
 
@@ -114,15 +114,15 @@ class LayerNorm(ChannelNorm):
         if g.opset < 17:
             raise LoweringError("ONNX has LayerNormalization from opset 17", hint="export with --opset 17 or later")
         c, rank = types[0].channels, types[0].rank
-        scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, "float32", "scale")
+        scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, types[0].dtype, "scale")
         inputs_ = [scale] + ([g.param("bias")] if self.elementwise_affine and self.bias else [])
         if rank == 2:
             return g.op("LayerNormalization", [inputs[0], *inputs_], axis=-1, epsilon=self.eps)
         # normalise over C at each position: move C last, normalise, move it back
         last = list(range(rank))
         to_last = [0, *range(2, rank), 1]
-        moved = g.op("Transpose", [inputs[0]], final=False, perm=to_last)
-        normed = g.op("LayerNormalization", [moved, *inputs_], final=False, axis=-1, epsilon=self.eps)
+        moved = g.op("Transpose", [inputs[0]], perm=to_last)
+        normed = g.op("LayerNormalization", [moved, *inputs_], axis=-1, epsilon=self.eps)
         back = [to_last.index(i) for i in last]
         return g.op("Transpose", [normed], perm=back)
 
@@ -155,18 +155,18 @@ class GroupNorm(ChannelNorm):
         # ONNX's GroupNormalization changed meaning in opset 21; InstanceNormalization over
         # [N, groups, rest] is the same arithmetic in every opset.
         t = types[0]
-        grouped = g.op("Reshape", [inputs[0], g.const([0, self.num_groups, -1], name="groups")], final=False)
-        ones = g.const([1.0] * self.num_groups, "float32", "ones")
-        zeros = g.const([0.0] * self.num_groups, "float32", "zeros")
-        normed = g.op("InstanceNormalization", [grouped, ones, zeros], final=False, epsilon=self.eps)
-        shape = g.op("Shape", [inputs[0]], final=False)
-        restored = g.op("Reshape", [normed, shape], final=not self.affine)
+        grouped = g.op("Reshape", [inputs[0], g.const([0, self.num_groups, -1], name="groups")])
+        ones = g.const([1.0] * self.num_groups, t.dtype, "ones")
+        zeros = g.const([0.0] * self.num_groups, t.dtype, "zeros")
+        normed = g.op("InstanceNormalization", [grouped, ones, zeros], epsilon=self.eps)
+        shape = g.op("Shape", [inputs[0]])
+        restored = g.op("Reshape", [normed, shape])
         if not self.affine:
             return restored
         per_channel = [t.channels] + [1] * (t.rank - 2)
-        weight = g.op("Reshape", [g.param("weight"), g.const(per_channel, name="per_channel")], final=False)
-        bias = g.op("Reshape", [g.param("bias"), g.const(per_channel, name="per_channel")], final=False)
-        scaled = g.op("Mul", [restored, weight], final=False)
+        weight = g.op("Reshape", [g.param("weight"), g.const(per_channel, name="per_channel")])
+        bias = g.op("Reshape", [g.param("bias"), g.const(per_channel, name="per_channel")])
+        scaled = g.op("Mul", [restored, weight])
         return g.op("Add", [scaled, bias])
 
     def describe(self, inputs):

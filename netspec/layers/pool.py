@@ -134,10 +134,11 @@ class LPPool(WindowPool):
         # As nn.LPPool2d computes it (not ONNX's LpPool, which sums |x|^p and treats partial
         # ceil-mode windows differently): (average of x^p over the window * kh*kw)^(1/p).
         kernel, _, _ = self.window_args()
-        powered = g.op("Pow", [inputs[0], g.const(self.norm_type, "float32", "p")], final=False)
-        pooled = g.op("AveragePool", [powered], final=False, count_include_pad=0,
+        # the exponents stay f32 (Pow takes them in any float type): 1/p exactly as f32 has it
+        powered = g.op("Pow", [inputs[0], g.const(self.norm_type, "float32", "p")])
+        pooled = g.op("AveragePool", [powered], count_include_pad=0,
                       **self.window_attributes(types[0], g.opset))
-        summed = g.op("Mul", [pooled, g.const(float(kernel[0] * kernel[1]), "float32", "window")], final=False)
+        summed = g.op("Mul", [pooled, g.const(float(kernel[0] * kernel[1]), types[0].dtype, "window")])
         return g.op("Pow", [summed, g.const(1.0 / self.norm_type, "float32", "inverse_p")])
 
 

@@ -60,10 +60,10 @@ class Upsample(Layer):
         exact = scales is None or all(size * f == out for size, f, out in zip(t.spatial, scales, output.spatial))
         if exact:
             # Exact sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
-            shape = g.op("Shape", [inputs[0]], final=False)  # (Shape's start/end need opset 15)
-            batch = g.op("Slice", [shape, g.const([0], name="start"), g.const([1], name="end")], final=False)
+            shape = g.op("Shape", [inputs[0]])  # (Shape's start/end need opset 15)
+            batch = g.op("Slice", [shape, g.const([0], name="start"), g.const([1], name="end")])
             rest = g.const([t.channels, *output.spatial], name="sizes")
-            full = g.op("Concat", [batch, rest], final=False, axis=0)
+            full = g.op("Concat", [batch, rest], axis=0)
             return g.op("Resize", [inputs[0], "", "", full], **attributes)
         # A scale that does not divide evenly: PyTorch maps coordinates by the scale itself, so
         # ONNX must be given the scale, not the rounded size.
@@ -79,13 +79,12 @@ class Upsample(Layer):
 
         axes = [(2 + i, size, out, f)  # canonical NCHW: H is axis 2, W axis 3
                 for i, (size, out, f) in enumerate(zip(t.spatial, output.spatial, scales or [None, None]))]
-        for count, (axis, size, out, factor) in enumerate(axes, start=1):
+        for axis, size, out, factor in axes:
             if size == out:
                 continue
             step = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
             rows = np.minimum(np.floor(np.arange(out, dtype=np.float32) * step).astype(np.int64), size - 1)
-            last = count == len(axes) or all(s == o for _, s, o, _ in axes[count:])
-            x = g.op("Gather", [x, g.const(rows, name=f"rows{axis}")], final=last, axis=axis)
+            x = g.op("Gather", [x, g.const(rows, name=f"rows{axis}")], axis=axis)
         return x
 
     def geometry(self, inputs):

@@ -7,7 +7,7 @@ from pydantic import Field
 
 from netspec.layers.base import Expect, Foreign, Layer, Probability
 from netspec.shapes import resolve_padding
-from netspec.types import Layout, ShapeError, TensorType
+from netspec.types import ANY_DTYPE, DTYPES, DTypeError, Layout, ShapeError, TensorType, representable
 
 _NonNegative = Annotated[int, Field(ge=0)]
 PadSpec = Annotated[
@@ -24,6 +24,7 @@ class Flatten(Layer):
     kind = "flatten"
     foreign = Foreign(pytorch=("Flatten",), keras=("Flatten",))
     family = "shape"
+    dtypes = ANY_DTYPE
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
@@ -52,7 +53,7 @@ class Flatten(Layer):
         declared = [t.layout.batch, *(i for i in range(t.rank) if i != t.layout.batch)]
         order = [perm.index(axis) for axis in declared]
         if order != sorted(order):
-            x = g.op("Transpose", [x], final=False, perm=order)
+            x = g.op("Transpose", [x], perm=order)
         return g.op("Flatten", [x], axis=1)
 
 
@@ -63,6 +64,7 @@ class Dropout(Layer):
     foreign = Foreign(pytorch=("Dropout", "Dropout2d"), pytorch_args=("p",), keras=("Dropout",),
                       keras_args=("rate",), keras_keywords={"rate": "p"})
     family = "shape"
+    dtypes = ANY_DTYPE
     positional = ("p",)
 
     p: Probability = 0.5
@@ -83,6 +85,7 @@ class Identity(Layer):
     kind = "identity"
     foreign = Foreign(pytorch=("Identity",))
     family = "shape"
+    dtypes = ANY_DTYPE
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
@@ -106,10 +109,21 @@ class Pad(Layer):
                                "CircularPad2d": {"mode": '"circular"'}})
     family = "shape"
     positional = ("padding",)
+    dtypes = ANY_DTYPE
 
     padding: PadSpec
     mode: Literal["constant", "reflect", "replicate", "circular"] = "constant"
     value: float = 0.0
+
+    def infer_dtype(self, inputs, names=()):
+        dtype = super().infer_dtype(inputs, names)
+        if self.mode == "constant" and not representable(self.value, dtype):
+            what = "0 or 1" if dtype == "bool" else "an integer in its range" if dtype[0] in "iu" \
+                else "a number in its range"
+            raise DTypeError(f"value={self.value:g} is not a value of the input's dtype {dtype}",
+                             rule=f"a constant pad fills with a value of the input's dtype ({what})",
+                             hint="choose a value the dtype holds, or cast the input first")
+        return dtype
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
@@ -151,5 +165,40 @@ class Pad(Layer):
         onnx_pads = [0, 0] + [b for b, _ in pads] + [0, 0] + [e for _, e in pads]
         args = [inputs[0], g.const(onnx_pads, name="pads")]
         if self.mode == "constant":
-            args.append(g.const(self.value, "float32", "value"))
+            args.append(g.const(self.value, t.dtype, "value"))
         return g.op("Pad", args, mode=self._ONNX_MODES[self.mode])
+
+
+DType = Annotated[Literal[tuple(DTYPES)], Field(),
+                  Expect("a dtype: " + ", ".join(DTYPES) + ' (written `f16` or `"f16"`)')]
+
+
+class Cast(Layer):
+    """Converts the values to another dtype, as PyTorch's `x.to(dtype)`: floats to integers
+    round toward zero, anything to bool is `x != 0`, bool to numbers is 0 or 1; a value the
+    target cannot hold (a float past its range into an integer) is undefined, as in ONNX. The
+    dtype is written bare or quoted: `x -> cast(f16)`, `cast(x, "i64")`."""
+
+    kind = "cast"
+    family = "shape"
+    positional = ("to",)
+    aliases = {"dtype": "to"}
+    dtypes = ANY_DTYPE
+
+    to: DType
+
+    def infer_dtype(self, inputs, names=()):
+        return self.to
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+    def describe(self, inputs):
+        return f"cast {inputs[0].dtype} -> {self.to}" if inputs else f"cast {self.to}"
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import ONNX_DTYPES
+
+        if types[0].dtype == self.to:  # nothing to convert: the layer's value is its input
+            return inputs[0]
+        return g.op("Cast", inputs, to=ONNX_DTYPES[self.to])
