@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.layers.base import show_value
+from netspec.opsets import DEFAULT_OPSET, MAX_OPSET
 from netspec.types import MAX_SIZE, ShapeError, TensorType
 
 
@@ -73,9 +74,25 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:
                 node.output = None
                 failures.append(Failure(node, inputs, ShapeError(
                     "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
+                continue
+            _warn_if_unexportable(node, inputs, diagnostics)
     for failure in failures:
         failure.diagnostic = diagnostics.add(report(failure))
     return failures
+
+
+def _warn_if_unexportable(node: LayerNode, inputs: list[TensorType], diagnostics: Diagnostics) -> None:
+    """A layer that checks but that `netspec export` would refuse (at the default opset): say so
+    now, at the layer, not only when exporting."""
+    refusal = node.layer.refusal(inputs, node.output, DEFAULT_OPSET)
+    if refusal is None:
+        return
+    at_any = node.layer.refusal(inputs, node.output, MAX_OPSET) is not None
+    when = "at any opset" if at_any else f"at the default opset {DEFAULT_OPSET}"
+    diagnostics.add(Diagnostic(f"{node.kind}: `netspec export` refuses this layer {when}: {refusal.message}",
+                               node.span, "warning", layer=node.name, hint=refusal.hint,
+                               rule="ONNX can express every exported layer exactly",
+                               chain=tuple(b.describe() for b in node.blocks)))
 
 
 def report(failure: Failure) -> Diagnostic:

@@ -24,8 +24,7 @@ from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.graph import Graph, LayerNode
 from netspec.types import TensorType
 
-DEFAULT_OPSET = 17
-MIN_OPSET, MAX_OPSET = 13, 26   # what onnxruntime 1.31 loads; 13 is the oldest lowered here
+from netspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # noqa: F401  (re-exported)
 MAX_IR_VERSION = 13
 
 ONNX_DTYPES = {"f16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "f32": TensorProto.FLOAT,
@@ -292,7 +291,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     shape in the model but no bytes: their arrays go into the dict, for runtime.save_model to
     stream into the file (a model's weights are then never copied into the protobuf at all)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 loads)")
+        raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 and newer load)")
     g = Builder(opset, weights, detached)
     values: dict[str, Any] = {}
     inputs, outputs, problems = [], [], []
@@ -312,6 +311,9 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
             continue
         types = [graph.node(name).output for name in node.inputs]
         try:
+            refusal = node.layer.refusal(types, t, opset)  # what the layer itself says ONNX cannot do
+            if refusal is not None:
+                raise LoweringError(refusal.message, refusal.hint)
             values[node.name] = g.finish(node.layer.lower(g, node, [values[n] for n in node.inputs], types, t))
         except LoweringError as exc:  # report every layer that cannot be lowered
             problems.append(Diagnostic(f"{node.kind}: {exc.message}", node.span, layer=node.name,

@@ -127,7 +127,7 @@ def add_lowering_options(parser: argparse.ArgumentParser, weights: bool = True) 
 
 def lowering_options(args: argparse.Namespace) -> dict:
     """The checked values of add_lowering_options, as keyword arguments of Network.lowered."""
-    from netspec.lower import MAX_OPSET, MIN_OPSET
+    from netspec.opsets import MAX_OPSET, MIN_OPSET
 
     if args.opset is not None and not MIN_OPSET <= args.opset <= MAX_OPSET:
         raise UsageError(f"--opset {args.opset}: choose {MIN_OPSET} to {MAX_OPSET} "

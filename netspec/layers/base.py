@@ -115,6 +115,15 @@ class Foreign:
         self.keras_traps = keras_traps or {}
 
 
+class Refusal:
+    """Why ONNX cannot express a layer exactly: the message, and the way around it."""
+
+    __slots__ = ("message", "hint")
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        self.message, self.hint = message, hint
+
+
 class ArgumentError(Exception):
     """A bad argument; `arg` is the index of the offending argument (or its keyword name).
 
@@ -238,6 +247,11 @@ class Layer(BaseModel):
     def describe(self, inputs: list[TensorType]) -> str:
         """The table's short description, e.g. `conv 11x11 /4 pad 2`."""
         return self.kind
+
+    def refusal(self, inputs: list[TensorType], output: TensorType, opset: int) -> Refusal | None:
+        """Why ONNX at `opset` cannot express this layer exactly, or None. `netspec export`
+        refuses such a layer; `netspec check` warns about it at the default opset."""
+        return None
 
     def lower(self, g, node, inputs: list[str], types: list[TensorType], output: TensorType) -> str:
         """Emit this layer's ONNX nodes through `g` (a netspec.lower.Builder: `g.op`,

@@ -1,7 +1,7 @@
 """Convolution layers."""
 
 
-from netspec.layers.base import (Foreign, Layer, NonNegative2, Padding2, PositiveInt, Size2, explain_counts,
+from netspec.layers.base import (Foreign, Layer, NonNegative2, Padding2, PositiveInt, Refusal, Size2, explain_counts,
                                  explain_windows, fan_in_uniform)
 from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
 from netspec.types import ShapeError, TensorType
@@ -199,15 +199,16 @@ class ConvTranspose(ConvBase):
             text += f" out_pad {op[0]}" if op[0] == op[1] else f" out_pad {op[0]},{op[1]}"
         return text + (f" g{self.groups}" if self.groups != 1 else "")
 
-    def lower(self, g, node, inputs, types, output):
+    def refusal(self, inputs, output, opset):
+        # PyTorch allows output_padding < max(stride, dilation); ONNX's ConvTranspose
+        # (onnxruntime at run time) only output_padding < stride
         if any(p >= s for p, s in zip(expand(self.output_padding, 2), expand(self.stride, 2))):
-            from netspec.lower import LoweringError
+            return Refusal("output_padding must be smaller than the stride for ONNX's "
+                           "ConvTranspose (PyTorch also allows it below the dilation)",
+                           hint="lower output_padding, or pad the result with `pad`")
+        return None
 
-            # PyTorch allows output_padding < max(stride, dilation); ONNX's ConvTranspose
-            # (onnxruntime at run time) only output_padding < stride
-            raise LoweringError("output_padding must be smaller than the stride for ONNX's "
-                                "ConvTranspose (PyTorch also allows it below the dilation)",
-                                hint="lower output_padding, or pad the result with `pad`")
+    def lower(self, g, node, inputs, types, output):
         pads = list(expand(self.padding, 2))
         return g.op("ConvTranspose", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
                     strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),

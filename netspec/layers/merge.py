@@ -3,7 +3,7 @@
 
 from typing import ClassVar, Sequence
 
-from netspec.layers.base import Axis, Foreign, Layer
+from netspec.layers.base import Axis, Foreign, Layer, Refusal
 from netspec.shapes import broadcast
 from netspec.types import ANY_DTYPE, NUMBERS, DTypeError, ShapeError, TensorType
 
@@ -82,12 +82,13 @@ class Elementwise(Layer):
         widest = max(inputs, key=lambda t: t.rank)
         return TensorType(widest.dtype, shape, widest.layout)
 
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
+    def refusal(self, inputs, output, opset):
+        if len({t.rank for t in inputs}) > 1:
+            return Refusal("broadcasting between tensors of different ranks is not lowered yet",
+                           hint="give both operands the same rank")
+        return None
 
-        if len({t.rank for t in types}) > 1:
-            raise LoweringError("broadcasting between tensors of different ranks is not lowered yet",
-                                hint="give both operands the same rank")
+    def lower(self, g, node, inputs, types, output):
         value = inputs[0]
         for other in inputs[1:]:
             value = g.op(self.onnx_op, [value, other])

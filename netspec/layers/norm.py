@@ -1,7 +1,7 @@
 """Normalisation layers."""
 
 
-from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt
+from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt, Refusal
 from netspec.types import ShapeError, TensorType
 
 
@@ -70,13 +70,14 @@ class BatchNorm(ChannelNorm):
             params["num_batches_tracked"] = ParamSpec((), trainable=False, dtype="i64")
         return params
 
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
-
+    def refusal(self, inputs, output, opset):
         if not self.track_running_stats:
-            raise LoweringError("batchnorm without running statistics normalises with each batch's "
-                                "own statistics, which inference graphs do not do",
-                                hint="set track_running_stats=true")
+            return Refusal("batchnorm without running statistics normalises with each batch's "
+                           "own statistics, which inference graphs do not do",
+                           hint="set track_running_stats=true")
+        return None
+
+    def lower(self, g, node, inputs, types, output):
         c, dtype = types[0].channels, types[0].dtype
         scale = g.param("weight") if self.affine else g.const([1.0] * c, dtype, "scale")
         shift = g.param("bias") if self.affine else g.const([0.0] * c, dtype, "shift")
@@ -108,11 +109,12 @@ class LayerNorm(ChannelNorm):
             params["bias"] = ParamSpec((c,))
         return params
 
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
+    def refusal(self, inputs, output, opset):
+        if opset < 17:
+            return Refusal("ONNX has LayerNormalization from opset 17", hint="export with --opset 17 or later")
+        return None
 
-        if g.opset < 17:
-            raise LoweringError("ONNX has LayerNormalization from opset 17", hint="export with --opset 17 or later")
+    def lower(self, g, node, inputs, types, output):
         c, rank = types[0].channels, types[0].rank
         scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, types[0].dtype, "scale")
         inputs_ = [scale] + ([g.param("bias")] if self.elementwise_affine and self.bias else [])

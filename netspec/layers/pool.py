@@ -1,7 +1,7 @@
 """Pooling layers."""
 
 
-from netspec.layers.base import Expect, Foreign, Layer, Padding2, PositiveFloat, Size2, explain_windows
+from netspec.layers.base import Expect, Foreign, Layer, Padding2, PositiveFloat, Refusal, Size2, explain_windows
 from typing import Annotated, Literal
 
 from netspec.layers.conv import describe_window
@@ -56,28 +56,39 @@ class WindowPool(Layer):
         extra = " ceil" if self.ceil_mode else ""
         return describe_window(self.kind, kernel, stride, self.padding, dilation, extra)
 
+    def refusal(self, inputs, output, opset):
+        """PyTorch drops a last ceil-mode window that would start in the right padding; ONNX
+        does so only from opset 22. Before that, a pool that needs an added window on one axis
+        and PyTorch's drop on another cannot be written (see window_attributes)."""
+        if not self.ceil_mode or opset >= 22:
+            return None
+        t = inputs[0]
+        kernel, stride, dilation = self.window_args()
+        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        up = windows(t.spatial, kernel, stride, dilation, pads, True)
+        down = windows(t.spatial, kernel, stride, dilation, pads, False)
+        if all(u.out == d.out for u, d in zip(up, down)):
+            return None  # ceil_mode adds no window: none is emitted
+        for axis, size, k, s, d, (begin, end), u in zip("HW", t.spatial, kernel, stride, dilation, pads, up):
+            onnx_out = -(-(size + begin + end - d * (k - 1) - 1) // s) + 1  # no drop before 22
+            if onnx_out != u.out:
+                return Refusal(f"ceil_mode adds a window on one axis while PyTorch drops the last "
+                               f"window of {axis} (it would start in the padding); ONNX before opset 22 "
+                               f"cannot pool both axes that way", hint="export with --opset 22 or later")
+        return None
+
     def window_attributes(self, t: TensorType, opset: int) -> dict:
         """kernel_shape, strides, pads and ceil_mode as ONNX names them.
 
         PyTorch drops a last ceil-mode window that would start in the right padding; ONNX does
         so only from opset 22. Before that, ceil_mode is emitted only where it adds a window,
         which gives the same windows as long as no other axis needs PyTorch's drop; a pool
-        whose axes need both cannot be written before opset 22 and is refused."""
+        whose axes need both cannot be written before opset 22 and is refused (`refusal`)."""
         kernel, stride, dilation = self.window_args()
         pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
         up = windows(t.spatial, kernel, stride, dilation, pads, True)
         down = windows(t.spatial, kernel, stride, dilation, pads, False)
         ceil = self.ceil_mode and (opset >= 22 or any(u.out != d.out for u, d in zip(up, down)))
-        if ceil and opset < 22:
-            for axis, size, k, s, d, (begin, end), u in zip("HW", t.spatial, kernel, stride, dilation, pads, up):
-                onnx_out = -(-(size + begin + end - d * (k - 1) - 1) // s) + 1  # no drop before 22
-                if onnx_out != u.out:
-                    from netspec.lower import LoweringError
-
-                    raise LoweringError(
-                        f"ceil_mode adds a window on one axis while PyTorch drops the last window "
-                        f"of {axis} (it would start in the padding); ONNX before opset 22 cannot "
-                        f"pool both axes that way", hint="export with --opset 22 or later")
         return {"kernel_shape": list(kernel), "strides": list(stride),
                 "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(ceil)}
 
@@ -216,16 +227,18 @@ class AdaptiveAvgPool(Layer):
             return "global"  # unequal windows: bounded by the whole input
         return [("window", s // o, s // o, 0) for s, o in zip(sizes, outs)]
 
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
-
-        sizes, outs = types[0].spatial, expand(self.output_size, 2)
-        if all(o == 1 for o in outs):
-            return g.op("GlobalAveragePool", inputs)
-        if any(size % out for size, out in zip(sizes, outs)):
-            raise LoweringError(
+    def refusal(self, inputs, output, opset):
+        sizes, outs = inputs[0].spatial, expand(self.output_size, 2)
+        if not all(o == 1 for o in outs) and any(size % out for size, out in zip(sizes, outs)):
+            return Refusal(
                 f"adaptive pooling from {'x'.join(map(str, sizes))} to {'x'.join(map(str, outs))} has windows "
                 "of different sizes, which no ONNX operator computes",
                 hint="choose an input size whose spatial sizes are multiples of the output size")
+        return None
+
+    def lower(self, g, node, inputs, types, output):
+        sizes, outs = types[0].spatial, expand(self.output_size, 2)
+        if all(o == 1 for o in outs):
+            return g.op("GlobalAveragePool", inputs)
         kernel = [size // out for size, out in zip(sizes, outs)]
         return g.op("AveragePool", inputs, kernel_shape=kernel, strides=kernel)

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netspec.layers.base import Expect, Foreign, Layer, Probability
+from netspec.layers.base import Expect, Foreign, Layer, Probability, Refusal
 from netspec.shapes import resolve_padding
 from netspec.types import ANY_DTYPE, DTYPES, DTypeError, Layout, ShapeError, TensorType, representable
 
@@ -153,15 +153,16 @@ class Pad(Layer):
 
     _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import LoweringError
+    def refusal(self, inputs, output, opset):
+        if self.mode == "circular" and opset < 19:
+            return Refusal("circular padding (ONNX Pad mode 'wrap') needs opset 19",
+                           hint="export with --opset 19 or later")
+        return None
 
+    def lower(self, g, node, inputs, types, output):
         t = types[0]
         rank = len(t.spatial)
         pads = resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial)
-        if self.mode == "circular" and g.opset < 19:
-            raise LoweringError("circular padding (ONNX Pad mode 'wrap') needs opset 19",
-                                hint="export with --opset 19 or later")
         onnx_pads = [0, 0] + [b for b, _ in pads] + [0, 0] + [e for _, e in pads]
         args = [inputs[0], g.const(onnx_pads, name="pads")]
         if self.mode == "constant":
