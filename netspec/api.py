@@ -59,39 +59,42 @@ class Network:
 
         return totals(self.check().graph)
 
-    def weights(self, weights: str | Path | Mapping | None = None, seed: int = 0, progress=None) -> dict:
+    def weights(self, weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
+                weights_prefix: Mapping[str, str] | None = None) -> dict:
         """The weights to use: seeded initialisation, a .safetensors/.npz file, or a mapping of
-        arrays (e.g. a PyTorch state_dict converted with `.numpy()`), checked against the graph."""
+        arrays (e.g. a PyTorch state_dict converted with `.numpy()`), checked against the graph.
+        `weights_prefix` renames the given tensors first: `{"module.": ""}` drops the prefix
+        nn.DataParallel saves."""
         from netspec.weights import check_weights, initialize, load_weights
 
         self.check()
         if weights is None:
             return initialize(self.graph, seed, progress)
         if isinstance(weights, (str, Path)):
-            return load_weights(self.graph, Path(weights))
-        return check_weights(self.graph, dict(weights), "the given weights")
+            return load_weights(self.graph, Path(weights), weights_prefix)
+        return check_weights(self.graph, dict(weights), "the given weights", weights_prefix)
 
     def to_onnx(self, opset: int | None = None, batch: int | None = None,
                 weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
-                check: bool = True):
+                check: bool = True, weights_prefix: Mapping[str, str] | None = None):
         """The onnx.ModelProto, validated by onnx.checker (full check) unless `check` is false.
         `progress(elements)` is called as seeded weights are generated."""
         from netspec.runtime import serialize
 
-        model = self.lowered(opset, batch, weights, seed, progress)
+        model = self.lowered(opset, batch, weights, seed, progress, weights_prefix=weights_prefix)
         if check:
             self._checked(serialize, model)
         return model
 
     def lowered(self, opset: int | None = None, batch: int | None = None,
                 weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
-                detached: dict | None = None):
+                detached: dict | None = None, weights_prefix: Mapping[str, str] | None = None):
         """The unchecked onnx.ModelProto; with a `detached` dict, its large weights are left
         out of it and put there instead (see netspec.lower.lower), for netspec.runtime.save_model."""
         from netspec.lower import DEFAULT_OPSET, lower
 
-        return lower(self.check().graph, self.weights(weights, seed, progress), opset or DEFAULT_OPSET,
-                     batch, detached)
+        return lower(self.check().graph, self.weights(weights, seed, progress, weights_prefix),
+                     opset or DEFAULT_OPSET, batch, detached)
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);

@@ -107,7 +107,8 @@ def _spatial_ancestor(graph, name: str) -> str | None:
 
 def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None = None,
                  weights: str | Path | Mapping | None = None, seed: int = 0, device: str = "cpu",
-                 opset: int | None = None, batch: int | None = None) -> dict:
+                 opset: int | None = None, batch: int | None = None,
+                 weights_prefix: Mapping[str, str] | None = None) -> dict:
     """Run `net` (a netspec.api.Network) in onnxruntime and return {layer: array} for the chosen
     layers, each in (N, C, H, W) order whatever the declared layout.
 
@@ -124,7 +125,7 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
     graph = net.check().graph
     chosen = _resolve_layers(graph, list(layers))
     feeds = net.feeds(inputs, seed, batch)
-    model = net.to_onnx(opset=opset, batch=batch, weights=weights, seed=seed)
+    model = net.to_onnx(opset=opset, batch=batch, weights=weights, seed=seed, weights_prefix=weights_prefix)
 
     # the value each layer's final node produces: its own name, or `<layer>/nchw` for an output
     # the lowering turns back to NHWC; a graph input in canonical order has no node at all

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import zipfile
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
@@ -91,7 +92,59 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     raise fail(f"unknown format `{suffix or path.name}`", hint="use .safetensors or .npz")
 
 
-def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+def rename(tensors: dict[str, np.ndarray], prefixes: Mapping[str, str] | None) -> dict[str, np.ndarray]:
+    """The tensors with each name that starts with a key of `prefixes` starting with its value
+    instead (`{"module.": ""}` drops DataParallel's prefix); the longest matching key wins."""
+    if not prefixes:
+        return tensors
+    ordered = sorted(prefixes.items(), key=lambda item: -len(item[0]))
+    out = {}
+    for name, array in tensors.items():
+        for old, new in ordered:
+            if name.startswith(old):
+                name = new + name[len(old):]
+                break
+        out[name] = array
+    return out
+
+
+def renamings(missing: list[str], extra: list[str]) -> dict[str, str]:
+    """Prefix renamings (old -> new) that turn the file's extra names into the network's missing
+    ones: `module.` -> `` (saved from nn.DataParallel), `feature_extraction.` -> `features.`.
+    A renaming counts where it explains at least two names, or all of them."""
+    wanted = set(missing)
+    rules: dict[str, str] = {}
+    left = list(extra)
+    while left and wanted:
+        counts: dict[tuple[str, str], int] = {}
+        for name in left[:20]:  # candidates from a sample; each is then tried on every name
+            parts = name.split(".")
+            for target in wanted:
+                other = target.split(".")
+                shared = 0
+                while shared < min(len(parts), len(other)) and parts[-1 - shared] == other[-1 - shared]:
+                    shared += 1
+                if shared:
+                    old = ".".join(parts[:len(parts) - shared])
+                    new = ".".join(other[:len(other) - shared])
+                    rule = (old + "." if old else "", new + "." if new else "")
+                    if rule[0] != rule[1]:
+                        counts[rule] = counts.get(rule, 0) + 1
+        best, explained = None, []
+        for old, new in sorted(counts, key=counts.get, reverse=True)[:10]:
+            hits = [n for n in left if n.startswith(old) and new + n[len(old):] in wanted]
+            if len(hits) > len(explained):
+                best, explained = (old, new), hits
+        if best is None or (len(explained) < 2 and len(explained) < len(extra)):
+            break
+        rules[best[0]] = best[1]
+        wanted -= {best[1] + n[len(best[0]):] for n in explained}
+        left = [n for n in left if n not in explained]
+    return rules
+
+
+def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str,
+                  prefixes: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
     """The graph's weights from `tensors`: every parameter and buffer present, nothing extra,
     shapes equal, and values of the right kind. All problems are reported at once, with "did
     you mean" for near-miss names.
@@ -105,11 +158,26 @@ def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str) -> 
     numbers at all (an .npz cannot carry bf16: numpy saves it as raw bytes)."""
     from netspec.lower import NUMPY_DTYPES
 
+    tensors = rename(tensors, prefixes)
     expected = graph.parameter_specs()
     dtypes = parameter_dtypes(graph)
     problems: list[Diagnostic] = []
     missing = [name for name in expected if name not in tensors]
     extra = [name for name in tensors if name not in expected]
+    rules = renamings(missing, extra)
+    if rules:  # one mistake (the names' prefix), one error: not one per tensor
+        renamed = rename({name: None for name in extra}, rules)
+        pairs = [(old, new) for old, new in zip(extra, renamed) if new in expected]
+        shown = ", ".join(f"`{old or '(none)'}` -> `{new or '(none)'}`" for old, new in rules.items())
+        flags = " ".join(f"--weights-prefix {old}={new}" for old, new in rules.items())
+        problems.append(Diagnostic(
+            f"{len(pairs)} tensors in {source} are named with another prefix than the network's: {shown}",
+            rule="tensors are keyed by the network's parameter names",
+            hint=f"rename them as they load: `{flags}` (Python: weights_prefix={dict(rules)!r})",
+            notes=[f"e.g. `{old}` is the network's `{new}`" for old, new in pairs[:3]]))
+        explained = {old for old, _ in pairs} | {new for _, new in pairs}
+        missing = [name for name in missing if name not in explained]
+        extra = [name for name in extra if name not in explained]
     for name in missing:
         close = difflib.get_close_matches(name, extra, n=1, cutoff=0.8)
         problems.append(Diagnostic(f"`{name}` {_dims(expected[name].shape)} is missing from {source}",
@@ -176,5 +244,5 @@ def _convert(array: np.ndarray, wanted: np.dtype, name: str):
     return array.astype(wanted), None, None
 
 
-def load_weights(graph: Graph, path: Path) -> dict[str, np.ndarray]:
-    return check_weights(graph, read_weights(path), f"`{path}`")
+def load_weights(graph: Graph, path: Path, prefixes: Mapping[str, str] | None = None) -> dict[str, np.ndarray]:
+    return check_weights(graph, read_weights(path), f"`{path}`", prefixes)

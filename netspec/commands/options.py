@@ -118,6 +118,10 @@ def add_lowering_options(parser: argparse.ArgumentParser, weights: bool = True) 
     parser.add_argument("--batch", type=int, default=None, metavar="N",
                         help="fix the batch size (default: dynamic, the input's symbol)")
     if weights:
+        parser.add_argument("--weights-prefix", action="append", metavar="OLD=NEW", dest="weights_prefix",
+                            help="rename the weights file's tensors as they load: a name starting "
+                                 "with OLD starts with NEW instead, e.g. --weights-prefix module.= "
+                                 "(what nn.DataParallel adds) (repeatable)")
         parser.add_argument("--weights", metavar="FILE",
                             help=".safetensors or .npz keyed by parameter name (default: seeded "
                                  "initialisation as PyTorch's defaults)")
@@ -139,7 +143,16 @@ def lowering_options(args: argparse.Namespace) -> dict:
         raise UsageError(f"--weights {weights}: no such file")
     if weights is not None and os.path.isdir(weights):
         raise UsageError(f"--weights {weights}: it is a directory, not a weights file")
+    prefixes: dict[str, str] = {}
+    for item in getattr(args, "weights_prefix", None) or []:
+        old, sep, new = item.partition("=")
+        if not sep or not old:
+            raise UsageError(f"--weights-prefix {item!r}: expected OLD=NEW (NEW may be empty: module.=)")
+        prefixes[old] = new
+    if prefixes and weights is None:
+        raise UsageError("--weights-prefix renames the tensors of --weights FILE; give the file too")
     return {"opset": args.opset, "batch": args.batch, "weights": getattr(args, "weights", None),
+            "weights_prefix": prefixes or None,
             "seed": args.seed}
 
 
