@@ -18,17 +18,43 @@ from dataclasses import dataclass
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.infer import Failure, propagate
-from netspec.types import TensorType
+from netspec.types import DTypeError, TensorType
 
 STRIDES = (2, 4, 8, 16, 32, 64)  # the total strides a what-if on an input's size tries
 
 
 def explain(graph: Graph, failures: list[Failure], diagnostics: Diagnostics) -> None:
     for failure in failures:
-        if len(failure.inputs) > 1 and failure.error.axes and failure.diagnostic is not None:
+        if failure.diagnostic is None:
+            continue
+        if isinstance(failure.error, DTypeError):
+            _explain_dtype(graph, failure)
+        elif len(failure.inputs) > 1 and failure.error.axes:
             _explain_merge(graph, failure)
     for name in graph.inputs:
         _check_input(graph, graph.node(name), failures, diagnostics)
+
+
+# ---------------------------------------------------------------- dtypes
+
+def _explain_dtype(graph: Graph, failure: Failure) -> None:
+    """A refused dtype: the inputs' types (not only their shapes), and where each input that
+    the rule refuses got its dtype (its `input` line, or the cast that made it)."""
+    d, node = failure.diagnostic, failure.node
+    d.notes = [f"input type{'s' if len(failure.inputs) > 1 else ''}: "
+               + ", ".join(f"{t.dtype}{t}" for t in failure.inputs)]
+    allowed = node.layer.dtypes
+    for producer, t in zip(node.inputs, failure.inputs):
+        if t.dtype in allowed and len(failure.inputs) == 1:
+            continue
+        origin = graph.node(producer)
+        while origin.layer is not None and origin.inputs and origin.kind != "cast":
+            above = graph.node(origin.inputs[0])
+            if above.output is None or above.output.dtype != t.dtype:
+                break
+            origin = above
+        what = "declared" if origin.layer is None else "made"
+        d.labels.append(Label(origin.span, f"`{origin.name}` is {what} {t.dtype} here"))
 
 
 # ---------------------------------------------------------------- merges
