@@ -97,3 +97,12 @@ def test_the_run_example_runs_as_written(tmp_path):
     assert result.returncode == 0, result.stderr
     expected = quoted[quoted.index("$ netspec run"):].splitlines()[1:3]
     assert result.stdout.splitlines()[:2] == expected  # the values; the latency line varies
+
+
+def test_the_corpus_size_in_the_robustness_table_is_true():
+    sys.path.insert(0, str(ROOT / "tests"))
+    import test_bad_corpus
+
+    row = next(line for line in README.splitlines() if line.startswith("| `tests/bad/`"))
+    claimed = int(re.search(r"\((\d+) of them", row).group(1))
+    assert claimed == len(test_bad_corpus.entries())
