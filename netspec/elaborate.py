@@ -186,6 +186,14 @@ class Elaborator(Evaluator):
         if "\0" in use.path.value or not use.path.value:
             self.diag.error("an import path cannot be empty or contain a NUL character",
                             use.path.span, rule='use "relative/path.net"')
+            self.failed_imports.append((use, self.diag.items[-1]))
+            return
+        if "\\" in use.path.value:  # a Windows habit: netspec's paths are the same everywhere
+            fixed = use.path.value.replace("\\", "/")
+            self.diag.error("`use` paths are written with `/`, not `\\`", use.path.span,
+                            rule='use "relative/path.net": `/` on every system',
+                            hint=f'write `use "{fixed}"`')
+            self.failed_imports.append((use, self.diag.items[-1]))
             return
         target = (importer.parent / use.path.value).resolve()
         if target in chain:
@@ -509,7 +517,9 @@ class Elaborator(Evaluator):
         keywords: dict[str, Argument] = {}
         poisoned = piped is not None and piped.value is POISON
         for arg in args:
-            value = self.expr(arg.value, scope, None)
+            value = self._unquoted_option(callee, arg, scope)
+            if value is None:
+                value = self.expr(arg.value, scope, None)
             poisoned |= value is POISON
             if arg.name is None:
                 if keywords:
@@ -531,7 +541,7 @@ class Elaborator(Evaluator):
             return self._instantiate(call, scope, positional, keywords, name)
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
-                                     piped is not None and piped.value is POISON)
+                                     piped is not None and piped.value is POISON, piped is not None)
         if callee in FUNCTIONS:
             return self.function(call, positional, keywords, poisoned)
         if self.failed_imports:  # the block may be defined in the file that could not be read
@@ -548,9 +558,26 @@ class Elaborator(Evaluator):
                         hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
         return POISON
 
+    def _unquoted_option(self, callee: str, arg: S.Arg, scope: Scope) -> Any:
+        """`padding=same`: an undefined name where the layer's attribute takes that string is an
+        unquoted string (reported as such, POISON); None for anything else."""
+        if (arg.name is None or callee not in LAYERS or not isinstance(arg.value, S.NameRef)
+                or scope.lookup(arg.value.name)[0]):
+            return None
+        cls = LAYERS[callee]
+        options = cls.string_options(cls.aliases.get(arg.name.name, arg.name.name))
+        word = arg.value.name
+        match = next((o for o in options if o.lower() == word.lower()), None)
+        if match is None:
+            return None
+        self.diag.error(f"`{word}` is not defined: `{arg.name.name}` of {cls.kind} takes the string "
+                        f'"{match}", which is written in quotes', arg.value.span,
+                        rule="strings are quoted", hint=f'write `{arg.name.name}="{match}"`')
+        return POISON
+
     def _apply_layer(self, cls: type[Layer], call: S.Call, scope: Scope, positional: list[Argument],
                      keywords: dict[str, Argument], name: str | None, poisoned: bool,
-                     piped_failed: bool) -> Any:
+                     piped_failed: bool, piped_given: bool = False) -> Any:
         # Leading tensors are the inputs; a failed piped input still counts as one, so the
         # attributes are checked (and their errors reported) even when the input failed.
         tensors: list[Argument] = []
@@ -569,6 +596,15 @@ class Elaborator(Evaluator):
                 return POISON
         if any(a.value is POISON for a in positional) or any(a.value is POISON for a in keywords.values()):
             return POISON  # an attribute failed; that is already reported
+        if cls.arity == 1 and len(tensors) > 1 and piped_given:
+            extra = tensors[1]
+            named = f"`{extra.expr.name}`" if isinstance(extra.expr, S.NameRef) else "this argument"
+            self.diag.error(f"{named} is a tensor, but the chain already gives {cls.kind} its input",
+                            extra.span, rule="`a -> f(b)` is `f(a, b)`: in a chain the piped tensor "
+                            "is the input, and the arguments are the attributes",
+                            hint=f"give {cls.kind}'s attributes only, e.g. {cls.example_call()}",
+                            labels=[Label(tensors[0].span, f"this is {cls.kind}'s input")])
+            return POISON
         if cls.arity == 1 and len(tensors) != 1:
             self.diag.error(f"{cls.kind} takes one input tensor but got {len(tensors)}"
                             if tensors else f"{cls.kind} has no input tensor", call.span,

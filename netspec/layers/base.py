@@ -178,6 +178,17 @@ class Layer(BaseModel):
         return list(cls.model_fields)
 
     @classmethod
+    def string_options(cls, name: str) -> list[str]:
+        """The strings attribute `name` accepts ("same", "valid" for padding); [] for none."""
+        field = cls.model_fields.get(name)
+        return _string_options(field.annotation) if field is not None else []
+
+    @classmethod
+    def example_call(cls) -> str:
+        """A call showing the attributes, e.g. `conv(out_channels, kernel, stride=1)`."""
+        return _example(cls)
+
+    @classmethod
     def from_arguments(cls, positional: list[Any], keywords: dict[str, Any]) -> "Layer":
         """Build the layer from a call's non-tensor arguments, PyTorch style.
 
