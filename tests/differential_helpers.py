@@ -387,7 +387,9 @@ def draw_pool(draw, shape, kind=None, fixed=None):
     return Layer(kind, args, kwargs, sem), (c, *sizes)
 
 
-SCALES = [2, 3, 0.5, 1.5, 2.5, 0.75, 1.25, 0.25]
+# 1.1, 2.1 and 0.7 are not exact in float32 (10 * 2.1 is 21, in float32 20), 1.1 and 1.25 keep a
+# small size and 2.1 doubles one: PyTorch maps by the scale given, not out/in, with special cases
+SCALES = [2, 3, 0.5, 1.5, 2.5, 0.75, 1.25, 0.25, 1.1, 2.1, 0.7]
 
 
 def draw_upsample(draw, shape, size=None):

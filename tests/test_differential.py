@@ -79,7 +79,7 @@ def test_random_networks_agree_with_torch_and_onnxruntime(net):
 
 # ================================================================ regression tests
 #
-# Disagreements the differential test found, each reduced to one layer: five fixed, two now
+# Disagreements the differential test found, each reduced to one layer: six fixed, two now
 # refused at export with a clear message, one open (xfail). The generator steers around the
 # refused and open ones (differential_helpers.KNOWN_BUGS).
 
@@ -131,6 +131,48 @@ def test_nearest_upsample_to_size_not_a_multiple():
 def test_fractional_scale_that_keeps_an_axis_size():
     assert_matches_torch("f32[N, 1, 2, 4]", "y = x -> upsample(1.25)",
                          lambda x: F.interpolate(x, scale_factor=1.25, mode="nearest"))
+
+
+# Upsampling by a scale that is not out/in. PyTorch (F.interpolate, recompute_scale_factor=None)
+# maps coordinates by the scale it is given, copies an axis whose size does not change
+# (bilinear, always; nearest, in the kernel it runs for out_h + out_w <= 128) and, in that
+# kernel, reads row i >> 1 for an output twice the input. The nightly run found the first case:
+# scale (2, 1.25) on 3x3 kept the width, and ONNX Resize, handed the scales, rescaled it
+# (row [0, .7, 1.5] where torch has [0, 1, 2]). The others are its neighbours: the other axis,
+# both axes, aligned corners, output sizes that a float32 scale gets wrong (10 * 2.1 = 21, but
+# 20 in float32: onnx.checker refused the model), and nearest on both sides of 128.
+UPSAMPLE_BY_SCALE = [
+    ("f32[N, 2, 3, 3]", (2.0, 1.25), "bilinear", False),   # the nightly's case: W stays 3
+    ("f32[N, 2, 3, 3]", (1.25, 2.0), "bilinear", False),   # H stays 3
+    ("f32[N, 2, 3, 3]", (1.25, 1.25), "bilinear", False),  # both stay: a copy
+    ("f32[N, 1, 3, 3]", (2.0, 1.25), "bilinear", False),   # one channel (torch's channels-last kernel)
+    ("f32[N, 2, 3, 3]", (2.0, 1.25), "bilinear", True),
+    ("f32[N, 2, 7, 4]", (1.1, 0.7), "bilinear", False),    # H stays 7, W by 1/0.7
+    ("f32[N, 2, 2, 8]", (1.1, 2.05), "bilinear", True),
+    ("f32[N, 2, 10, 7]", (2.1, 2.1), "bilinear", False),   # 21 x 14: float32 2.1 gives 20
+    ("f32[N, 2, 31, 10]", (0.6, 2.1), "bilinear", True),
+    ("f32[N, 2, 40, 31]", (0.9, 0.7), "bilinear", False),  # 36 x 21: float32 0.9 gives 35
+    ("f32[N, 2, 3, 3]", (2.0, 1.25), "nearest", False),
+    ("f32[N, 2, 10, 7]", (2.1, 2.1), "nearest", False),    # 21 = 2 * 10 + 1; 14 = 2 * 7: i >> 1
+    ("f32[N, 2, 6, 3]", (2.3, 2.1), "nearest", False),     # 13, and 6 = 2 * 3
+    ("f32[N, 2, 5, 5]", (1.05, 1.05), "nearest", False),   # both sizes kept: a copy
+    ("f32[N, 2, 5, 41]", (1.05, 3.0), "nearest", False),   # 5 + 123 = 128: H copied
+    ("f32[N, 2, 5, 31]", (1.05, 4.0), "nearest", False),   # 5 + 124 = 129: H read by 1/1.05
+    ("f32[N, 2, 40, 16]", (2.9, 1.05), "nearest", False),  # 116 + 16: W read by 1/1.05
+    ("f32[N, 2, 64, 3]", (2.05, 2.05), "nearest", False),  # 131 + 6: 2.05 on 3 is 6, read by 1/2.05
+]
+
+
+@pytest.mark.parametrize("opset", [13, 17, 22])
+@pytest.mark.parametrize("decl, scale, mode, align", UPSAMPLE_BY_SCALE,
+                         ids=[f"{d[7:-1].replace(', ', 'x')}-{s[0]}x{s[1]}-{m}{'-aligned' if a else ''}"
+                              for d, s, m, a in UPSAMPLE_BY_SCALE])
+def test_upsample_by_a_scale_that_is_not_out_over_in(decl, scale, mode, align, opset):
+    extra = f', mode="{mode}"' + (", align_corners=true" if align else "")
+    assert_matches_torch(decl, f"y = x -> upsample(scale_factor=({scale[0]!r}, {scale[1]!r}){extra})",
+                         lambda x: F.interpolate(x, scale_factor=scale, mode=mode,
+                                                 align_corners=align if mode == "bilinear" else None),
+                         opset=opset)
 
 
 @pytest.mark.parametrize("pool", ["maxpool", "avgpool"])

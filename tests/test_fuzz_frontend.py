@@ -19,10 +19,11 @@ UTF-8; flipped bits. Each spec with blocks is also fuzzed split in two, its bloc
 written next to copies of all the specs (in tmp_path), so relative imports resolve as they
 would beside the originals.
 
-Cases run through netspec.cli.main in forked worker processes (one per CPU, at most 4), with
-NETSPEC_DEBUG=1 so a bug surfaces with its traceback; a worker that dies (a C stack overflow
-is a SIGSEGV) is reported with faulthandler's Python stack and replaced. A handful of cases
-also run as `python -m netspec check` subprocesses, to prove the process-level behaviour
+Cases run through netspec.cli.main in worker processes (one per CPU, at most 4) forked from a
+multiprocessing forkserver, a fresh single-threaded interpreter, never from the pytest process
+(see _Pool), with NETSPEC_DEBUG=1 so a bug surfaces with its traceback; a worker that dies (a
+C stack overflow is a SIGSEGV) is reported with faulthandler's Python stack and replaced. A
+handful of cases also run as `python -m netspec check` subprocesses, to prove the process-level behaviour
 (exit codes, no traceback on stderr). Everything is seeded: a case is named `<base>:<index>`
 and reproduced from that alone.
 
@@ -453,15 +454,27 @@ def _selected() -> list[tuple[Base, int]]:
 # ---------------------------------------------------------------- worker processes
 
 # A case can crash the interpreter (a C stack overflow is a segmentation fault), which would
-# take pytest down with it. So cases run in forked workers, each calling main() in process;
+# take pytest down with it. So cases run in worker processes, each calling main() in process;
 # the parent notes how a worker died (and the Python stack faulthandler wrote) and starts
 # another. With two or more CPUs the workers also share the load.
+#
+# The workers are forked from a forkserver, not from the pytest process. A fork of the pytest
+# process inherits its whole heap with only the forking thread, and after test_differential
+# (same session, as the nightly command runs it) that heap holds garbage cycles (tracebacks
+# that hypothesis and pytest keep, frames, a Network whose cached onnxruntime session owns a
+# thread pool) that the parent's collector had not reached yet. A worker's garbage collection
+# then freed them, and the session's destructor waited in pthread_cond_destroy for pool
+# threads that do not exist in the fork (a hang) or called pthread_join on the descriptor of
+# such a thread (a SIGSEGV): 482 of 50,000 nightly mutants, at whatever case happened to be
+# running, each fine alone. The forkserver is a fresh interpreter with
+# this module preloaded and no thread but its own, so a worker starts clean, as it would alone.
 
 def _worker(conn, directory: Path, crash_log: Path) -> None:
     """Runs the cases it is sent. A case gets TIMEOUT seconds (twice that with --json), timed
     by faulthandler's watchdog thread, which needs neither the GIL nor the main thread: at the
     limit it writes every thread's Python stack to the log and ends the process."""
     import faulthandler
+    import gc
 
     log = open(crash_log, "w")  # noqa: SIM115 - open until the process ends
     faulthandler.enable(log)
@@ -469,6 +482,10 @@ def _worker(conn, directory: Path, crash_log: Path) -> None:
         job = conn.recv()
         if job is None:
             break
+        if job == "inherited":  # for test_workers_start_clean: what this process carries over
+            carried = sorted(m for m in ("torch", "onnxruntime", "hypothesis") if m in sys.modules)
+            conn.send({"collected": gc.collect(), "modules": carried})
+            continue
         name, index, with_json = job
         log.seek(0)
         log.truncate()
@@ -487,7 +504,10 @@ class _Pool:
     def __init__(self, directory: Path, size: int):
         import multiprocessing
 
-        self.ctx = multiprocessing.get_context("fork")
+        # Not "fork": see above. The forkserver imports this module once (and netspec with
+        # it), so starting or replacing a worker stays a cheap fork of a clean process.
+        self.ctx = multiprocessing.get_context("forkserver")
+        self.ctx.set_forkserver_preload([__name__])
         self.directory = directory
         self.workers = [self._start(k) for k in range(size)]
 
@@ -543,6 +563,22 @@ class _Pool:
         self.workers[self.workers.index(w)] = self._start(w["k"])
         done(job, result)
 
+    def inherited(self) -> list[dict]:
+        """Each worker's answer to "inherited" (a full garbage collection there, and which of
+        torch, onnxruntime and hypothesis it has loaded), or how it failed to answer."""
+        answers = []
+        for w in self.workers:
+            w["conn"].send("inherited")
+        for w in self.workers:
+            try:
+                answers.append(w["conn"].recv() if w["conn"].poll(3 * TIMEOUT) else
+                               f"no answer after {3 * TIMEOUT:g} s")
+            except (EOFError, OSError):
+                w["process"].join(5)
+                answers.append(f"the process died (exit {w['process'].exitcode}, "
+                               f"{_signal_name(w['process'].exitcode)})")
+        return answers
+
     def close(self) -> None:
         for w in self.workers:
             with contextlib.suppress(OSError):
@@ -593,10 +629,52 @@ def _shorten(stack: str, keep: int = 12) -> str:
 
 
 def _workers() -> int:
-    if not hasattr(os, "fork"):
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
         return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(4, cpus))
+
+
+@pytest.mark.skipif(not _workers() or not os.path.isdir("/proc/self/task"),
+                    reason="needs a forkserver and /proc (Linux)")
+def test_workers_start_clean(workdir):
+    """Regression: the workers were forks of this process and freed its garbage. Here it holds
+    what test_differential leaves behind: a Network whose cached onnxruntime session runs a
+    thread pool, in a reference cycle the collector has not reached. (A fork of it hung in
+    pthread_cond_destroy or died of SIGSEGV in pthread_join when its collector freed that
+    session: 482 of the 50,000 nightly mutants.) A full collection in each worker must be
+    harmless, the workers must not carry onnxruntime or torch at all, and cases must run."""
+    import gc
+
+    import numpy as np
+
+    from netspec.api import Network
+    from netspec.compiler import compile_file
+
+    net = Network(compile_file("held.net", text="network held\ninput x: f32[N, 2, 8, 8]\n"
+                               "y = x -> conv(4, 3) -> relu\noutput y\n"))
+    net.run(np.zeros((2, 2, 8, 8), np.float32))  # builds and caches the session: its pool starts
+    assert len(os.listdir("/proc/self/task")) > 1  # its threads run beside this one
+    gc.disable()  # the cycle stays uncollected here until the workers have started
+    try:
+        cycle: list = [net]
+        cycle.append(cycle)
+        del net, cycle
+        pool = _Pool(workdir, 2)
+        try:
+            answers = pool.inherited()
+            results = []
+            pool.run([(b.name, 0, True) for b in BASES[:4]], lambda job, result: results.append(result))
+        finally:
+            pool.close()
+    finally:
+        gc.enable()
+        gc.collect()
+    assert all(isinstance(a, dict) for a in answers), answers
+    assert [a["modules"] for a in answers] == [[], []], answers
+    assert len(results) == 4 and all(not found for found, _ in results), results
 
 
 def test_mutants_end_in_a_result_or_a_located_error(workdir, record_property):

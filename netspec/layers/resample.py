@@ -43,48 +43,100 @@ class Upsample(Layer):
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
-        scales = [float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None else None
-        whole = all(out % size == 0 and (f is None or f == out // size)
-                    for size, out, f in zip(t.spatial, output.spatial, scales or [None, None]))
-        if self.mode == "nearest" and not whole:
-            return self._nearest_by_gather(g, inputs[0], t, output, scales)
-        # PyTorch's nearest picks input index floor(out_index / scale) ("asymmetric" + "floor",
-        # exact for whole multiples); bilinear uses half-pixel centres (for an output of one
-        # pixel too, which "pytorch_half_pixel" would read at 0), or aligned corners.
+        scales = ([float(f) for f in expand(self.scale_factor, 2)] if self.scale_factor is not None
+                  else [None, None])
+        axes = list(zip(t.spatial, output.spatial, scales))
+        # Resize is told sizes only, and is used only where PyTorch's mapping depends on the
+        # sizes alone. Given a scale (recompute_scale_factor=None), PyTorch maps output index i
+        # by ratio = 1/scale, not in/out: to input coordinate (i + 0.5) * ratio - 0.5 (bilinear;
+        # aligned corners use (in-1)/(out-1), sizes only) or row floor(i * ratio) (nearest),
+        # and bilinear copies an axis whose size does not change, whatever the scale (see
+        # _nearest_by_gather for nearest's special cases). Where Resize cannot say that, the
+        # rows PyTorch reads, and its weights, are computed here and gathered. (Resize given
+        # the scale instead would rescale an axis PyTorch leaves alone, scale 1.25 on 3 pixels,
+        # and derives the output size from the scale in float32: floor(10 * 2.1f) = 20 where
+        # PyTorch and netspec have 21, which onnx.checker refuses.)
         if self.mode == "nearest":
+            if not all(out % size == 0 and (f is None or f == out // size) for size, out, f in axes):
+                return self._nearest_by_gather(g, inputs[0], t, output, scales)
+            # PyTorch's nearest picks input index floor(out_index / scale) ("asymmetric" +
+            # "floor", exact for whole multiples)
             attributes = {"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
                           "nearest_mode": "floor"}
         else:
+            if not all(out == size or self.align_corners or f is None or size * f == out
+                       for size, out, f in axes):
+                return self._linear_by_gather(g, inputs[0], t, output, scales, self.align_corners)
+            # bilinear uses half-pixel centres (for an output of one pixel too, which
+            # "pytorch_half_pixel" would read at 0), or aligned corners
             attributes = {"mode": "linear", "coordinate_transformation_mode":
                           "align_corners" if self.align_corners else "half_pixel"}
-        exact = scales is None or all(size * f == out for size, f, out in zip(t.spatial, scales, output.spatial))
-        if exact:
-            # Exact sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
-            shape = g.op("Shape", [inputs[0]])  # (Shape's start/end need opset 15)
-            batch = g.op("Slice", [shape, g.const([0], name="start"), g.const([1], name="end")])
-            rest = g.const([t.channels, *output.spatial], name="sizes")
-            full = g.op("Concat", [batch, rest], axis=0)
-            return g.op("Resize", [inputs[0], "", "", full], **attributes)
-        # A scale that does not divide evenly: PyTorch maps coordinates by the scale itself, so
-        # ONNX must be given the scale, not the rounded size.
-        return g.op("Resize", [inputs[0], "", g.const([1.0, 1.0, *scales], "float32", "scales")], **attributes)
+        # Sizes: the same arithmetic as PyTorch's, and shape inference keeps the batch.
+        shape = g.op("Shape", [inputs[0]])  # (Shape's start/end need opset 15)
+        batch = g.op("Slice", [shape, g.const([0], name="start"), g.const([1], name="end")])
+        rest = g.const([t.channels, *output.spatial], name="sizes")
+        full = g.op("Concat", [batch, rest], axis=0)
+        return g.op("Resize", [inputs[0], "", "", full], **attributes)
 
     @staticmethod
     def _nearest_by_gather(g, x: str, t: TensorType, output: TensorType, scales) -> str:
         """Nearest resampling to a size that is not a whole multiple, as a Gather per axis with
-        the input rows PyTorch picks: its float32 arithmetic (index * in/out, or / scale) floors
-        differently from Resize's (index / (out/in)) at exact boundaries, and it leaves an axis
-        whose size does not change untouched."""
+        the input rows PyTorch picks: floor(index * ratio) in its float32 arithmetic (ratio
+        1/scale, or in/out), which floors differently from Resize's index / (out/in) at exact
+        boundaries. PyTorch's CPU kernel for small outputs (out_h + out_w <= 128 on an NCHW
+        tensor: _use_vectorized_kernel_cond_2d in aten/src/ATen/native/cpu/UpSampleKernel.cpp)
+        reads rows through nearest_idx, which also copies an axis whose size does not change and
+        takes index >> 1 for an output twice the input, whatever the scale; its kernel for larger
+        outputs does neither. The two differ only for a scale that keeps a size (1.05 on 5 rows)
+        or doubles it without being 2 (2.1 on 10 rows); netspec follows whichever PyTorch runs."""
         import numpy as np
 
-        axes = [(2 + i, size, out, f)  # canonical NCHW: H is axis 2, W axis 3
-                for i, (size, out, f) in enumerate(zip(t.spatial, output.spatial, scales or [None, None]))]
-        for axis, size, out, factor in axes:
-            if size == out:
-                continue
-            step = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
-            rows = np.minimum(np.floor(np.arange(out, dtype=np.float32) * step).astype(np.int64), size - 1)
+        small = sum(output.spatial) <= 128
+        axes = []
+        for i, (size, out, factor) in enumerate(zip(t.spatial, output.spatial, scales)):
+            if small and out == size:
+                rows = np.arange(out, dtype=np.int64)
+            elif small and out == 2 * size:
+                rows = np.arange(out, dtype=np.int64) >> 1
+            else:
+                step = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
+                rows = np.minimum(np.floor(np.arange(out, dtype=np.float32) * step).astype(np.int64), size - 1)
+            if out != size or not np.array_equal(rows, np.arange(size)):
+                axes.append((2 + i, rows))  # canonical NCHW: H is axis 2, W axis 3
+        if not axes:  # a scale that keeps both sizes, in the kernel that copies them
+            return g.op("Identity", [x])
+        for axis, rows in axes:
             x = g.op("Gather", [x, g.const(rows, name=f"rows{axis}")], axis=axis)
+        return x
+
+    @staticmethod
+    def _linear_by_gather(g, x: str, t: TensorType, output: TensorType, scales, aligned: bool) -> str:
+        """Bilinear resampling as PyTorch computes it (compute_source_index_and_lambda in
+        aten/src/ATen/native/UpSample.h, in both of its CPU kernels), one axis at a time: the
+        two input rows each output row reads and their weights, in float32, then
+        x[rows0] * w0 + x[rows1] * w1. An axis whose size does not change is left untouched."""
+        import numpy as np
+
+        axes = [(2 + i, size, out, f) for i, (size, out, f) in enumerate(zip(t.spatial, output.spatial, scales))
+                if size != out]  # canonical NCHW: H is axis 2, W axis 3
+        for axis, size, out, factor in axes:
+            index = np.arange(out, dtype=np.float32)
+            if aligned:
+                ratio = np.float32(size - 1) / np.float32(out - 1) if out > 1 else np.float32(0)
+                real = ratio * index
+            else:
+                ratio = np.float32(1.0 / factor) if factor else np.float32(size) / np.float32(out)
+                real = np.maximum(ratio * (index + np.float32(0.5)) - np.float32(0.5), np.float32(0))
+            rows0 = np.minimum(np.floor(real).astype(np.int64), size - 1)
+            rows1 = rows0 + (rows0 < size - 1)
+            weight1 = np.clip(real - rows0.astype(np.float32), 0, 1).astype(np.float32)
+            weight0 = np.float32(1) - weight1
+            shape = (out, 1) if axis == 2 else (out,)  # broadcast along the axis being resampled
+            a = g.op("Gather", [x, g.const(rows0, name=f"rows{axis}")], axis=axis)
+            b = g.op("Gather", [x, g.const(rows1, name=f"next_rows{axis}")], axis=axis)
+            a = g.op("Mul", [a, g.const(weight0.reshape(shape), t.dtype, f"weights{axis}")])
+            b = g.op("Mul", [b, g.const(weight1.reshape(shape), t.dtype, f"next_weights{axis}")])
+            x = g.op("Add", [a, b])
         return x
 
     def geometry(self, inputs):
