@@ -204,6 +204,11 @@ CASES: list[Case] = [
     Case("maxpool-pad", "maxpool", "y = x -> maxpool(3, 2, padding=1)", fn(lambda x: F.max_pool2d(x, 3, 2, 1))),
     Case("maxpool-ceil", "maxpool", "y = x -> maxpool(3, 2, ceil_mode=true)",
          fn(lambda x: F.max_pool2d(x, 3, 2, ceil_mode=True))),
+    # floor mode would give no window at all (0 rows): ceil mode's is the only one (a fuzzer find)
+    Case("maxpool-ceil-only-window", "maxpool", "y = x -> maxpool(2, ceil_mode=true)",
+         fn(lambda x: F.max_pool2d(x, 2, ceil_mode=True)), inputs={"x": "f32[N, 4, 1, 3]"}),
+    Case("avgpool-ceil-only-window", "avgpool", "y = x -> avgpool(3, 2, ceil_mode=true)",
+         fn(lambda x: F.avg_pool2d(x, 3, 2, ceil_mode=True)), inputs={"x": "f32[N, 4, 2, 5]"}),
     Case("maxpool-ceil-pad", "maxpool", "y = x -> maxpool(3, 2, padding=1, ceil_mode=true)",
          fn(lambda x: F.max_pool2d(x, 3, 2, 1, ceil_mode=True)), inputs={"x": X9}),
     Case("maxpool-dilation", "maxpool", "y = x -> maxpool(3, 1, dilation=2)",

@@ -63,11 +63,8 @@ class WindowPool(Layer):
         if not self.ceil_mode or opset >= 22:
             return None
         t = inputs[0]
-        kernel, stride, dilation = self.window_args()
-        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
-        up = windows(t.spatial, kernel, stride, dilation, pads, True)
-        down = windows(t.spatial, kernel, stride, dilation, pads, False)
-        if all(u.out == d.out for u, d in zip(up, down)):
+        kernel, stride, dilation, pads, up, floor_outs = self._ceil_windows(t)
+        if all(u.out == f for u, f in zip(up, floor_outs)):
             return None  # ceil_mode adds no window: none is emitted
         for axis, size, k, s, d, (begin, end), u in zip("HW", t.spatial, kernel, stride, dilation, pads, up):
             onnx_out = -(-(size + begin + end - d * (k - 1) - 1) // s) + 1  # no drop before 22
@@ -77,6 +74,16 @@ class WindowPool(Layer):
                                f"cannot pool both axes that way", hint="export with --opset 22 or later")
         return None
 
+    def _ceil_windows(self, t: TensorType):
+        """The ceil-mode windows and, per axis, the output size floor mode would give (which
+        may be 0 where ceil mode is what makes a window at all)."""
+        kernel, stride, dilation = self.window_args()
+        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        up = windows(t.spatial, kernel, stride, dilation, pads, True)
+        floor_outs = [(size + b + e - d * (k - 1) - 1) // s + 1
+                      for size, k, s, d, (b, e) in zip(t.spatial, kernel, stride, dilation, pads)]
+        return kernel, stride, dilation, pads, up, floor_outs
+
     def window_attributes(self, t: TensorType, opset: int) -> dict:
         """kernel_shape, strides, pads and ceil_mode as ONNX names them.
 
@@ -84,11 +91,8 @@ class WindowPool(Layer):
         so only from opset 22. Before that, ceil_mode is emitted only where it adds a window,
         which gives the same windows as long as no other axis needs PyTorch's drop; a pool
         whose axes need both cannot be written before opset 22 and is refused (`refusal`)."""
-        kernel, stride, dilation = self.window_args()
-        pads = resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
-        up = windows(t.spatial, kernel, stride, dilation, pads, True)
-        down = windows(t.spatial, kernel, stride, dilation, pads, False)
-        ceil = self.ceil_mode and (opset >= 22 or any(u.out != d.out for u, d in zip(up, down)))
+        kernel, stride, dilation, pads, up, floor_outs = self._ceil_windows(t)
+        ceil = self.ceil_mode and (opset >= 22 or any(u.out != f for u, f in zip(up, floor_outs)))
         return {"kernel_shape": list(kernel), "strides": list(stride),
                 "pads": [b for b, _ in pads] + [e for _, e in pads], "ceil_mode": int(ceil)}
 
