@@ -53,7 +53,7 @@ def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, 
         source = read_source(file, sources, span)
         return parse(source, str(file))
 
-    with _deep_recursion():
+    with _deep_recursion(), _collector_paused():
         try:
             if text is None:
                 module = load(Path(path), None)
@@ -116,6 +116,25 @@ def _deep_recursion():
         yield
     finally:
         sys.setrecursionlimit(previous)
+
+
+@contextmanager
+def _collector_paused():
+    """Compiling creates many objects and frees few, so CPython's cyclic garbage collector
+    would walk the ever larger heap again and again for nothing: 40% of a 10,000-layer check,
+    and a per-layer cost that grew with the spec. It is paused while compiling (process-wide;
+    whoever paused it turns it back on) and runs on its usual schedule afterwards. (An earlier
+    attempt was withdrawn for crashes in the mutation fuzzer's workers; their cause was the
+    workers being forks of the pytest process, which freed its onnxruntime sessions.)"""
+    import gc
+
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _too_deep(diagnostics: Diagnostics, name: str) -> Compilation:
