@@ -150,8 +150,8 @@ class Elaborator(Evaluator):
             else:
                 self.diag.error(f"network parameter `{name}` has no default and was not given",
                                 param.name.span, rule="every parameter needs a value",
-                                hint=f"give it a default (`{name} = ...`) or a value when compiling "
-                                     f"(`--set {name}=...`, `netspec.load(..., {name}=...)`)")
+                                hint=f"give it a default (`{name} = ...`), or a value when the spec is "
+                                     f"compiled: `{name}=...`")
                 scope.values[name] = POISON
             scope.spans[name] = param.name.span
         return scope
