@@ -13,8 +13,6 @@ would fix it, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.infer import Failure, propagate
@@ -158,11 +156,12 @@ def _sets(node: LayerNode, given: TensorType, axes: tuple[int, ...]) -> bool:
 
 # ---------------------------------------------------------------- inputs
 
-@dataclass
 class _Suspicion:
-    message: str
-    hint: str
-    warn: bool  # likely enough to warn about when nothing fails
+    __slots__ = ("message", "hint", "warn")
+
+    def __init__(self, message: str, hint: str, warn: bool) -> None:
+        self.message, self.hint = message, hint
+        self.warn = warn  # likely enough to warn about when nothing fails
 
 
 def _layout_suspicion(name: str, t: TensorType) -> _Suspicion | None:

@@ -79,6 +79,7 @@ class Elaborator(Evaluator):
         self.imported: set[Path] = set()        # files whose blocks are collected already
         # `use`s that failed, with their diagnostic: the blocks those files define are unknown,
         # so a call of an unknown name is not an error of its own (one mistake, one error)
+        self.reads: dict[int, set[str]] = {}    # id of a binding -> the names its value reads
         self.failed_imports: list[tuple[S.Use, Any]] = []
         self.unchecked: dict[str, list[Span]] = {}  # those calls, by name
 
@@ -358,13 +359,20 @@ class Elaborator(Evaluator):
             if not self._defined_twice(binding.name.name, binding.name.span, scope):
                 by_name[binding.name.name] = binding
         order = {name: i for i, name in enumerate(by_name)}
-        deps = {name: {ref.name for ref in free_names(binding.value) if ref.name in by_name}
-                for name, binding in by_name.items()}
+        deps = {name: self._reads(binding) & by_name.keys() for name, binding in by_name.items()}
         for name in self._dependency_order(deps, order, by_name, scope):
             expr = by_name[name].value
             value = scope.values[name] = self.expr(expr, scope, bound=scope.qualify(name))
             if value is not POISON and not isinstance(value, Tensor):
                 scope.origins[name] = origin_of(expr, scope)
+
+    def _reads(self, binding: S.Binding) -> set[str]:
+        """The names a binding's value reads; a block's bindings are read once, not once per
+        instance (the AST does not change)."""
+        found = self.reads.get(id(binding))
+        if found is None:
+            found = self.reads[id(binding)] = {ref.name for ref in free_names(binding.value)}
+        return found
 
     def _dependency_order(self, deps: dict[str, set[str]], order: dict[str, int],
                           by_name: dict[str, S.Binding], scope: Scope) -> list[str]:

@@ -8,8 +8,6 @@ failures), which `netspec.causes` reruns on changed inputs to find where a mista
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.layers.base import show_value
@@ -17,14 +15,14 @@ from netspec.opsets import DEFAULT_OPSET, MAX_OPSET
 from netspec.types import MAX_SIZE, ShapeError, TensorType
 
 
-@dataclass
 class Failure:
     """A layer whose rule refused its inputs: what it was given, why, and what was reported."""
 
-    node: LayerNode
-    inputs: list[TensorType]
-    error: ShapeError
-    diagnostic: Diagnostic | None = None
+    __slots__ = ("node", "inputs", "error", "diagnostic")
+
+    def __init__(self, node: LayerNode, inputs: list[TensorType], error: ShapeError) -> None:
+        self.node, self.inputs, self.error = node, inputs, error
+        self.diagnostic: Diagnostic | None = None
 
 
 def propagate(graph: Graph, declared: dict[str, TensorType] | None = None

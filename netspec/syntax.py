@@ -13,6 +13,9 @@ from pydantic import BaseModel, ConfigDict
 from netspec.diagnostics import Span
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}  # each node class's fields that may hold nodes
+
+
 class Node(BaseModel):
     # The parser builds nodes with `model_construct` (its grammar already guarantees the field
     # types), so the validation schema is only built if something else validates a node.
@@ -21,7 +24,10 @@ class Node(BaseModel):
 
     def children(self) -> Iterator["Node"]:
         """The nodes directly inside this one, in field order (lists item by item)."""
-        for name in type(self).model_fields:
+        names = _FIELDS.get(type(self))
+        if names is None:  # pydantic's model_fields is a costly property: read it once a class
+            names = _FIELDS[type(self)] = tuple(n for n in type(self).model_fields if n != "span")
+        for name in names:
             value = getattr(self, name, None)
             if isinstance(value, Node):
                 yield value
