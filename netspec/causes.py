@@ -16,7 +16,7 @@ from __future__ import annotations
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.infer import Failure, propagate
-from netspec.types import DTypeError, TensorType
+from netspec.types import DTypeError, Layout, TensorType
 
 STRIDES = (2, 4, 8, 16, 32, 64)  # the total strides a what-if on an input's size tries
 
@@ -29,8 +29,9 @@ def explain(graph: Graph, failures: list[Failure], diagnostics: Diagnostics) -> 
             _explain_dtype(graph, failure)
         elif len(failure.inputs) > 1 and failure.error.axes:
             _explain_merge(graph, failure)
+    below = _downstream(graph) if failures else {name: set() for name in graph.inputs}
     for name in graph.inputs:
-        _check_input(graph, graph.node(name), failures, diagnostics)
+        _check_input(graph, graph.node(name), failures, diagnostics, below)
 
 
 # ---------------------------------------------------------------- dtypes
@@ -157,11 +158,12 @@ def _sets(node: LayerNode, given: TensorType, axes: tuple[int, ...]) -> bool:
 # ---------------------------------------------------------------- inputs
 
 class _Suspicion:
-    __slots__ = ("message", "hint", "warn")
+    __slots__ = ("message", "hint", "warn", "fixed")
 
-    def __init__(self, message: str, hint: str, warn: bool) -> None:
+    def __init__(self, message: str, hint: str, warn: bool, fixed: TensorType) -> None:
         self.message, self.hint = message, hint
-        self.warn = warn  # likely enough to warn about when nothing fails
+        self.warn = warn    # likely enough to warn about when nothing fails
+        self.fixed = fixed  # the declaration the hint suggests, to try in its place
 
 
 def _layout_suspicion(name: str, t: TensorType) -> _Suspicion | None:
@@ -169,27 +171,30 @@ def _layout_suspicion(name: str, t: TensorType) -> _Suspicion | None:
     shape, axes = t.shape, t.layout.axes
     if t.rank == 4 and all(isinstance(d, int) for i, d in enumerate(shape) if i != t.layout.batch):
         channels = t.channels
-        if axes == "NCHW" and shape[3] in (1, 3, 4) and channels > 4 and shape[2] > 4:
-            return _Suspicion(
-                f"`{name}` is declared NCHW with {channels} channels and width {shape[3]}: it looks "
-                f"like a channels-last image ({shape[3]} channels)",
-                f"declare the layout: `input {name}: {t.dtype}{_dims(shape)} NHWC`, or write the "
-                f"shape channels first: `{t.dtype}{_dims((shape[0], shape[3], shape[1], shape[2]))}`",
-                warn=channels >= 16 and shape[2] >= 16)
-        if axes == "NHWC" and shape[1] in (1, 3, 4) and channels > 4 and shape[2] > 4:
-            return _Suspicion(
-                f"`{name}` is declared NHWC with {channels} channels and height {shape[1]}: it looks "
-                f"like a channels-first image ({shape[1]} channels)",
-                f"drop `NHWC` (NCHW is the default for 4-D inputs), or write the shape channels "
-                f"last: `{t.dtype}{_dims((shape[0], shape[2], shape[3], shape[1]))}`",
-                warn=channels >= 16 and shape[2] >= 16)
+        if axes in ("NCHW", "NHWC"):
+            last = axes == "NCHW"  # under NCHW, channels that look like they are last
+            small = shape[3] if last else shape[1]
+            if small in (1, 3, 4) and channels > 4 and shape[2] > 4:
+                other = "NHWC" if last else "NCHW"
+                where, word = ("width", "channels-last") if last else ("height", "channels-first")
+                if last:
+                    hint = (f"declare the layout: `input {name}: {t.dtype}{_dims(shape)} NHWC`, or write the "
+                            f"shape channels first: `{t.dtype}{_dims((shape[0], shape[3], shape[1], shape[2]))}`")
+                else:
+                    hint = (f"drop `NHWC` (NCHW is the default for 4-D inputs), or write the shape "
+                            f"channels last: `{t.dtype}{_dims((shape[0], shape[2], shape[3], shape[1]))}`")
+                return _Suspicion(
+                    f"`{name}` is declared {axes} with {channels} channels and {where} {small}: it looks "
+                    f"like a {word} image ({small} channels)", hint,
+                    warn=channels >= 16 and shape[2] >= 16, fixed=TensorType(t.dtype, shape, Layout(other)))
     if t.rank == 3 and axes == "NCL" and isinstance(shape[0], int) and shape[0] in (1, 3, 4):
         _, c, length = shape
         return _Suspicion(
             f"`{name}` {_dims(shape)} has no batch axis: it reads as {shape[0]} samples of {c} "
             f"channels and length {length}, not one image",
             f"add the batch axis: `input {name}: {t.dtype}{_dims(('N', *shape))}`",
-            warn=isinstance(c, int) and c == length and c >= 8)
+            warn=isinstance(c, int) and c == length and c >= 8,
+            fixed=TensorType(t.dtype, ("N", *shape), Layout("NCHW")))
     return None
 
 
@@ -197,17 +202,22 @@ def _dims(shape) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
-def _check_input(graph: Graph, node: LayerNode, failures: list[Failure],
-                 diagnostics: Diagnostics) -> None:
+def _check_input(graph: Graph, node: LayerNode, failures: list[Failure], diagnostics: Diagnostics,
+                 downstream_of: dict[str, set[str]]) -> None:
     t = node.declared
     if t is None:
         return
-    downstream = [f for f in failures if f.diagnostic in diagnostics.items and node.name in graph.ancestors([f.node.name])]
+    reported = {id(d) for d in diagnostics.items}
+    below = downstream_of[node.name]
+    downstream = [f for f in failures if id(f.diagnostic) in reported and f.node.name in below]
     suspicion = _layout_suspicion(node.name, t)
     if suspicion is None and downstream:
         suspicion = _stride_suspicion(graph, node, downstream)
     if suspicion is None:
         return
+    if downstream:  # the failures the suggested declaration would not have
+        types, _ = propagate(graph, {node.name: suspicion.fixed})
+        downstream = [f for f in downstream if types.get(f.node.name) is not None]
     span = node.span
     if not downstream:
         if suspicion.warn:
@@ -218,12 +228,24 @@ def _check_input(graph: Graph, node: LayerNode, failures: list[Failure],
     labels = [Label(f.diagnostic.span, f"so `{f.node.name}` fails here: {f.diagnostic.message}")
               for f in downstream[:3] if f.diagnostic.span is not None]
     notes = [f"{len(downstream) - 3} more layers fail because of it"] if len(downstream) > 3 else []
-    diagnostics.items[diagnostics.items.index(first.diagnostic)] = Diagnostic(
+    position = next(i for i, d in enumerate(diagnostics.items) if d is first.diagnostic)
+    diagnostics.items[position] = Diagnostic(
         suspicion.message, span, rule="inputs are declared in their layout, with the sizes the "
                                       "network needs", hint=suspicion.hint, labels=labels, notes=notes,
         layer=node.name)
-    for failure in downstream[1:]:
-        diagnostics.items.remove(failure.diagnostic)
+    folded = {id(f.diagnostic) for f in downstream[1:]}
+    diagnostics.items = [d for d in diagnostics.items if id(d) not in folded]
+
+
+def _downstream(graph: Graph) -> dict[str, set[str]]:
+    """For each graph input, the nodes computed from it (one pass in topological order)."""
+    below: dict[str, set[str]] = {name: {name} for name in graph.inputs}
+    for layer in graph:
+        if layer.layer is not None:
+            for name, nodes in below.items():
+                if any(i in nodes for i in layer.inputs):
+                    nodes.add(layer.name)
+    return below
 
 
 def _stride_suspicion(graph: Graph, node: LayerNode, downstream: list[Failure]) -> _Suspicion | None:
@@ -249,5 +271,5 @@ def _stride_suspicion(graph: Graph, node: LayerNode, downstream: list[Failure]) 
                 f"`{node.name}`: {shown} {'is not a multiple' if len(bad) == 1 else 'are not multiples'} "
                 f"of {stride}, the network's total stride, which the merge `{merges[0].node.name}` needs",
                 f"use a size that is a multiple of {stride}, e.g. {_dims(t.with_axes(spatial=rounded).shape)}",
-                warn=False)
+                warn=False, fixed=t.with_axes(spatial=rounded))
     return None

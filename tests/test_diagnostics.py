@@ -957,3 +957,14 @@ def test_a_call_in_pytorchs_order_is_reported_at_the_call_not_where_its_values_c
     at(d, 4, col(line, "c_in"))
     assert d.hint == "write `conv(planes, 3)`"
     assert not d.labels
+
+
+def test_a_suspicious_input_takes_the_blame_only_for_what_it_causes(tmp_path):
+    # a channels-last image under NCHW; the maxpool fails in either layout: its own error stays,
+    # and the input gets its warning
+    result = compile_text(tmp_path, "network t\ninput image: f32[N, 224, 224, 3]\n"
+                                    "y = image -> conv(64, 7, stride=2, padding=3) -> maxpool(300)\noutput y\n")
+    found = result.diagnostics.items
+    assert [(d.severity, d.span.line) for d in found] == [("error", 3), ("warning", 2)], rendered(result)
+    assert found[0].message.startswith("maxpool:")
+    assert "channels-last" in found[1].message
