@@ -123,7 +123,7 @@ def _write_embedded(handle, model, detached: Mapping[str, np.ndarray]) -> None:
     for tensor in model.graph.initializer:
         pieces = [tensor.SerializeToString()]
         if tensor.name in detached:
-            data = memoryview(detached[tensor.name]).cast("B")  # contiguous, little-endian
+            data = _raw_bytes(detached[tensor.name])
             pieces += [raw_data_key + _varint(len(data)), data]
         entries.append(pieces)
     initializer_key = _key(_field(onnx.GraphProto, "initializer"))
@@ -135,6 +135,13 @@ def _write_embedded(handle, model, detached: Mapping[str, np.ndarray]) -> None:
     for pieces in framed:
         for piece in pieces:
             handle.write(piece)
+
+
+def _raw_bytes(array: np.ndarray) -> memoryview:
+    """An array's bytes, without a copy (it is contiguous and little-endian already). Viewed as
+    bytes first: a memoryview of ml_dtypes' bfloat16 cannot be cast, its format being unknown
+    to Python's buffer protocol."""
+    return memoryview(array.reshape(-1).view(np.uint8))
 
 
 # Offsets of tensors in a .data file are multiples of this (a page: onnxruntime can map them).
@@ -153,7 +160,7 @@ def _write_external(staged: Path, model, detached: Mapping[str, np.ndarray], loc
     with open(staged.parent / location, "wb") as data_file:
         for tensor in outer.graph.initializer:
             if tensor.name in detached:
-                data = memoryview(detached[tensor.name]).cast("B")
+                data = _raw_bytes(detached[tensor.name])
             elif tensor.HasField("raw_data") and len(tensor.raw_data) >= DETACH_BYTES:
                 data = tensor.raw_data
                 tensor.ClearField("raw_data")
