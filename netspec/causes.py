@@ -28,7 +28,7 @@ def explain(graph: Graph, failures: list[Failure], diagnostics: Diagnostics) -> 
         if isinstance(failure.error, DTypeError):
             _explain_dtype(graph, failure)
         elif len(failure.inputs) > 1 and failure.error.axes:
-            _explain_merge(graph, failure)
+            _explain_merge(graph, failure, diagnostics.sources)
     below = _downstream(graph) if failures else {name: set() for name in graph.inputs}
     for name in graph.inputs:
         _check_input(graph, graph.node(name), failures, diagnostics, below)
@@ -71,7 +71,7 @@ def _shown(sizes: tuple) -> str:
     return ", ".join(map(str, sizes)) if len(sizes) > 1 else str(sizes[0])
 
 
-def _explain_merge(graph: Graph, failure: Failure) -> None:
+def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
     node, inputs, axes = failure.node, failure.inputs, failure.error.axes
     d = failure.diagnostic
     rank = max(t.rank for t in inputs)
@@ -92,6 +92,30 @@ def _explain_merge(graph: Graph, failure: Failure) -> None:
     if setter is not None and setter.layer is not None:
         d.labels.append(Label(setter.span, f"{roles} become {value} here, in `{setter.name}`"))
     d.notes.append(f"the likely culprit is `{node.inputs[culprit]}` ({t}), {why}")
+    other = 1 - culprit if len(inputs) == 2 else None
+    if node.kind == "add" and other is not None and node.inputs[other] in graph.ancestors([node.inputs[culprit]]):
+        written = _text(sources, node.input_spans[other]) if other < len(node.input_spans) else None
+        d.hint = _projection_hint(written or node.inputs[other], inputs[other], t) or d.hint
+
+
+def _text(sources, span) -> str | None:
+    """The source text of a one-line span, if the file is at hand."""
+    line = sources.line(span.file, span.line) if span.end_line == span.line else None
+    return line[span.column - 1:span.end_column - 1] if line else None
+
+
+def _projection_hint(skip: str, given: TensorType, wanted: TensorType) -> str | None:
+    """For a skip connection that carries its tensor unchanged into a branch that changed its
+    channels or size (a ResNet block without its downsample): the projection that matches."""
+    if given.rank != 4 or wanted.rank != 4 or given.layout != wanted.layout:
+        return None
+    strides = {s // w for s, w in zip(given.spatial, wanted.spatial) if w and s % w == 0 and s // w >= 1}
+    if len(strides) != 1 or any(s % w for s, w in zip(given.spatial, wanted.spatial)):
+        return None
+    stride = strides.pop()
+    call = f"conv({wanted.channels}, 1" + (f", stride={stride}" if stride != 1 else "") + ")"
+    return (f"the skip carries `{skip}` unchanged; when the branch changes its shape, project it to "
+            f"match: `{skip} -> {call} -> batchnorm` (ResNet's downsample)")
 
 
 def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tuple[int, ...]
@@ -131,28 +155,20 @@ def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tupl
 
 
 def _setter(graph: Graph, name: str, axes: tuple[int, ...]) -> LayerNode | None:
-    """The layer where a tensor's sizes on `axes` got their values: walk up through layers
-    that keep them (activations, norms, ...) to one that sets them (a conv's out_channels, a
-    window's stride) or whose input had other sizes."""
+    """The layer where a tensor's sizes on `axes` got their values: walking up the first inputs,
+    the first layer whose input had other sizes there. Channels alone are also set by a layer
+    that chooses them (a conv's out_channels), even where they equal its input's."""
     node = graph.node(name)
+    channels_only = node.output is not None and axes == (node.output.layout.channel,)
     while node.layer is not None and node.inputs:
         above = graph.node(node.inputs[0])
         if (above.output is None or above.output.layout != node.output.layout
-                or _sizes(above.output, axes) != _sizes(node.output, axes)
-                or _sets(node, above.output, axes)):
+                or _sizes(above.output, axes) != _sizes(node.output, axes)):
+            return node
+        if channels_only and any(hasattr(node.layer, a) for a in ("out_channels", "out_features")):
             return node
         node = above
     return node
-
-
-def _sets(node: LayerNode, given: TensorType, axes: tuple[int, ...]) -> bool:
-    """Whether a layer decides its output's sizes on `axes` (even where they equal its input's):
-    the channels by an attribute (`out_channels`, `out_features`), spatial sizes by a window."""
-    layout = given.layout
-    if layout.channel in axes and any(hasattr(node.layer, a) for a in ("out_channels", "out_features")):
-        return True
-    spatial = any(a in layout.spatial for a in axes)
-    return spatial and node.layer.geometry([given]) not in (None,)
 
 
 # ---------------------------------------------------------------- inputs
