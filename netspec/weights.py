@@ -94,15 +94,25 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
 
 def rename(tensors: dict[str, np.ndarray], prefixes: Mapping[str, str] | None) -> dict[str, np.ndarray]:
     """The tensors with each name that starts with a key of `prefixes` starting with its value
-    instead (`{"module.": ""}` drops DataParallel's prefix); the longest matching key wins."""
+    instead (`{"module.": ""}` drops DataParallel's prefix); the longest matching key wins.
+    Names are dotted: `module` and `module.` name the same prefix (no name is left starting
+    with a dot), and `features` becomes `stage1` in `features.0.weight` -> `stage1.0.weight`."""
     if not prefixes:
         return tensors
+    if not isinstance(prefixes, Mapping):
+        raise TypeError(f"weights_prefix takes a mapping of old prefixes to new ones, e.g. "
+                        f'{{"module.": ""}}, not {type(prefixes).__name__}')
     ordered = sorted(prefixes.items(), key=lambda item: -len(item[0]))
     out = {}
     for name, array in tensors.items():
         for old, new in ordered:
             if name.startswith(old):
-                name = new + name[len(old):]
+                rest = name[len(old):]
+                if old and not old.endswith(".") and rest.startswith(".") and not new:
+                    rest = rest[1:]  # `module` dropped with its dot
+                elif new and not new.endswith(".") and old.endswith(".") and rest:
+                    rest = "." + rest  # `features.` -> `stage1`: keep the dot
+                name = new + rest
                 break
         out[name] = array
     return out

@@ -80,3 +80,19 @@ def test_the_option_without_a_weights_file_is_a_usage_error(tmp_path, weights, c
     code, _, err = cli(["export", RESNET18, "-o", tmp_path / "m.onnx", "--weights", saved(tmp_path, weights),
                         "--weights-prefix", "module"], capsys)
     assert code == 2 and "expected OLD=NEW" in err
+
+
+def test_a_prefix_written_without_its_dot_means_the_same():
+    tensors = {"module.features.0.weight": 1, "module.fc.bias": 2}
+    assert rename(tensors, {"module": ""}) == rename(tensors, {"module.": ""}) == {"features.0.weight": 1, "fc.bias": 2}
+    assert rename({"features.0.weight": 1}, {"features.": "stage1"}) == {"stage1.0.weight": 1}
+    assert rename({"features.0.weight": 1}, {"features": "stage1"}) == {"stage1.0.weight": 1}
+    with pytest.raises(TypeError, match=r'a mapping of old prefixes to new ones, e.g. \{"module.": ""\}'):
+        rename(tensors, "module.=")
+
+
+def test_the_option_without_the_dot_loads(tmp_path, weights, capsys):
+    path = saved(tmp_path, {f"module.{k}": v for k, v in weights.items()})
+    code, _, err = cli(["export", RESNET18, "-o", tmp_path / "m.onnx", "--weights", path,
+                        "--weights-prefix", "module="], capsys)
+    assert code == 0, err
