@@ -275,12 +275,17 @@ def _stride_suspicion(graph: Graph, node: LayerNode, downstream: list[Failure]) 
     sizes = t.spatial
     if not all(isinstance(s, int) for s in sizes):
         return None
+    def merges_pass(spatial: tuple[int, ...]) -> bool:
+        types, after = propagate(graph, {node.name: t.with_axes(spatial=spatial)})
+        return all(types.get(f.node.name) is not None for f in merges) and len(after) < len(downstream)
+
     for stride in STRIDES:
         rounded = tuple(-(-s // stride) * stride for s in sizes)
         if rounded == sizes:
             continue
-        types, after = propagate(graph, {node.name: t.with_axes(spatial=rounded)})
-        if all(types.get(f.node.name) is not None for f in merges) and len(after) < len(downstream):
+        # the stride the network needs: every multiple of it works, not only the nearest one
+        # (256 is a multiple of 8 and of 16; 248 and 264 tell them apart)
+        if all(merges_pass(tuple(r + k * stride for r in rounded)) for k in range(3)):
             bad = [f"{t.layout.role(i)} {s}" for i, s in zip(t.layout.spatial, sizes) if s % stride]
             shown = " and ".join(bad)
             return _Suspicion(

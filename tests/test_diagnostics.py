@@ -968,3 +968,11 @@ def test_a_suspicious_input_takes_the_blame_only_for_what_it_causes(tmp_path):
     assert [(d.severity, d.span.line) for d in found] == [("error", 3), ("warning", 2)], rendered(result)
     assert found[0].message.startswith("maxpool:")
     assert "channels-last" in found[1].message
+
+
+@pytest.mark.parametrize("size", [250, 248, 260])
+def test_a_unet_of_the_wrong_size_is_told_its_total_stride(size):
+    result = compile_file(Path(__file__).resolve().parent.parent / "specs" / "unet.net", {"size": size})
+    [d] = result.diagnostics.errors
+    assert f"height {size} and width {size} are not multiples of 16, the network's total stride" in d.message
+    assert d.span.line == 16  # the input line
