@@ -523,7 +523,8 @@ class Elaborator(Evaluator):
             return POISON
         positional: list[Argument] = [] if piped is None else [piped]
         keywords: dict[str, Argument] = {}
-        poisoned = piped is not None and piped.value is POISON
+        piped_failed = piped is not None and piped.value is POISON
+        poisoned = piped_failed
         for arg in args:
             value = self._unquoted_option(callee, arg, scope)
             if value is None:
@@ -544,12 +545,17 @@ class Elaborator(Evaluator):
             else:
                 keywords[arg.name.name] = Argument(value, arg.span, arg.value)
         if callee in self.blocks:
-            if poisoned:
+            arguments_failed = any(a.value is POISON for a in positional[1 if piped else 0:]) or \
+                any(a.value is POISON for a in keywords.values())
+            if arguments_failed or (poisoned and not piped_failed):
                 return POISON
-            return self._instantiate(call, scope, positional, keywords, name)
+            # a failed piped tensor still expands the block: its mistakes that do not depend on
+            # the input are reported (once, with every instance counted), the rest is poisoned
+            value = self._instantiate(call, scope, positional, keywords, name)
+            return POISON if piped_failed else value
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
-                                     piped is not None and piped.value is POISON, piped is not None)
+                                     piped_failed, piped is not None)
         if callee in FUNCTIONS:
             return self.function(call, positional, keywords, poisoned)
         if self.failed_imports:  # the block may be defined in the file that could not be read
