@@ -600,18 +600,22 @@ class Elaborator(Evaluator):
             tensors.append(positional.pop(0))
         for arg in positional:
             if isinstance(arg.value, Tensor):
-                self.diag.error(f"a tensor is given where {cls.kind} expects an attribute", arg.span,
-                                rule="tensor inputs come first: `x -> f(attrs)` or `f(x, attrs)`")
+                if not self._tensor_from_a_call(arg, cls, scope):
+                    self.diag.error(f"a tensor is given where {cls.kind} expects an attribute", arg.span,
+                                    rule="tensor inputs come first: `x -> f(attrs)` or `f(x, attrs)`")
                 return POISON
         for key, arg in keywords.items():
             if isinstance(arg.value, Tensor):
-                self.diag.error(f"`{key}` is given a tensor, but it is an attribute of {cls.kind}",
-                                arg.span, rule="attributes are plain values")
+                if not self._tensor_from_a_call(arg, cls, scope):
+                    self.diag.error(f"`{key}` is given a tensor, but it is an attribute of {cls.kind}",
+                                    arg.span, rule="attributes are plain values")
                 return POISON
         if any(a.value is POISON for a in positional) or any(a.value is POISON for a in keywords.values()):
             return POISON  # an attribute failed; that is already reported
         if cls.arity == 1 and len(tensors) > 1 and piped_given:
             extra = tensors[1]
+            if self._tensor_from_a_call(extra, cls, scope):
+                return POISON
             named = f"`{extra.expr.name}`" if isinstance(extra.expr, S.NameRef) else "this argument"
             self.diag.error(f"{named} is a tensor, but the chain already gives {cls.kind} its input",
                             extra.span, rule="`a -> f(b)` is `f(a, b)`: in a chain the piped tensor "
@@ -652,6 +656,21 @@ class Elaborator(Evaluator):
         written = {key: origin.span for key, arg in attributes.items()
                    if arg.expr is not None and (origin := origin_of(arg.expr, scope)).span != arg.expr.span}
         return self._layer_node(layer, tensors, call.span, scope, name, written)
+
+    def _tensor_from_a_call(self, arg: Argument, cls: type[Layer], scope: Scope) -> bool:
+        """A block parameter used as a layer's attribute but given a tensor at the block's call
+        (`stage(a, a)`): reported at that call's argument, the use as a label. False when the
+        tensor was not given by a call (the caller reports it where it is)."""
+        origin = origin_of(arg.expr, scope) if isinstance(arg.expr, S.NameRef) else None
+        if origin is None or origin.span == arg.expr.span:
+            return False
+        name = arg.expr.name
+        self.diag.error(f"`{name}` is given a tensor here, but it is used as an attribute of {cls.kind}",
+                        origin.span, rule="tensor inputs come first: a block's tensor parameters feed "
+                        "its layers, its other parameters are plain values",
+                        hint="give a number (or whatever the attribute takes) for it",
+                        labels=[Label(arg.span, f"`{name}` is used as an attribute of {cls.kind} here")])
+        return True
 
     def _attribute_error(self, exc: ArgumentError, cls: type[Layer], call: S.Call, scope: Scope,
                          culprit: Argument | None, attribute: str | None, name: str | None,
@@ -747,7 +766,7 @@ class Elaborator(Evaluator):
             given.append((key, arg))
         for key, arg in given:
             inner.values[key] = arg.value
-            if arg.expr is not None and not isinstance(arg.value, Tensor):
+            if arg.expr is not None:
                 inner.origins[key] = origin_of(arg.expr, scope)  # a mistake in it is fixed there
         with self.diag.within(tuple(b.describe() for b in inner.blocks)):
             for param in definition.params:
