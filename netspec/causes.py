@@ -84,6 +84,14 @@ def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
         where = graph.node(producer).span
         text = f"{t} from `{producer}`" + (f" (line {where.line})" if where.line != span.line else "")
         d.labels.append(Label(span, text + (" (likely culprit)" if index == culprit else "")))
+        made_in = next((b for b in graph.node(producer).blocks if b not in node.blocks), None)
+        if made_in is not None and made_in.span != span:  # the call whose arguments made it
+            d.labels.append(Label(made_in.span, f"`{producer}` is made by `{made_in.name}` = `{made_in.call}`"))
+    makers = [next((b for b in graph.node(p).blocks if b not in node.blocks), None) for p in node.inputs]
+    if len(makers) == 2 and None not in makers and makers[0].block == makers[1].block \
+            and makers[0].call != makers[1].call:
+        d.notes.append(f"both are made by block `{makers[0].block}`, called with different arguments: "
+                       f"`{makers[0].call}` and `{makers[1].call}`")
     if culprit is None:
         return
     t = inputs[culprit]
