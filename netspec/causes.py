@@ -211,6 +211,14 @@ def _layout_suspicion(name: str, t: TensorType) -> _Suspicion | None:
                     f"`{name}` is declared {axes} with {channels} channels and {where} {small}: it looks "
                     f"like a {word} image ({small} channels)", hint,
                     warn=channels >= 16 and shape[2] >= 16, fixed=TensorType(t.dtype, shape, Layout(other)))
+    if (t.rank == 3 and axes == "NCL" and all(isinstance(d, int) for d in shape)
+            and shape[2] in (1, 3, 4) and shape[0] >= 8 and shape[1] >= 8):
+        h, w, c = shape
+        return _Suspicion(
+            f"`{name}` {_dims(shape)} has no batch axis and its channels last: it reads as {h} "
+            f"samples of {w} channels and length {c}, not one {c}-channel image",
+            f"add the batch axis and say the layout: `input {name}: {t.dtype}{_dims(('N', *shape))} NHWC`",
+            warn=h == w, fixed=TensorType(t.dtype, ("N", *shape), Layout("NHWC")))
     if t.rank == 3 and axes == "NCL" and isinstance(shape[0], int) and shape[0] in (1, 3, 4):
         _, c, length = shape
         return _Suspicion(

@@ -25,8 +25,8 @@ from graphlib import CycleError, TopologicalSorter
 
 from netspec import habits, syntax as S
 from netspec.diagnostics import Diagnostics, Label, NetspecError, Span, did_you_mean
-from netspec.evaluate import (POISON, Argument, Evaluator, Scope, Tensor, division_hint, free_names, is_plain,
-                              kind_name, origin_of)
+from netspec.evaluate import (POISON, Argument, Evaluator, Origin, Scope, Tensor, division_hint, free_names,
+                              is_plain, kind_name, origin_of)
 from netspec.functions import FUNCTIONS
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
@@ -142,6 +142,7 @@ class Elaborator(Evaluator):
                 continue
             if name in overrides:
                 scope.values[name] = overrides[name]
+                scope.origins[name] = Origin.override(name)
             elif param.default is not None:
                 if self.reads_later_parameter(param, declared, scope.values, "the network"):
                     scope.values[name] = POISON
@@ -653,8 +654,8 @@ class Elaborator(Evaluator):
             return POISON
         attributes = {**dict(zip(cls.positional, positional)),
                       **{cls.aliases.get(k, k): a for k, a in keywords.items()}}
-        written = {key: origin.span for key, arg in attributes.items()
-                   if arg.expr is not None and (origin := origin_of(arg.expr, scope)).span != arg.expr.span}
+        written = {key: origin.span for key, arg in attributes.items() if arg.expr is not None
+                   and (origin := origin_of(arg.expr, scope)).span not in (None, arg.expr.span)}
         return self._layer_node(layer, tensors, call.span, scope, name, written)
 
     def _tensor_from_a_call(self, arg: Argument, cls: type[Layer], scope: Scope) -> bool:
@@ -662,7 +663,7 @@ class Elaborator(Evaluator):
         (`stage(a, a)`): reported at that call's argument, the use as a label. False when the
         tensor was not given by a call (the caller reports it where it is)."""
         origin = origin_of(arg.expr, scope) if isinstance(arg.expr, S.NameRef) else None
-        if origin is None or origin.span == arg.expr.span:
+        if origin is None or origin.span in (None, arg.expr.span):
             return False
         name = arg.expr.name
         self.diag.error(f"`{name}` is given a tensor here, but it is used as an attribute of {cls.kind}",
@@ -678,18 +679,21 @@ class Elaborator(Evaluator):
         """A bad attribute value, reported where it was written: at the argument, or, when the
         argument is a name, where that name got its value (a block's call site, a binding).
         `source_of` gives the arguments' text, for a hint that shows the call corrected."""
-        span, labels, hint = call.span, [], exc.hint_with(source_of)
+        span, labels, notes, hint = call.span, [], [], exc.hint_with(source_of)
         if culprit is not None:
             span = culprit.span
             # a call written in another framework's way is fixed at the call, not where a value came from
             origin = origin_of(culprit.expr, scope) if culprit.expr is not None and exc.call is None else None
-            if origin is not None and origin.span != culprit.expr.span:
+            if origin is not None and origin.given is not None:  # not in the spec: given when compiling
+                notes.append(f"`{origin.given}` = {show_value(culprit.value)} is given when the spec is "
+                             f"compiled (`{origin.given}=...`), in place of its default")
+            elif origin is not None and origin.span != culprit.expr.span:
                 span = origin.span
                 labels.append(Label(culprit.span, f"`{culprit.expr.name}` is {show_value(culprit.value)}, "
                                                   f"given as `{attribute}` of {cls.kind} here"))
             hint = hint or division_hint(culprit.value, origin.expr if origin is not None else None)
         self.diag.error(exc.message, span, rule=f"{cls.kind} attributes", hint=hint, layer=name,
-                        labels=labels)
+                        labels=labels, notes=notes)
 
     def _layer_node(self, layer: Layer, inputs: list[Argument], span: Span, scope: Scope,
                     name: str | None, written: dict[str, Span] | None = None) -> Tensor:

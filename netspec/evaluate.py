@@ -40,10 +40,16 @@ class Origin:
     change it (a block argument at its call site, a binding, a parameter's default). (A plain
     class, as Argument: a dataclass costs half a millisecond of every `netspec check`.)"""
 
-    __slots__ = ("span", "expr")
+    __slots__ = ("span", "expr", "given")
 
-    def __init__(self, span: Span, expr: S.Expr) -> None:
+    def __init__(self, span: Span | None, expr: S.Expr | None, given: str | None = None) -> None:
         self.span, self.expr = span, expr
+        self.given = given  # a network parameter given when compiling: no span in the spec
+
+    @staticmethod
+    def override(name: str) -> "Origin":
+        """The value of network parameter `name`, given when compiling (not written in the spec)."""
+        return Origin(None, None, given=name)
 
 
 class Argument:

@@ -131,3 +131,10 @@ def test_importing_the_cli_imports_nothing_heavy():
     modules = set(json.loads(result.stdout.strip().splitlines()[-1]))
     assert not modules & {"numpy", "onnx", "onnxruntime", "PIL", "torch", "networkx", "rich", "pydantic", "lark",
                            "statistics", "tempfile", "difflib"}
+
+
+def test_a_bad_set_value_says_it_was_given_when_compiling(capsys):
+    code, _, err = cli(["check", ROOT / "specs" / "resnet18.net", "--set", "classes=10.5"], capsys)
+    assert code == 1
+    assert "`out_features` must be a positive integer, got 10.5" in err
+    assert "note: `classes` = 10.5 is given when the spec is compiled (`classes=...`)" in err
