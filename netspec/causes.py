@@ -29,6 +29,8 @@ def explain(graph: Graph, failures: list[Failure], diagnostics: Diagnostics) -> 
             _explain_dtype(graph, failure)
         elif len(failure.inputs) > 1 and failure.error.axes:
             _explain_merge(graph, failure, diagnostics.sources)
+    _common_operand(graph, [f for f in failures if f.diagnostic is not None and len(f.inputs) > 1
+                            and f.error.axes and not isinstance(f.error, DTypeError)], diagnostics)
     below = _downstream(graph) if failures else {name: set() for name in graph.inputs}
     for name in graph.inputs:
         _check_input(graph, graph.node(name), failures, diagnostics, below)
@@ -124,6 +126,54 @@ def _projection_hint(skip: str, given: TensorType, wanted: TensorType) -> str | 
     call = f"conv({wanted.channels}, 1" + (f", stride={stride}" if stride != 1 else "") + ")"
     return (f"the skip carries `{skip}` unchanged; when the branch changes its shape, project it to "
             f"match: `{skip} -> {call} -> batchnorm` (ResNet's downsample)")
+
+
+def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostics) -> None:
+    """One tensor that several failed merges share, and that differs in each from operands
+    that all agree (a stem of 32 channels added to branches of 64): one mistake, reported
+    once, where that tensor's sizes were set, with every merge as a label."""
+    uses: dict[str, list[tuple[Failure, int]]] = {}
+    for failure in merges:
+        for index, producer in enumerate(failure.node.inputs):
+            uses.setdefault(producer, []).append((failure, index))
+    for producer, found in uses.items():
+        if len(found) < 2:
+            continue
+        axes = found[0][0].error.axes
+        own = {_sizes(f.inputs[i], axes) for f, i in found if f.inputs[i].rank > max(axes)}
+        others = {_sizes(t, axes) for f, i in found for j, t in enumerate(f.inputs)
+                  if j != i and t.rank > max(axes)}
+        if (any(f.error.axes != axes for f, _ in found) or len(own) != 1 or len(others) != 1
+                or own == others or any(id(f.diagnostic) not in {id(d) for d in diagnostics.items}
+                                        for f, _ in found)):
+            continue
+        t = found[0][0].inputs[found[0][1]]
+        roles, value, wanted = _roles(t, axes), _shown(own.pop()), _shown(others.pop())
+        spans = [f.node.input_spans[i] for f, i in found if i < len(f.node.input_spans)]
+        written = {_text(diagnostics.sources, span) for span in spans}
+        shown = written.pop() if len(written) == 1 and None not in written else producer
+
+        def sized(sizes: str) -> str:
+            return f"{sizes} channels" if roles == "channels" else f"{roles} {sizes}"
+        setter = _setter(graph, producer, axes)
+        where = setter if setter is not None and setter.layer is not None else graph.node(producer)
+        lines = ", ".join(str(f.node.span.line) for f, _ in found)
+        labels = [Label(f.node.input_spans[i] if i < len(f.node.input_spans) else f.node.span,
+                        f"`{f.node.name}` adds it to {_shown(_sizes(f.inputs[1 - i], axes)) if len(f.inputs) == 2 else wanted}")
+                  for f, i in found]
+        first = found[0][0].diagnostic
+        merged = Diagnostic(
+            f"`{shown}` has {sized(value)}, where the {len(found)} merges it feeds (lines {lines}) "
+            f"need {wanted}", where.span, layer=where.name,
+            rule=first.rule, label=f"{roles} become {value} here", labels=labels,
+            notes=[f"every other operand of those merges has {sized(wanted)}: `{shown}` "
+                   f"(`{producer}`) is the one that differs"], chain=first.chain)
+        folded = {id(f.diagnostic) for f, _ in found}
+        position = next(i for i, d in enumerate(diagnostics.items) if d is first)
+        diagnostics.items[position] = merged
+        diagnostics.items = [d for d in diagnostics.items if id(d) not in folded or d is merged]
+        for f, _ in found:
+            f.diagnostic = merged
 
 
 def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tuple[int, ...]
