@@ -320,6 +320,7 @@ def refused_dtype(kind: str, dtypes: Sequence[str], dtype: str, name: str | None
     target = "f32" if "f32" in dtypes else dtypes[0]
     what = f"`{name}`" if name else "the input"
     hint = (f"cast it first: `-> cast({target}) -> {kind}`" if operands == 1 else
+            f"cast {what} first: `({name} -> cast({target}))`" if name else
             f"cast that operand first: `(... -> cast({target}))`")
     return DTypeError(f"takes {dtypes_phrase(dtypes)}; {what} is {dtype}",
                       rule=f"{kind} takes {', '.join(dtypes)}", hint=hint)

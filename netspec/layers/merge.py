@@ -5,7 +5,7 @@ from typing import ClassVar, Sequence
 
 from netspec.layers.base import Axis, Foreign, Layer, Refusal
 from netspec.shapes import broadcast
-from netspec.types import ANY_DTYPE, NUMBERS, DTypeError, ShapeError, TensorType
+from netspec.types import ANY_DTYPE, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
 
 
 def resolve_axis(t: TensorType, axis: int | str) -> int:
@@ -52,9 +52,14 @@ def same_dtype(inputs: list[TensorType], names: Sequence[str]) -> str:
     for i, other in enumerate(inputs[1:], start=1):
         if other.dtype != first.dtype:
             shown = [f"`{names[j]}` {t}" if j < len(names) else str(t) for j, t in ((0, first), (i, other))]
+            # cast the one that is not floating point (a mask, an index) to the other's dtype
+            cast, to = (i, first.dtype) if first.dtype in FLOATS and other.dtype not in FLOATS else (0, other.dtype) \
+                if other.dtype in FLOATS and first.dtype not in FLOATS else (i, first.dtype)
+            name = f"`{names[cast]}`" if cast < len(names) else "that operand"
+            written = f"{names[cast]} -> cast({to})" if cast < len(names) else f"... -> cast({to})"
             raise DTypeError(f"inputs of different dtypes: {shown[0]} is {first.dtype}, "
                              f"{shown[1]} is {other.dtype}", rule="inputs share one dtype",
-                             hint=f"cast one of them: `(... -> cast({first.dtype}))`")
+                             hint=f"cast {name} to {to} first: `({written})`")
     return first.dtype
 
 
