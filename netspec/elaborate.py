@@ -209,6 +209,11 @@ class Elaborator(Evaluator):
         try:
             module = self.load(shown, use.path.span)
         except NetspecError as exc:
+            for diagnostic in exc.diagnostics:
+                if diagnostic.span is not None and diagnostic.span.file != use.span.file:
+                    diagnostic.labels.append(Label(use.path.span, "imported here"))
+                elif diagnostic.hint is None and not target.exists():
+                    diagnostic.hint = _nearby_file(target, use.path.value)
             self.diag.extend(exc.diagnostics)
             self.failed_imports.append((use, exc.diagnostics[0] if exc.diagnostics else None))
             return
@@ -476,7 +481,8 @@ class Elaborator(Evaluator):
             return failed
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             self.diag.error(f"repeat count must be a non-negative integer, got {show_value(count)}",
-                            stage.count.span, rule="repeat(n) with n >= 0")
+                            stage.count.span, rule="repeat(n) with n >= 0",
+                            hint=division_hint(count, origin_of(stage.count, scope).expr))
             return failed
         if count > MAX_REPEAT:
             self.diag.error(f"repeat count {count:,} is more than netspec unrolls ({MAX_REPEAT:,})",
@@ -819,6 +825,23 @@ class Elaborator(Evaluator):
                             definition.returns[0].value.span, rule="a block returns a tensor")
             return POISON
         return value
+
+
+def _nearby_file(target: Path, written: str) -> str | None:
+    """For a `use` path that names no file: the file meant, if one is close (the `.net` left
+    off, a misspelling in the same folder)."""
+    if target.with_name(target.name + ".net").is_file():
+        return f'add the suffix: `use "{written}.net"`'
+    if not target.parent.is_dir():
+        return None
+    import difflib  # only for a use that failed
+
+    names = sorted(p.name for p in target.parent.iterdir() if p.suffix == ".net")
+    close = difflib.get_close_matches(target.name, names, n=1, cutoff=0.6)
+    if not close:
+        return None
+    folder = written.rsplit("/", 1)[0] + "/" if "/" in written else ""
+    return f'did you mean `use "{folder}{close[0]}"`?'
 
 
 class _ChainNames:
