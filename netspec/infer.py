@@ -74,9 +74,35 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:
                     "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
                 continue
             _warn_if_unexportable(node, inputs, diagnostics)
+            _warn_if_stride_skips_the_input(node, inputs, diagnostics)
     for failure in failures:
         failure.diagnostic = diagnostics.add(report(failure))
     return failures
+
+
+def _warn_if_stride_skips_the_input(node: LayerNode, inputs: list[TensorType],
+                                    diagnostics: Diagnostics) -> None:
+    """A window whose stride is larger than its input: one window fits, and most of the input
+    is never read. Legal, and almost always a mistake (a block's arguments in the wrong order
+    giving it a stride of 128)."""
+    geometry = node.layer.geometry(inputs)
+    if not isinstance(geometry, list) or not inputs[0].layout.spatial:
+        return
+    t = inputs[0]
+    for axis, size, (kind, window, stride, _) in zip(t.layout.spatial, t.spatial, geometry):
+        if kind != "window" or not isinstance(size, int) or stride <= size or window >= size:
+            continue
+        role = t.layout.role(axis)
+        span, labels = node.span, []
+        if "stride" in node.written:  # the stride came from a call: that is where to look
+            span, labels = node.written["stride"], [Label(node.span, f"the stride of {node.kind} here")]
+        diagnostics.add(Diagnostic(
+            f"{node.kind}: stride {stride} is larger than the input's {role} ({size}): one window "
+            f"fits and reads {window} of the {size}, the rest is never read", span, "warning",
+            layer=node.name, rule="a window's stride is at most the size it slides over",
+            hint="check the stride (a block's arguments in the wrong order?)", labels=labels,
+            chain=tuple(b.describe() for b in node.blocks)))
+        return
 
 
 def _warn_if_unexportable(node: LayerNode, inputs: list[TensorType], diagnostics: Diagnostics) -> None:
