@@ -17,6 +17,72 @@ from typing import Any, Mapping
 from netspec.compiler import Compilation, compile_file
 from netspec.diagnostics import NetspecError, render_all
 
+# The keyword options of each method that lowers the network, for a clear TypeError naming the
+# method the user called (they pass **options on to to_onnx and lowered).
+LOWERING_OPTIONS = ("opset", "batch", "weights", "weights_prefix", "seed", "progress")
+METHOD_OPTIONS = {
+    "export": LOWERING_OPTIONS,
+    "session": (*LOWERING_OPTIONS, "check"),
+    "run": (*LOWERING_OPTIONS, "check"),
+}
+DEVICES = ("cpu", "cuda")
+
+
+def _takes(method: str, options: Mapping[str, Any], positional: tuple[str, ...] = ()) -> None:
+    """TypeError for a keyword that `Network.<method>()` does not take, as Python says it of
+    a wrong keyword, but naming the method called (not the one it passes its options to) and
+    listing what it takes."""
+    allowed = METHOD_OPTIONS[method]
+    unknown = [name for name in options if name not in allowed]
+    if unknown:
+        from netspec.diagnostics import did_you_mean
+
+        hint = did_you_mean(unknown[0], (*positional, *allowed))
+        raise TypeError(f"Network.{method}() got an unexpected keyword argument `{unknown[0]}`"
+                        + (f"; {hint}" if hint else "")
+                        + f" (it takes {', '.join(f'`{n}`' for n in (*positional, *allowed))})")
+
+
+def _integer(value: Any) -> int | None:
+    """`value` as an int when it is one (numpy integers too; not bool), else None."""
+    import operator
+
+    if isinstance(value, bool):
+        return None
+    try:
+        return operator.index(value)
+    except TypeError:
+        return None
+
+
+def _check_options(opset: Any = None, batch: Any = None, seed: Any = 0, weights_prefix: Any = None) -> None:
+    """The lowering options' types and ranges, checked before anything is computed (seeded
+    weights of a large model take seconds): TypeError for the wrong type, ValueError for a
+    value out of range, as the command line refuses them (exit 2)."""
+    from netspec.opsets import MAX_OPSET, MIN_OPSET, OPSET_RANGE
+
+    if opset is not None:
+        if _integer(opset) is None:
+            raise TypeError(f"opset must be an int ({MIN_OPSET} to {MAX_OPSET}) or None (the default), "
+                            f"not {type(opset).__name__}")
+        if not MIN_OPSET <= _integer(opset) <= MAX_OPSET:
+            raise ValueError(f"opset {opset}: choose {MIN_OPSET} to {MAX_OPSET} ({OPSET_RANGE})")
+    if batch is not None:
+        if _integer(batch) is None:
+            raise TypeError(f"batch must be an int (at least 1) or None (dynamic), not {type(batch).__name__}")
+        if _integer(batch) < 1:
+            raise ValueError(f"batch {batch}: a batch is at least 1 (None keeps it dynamic)")
+    if _integer(seed) is None:
+        raise TypeError(f"seed must be an int (0 or more), not {seed!r} ({type(seed).__name__})")
+    if _integer(seed) < 0:
+        raise ValueError(f"seed {seed}: a seed is 0 or more")
+    if weights_prefix is not None and not (
+            isinstance(weights_prefix, Mapping)
+            and all(isinstance(k, str) and isinstance(v, str) for k, v in weights_prefix.items())):
+        raise TypeError("weights_prefix must be a mapping of old prefix to new, e.g. "
+                        f'{{"module.": ""}} to drop the prefix nn.DataParallel adds; got '
+                        f"{weights_prefix!r} ({type(weights_prefix).__name__})")
+
 
 class Network:
     """A compiled spec: its graph, diagnostics, figures, and ways to export and run it."""
@@ -67,6 +133,7 @@ class Network:
         nn.DataParallel saves."""
         from netspec.weights import check_weights, initialize, load_weights
 
+        _check_options(seed=seed, weights_prefix=weights_prefix)
         self.check()
         if weights is None:
             return initialize(self.graph, seed, progress)
@@ -93,14 +160,24 @@ class Network:
         out of it and put there instead (see netspec.lower.lower), for netspec.runtime.save_model."""
         from netspec.lower import DEFAULT_OPSET, lower
 
+        _check_options(opset, batch, seed, weights_prefix)
         return lower(self.check().graph, self.weights(weights, seed, progress, weights_prefix),
-                     opset or DEFAULT_OPSET, batch, detached)
+                     DEFAULT_OPSET if opset is None else _integer(opset),
+                     None if batch is None else _integer(batch), detached)
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);
-        options as for `to_onnx`. A model over 2 GB gets a `<name>.data` file beside it."""
+        options as for `to_onnx` (opset, batch, weights, weights_prefix, seed, progress). A
+        model over 2 GB gets a `<name>.data` file beside it. A path that does not end in
+        `.onnx` raises ValueError, as `netspec export -o` refuses it."""
         from netspec.runtime import save_model
 
+        _takes("export", options, ("path",))
+        suffix = Path(path).suffix.lower()
+        if suffix != ".onnx":
+            raise ValueError(f"Network.export: `{path}`: the path of an ONNX model ends in .onnx (got "
+                             f"{'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
+                             f"`{Path(path).with_suffix('.onnx').name}`")
         detached: dict = {}
         model = self.lowered(**options, detached=detached)
         self._checked(save_model, model, Path(path), detached)
@@ -109,7 +186,9 @@ class Network:
     def session(self, device: str = "cpu", **options: Any):
         """An onnxruntime InferenceSession of this network (`cpu` or `cuda`). A layer that
         onnxruntime has no kernel for, in its dtype on this device, raises NetspecError located
-        at the layer."""
+        at the layer. `options` are those of `to_onnx`."""
+        _takes("session", options, ("device",))
+        _check_device(device)
         if options.get("weights") is not None:
             # arrays have no reliable key and a file may change between calls: build afresh
             return self._session(self.to_onnx(**options), device)
@@ -146,15 +225,18 @@ class Network:
         dtypes (see netspec.runtime.feeds), or seeded random values of them when None."""
         from netspec.runtime import feeds
 
+        _check_options(batch=batch, seed=seed)
         return feeds(self.input_specs(batch), inputs, seed, batch)
 
     def run(self, inputs: Mapping[str, Any] | Any | None = None, device: str = "cpu", **options: Any) -> dict:
         """Run the network: `inputs` maps input names to arrays (or is one array for a
         single-input network; None: seeded random values). Arrays are converted to the
         declared dtypes where that loses nothing a user relies on (netspec.runtime.feeds).
-        Returns {output name: array}, each in its output's dtype."""
+        Returns {output name: array}, each in its output's dtype. `options` are those of
+        `to_onnx`; `seed` also seeds the random inputs."""
         from netspec import runtime
 
+        _takes("run", options, ("inputs", "device"))
         sess = self.session(device, **options)
         feeds = self.feeds(inputs, options.get("seed", 0), options.get("batch"))
         try:
@@ -210,14 +292,62 @@ class Network:
                 hint="this is netspec's lowering at fault: please report it")]) from None
 
 
+def _check_device(device: Any) -> None:
+    if device not in DEVICES:
+        raise ValueError(f"device `{device}`: choose {' or '.join(f'`{d}`' for d in DEVICES)}")
+
+
+def _input_shapes(input_shapes: Any) -> dict[str, list]:
+    """`input_shapes` checked: a mapping of input name to a list of sizes, each a positive int
+    or a symbol (a name such as "N"); TypeError for the wrong type, ValueError for a size of 0
+    or less."""
+    if input_shapes is None:
+        return {}
+    example = '{"image": [1, 3, 64, 64]}'
+    if not isinstance(input_shapes, Mapping):
+        raise TypeError(f"netspec.load: input_shapes must be a mapping of input name to a list of sizes, "
+                        f"e.g. {example}; got {type(input_shapes).__name__}")
+    out: dict[str, list] = {}
+    for name, dims in input_shapes.items():
+        where = f"netspec.load: input_shapes[{name!r}]"
+        if isinstance(dims, (str, bytes)):
+            parts = str(dims if isinstance(dims, str) else dims.decode(errors="replace")).strip("[]() ")
+            sizes = [p.strip() for p in parts.replace("x", ",").split(",")]
+            suggestion = ("[" + ", ".join(p if p.isdigit() else repr(p) for p in sizes) + "]"
+                          if all(p.isdigit() or p.isidentifier() for p in sizes) else "[1, 3, 64, 64]")
+            raise TypeError(f"{where} is a string, {dims!r}: give a list of sizes, e.g. {suggestion}")
+        if isinstance(dims, Mapping):
+            raise TypeError(f"{where}: give a list of sizes, e.g. [1, 3, 64, 64]; got {type(dims).__name__}")
+        try:
+            sizes = list(dims)
+        except TypeError:
+            raise TypeError(f"{where}: give a list of sizes, e.g. [1, 3, 64, 64]; got "
+                            f"{type(dims).__name__}") from None
+        checked: list = []
+        for i, size in enumerate(sizes):
+            if isinstance(size, str) and size.isidentifier():
+                checked.append(size)
+                continue
+            number = _integer(size)
+            if number is None:
+                raise TypeError(f"{where}[{i}] is {size!r}: a size is a positive int or a symbol such as 'N'")
+            if number < 1:
+                raise ValueError(f"{where}[{i}] is {number}: a size is a positive int or a symbol such as 'N'")
+            checked.append(number)
+        out[name] = checked
+    return out
+
+
 def load(path: str | Path, *, input_shapes: Mapping[str, list] | None = None, **params: Any) -> Network:
     """Compile a spec file. `params` override network parameters (`classes=10`);
     `input_shapes` override input shapes ({"image": [1, 3, 64, 64]}).
 
     A path that is not a readable file raises FileNotFoundError (or IsADirectoryError) at once;
     a keyword that names no network parameter, or an input that does not exist, raises
-    TypeError, as a Python call with a wrong keyword does. Errors in the spec itself do not
-    raise here: call `.check()` (every other method does)."""
+    TypeError, as a Python call with a wrong keyword does; so does an input shape that is not a
+    list of sizes (a string such as "1,3,64,64"), and a size that is neither a positive int nor
+    a symbol such as "N" (ValueError for 0 or less). Errors in the spec itself do not raise
+    here: call `.check()` (every other method does)."""
     from netspec.compiler import OverrideError
 
     file = Path(path)
@@ -226,7 +356,7 @@ def load(path: str | Path, *, input_shapes: Mapping[str, list] | None = None, **
     if not file.is_file():
         raise FileNotFoundError(f"netspec.load: no such spec file: `{path}`")
     try:
-        return Network(compile_file(file, params, dict(input_shapes or {})))
+        return Network(compile_file(file, params, _input_shapes(input_shapes)))
     except OverrideError as exc:
         if exc.kind == "parameter":
             raise TypeError(f"netspec.load: keyword argument `{exc.name}`: {exc}") from None

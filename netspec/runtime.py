@@ -186,7 +186,7 @@ def providers_for(device: str) -> list[str]:
         return ["CPUExecutionProvider"]
     if device == "cuda":
         if "CUDAExecutionProvider" not in available:
-            raise _error("--device cuda: onnxruntime has no CUDA execution provider here "
+            raise _error("device `cuda`: onnxruntime has no CUDA execution provider here "
                          f"(available: {', '.join(available)})",
                          hint="CUDA needs the `onnxruntime-gpu` package (instead of `onnxruntime`) "
                               "and an NVIDIA driver")
