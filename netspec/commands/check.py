@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         columns = tuple(c.strip() for c in args.columns.split(",") if c.strip())
         unknown = [c for c in columns if c not in OPTIONAL_COLUMNS]
         if unknown:
-            raise UsageError(f"--columns: unknown column {unknown[0]!r} (choose from "
+            raise UsageError(f"--columns: unknown column `{unknown[0]}` (choose from "
                              f"{', '.join(OPTIONAL_COLUMNS)})")
     result = compile_spec(args)
     diagnostics = result.diagnostics.items

@@ -20,7 +20,7 @@ def register(commands) -> None:
                     "The model passes onnx.checker's full check; the file is written atomically.")
     export.add_argument("spec", metavar="SPEC", help="the .net file")
     add_spec_options(export)
-    add_lowering_options(export)
+    add_lowering_options(export, "export")
     export.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                         help="the .onnx file to write")
     export.set_defaults(handler=run)

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
-                                      add_spec_options, lowering_options, network)
+                                      add_spec_options, describe_array, lowering_options, network)
 from netspec.commands.run import check_data_input
 from netspec.files import output_path
 
@@ -35,13 +35,12 @@ def register(commands) -> None:
     parser.add_argument("--normalize", choices=["imagenet", "none"], default="none",
                         help="for an image: subtract ImageNet's mean and divide by its deviation")
     add_spec_options(parser, data_input=True)
-    add_lowering_options(parser)
+    add_lowering_options(parser, "features")
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-
     from netspec import runtime
     from netspec.features import describe_layer, feature_maps, render_tiles, save_arrays
 
@@ -71,8 +70,7 @@ def run(args: argparse.Namespace) -> int:
         inputs = None
     maps = feature_maps(net, args.layers, inputs, device=args.device, **options)
     for name, value in maps.items():
-        print(f"{name}: {list(value.shape)} (N, C, H, W) {value.dtype}, min {value.min():.4g}, "
-              f"max {value.max():.4g}, mean {value.mean():.4g}")
+        print(f"{name}: {describe_array(value, '(N, C, H, W)')}")
     if kind == ".npz":
         save_arrays(maps, output)
         print(f"wrote {output} ({len(maps)} array{'s' if len(maps) != 1 else ''}, (N, C, H, W))")

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                          ) from None
     if fmt not in ("dot", "mermaid"):
         find_dot(args.output)  # before compiling: say at once that Graphviz is missing
-    net = network(args)
+    net = network(args, lowering=False)
     path = write_graph(net.graph, args.output, args.depth)
     layers = sum(1 for node in net.graph if node.layer is not None)
     print(f"wrote {path} ({layers} layer{'s' if layers != 1 else ''})")

@@ -7,7 +7,8 @@ import time
 from pathlib import Path
 
 from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
-                                      add_spec_options, looks_like_shape, lowering_options, network)
+                                      add_spec_options, describe_array, looks_like_shape,
+                                      lowering_options, network)
 from netspec.files import output_path
 
 
@@ -19,12 +20,13 @@ def register(commands) -> None:
     run_.add_argument("spec", metavar="SPEC_OR_ONNX", help="a .net spec or an .onnx model")
     add_data_input(run_)
     add_spec_options(run_, data_input=True)
-    add_lowering_options(run_)
+    add_lowering_options(run_, "run")
     run_.add_argument("--normalize", choices=["imagenet", "none"], default="none",
                       help="for an image: subtract ImageNet's mean and divide by its deviation")
     run_.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="execution provider")
     run_.add_argument("--top", type=int, metavar="K", help="print the K highest scores of each output")
-    run_.add_argument("-o", "--output", type=output_path, metavar="FILE.npz", help="save the outputs")
+    run_.add_argument("-o", "--output", type=output_path, metavar="FILE.npz",
+                      help="save the outputs to a .npz, one array per output name (bf16 as float32)")
     run_.add_argument("--repeat", type=int, default=0, metavar="N",
                       help="time N more runs and print the median and p90 latency")
     run_.set_defaults(handler=run)
@@ -55,10 +57,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     if args.batch is not None and args.batch < 1:  # (a spec's options are checked again below)
         raise UsageError("--batch must be at least 1")
+    if args.seed < 0:
+        raise UsageError(f"--seed {args.seed}: a seed is 0 or more")
+    if args.output:
+        check_npz_output(args.output)
     check_data_input(args)
     if args.spec.endswith(".onnx"):
         if not Path(args.spec).is_file():
-            raise UsageError(f"cannot read {args.spec!r}: no such file")
+            raise UsageError(f"cannot read `{args.spec}`: " + ("it is a directory" if Path(args.spec).is_dir()
+                                                               else "no such file"))
+        check_spec_only_options(args)
         session = runtime.session(args.spec, args.device)
         specs = runtime.describe_inputs(session)  # an ONNX file does not say; images are laid out NCHW
         locate = None
@@ -82,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
     outputs = execute()
     names = [o.name for o in session.get_outputs()]
     for name, value in zip(names, outputs):
-        print(f"{name}: {summary(value)}")
+        print(f"{name}: {describe_array(value)}")
         if args.top:
             flat = np.asarray(value, np.float64).reshape(value.shape[0], -1) if value.ndim else \
                 np.asarray(value, np.float64).reshape(1, 1)
@@ -108,16 +116,26 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def summary(value) -> str:
-    """`[1, 1000] float32, min -0.08942, max 0.08955, mean -1.716e-06`, for any dtype (bool
-    counts as 0 and 1, bf16 prints as bfloat16)."""
-    import numpy as np
+def check_npz_output(output: str) -> None:
+    """`-o FILE`: the outputs are saved as a .npz; another suffix is refused (exit 2), as
+    `export` refuses a model file that does not end in .onnx."""
+    path = Path(output)
+    suffix = path.suffix.lower()
+    if suffix != ".npz" and not path.is_dir():  # a folder: the writer says so
+        raise UsageError(f"-o {output}: the outputs are saved as a .npz, one array per output "
+                         f"(got {'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
+                         f"-o {path.with_suffix('.npz').name}")
 
-    wide = np.asarray(value, np.float64)
-    if not wide.size:
-        return f"{list(value.shape)} {value.dtype}, empty"
-    return (f"{list(value.shape)} {value.dtype}, min {wide.min():.4g}, max {wide.max():.4g}, "
-            f"mean {wide.mean():.4g}")
+
+def check_spec_only_options(args: argparse.Namespace) -> None:
+    """An .onnx model is run as it is: the options that compile or lower a spec would be
+    ignored silently, so they are refused."""
+    given = [flag for flag, value in (("--set", args.params), ("--input-shape", args.inputs),
+                                      ("--opset", args.opset), ("--weights", args.weights),
+                                      ("--weights-prefix", args.weights_prefix)) if value]
+    if given:
+        raise UsageError(f"{given[0]} applies to a spec; `{args.spec}` is an ONNX model, run as it is "
+                         "(its inputs, opset and weights are in the file)")
 
 
 def _save_outputs(path, arrays: dict) -> None:
