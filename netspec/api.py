@@ -177,7 +177,7 @@ class Network:
         if suffix != ".onnx":
             raise ValueError(f"Network.export: `{path}`: the path of an ONNX model ends in .onnx (got "
                              f"{'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
-                             f"`{Path(path).with_suffix('.onnx').name}`")
+                             f"`{_onnx_name(Path(path))}`")
         detached: dict = {}
         model = self.lowered(**options, detached=detached)
         self._checked(save_model, model, Path(path), detached)
@@ -290,6 +290,11 @@ class Network:
                 layer=node.name if node is not None else None,
                 rule="every exported model passes onnx.checker.check_model(full_check=True)",
                 hint="this is netspec's lowering at fault: please report it")]) from None
+
+
+def _onnx_name(path: Path) -> str:
+    """The name to suggest for a model file: `m.onnx` for `m.txt`, and for `m.onnx.tmp` too."""
+    return path.stem if path.stem.lower().endswith(".onnx") else path.with_suffix(".onnx").name
 
 
 def _check_device(device: Any) -> None:

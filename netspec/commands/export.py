@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     if suffix != ".onnx" and not Path(args.output).is_dir():  # a folder: the writer says so
         raise UsageError(f"-o {args.output}: an ONNX model is written to a file ending in .onnx "
                          f"(got {'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
-                         f"-o {Path(args.output).with_suffix('.onnx').name}")
+                         f"-o {_onnx_name(Path(args.output))}")
     options = lowering_options(args)
     net = network(args)
     start = time.perf_counter()
@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
           f"{model.opset_import[0].version}, IR {model.ir_version}, "
           f"{len(model.graph.node)} nodes) in {time.perf_counter() - start:.2f} s")
     return EXIT_OK
+
+
+def _onnx_name(path: Path) -> str:
+    """The name to suggest: `m.onnx` for `m.txt`, and for `m.onnx.tmp` too."""
+    return path.stem if path.stem.lower().endswith(".onnx") else path.with_suffix(".onnx").name
 
 
 def _weights_progress(net, options: dict):
