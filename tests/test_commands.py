@@ -181,7 +181,8 @@ def test_a_symbolic_batch_may_lead_the_x_form(capsys):
     ("1,x,64,64", "`x` is not a size; sizes are separated by `,` (1,3,64,64) or by `x` between numbers"),
     ("1,1,64x,64", "`64x` is not a size"),
     ("[1,1,64,64)", "unbalanced brackets"),
-    ("1,,64,64", "an empty size is not a size"),
+    ("1,,64,64", "an empty item is not a size"),
+    ("1,\u00b2,64,64", "`\u00b2` is not a size"),  # a digit to str.isdigit, not to int()
 ])
 def test_input_shape_reports_what_is_not_a_size(dims, expected, capsys):
     code, out, err = cli(["check", LENET, "--input-shape", f"digits={dims}"], capsys)

@@ -121,7 +121,7 @@ def parse_dims(name: str, text: str, flag: str = "--input-shape") -> list[int | 
     dims: list[int | str] = []
     for part in parts:
         part = part.strip()
-        if part.isdigit() and int(part) > 0:
+        if part.isascii() and part.isdigit() and int(part) > 0:  # (not `²`: int() refuses it)
             dims.append(int(part))
         elif part in ("x", "X"):
             raise UsageError(f"{flag} {name}={text}: `{part}` is not a size; sizes are separated by "
@@ -130,7 +130,7 @@ def parse_dims(name: str, text: str, flag: str = "--input-shape") -> list[int | 
         elif part.isidentifier():
             dims.append(part)
         else:
-            what = f"`{part}`" if part else "an empty size"
+            what = f"`{part}`" if part else "an empty item"
             raise UsageError(f"{flag} {name}={text}: {what} is not a size (a positive integer "
                              "or a symbol such as N)")
     return dims
