@@ -105,6 +105,11 @@ def _warn_if_stride_skips_the_input(node: LayerNode, inputs: list[TensorType],
         return
 
 
+# The rule of the warning that `netspec export` would refuse a layer: the commands that lower
+# the network drop it, their lowering saying it at the opset chosen.
+UNEXPORTABLE_RULE = "ONNX can express every exported layer exactly"
+
+
 def _warn_if_unexportable(node: LayerNode, inputs: list[TensorType], diagnostics: Diagnostics) -> None:
     """A layer that checks but that `netspec export` would refuse (at the default opset): say so
     now, at the layer, not only when exporting."""
@@ -115,7 +120,7 @@ def _warn_if_unexportable(node: LayerNode, inputs: list[TensorType], diagnostics
     when = "at any opset" if at_any else f"at the default opset {DEFAULT_OPSET}"
     diagnostics.add(Diagnostic(f"{node.kind}: `netspec export` refuses this layer {when}: {refusal.message}",
                                node.span, "warning", layer=node.name, hint=refusal.hint,
-                               rule="ONNX can express every exported layer exactly",
+                               rule=UNEXPORTABLE_RULE,
                                chain=tuple(b.describe() for b in node.blocks)))
 
 

@@ -24,7 +24,7 @@ from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.graph import Graph, LayerNode
 from netspec.types import TensorType
 
-from netspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET  # noqa: F401  (re-exported)
+from netspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, OPSET_RANGE  # noqa: F401  (re-exported)
 MAX_IR_VERSION = 13
 
 ONNX_DTYPES = {"f16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "f32": TensorProto.FLOAT,
@@ -32,7 +32,7 @@ ONNX_DTYPES = {"f16": TensorProto.FLOAT16, "bf16": TensorProto.BFLOAT16, "f32": 
                "i16": TensorProto.INT16, "i32": TensorProto.INT32, "i64": TensorProto.INT64,
                "bool": TensorProto.BOOL}
 DTYPE_NAMES = {code: name for name, code in ONNX_DTYPES.items()}  # ONNX element type -> dtype
-# numpy has no bfloat16: ml_dtypes (a dependency of onnx) gives it one
+# numpy has no bfloat16: ml_dtypes gives it one
 NUMPY_DTYPES = {"f16": np.dtype(np.float16), "bf16": np.dtype(ml_dtypes.bfloat16),
                 "f32": np.dtype(np.float32), "f64": np.dtype(np.float64), "i8": np.dtype(np.int8),
                 "u8": np.dtype(np.uint8), "i16": np.dtype(np.int16), "i32": np.dtype(np.int32),
@@ -291,7 +291,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     shape in the model but no bytes: their arrays go into the dict, for runtime.save_model to
     stream into the file (a model's weights are then never copied into the protobuf at all)."""
     if not MIN_OPSET <= opset <= MAX_OPSET:
-        raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} (what onnxruntime 1.31 and newer load)")
+        raise ValueError(f"opset {opset} is outside {MIN_OPSET}..{MAX_OPSET} ({OPSET_RANGE})")
     g = Builder(opset, weights, detached)
     values: dict[str, Any] = {}
     inputs, outputs, problems = [], [], []

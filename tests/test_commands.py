@@ -252,8 +252,8 @@ def test_the_warning_is_moot_at_an_opset_that_expresses_the_layer(tmp_path, caps
 
 
 def test_the_warning_the_commands_drop_is_infers():
-    # options.UNEXPORTABLE_RULE names infer.py's warning by its rule: they must agree
-    from netspec.commands.options import UNEXPORTABLE_RULE
+    # the commands drop infer.py's warning by its rule, UNEXPORTABLE_RULE
+    from netspec.infer import UNEXPORTABLE_RULE
 
     net = netspec.load(CIRCULAR_PAD)
     [warning] = net.diagnostics

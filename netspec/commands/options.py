@@ -269,10 +269,6 @@ def compile_spec(args: argparse.Namespace):
         raise UsageError(f"{flag} {exc.name}: {exc}") from None
 
 
-# The rule of infer.py's warning that `netspec export` would refuse a layer (at the default opset).
-UNEXPORTABLE_RULE = "ONNX can express every exported layer exactly"
-
-
 def network(args: argparse.Namespace, lowering: bool = True):
     """Compile the spec for export, run, graph or features; spec errors are printed and raise
     SystemExit(1).
@@ -282,6 +278,7 @@ def network(args: argparse.Namespace, lowering: bool = True):
     export would refuse it (at the default opset) is dropped: it would say the same mistake
     twice, or be moot at an opset that can express the layer."""
     from netspec.api import Network
+    from netspec.infer import UNEXPORTABLE_RULE
 
     result = compile_spec(args)
     shown = [d for d in result.diagnostics.items
