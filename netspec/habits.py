@@ -29,6 +29,16 @@ if TYPE_CHECKING:  # only for annotations: typing's generics cost milliseconds a
 
 # PyTorch keywords with no netspec meaning: left out of a corrected call without a word.
 _SILENT = {"inplace", "device", "dtype"}
+# ... and what an error says of them, on a netspec layer (`relu(inplace=true)`); the layers'
+# own such parameters are their Foreign.pytorch_traps (`padding_mode`, `return_indices`)
+_PYTORCH_EVERYWHERE = {
+    "inplace": "PyTorch's `inplace` has no meaning in netspec, where nothing is computed in place",
+    "device": "a spec describes the network, not where it runs (`netspec run --device cuda` "
+              "chooses that)",
+    "dtype": "a layer computes in its input's dtype, which its parameters take too",
+}
+# PyTorch's padding modes that netspec's pad layer has (its "zeros" is pad's "constant")
+_PAD_MODES = ("reflect", "replicate", "circular")
 # Keras's activation names -> netspec's layers (`Dense(10, activation="relu")`)
 _ACTIVATIONS = {"relu": "relu", "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax",
                 "gelu": "gelu", "swish": "silu", "silu": "silu", "elu": "elu", "relu6": "relu6",
@@ -56,9 +66,10 @@ class Rewrite:
     `label` a label to put before it, `then` layers chained after it (`-> relu`)."""
 
     def __init__(self, kind: str, args: list[tuple[str | None, Ref]], values: dict | None = None,
-                 label: str | None = None, then: list[str] | None = None) -> None:
+                 label: str | None = None, then: list[str] | None = None,
+                 before: list["Rewrite | str"] | None = None) -> None:
         self.kind, self.args, self.values = kind, args, values or {}
-        self.label, self.then = label, then or []
+        self.label, self.then, self.before = label, then or [], before or []
 
     def text(self, source_of: SourceOf | None = None) -> str:
         from netspec.layers.base import show_value
@@ -67,12 +78,14 @@ class Rewrite:
         for keyword, ref in self.args:
             shown = source_of(ref) if source_of is not None else None
             if shown is None:
-                shown = show_value(self.values[ref]) if ref in self.values else "..."
+                value = self.values.get(ref, ...)
+                shown = "..." if value is ... else value if isinstance(value, _Bare) else show_value(value)
             parts.append(f"{keyword}={shown}" if keyword else shown)
         call = f"{self.kind}({', '.join(parts)})" if parts else self.kind
         if self.label:
             call = f"{self.label}: {call}"
-        return " -> ".join([call, *self.then])
+        before = [b.text(source_of) if isinstance(b, Rewrite) else b for b in self.before]
+        return " -> ".join([*before, call, *self.then])
 
 
 def _canonical(cls: type["Layer"], given: list[tuple[str, Ref, str]], leading: list[Ref] = ()) -> list:
@@ -127,11 +140,239 @@ def reread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any],
            error: "ArgumentError") -> "ArgumentError":
     """`error`, from Layer.from_arguments, told in the user's words where the call reads as
     PyTorch's or Keras's (`conv(3, 64, 11)`, `in_channels=3`, `filters=64`); else `error`."""
+    if error.reason in ("unknown", "positional"):
+        trapped = pytorch_parameter(cls, positional, keywords, error)
+        if trapped is not None:
+            return trapped
     if error.reason == "unknown" and isinstance(error.arg, str):
         return unknown_keyword(cls, error.arg, positional, keywords) or error
     if error.reason in ("positional", "twice"):
         return misread(cls, positional, keywords) or error
+    if error.reason == "value":
+        return dtype_value(cls, positional, keywords, error) or error
     return error
+
+
+# ---------------------------------------------------------------- PyTorch's parameters netspec has no use for
+
+
+def pytorch_trap(cls: type["Layer"], name: str | None) -> str | None:
+    """Why netspec's layer has no PyTorch parameter `name` (`padding_mode`, `inplace`), in words
+    an error gives; None for a name the layer takes, or one PyTorch does not have either."""
+    if name is None or name in cls.model_fields or name in cls.aliases:
+        return None
+    return cls.foreign.pytorch_traps.get(name) or _PYTORCH_EVERYWHERE.get(name)
+
+
+def _trapped(cls: type["Layer"], positional: list, keywords) -> tuple[list[int], list[str]]:
+    """The arguments of a call (positional indices, keywords) that are PyTorch parameters netspec
+    has no use for. A positional one counts where PyTorch's order begins with netspec's
+    positional attributes, so the extra ones are PyTorch's next (`flatten(1)`: `start_dim`)."""
+    signature = cls.foreign.pytorch_args
+    aligned = [_field(cls, n) for n in signature[:len(cls.positional)]] == list(cls.positional)
+    indices = [i for i in range(len(cls.positional), len(positional))
+               if aligned and i < len(signature) and pytorch_trap(cls, signature[i])]
+    return indices, [k for k in keywords if pytorch_trap(cls, k)]
+
+
+def pytorch_parameter(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any],
+                      error: "ArgumentError") -> "ArgumentError | None":
+    """`relu(inplace=true)`, `conv(8, 3, padding_mode="reflect")`, `flatten(1)`: a PyTorch
+    parameter netspec has no use for, said so, with the call without it (and what does its
+    work instead: a `pad` before the conv, a `cast` before the layer)."""
+    indices, names = _trapped(cls, positional, keywords)
+    if error.reason == "positional" and indices and len(indices) == len(positional) - len(cls.positional):
+        culprit, name = indices[0], cls.foreign.pytorch_args[indices[0]]
+        count = len(cls.positional)
+        takes = (f"takes no positional arguments" if not count else
+                 f"takes {count} positional argument{'s' if count != 1 else ''}")
+        message = (f"{cls.kind} {takes}; `{_show(positional[culprit])}` is PyTorch's `{name}`: "
+                   f"{pytorch_trap(cls, name)}")
+    elif error.reason == "unknown" and error.arg in names:
+        culprit = name = error.arg
+        message = f"{cls.kind} has no attribute `{name}`: {pytorch_trap(cls, name)}"
+    else:
+        return None
+    values: dict[Ref, Any] = {**dict(enumerate(positional)), **keywords}
+    args: list[tuple[str | None, Ref]] = [(None, i) for i in range(len(positional)) if i not in indices]
+    dropped = set(names)
+    before: list[Rewrite] = []
+    hint = "leave it out: write `{call}`"
+    if name == "padding_mode":
+        hint = _padding_mode(cls, positional, keywords, values, dropped, before)
+    elif name == "dtype":
+        dtype = _dtype_of(keywords[name])
+        if dtype is not None:
+            values["=to"] = _Bare(dtype)
+            before.append(Rewrite("cast", [(None, "=to")], values))
+            hint = f"the input's dtype decides: to compute in {dtype}, cast the input first: write `{{call}}`"
+    elif name == "pad" and cls.kind == "pad" and "padding" not in keywords and not positional:
+        padding = _pytorch_padding(keywords[name], function=True)
+        if padding is not None:
+            values["=padding"] = padding
+            args.insert(0, (None, "=padding"))
+            hint = "write `{call}`"
+    args += [(k, k) for k in keywords if k not in dropped]
+    return argument_error(message, culprit, hint, Rewrite(cls.kind, args, values, before=before))
+
+
+class _Bare(str):
+    """A value a corrected call shows as it is, unquoted (a dtype: `cast(f16)`)."""
+
+
+def _padding_mode(cls, positional, keywords, values, dropped, before) -> str:
+    """The hint for PyTorch's `padding_mode` on a conv: a `pad` layer of that mode before it."""
+    mode = keywords.get("padding_mode")
+    padding = keywords.get("padding", 0)
+    other = "for reflect, replicate or circular padding put `pad(p, mode=...)` before the " + cls.kind
+    if cls.kind != "conv" or mode not in _PAD_MODES:
+        return "leave it out: write `{call}`" + ("; " + other if cls.kind == "conv" else "")
+    if padding == "same":
+        padding = _same_padding(positional[1] if len(positional) > 1 else
+                                keywords.get("kernel", keywords.get("kernel_size")),
+                                keywords.get("dilation", 1), keywords.get("stride", 1))
+        if padding is None:
+            return "leave it out: write `{call}`; " + other
+        values["=pad"] = padding
+        ref: Ref = "=pad"
+    else:
+        ref = "padding"
+    if padding in (0, "valid") or (isinstance(padding, tuple) and not any(padding)):
+        return "with no padding the mode changes nothing: write `{call}`"
+    dropped.add("padding")
+    before.append(Rewrite("pad", [(None, ref), ("mode", "padding_mode")], values))
+    return (f"for {mode} padding, pad first and take `padding` out of the {cls.kind}: "
+            f"write `{{call}}`")
+
+
+def _same_padding(kernel, dilation, stride):
+    """netspec's pad for `padding="same"` at stride 1: an odd total puts the extra at the end."""
+    def pair(v):
+        return v if isinstance(v, tuple) and len(v) == 2 else (v, v)
+
+    if not all(isinstance(v, int) or (isinstance(v, tuple) and all(isinstance(x, int) for x in v))
+               for v in (kernel, dilation, stride)) or pair(stride) != (1, 1):
+        return None
+    begins, ends = [], []
+    for k, d in zip(pair(kernel), pair(dilation)):
+        total = d * (k - 1)
+        begins.append(total // 2)
+        ends.append(total - total // 2)
+    if begins != ends:
+        return (begins[0], begins[1], ends[0], ends[1])
+    return begins[0] if begins[0] == begins[1] else tuple(begins)
+
+
+def _pytorch_padding(value: Any, function: bool) -> Any:
+    """PyTorch's pad sizes, last axis first ((left, right, top, bottom); F.pad's (left, right)
+    pads the width only), as netspec's `padding` (top, left, bottom, right); None for others."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, tuple):
+        return None
+    if len(value) == 4:
+        left, right, top, bottom = value
+        return (top, left, bottom, right)
+    if len(value) == 2 and function:
+        return (0, value[0], 0, value[1])
+    return None
+
+
+_PAD_ORDER = ("PyTorch lists the pad sizes from the last axis back, (left, right, top, bottom); "
+              "netspec's `padding` is (top, left, bottom, right)")
+# PyTorch functions whose positional parameters differ from their module's (F.pad(x, pad, mode))
+_FUNCTION_ARGS = {"flatten": ("input", "start_dim", "end_dim"), "pad": ("input", "pad", "mode", "value")}
+
+
+def _literal(text: str | None) -> Any:
+    """An integer, a string or a flat tuple of integers, from its source text; None otherwise."""
+    if text is None:
+        return None
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    quoted = _string(text)
+    if quoted is not None:
+        return quoted
+    match = re.fullmatch(r"\(\s*(-?\d+(?:\s*,\s*-?\d+)*)\s*,?\s*\)", text)
+    return tuple(int(v) for v in match.group(1).split(",")) if match else None
+
+
+def _dtype_of(value: Any) -> str | None:
+    """netspec's dtype for a value written as one (`f16`, `"float16"`, `"half"`), else None."""
+    from netspec.types import DTYPE_ALIASES, DTYPES
+
+    if not isinstance(value, str):
+        return None
+    word = value.lower()
+    return word if word in DTYPES else DTYPE_ALIASES.get(word)
+
+
+def dtype_value(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any],
+                error: "ArgumentError") -> "ArgumentError | None":
+    """`cast("half")`, `cast("float")`, `cast(to="int64")`: another tool's name for a dtype,
+    with netspec's."""
+    from netspec.types import DTYPES
+
+    if isinstance(error.arg, int) and error.arg < len(positional):
+        value, attribute = positional[error.arg], cls.positional[error.arg]
+    elif isinstance(error.arg, str) and error.arg in keywords:
+        value, attribute = keywords[error.arg], cls.aliases.get(error.arg, error.arg)
+    else:
+        return None
+    if cls.string_options(attribute) != list(DTYPES):
+        return None
+    dtype = _dtype_of(value)
+    if dtype is None:
+        return None
+    # "did you mean "f16"?" where the text is close to netspec's; else what the word means
+    spelling = error.hint if error.hint and f'"{dtype}"' in error.hint else dtype_spelling(value) + ":"
+    values: dict[Ref, Any] = {**dict(enumerate(positional)), **keywords, "=dtype": _Bare(dtype)}
+    args = [(None, i) if i != error.arg else (None, "=dtype") for i in range(len(positional))]
+    args += [(k, k) if k != error.arg else (k, "=dtype") for k in keywords]
+    return argument_error(error.message, error.arg, f"{spelling} write `{{call}}`",
+                          Rewrite(cls.kind, args, values))
+
+
+# whose the names for a dtype are that do not say their width
+_DTYPE_WORDS = {"half": "PyTorch's", "float": "PyTorch's", "double": "PyTorch's and C's",
+                "long": "PyTorch's", "short": "PyTorch's", "byte": "PyTorch's", "char": "PyTorch's"}
+
+
+def dtype_spelling(written: str) -> str:
+    """What another tool's name for a dtype is in netspec: `"half"` is PyTorch's name for f16."""
+    dtype = _dtype_of(written)
+    whose = _DTYPE_WORDS.get(written.lower())
+    if whose is None:
+        return f"netspec writes this dtype `{dtype}`"
+    also = " (NumPy's `float` is f64)" if written.lower() == "float" else ""
+    return f'`"{written}"` is {whose} name for {dtype}{also}'
+
+
+# a framework's module -> whose dtype names those are (`torch.float32`, `np.float16`)
+_DTYPE_MODULES = {"torch": "PyTorch's", "np": "NumPy's", "numpy": "NumPy's", "jnp": "JAX's",
+                  "jax.numpy": "JAX's", "tf": "TensorFlow's", "tensorflow": "TensorFlow's",
+                  "onnx.TensorProto": "ONNX's", "TensorProto": "ONNX's"}
+# NumPy's `float` and `int_` are 64-bit, PyTorch's `float` and `int` 32-bit
+_NUMPY_DTYPES = {"float": "f64", "float_": "f64", "double": "f64", "int_": "i64", "bool_": "bool",
+                 "intc": "i32", "single": "f32"}
+
+
+def dotted_dtype(written: str) -> tuple[str, str] | None:
+    """(netspec's dtype, whose name it is) for a framework's dtype: `torch.float32`, `np.float16`,
+    `tf.int64`, `torch.half`; None for anything else."""
+    from netspec.types import DTYPES
+
+    module, _, name = written.rpartition(".")
+    whose = _DTYPE_MODULES.get(module)
+    if whose is None:
+        return None
+    if whose in ("NumPy's", "JAX's") and name in _NUMPY_DTYPES:
+        return _NUMPY_DTYPES[name], whose
+    if whose == "PyTorch's" and name == "int":
+        return "i32", whose
+    dtype = _dtype_of(name) or ("bool" if name == "bool" else None)
+    return (dtype, whose) if dtype in DTYPES else None
 
 
 def misread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any]) -> "ArgumentError | None":
@@ -376,21 +617,58 @@ def translate(found: ForeignName, positional: list[Ref], keywords: list[str],
     def text_of(ref: Ref) -> str | None:
         return texts[ref] if ref in texts else (source_of(ref) if source_of is not None else None)
 
+    def padding_of(ref: Ref, function: bool, notes: list[str]) -> Ref:
+        """PyTorch's pad sizes (last axis first) as netspec's `padding`, under a new reference."""
+        written = text_of(ref)
+        padding = _pytorch_padding(_literal(written) if written is not None else values.get(ref), function)
+        if padding is None or isinstance(padding, int):
+            return ref
+        texts["=padding"] = _show(padding)
+        notes.append(f"the sizes are reordered: {_PAD_ORDER}")
+        return "=padding"
+
     if found.function:  # F.max_pool2d(x, 2): netspec takes the same arguments, tensors first
-        args = [(None, ref) for ref in [*leading, *positional]]
-        args += [(_field(cls, k) or k, k) for k in keywords]
-        return Rewrite(cls.kind, args, values).text(text_of), []
+        notes: list[str] = []
+        # the input first: given apart (`leading`), or as the first of `positional`
+        signature = _FUNCTION_ARGS.get(cls.kind, ())[len(leading):]
+        args = [(None, ref) for ref in leading]
+        for index, ref in enumerate(positional):
+            name = signature[index] if index < len(signature) else None
+            if name == "pad":
+                args.append((None, padding_of(ref, True, notes)))
+            elif name in cls.model_fields:
+                args.append((name, ref))
+            elif pytorch_trap(cls, name):
+                notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: "
+                             f"{pytorch_trap(cls, name)}")
+            else:
+                args.append((None, ref))
+        for name in keywords:
+            if name == "pad" and cls.kind == "pad":
+                args.append((None, padding_of(name, True, notes)))
+            elif name in _SILENT and pytorch_trap(cls, name):
+                continue
+            elif pytorch_trap(cls, name):
+                notes.append(f"`{name}` is left out: {pytorch_trap(cls, name)}")
+            else:
+                args.append((_field(cls, name) or name, name))
+        return Rewrite(cls.kind, args, values).text(text_of), notes
     pytorch = "PyTorch" in found.frameworks and bool(foreign.pytorch_args)
     signature = foreign.pytorch_args if pytorch else foreign.keras_args
     keras = "PyTorch" not in found.frameworks
     given: list[tuple[str, Ref, str]] = []
-    label, then, left_out, notes = None, [], [], []
+    label, then, left_out, notes, before = None, [], [], [], []
     for index, ref in enumerate(positional):
         name = signature[index] if index < len(signature) else None
         attribute = _field(cls, name, keras) if name is not None else None
         if name in foreign.inherited:
             notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: netspec "
                          f"takes the {foreign.inherited[name]} from the input tensor")
+        elif pytorch and attribute == "padding" and cls.kind == "pad":  # nn.ZeroPad2d((l, r, t, b))
+            given.append((attribute, padding_of(ref, False, notes), attribute))
+        elif pytorch and pytorch_trap(cls, name):
+            notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: "
+                         f"{pytorch_trap(cls, name)}")
         elif attribute is None:
             left_out.append(f"`{text_of(ref) or _show(values.get(ref))}`")
         else:
@@ -409,6 +687,14 @@ def translate(found: ForeignName, positional: list[Ref], keywords: list[str],
         elif name in foreign.inherited:
             notes.append(f"`{name}` is left out: netspec takes the {foreign.inherited[name]} "
                          f"from the input tensor")
+        elif name == "padding_mode" and not keras:
+            mode = quoted
+            if mode in _PAD_MODES and cls.kind == "conv":
+                before.append(name)  # a pad of that mode before the conv, once its padding is known
+            else:
+                notes.append(f"`{name}` is left out: {pytorch_trap(cls, name)}")
+        elif not keras and name not in _SILENT and pytorch_trap(cls, name):
+            notes.append(f"`{name}` is left out: {pytorch_trap(cls, name)}")
         elif name not in _SILENT:
             left_out.append(f"`{name}`")
     for name, text in foreign.implies.get(found.written.rpartition(".")[2], {}).items():
@@ -417,7 +703,29 @@ def translate(found: ForeignName, positional: list[Ref], keywords: list[str],
             given.append((name, f"={name}", name))
     if left_out:
         notes.append(f"left out, as netspec's {cls.kind} has no such attribute: {', '.join(left_out)}")
-    rewrite = Rewrite(cls.kind, _canonical(cls, given, leading), values, label, then)
+    stages: list[Rewrite] = []
+    if before:  # nn.Conv2d(..., padding=1, padding_mode="reflect"): pad(1, mode="reflect") -> conv
+        padding = next(((i, g) for i, g in enumerate(given) if g[0] == "padding"), None)
+        written = _literal(text_of(padding[1][1])) if padding is not None else 0
+        if written == "same":
+            kernel = next((_literal(text_of(g[1])) for g in given if g[0] == "kernel"), None)
+            dilation = next((_literal(text_of(g[1])) for g in given if g[0] == "dilation"), 1)
+            stride = next((_literal(text_of(g[1])) for g in given if g[0] == "stride"), 1)
+            written = _same_padding(kernel, dilation, stride)
+            if written is not None:
+                texts["=pad"] = _show(written)
+        if written is None:
+            notes.append(f"`padding_mode` is left out: {pytorch_trap(cls, 'padding_mode')}; for "
+                         f"{_string(text_of('padding_mode'))} padding put `pad(p, mode=...)` before it")
+        elif written in (0, "valid") or written == (0, 0):
+            notes.append("`padding_mode` is left out: with no padding it changes nothing")
+        else:
+            ref = "=pad" if "=pad" in texts else padding[1][1]
+            del given[padding[0]]
+            stages.append(Rewrite("pad", [(None, ref), ("mode", "padding_mode")], values))
+            notes.append(f"`padding_mode` becomes a `pad` layer before the {cls.kind}: "
+                         f"{pytorch_trap(cls, 'padding_mode')}")
+    rewrite = Rewrite(cls.kind, _canonical(cls, given, leading), values, label, then, stages)
     return rewrite.text(text_of), notes
 
 

@@ -820,3 +820,101 @@ def test_habits_of_other_languages_are_named_with_the_fix(line, culprit, words, 
 def test_floor_division_is_still_floor_division():
     e = value_of("c // 2")
     assert e.op == "//"
+
+
+# ---------------------------------------------------------------- PyTorch's parameters netspec has no use for
+
+
+def reread(kind: str, positional: list, keywords: dict):
+    """The ArgumentError a call's attributes get, in PyTorch's words where it reads as PyTorch's."""
+    from netspec import habits
+    from netspec.layers import LAYERS, ArgumentError
+
+    with pytest.raises(ArgumentError) as caught:
+        LAYERS[kind].from_arguments(positional, keywords)
+    return habits.reread(LAYERS[kind], positional, keywords, caught.value)
+
+
+@pytest.mark.parametrize("kind, positional, keywords, culprit, words, hint", [
+    ("relu", [], {"inplace": True}, "inplace", "nothing is computed in place", "write `relu`"),
+    ("dropout", [], {"p": 0.5, "inplace": True}, "inplace", "`inplace` has no meaning", "write `dropout(p=0.5)`"),
+    ("leaky_relu", [0.2], {"inplace": False}, "inplace", "`inplace`", "write `leaky_relu(0.2)`"),
+    ("conv", [8, 3], {"padding_mode": "zeros"}, "padding_mode", "conv pads with zeros", "write `conv(8, 3)`"),
+    ("conv", [8, 3], {"padding": 1, "padding_mode": "reflect"}, "padding_mode", "pads with zeros",
+     'write `pad(1, mode="reflect") -> conv(8, 3)`'),
+    ("conv", [8, 5], {"padding": "same", "padding_mode": "replicate", "dilation": 2}, "padding_mode",
+     "pads with zeros", 'write `pad(4, mode="replicate") -> conv(8, 5, dilation=2)`'),
+    ("conv", [8, 4], {"padding": "same", "padding_mode": "circular"}, "padding_mode", "pads with zeros",
+     'write `pad((1, 1, 2, 2), mode="circular") -> conv(8, 4)`'),
+    ("conv", [8, 3], {"padding_mode": "reflect"}, "padding_mode", "pads with zeros",
+     "with no padding the mode changes nothing: write `conv(8, 3)`"),
+    ("conv_transpose", [8, 3], {"padding_mode": "zeros"}, "padding_mode", "the one mode", "write `conv_transpose(8, 3)`"),
+    ("flatten", [1], {}, 0, "`1` is PyTorch's `start_dim`", "write `flatten`"),
+    ("flatten", [1, -1], {}, 0, "keeps the batch axis", "write `flatten`"),
+    ("flatten", [], {"start_dim": 1}, "start_dim", "as `torch.flatten(x, 1)` and `nn.Flatten()` do", "write `flatten`"),
+    ("conv", [8, 3], {"device": "cuda", "stride": 2}, "device", "not where it runs", "write `conv(8, 3, stride=2)`"),
+    ("linear", [10], {"dtype": "float16"}, "dtype", "its input's dtype", "write `cast(f16) -> linear(10)`"),
+    ("maxpool", [2], {"return_indices": True}, "return_indices", "pooled values only", "write `maxpool(2)`"),
+    ("pad", [], {"pad": (1, 1, 2, 0)}, "pad", "(left, right, top, bottom)", "write `pad((2, 1, 0, 1))`"),
+    ("pad", [], {"pad": (1, 2), "mode": "reflect"}, "pad", "from the last axis back",
+     'write `pad((0, 1, 0, 2), mode="reflect")`'),
+])
+def test_pytorch_parameters_netspec_has_no_use_for_are_named(kind, positional, keywords, culprit, words, hint):
+    error = reread(kind, positional, keywords)
+    assert error.arg == culprit
+    assert words in error.message, error.message
+    assert hint in error.hint, error.hint
+
+
+def test_every_pytorch_keyword_of_the_kind_is_left_out_of_the_corrected_call():
+    error = reread("conv", [8, 3], {"inplace": True, "device": "cpu", "padding": 1})
+    assert error.arg == "inplace"
+    assert error.hint == "leave it out: write `conv(8, 3, padding=1)`"
+
+
+def test_netspecs_own_attributes_are_never_taken_for_pytorchs():
+    from netspec import habits
+    from netspec.layers import LAYERS
+
+    assert habits.pytorch_trap(LAYERS["cast"], "dtype") is None       # cast's alias for `to`
+    assert habits.pytorch_trap(LAYERS["pad"], "padding") is None
+    assert habits.pytorch_trap(LAYERS["relu"], "stride") is None      # a plain unknown keyword
+
+
+@pytest.mark.parametrize("value, hint", [
+    ("half", "`\"half\"` is PyTorch's name for f16: write `cast(f16)`"),
+    ("float", "`\"float\"` is PyTorch's name for f32 (NumPy's `float` is f64): write `cast(f32)`"),
+    ("double", "name for f64: write `cast(f64)`"),
+    ("long", "PyTorch's name for i64: write `cast(i64)`"),
+    ("int64", "write `cast(i64)`"),
+    ("float16", "write `cast(f16)`"),
+    ("fp16", 'did you mean "f16"? write `cast(f16)`'),
+])
+def test_a_cast_to_another_tools_dtype_name_gets_netspecs(value, hint):
+    error = reread("cast", [value], {})
+    assert error.message.startswith("cast: `to` must be a dtype")
+    assert hint in error.hint, error.hint
+
+
+def test_a_cast_to_an_unknown_dtype_keeps_its_plain_message():
+    error = reread("cast", ["complex64"], {})
+    assert error.hint is None or "write" not in error.hint
+
+
+@pytest.mark.parametrize("line, hint, note", [
+    ("v = torch.flatten(x, 1)", "write `flatten(x)`", "`1` (start_dim) is left out"),
+    ("v = F.relu(x, inplace=True)", "write `relu(x)`", None),
+    ("v = F.pad(x, (1, 1, 2, 0))", "write `pad(x, (2, 1, 0, 1))`", "the sizes are reordered"),
+    ("v = F.pad(x, (1, 2), \"reflect\")", "write `pad(x, (0, 1, 0, 2), mode=\"reflect\")`", "reordered"),
+    ("v = x -> nn.ZeroPad2d((1, 1, 2, 0))", "write `pad((2, 1, 0, 1))`", "reordered"),
+    ("v = x -> nn.Conv2d(3, 8, 3, padding=1, padding_mode=\"reflect\")",
+     "write `pad(1, mode=\"reflect\") -> conv(8, 3)`", "becomes a `pad` layer before the conv"),
+    ("v = x -> nn.Conv2d(3, 8, 3, padding_mode=\"zeros\")", "write `conv(8, 3)`", "conv pads with zeros"),
+    ("v = x -> nn.Flatten(start_dim=1)", "write `flatten`", "keeps the batch axis"),
+    ("v = x -> nn.MaxPool2d(2, return_indices=True)", "write `maxpool(2)`", "pooled values only"),
+])
+def test_pytorch_calls_are_translated_without_what_netspec_has_no_use_for(line, hint, note):
+    (d,) = syntax_errors(line + "\n")
+    assert d.hint == hint, d.hint
+    if note is not None:
+        assert any(note in n for n in d.notes), d.notes

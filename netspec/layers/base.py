@@ -96,23 +96,28 @@ class Foreign:
     (Keras's name -> netspec's attribute: `filters` -> `out_channels`). `implies` gives the
     attributes a foreign name stands for (`ReflectionPad2d` is `pad(..., mode="reflect")`);
     `keras_traps` the Keras keywords whose value means something else in netspec, left out of a
-    corrected call with a note. (A plain class: a dataclass costs a millisecond at import.)
+    corrected call with a note; `pytorch_traps` PyTorch's parameters that netspec's layer has no
+    use for (`padding_mode`, `return_indices`, flatten's `start_dim`), each with why, in words the
+    error gives (PyTorch's `inplace`, `device` and `dtype` are known for every layer, in
+    netspec.habits). (A plain class: a dataclass costs a millisecond at import.)
     """
 
     __slots__ = ("pytorch", "pytorch_args", "keras", "keras_args", "keras_keywords", "inherited",
-                 "implies", "keras_traps")
+                 "implies", "keras_traps", "pytorch_traps")
 
     def __init__(self, *, pytorch: tuple[str, ...] = (), pytorch_args: tuple[str, ...] = (),
                  keras: tuple[str, ...] = (), keras_args: tuple[str, ...] = (),
                  keras_keywords: dict[str, str] | None = None, inherited: dict[str, str] | None = None,
                  implies: dict[str, dict[str, str]] | None = None,
-                 keras_traps: dict[str, str] | None = None) -> None:
+                 keras_traps: dict[str, str] | None = None,
+                 pytorch_traps: dict[str, str] | None = None) -> None:
         self.pytorch, self.pytorch_args = pytorch, pytorch_args
         self.keras, self.keras_args = keras, keras_args
         self.keras_keywords = keras_keywords or {}
         self.inherited = inherited or {}
         self.implies = implies or {}
         self.keras_traps = keras_traps or {}
+        self.pytorch_traps = pytorch_traps or {}
 
 
 class Refusal:

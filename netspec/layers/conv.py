@@ -78,7 +78,8 @@ class Conv(ConvBase):
         keras=("Conv2D", "Convolution2D"), keras_args=("filters", "kernel_size", "strides", "padding"),
         keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
                         "use_bias": "bias"},
-        inherited={"in_channels": "input channels"})
+        inherited={"in_channels": "input channels"},
+        pytorch_traps={"padding_mode": "netspec's conv pads with zeros"})
 
     padding: Padding2 = 0
 
@@ -146,7 +147,9 @@ class ConvTranspose(ConvBase):
         keras_args=("filters", "kernel_size", "strides", "padding", "output_padding"),
         keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
                         "use_bias": "bias"},
-        inherited={"in_channels": "input channels"})
+        inherited={"in_channels": "input channels"},
+        pytorch_traps={"padding_mode": "netspec's conv_transpose pads with zeros, the one mode "
+                                       "PyTorch's ConvTranspose2d takes too"})
 
     padding: NonNegative2 = 0
     output_padding: NonNegative2 = 0

@@ -104,7 +104,9 @@ class MaxPool(WindowPool):
     foreign = Foreign(pytorch=("MaxPool2d",),
                       pytorch_args=("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"),
                       keras=("MaxPooling2D", "MaxPool2D"), keras_args=("pool_size", "strides", "padding"),
-                      keras_keywords={"pool_size": "kernel", "strides": "stride"})
+                      keras_keywords={"pool_size": "kernel", "strides": "stride"},
+                      pytorch_traps={"return_indices": "netspec's maxpool gives the pooled values only, "
+                                                       "not where they came from"})
 
     dilation: Size2 = 1
 
@@ -121,7 +123,9 @@ class AvgPool(WindowPool):
     foreign = Foreign(pytorch=("AvgPool2d",),
                       pytorch_args=("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad"),
                       keras=("AveragePooling2D", "AvgPool2D"), keras_args=("pool_size", "strides", "padding"),
-                      keras_keywords={"pool_size": "kernel", "strides": "stride"})
+                      keras_keywords={"pool_size": "kernel", "strides": "stride"},
+                      pytorch_traps={"divisor_override": "netspec's avgpool divides by the window's size "
+                                                         "(without the padding when `count_include_pad=false`)"})
 
     count_include_pad: bool = True
 

@@ -21,7 +21,12 @@ class Upsample(Layer):
                       pytorch_args=("size", "scale_factor", "mode", "align_corners"),
                       keras=("UpSampling2D",), keras_args=("size",),
                       keras_keywords={"size": "scale_factor", "interpolation": "mode"},
-                      implies={"UpsamplingBilinear2d": {"mode": '"bilinear"', "align_corners": "true"}})
+                      implies={"UpsamplingBilinear2d": {"mode": '"bilinear"', "align_corners": "true"}},
+                      pytorch_traps={
+                          "recompute_scale_factor": "netspec's upsample maps the pixels by the scale "
+                                                    "given, as PyTorch's default does; `size=(h, w)` "
+                                                    "maps them by the sizes",
+                          "antialias": "netspec's upsample does not antialias, as PyTorch's default"})
 
     scale_factor: PositiveNumber2 | None = None
     size: Size2 | None = None

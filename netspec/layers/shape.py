@@ -16,13 +16,19 @@ PadSpec = Annotated[
     Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right)")]
 
 
+_FLATTEN_AXES = ("netspec's flatten keeps the batch axis and flattens all the others, as "
+                 "`torch.flatten(x, 1)` and `nn.Flatten()` do")
+
+
 class Flatten(Layer):
     """Flatten every axis but the batch, in the declared layout's order: [N, C, H, W] ->
     [N, C*H*W]. (For NHWC input the features come out in H, W, C order, which decides the
     weights a following `linear` needs.)"""
 
     kind = "flatten"
-    foreign = Foreign(pytorch=("Flatten",), keras=("Flatten",))
+    foreign = Foreign(pytorch=("Flatten",), pytorch_args=("start_dim", "end_dim"), keras=("Flatten",),
+                      pytorch_traps={
+                          "start_dim": _FLATTEN_AXES, "end_dim": _FLATTEN_AXES})
     family = "shape"
     dtypes = ANY_DTYPE
 
@@ -106,7 +112,11 @@ class Pad(Layer):
                       pytorch_args=("padding", "value"), keras=("ZeroPadding2D",), keras_args=("padding",),
                       implies={"ReflectionPad2d": {"mode": '"reflect"'},
                                "ReplicationPad2d": {"mode": '"replicate"'},
-                               "CircularPad2d": {"mode": '"circular"'}})
+                               "CircularPad2d": {"mode": '"circular"'}},
+                      # F.pad(x, pad): its sizes from the last axis back, (left, right, top, bottom)
+                      pytorch_traps={"pad": "PyTorch's `pad` lists the sizes from the last axis "
+                                            "back, (left, right, top, bottom); netspec's `padding` "
+                                            "is (top, left, bottom, right)"})
     family = "shape"
     positional = ("padding",)
     dtypes = ANY_DTYPE
