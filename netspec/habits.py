@@ -298,6 +298,11 @@ def _literal(text: str | None) -> Any:
     return tuple(int(v) for v in match.group(1).split(",")) if match else None
 
 
+def netspec_dtype(value: Any) -> str | None:
+    """netspec's dtype for a value written as one (`f16`, `"float16"`, `"half"`), else None."""
+    return _dtype_of(value)
+
+
 def _dtype_of(value: Any) -> str | None:
     """netspec's dtype for a value written as one (`f16`, `"float16"`, `"half"`), else None."""
     from netspec.types import DTYPE_ALIASES, DTYPES
@@ -819,11 +824,16 @@ def argument_source(sources, positional: list, keywords: dict) -> SourceOf:
 
 
 _SLASH = re.compile(r"//[ \t]+[A-Za-z][\w'-]*[ \t]+\S|/\*")
+# a chain's last stage, `-> relu` or `-> conv1: conv(8, (3, 3))`, which no `//` may follow
+_AFTER_STAGE = re.compile(r"->\s*(?:[A-Za-z_]\w*\s*:\s*)?[A-Za-z_]\w*\s*"
+                          r"(?:\((?:[^()]|\([^()]*\))*\))?\s*$")
+_WORD_NEXT = re.compile(r"//[ \t]*[^\W\d]")
 
 
 def slash_comment(line: str) -> int | None:
     """Where a `//` or `/*` comment starts on `line`, when one is clearly meant: `//` first on
-    the line, or followed by words (`c // 2  // half the width`), or any `/*`; outside strings
+    the line, or followed by words (`c // 2  // half the width`), or by a word after a chain's
+    last stage (`-> relu  // größer`: no `//` may follow a stage), or any `/*`; outside strings
     and before a `#`. None when there is none (a `//` alone is floor division)."""
     if "/" not in line:
         return None
@@ -843,7 +853,8 @@ def slash_comment(line: str) -> int | None:
                 return None
             i = close + 1
             continue
-        if char == "/" and _SLASH.match(line, i):
+        if char == "/" and (_SLASH.match(line, i) or (_WORD_NEXT.match(line, i)
+                                                       and _AFTER_STAGE.search(line, 0, i))):
             return i
         i += 1
     return None

@@ -277,8 +277,53 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         if isinstance(exc.orig_exc, NetspecError):
             raise exc.orig_exc from None
         raise
+    if _INPUT_WORD.search(text) is not None:  # `input` somewhere else than at a line's start
+        misused = _input_as_value(statements, file)
+        if misused:
+            raise NetspecError(misused)
     end = text.count("\n") + 1
     return S.Module.model_construct(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
+
+
+# a line with the word `input` after its start, before any comment
+_INPUT_WORD = re.compile(r"(?m)^(?![ \t]*input\b)[^#\n]*\binput\b")
+
+
+def _input_as_value(statements: list, file: str) -> list[Diagnostic]:
+    """`a = input -> conv(8, 3)`: the keyword that declares inputs, used as a value (the lexer
+    reads it as a name where only a name can follow). netspec's inputs have names of their own:
+    the hint names those declared in this file, or, in a block, its parameters."""
+    header = next((s for s in statements if isinstance(s, S.NetworkHeader)), None)
+    if header is not None and any(p.name.name == "input" for p in header.params):
+        return []  # a network parameter named `input`: a value everywhere
+    inputs = [s.name.name for s in statements if isinstance(s, S.InputDecl)]
+    found: list[Diagnostic] = []
+    for statement in statements:
+        if isinstance(statement, S.BlockDef):
+            params = [p.name.name for p in statement.params]
+            if "input" in params:
+                continue
+            hint = (f"inside a block its input is a parameter: write `{params[0]}`" if params else
+                    "give the block a parameter for its input: `block name(x) { ... }`")
+        elif isinstance(statement, S.Binding):
+            if len(inputs) == 1:
+                hint = f"the network's input is `{inputs[0]}`: write `{inputs[0]}`"
+            elif inputs:
+                hint = "the inputs declared here are " + ", ".join(f"`{n}`" for n in inputs) \
+                    + ": write the one meant"
+            else:
+                hint = "declare the input with a name, e.g. `input image: f32[N, 3, 224, 224]`, and write that name"
+        else:
+            continue
+        nodes = list(S.walk(statement))
+        if any(isinstance(n, S.Repeat) and n.index is not None and n.index.name == "input" for n in nodes):
+            continue  # `repeat(n, input)`: a round index of that name
+        for node in nodes:
+            if isinstance(node, S.NameRef) and node.name == "input":
+                found.append(Diagnostic("`input` declares an input; it is not a value", node.span,
+                                        rule="an input is declared `input NAME: dtype[dims]` and "
+                                             "used by its name", hint=hint))
+    return found
 
 
 # ---------------------------------------------------------------- friendly syntax errors
@@ -347,7 +392,8 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     at_current = token is newlines.current
     previous = newlines.previous if at_current else newlines.current
     earlier = newlines.earlier if at_current else newlines.previous
-    special = _common_mistake(token, previous, earlier, accepted, file, newlines)
+    special = (_statement_habit(token, previous, file, text, newlines)
+               or _common_mistake(token, previous, earlier, accepted, file, newlines))
     if special is not None:
         return special
     texts = {_terminal_text(lark, name) for name in accepted}
@@ -390,6 +436,11 @@ def _other_language(token: Token, file: str, text: str) -> Diagnostic | None:
                               hint=f"write `# {shown}`")
         return Diagnostic("`//` is floor division in netspec (`c // 2`); a comment starts with `#`",
                           at(comment, comment + 2), rule="syntax", hint=f"write `# {shown}`")
+    if value == "//" and re.fullmatch(r"[ \t]*[A-Za-z][\w'-]*[ \t]*\r?", line[index + 2:]):
+        # `-> relu  // widen`: one word, where the parser refused `//`, so it divides nothing
+        return Diagnostic("`//` is floor division in netspec (`c // 2`); a comment starts with `#`",
+                          at(index, index + 2), rule="syntax",
+                          hint=f"write `# {line[index + 2:].strip()}`")
     before = line[:index].rstrip()
     if value == "[" and (not before or before[-1] in "=(,[+-*/%"):
         close = _matching(line, index, "[", "]")
@@ -420,6 +471,130 @@ def _other_language(token: Token, file: str, text: str) -> Diagnostic | None:
     if value == "(" and before.endswith(")"):
         return _applied_call(line, before, index, number, file)
     return None
+
+
+# Python's modules a spec has no use for: `import torch` is deleted, not turned into a `use`
+_PYTHON_MODULES = {"torch", "torchvision", "numpy", "tensorflow", "keras", "jax", "flax", "onnx",
+                   "math", "typing", "collections", "functools", "__future__", "timm"}
+
+
+def _statement_habit(token: Token, previous: Token | None, file: str, text: str,
+                     newlines: _Newlines) -> Diagnostic | None:
+    """A statement written as another language writes it: Python's `def`, `class`, `import`
+    and a `return` outside any block; `use` of an unquoted path; a name with a `-`
+    (`network resnet-18`)."""
+    if previous is None or not isinstance(getattr(previous, "line", None), int):
+        return None
+    lines = text.split("\n")
+    line = lines[previous.line - 1].rstrip("\r") if previous.line <= len(lines) else ""
+    word = str(previous)
+    first = previous.type == "NAME" and not line[:previous.column - 1].strip()
+    same_line = token.type in ("_NL", "$END") or getattr(token, "line", None) == previous.line
+
+    def at(t: Token) -> Span:
+        return Span(file, t.line, t.column, t.line, t.column + len(str(t)))
+
+    if str(token) == "-":
+        return _dashed_name(token, previous, line, file)
+    if word == "use" and token.type != "STRING" and same_line and token.type not in ("_NL", "$END"):
+        start = token.column - 1
+        path = line[start:].split("#")[0].strip()
+        shown = path[1:-1] if path[:1] == "<" and path[-1:] == ">" else path
+        return Diagnostic("the path after `use` is a string: it is written in quotes",
+                          Span(file, token.line, token.column, token.line, token.column + len(path)),
+                          rule="syntax", hint=f'write `use "{shown}"`')
+    if not first or not same_line or newlines.braces:
+        return None
+    rest = line[previous.end_column - 1:].split("#")[0].strip()
+    if word == "def":
+        return _python_def(previous, line, rest, file)
+    if word == "class":
+        name = re.match(r"[A-Za-z_]\w*", rest)
+        return Diagnostic("`class` is Python's; netspec has no classes: a file describes one network, "
+                          "named by its `network` line", at(previous), rule="syntax",
+                          hint=f"write `network {name.group() if name else 'net'}`; its layers are "
+                               f"bindings (`y = x -> conv(64, 3)`), the parts it repeats `block`s")
+    if word in ("import", "from"):
+        module = re.match(r"[A-Za-z_][\w.]*", rest)
+        path = module.group() if module else ""
+        if path.split(".")[0] in _PYTHON_MODULES or not path:
+            hint = "delete this line: a spec imports nothing to use netspec's layers"
+        else:
+            hint = f'write `use "{path.replace(".", "/")}.net"`'
+        return Diagnostic(f"`{word}` is Python's; netspec takes the blocks of another file with "
+                          f"`use \"file.net\"`", at(previous), rule="syntax", hint=hint)
+    if word == "return":
+        closing = next((i + 1 for i in range(previous.line - 2, -1, -1)
+                        if lines[i].strip().startswith("}")), None)
+        if closing is not None and any(l.strip() == "}" for l in lines[previous.line:]):
+            return Diagnostic(f"`return` outside any block: the `}}` at line {closing} ends the "
+                              f"block before it", at(previous), rule="a block's body ends with its "
+                              "`return`, then `}`", hint=f"move the `}}` of line {closing} after this line")
+        if re.fullmatch(r"[A-Za-z_]\w*(\s*,\s*[A-Za-z_]\w*)*", rest):
+            hint = f"write `output {rest}`"
+        else:
+            value = rest if len(rest) <= 40 else rest[:37] + "..."
+            name = "out" if not re.search(r"\bout\b", rest) else "result"
+            hint = (f"bind the result to a name and list that: `{name} = {value}`, then `output {name}`"
+                    if value else "name the network's results with `output NAME`")
+        return Diagnostic("`return` ends a block; a network names its results with `output`",
+                          at(previous), rule="syntax", hint=hint)
+    return None
+
+
+def _python_def(previous: Token, line: str, rest: str, file: str) -> Diagnostic:
+    """`def block1(x, planes: int, stride=1):`, Python's function, as netspec's block."""
+    where = Span(file, previous.line, previous.column, previous.line, previous.column + 3)
+    match = re.fullmatch(r"([A-Za-z_]\w*)\s*\((.*)\)\s*(?:->[^:]*)?:", rest)
+    if match is not None and match.group(1) == "forward":
+        return Diagnostic("`def forward` is a PyTorch module's method; netspec's forward pass is the "
+                          "file's own bindings", where, rule="syntax",
+                          hint="write it at the top level, e.g. `y = x -> conv(64, 3) -> relu`, and "
+                               "name the results with `output y`")
+    if match is None:
+        shown = "block name(x) {"
+    else:
+        params = [p.strip() for p in _split_top_level(match.group(2)) if p.strip()]
+        params = [re.sub(r"^([A-Za-z_]\w*)\s*:\s*[^=]+?(\s*=|$)", r"\1\2", p) for p in params]
+        params = [re.sub(r"\s*=\s*", " = ", p) for p in params if p != "self"]
+        shown = f"block {match.group(1)}({', '.join(params)}) {{"
+    return Diagnostic(f"`def` is Python's; netspec's blocks are written `{shown} ... return ... }}`",
+                      where, rule="syntax",
+                      hint=f"write `{shown}` here, then the block's bindings, a `return` and `}}`")
+
+
+def _split_top_level(items: str) -> list[str]:
+    parts, depth, current = [], 0, ""
+    for char in items:
+        depth += (char in "([") - (char in ")]")
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return [*parts, current]
+
+
+def _dashed_name(token: Token, previous: Token, line: str, file: str) -> Diagnostic | None:
+    """`network resnet-18`, `input my-image: ...`: a `-` inside a name, where the parser refused
+    a `-` (so it subtracts nothing): netspec's names are letters, digits and `_`."""
+    dash, before = token, previous
+    if before.type != "NAME" or before.end_pos != dash.start_pos:
+        return None
+    index = dash.column - 1
+    if not re.match(r"\w", line[index + 1:index + 2]):
+        return None
+    start = before.column - 1
+    end = re.match(r"[A-Za-z_]\w*(?:-\w+)+", line[start:])
+    if end is None:
+        return None
+    name = end.group()
+    fixed = name.replace("-", "_")
+    head = re.match(r"\s*(network|input|block|output)\s+$", line[:start])
+    shown = f"{head.group(1)} {fixed}" if head else fixed
+    return Diagnostic(f"`{name}` is not a name: names are letters, digits and `_`",
+                      Span(file, dash.line, start + 1, dash.line, start + len(name) + 1),
+                      rule="syntax", hint=f"write `{shown}`")
 
 
 def _matching(line: str, start: int, opener: str, closer: str) -> int | None:
@@ -605,6 +780,10 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
                                                      f"{example}`x -> {label}: {call}`")
     found = habits.foreign_name(name)
     head, _, method = name.rpartition(".")
+    if found is None:
+        converted = _dtype_habit(name, line, start, end, number, file)
+        if converted is not None:
+            return converted
     layer = habits.tensor_method(method)
     if found is None and layer is not None and "." not in head:  # `x.view(x.size(0), -1)`
         return Diagnostic(f"`{name}` is a tensor method in PyTorch; netspec applies a layer in a chain",
@@ -621,6 +800,46 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
         positional, keywords, texts = arguments
         call, notes = habits.translate(found, positional, keywords, source_of=texts.get)
     return Diagnostic(found.message(), where, rule="syntax", hint=f"write `{call}`", notes=notes)
+
+
+# PyTorch's tensor methods that convert (`x.half()`) -> netspec's dtype
+_CONVERSIONS = {"half": "f16", "float": "f32", "double": "f64", "bfloat16": "bf16", "long": "i64",
+                "int": "i32", "short": "i16", "char": "i8", "byte": "u8", "bool": "bool"}
+
+
+def _dtype_habit(name: str, line: str, start: int, end: int, number: int, file: str) -> Diagnostic | None:
+    """`torch.float32`, `np.float16` (a framework's dtype: netspec writes `f32`), and PyTorch's
+    conversions `x.to(torch.float16)`, `x.half()` (netspec's `x -> cast(f16)`)."""
+    where = Span(file, number, start + 1, number, end + 1)
+    dtype = habits.dotted_dtype(name)
+    if dtype is not None:
+        netspec, whose = dtype
+        if re.search(r"\bcast\s*\(\s*(?:(?:to|dtype)\s*=\s*)?$", line[:start]):
+            hint = f"write `cast({netspec})`"
+        elif re.match(r"\s*input\s+\w+\s*:\s*$", line[:start]):
+            hint = f"write `{netspec}`"
+        else:
+            hint = f"write `{netspec}` (a conversion is `x -> cast({netspec})`)"
+        return Diagnostic(f"`{name}` is {whose} name for a dtype; netspec writes it `{netspec}`", where,
+                          rule="syntax", hint=hint)
+    head, _, method = name.rpartition(".")
+    if "." in head or not re.fullmatch(r"[A-Za-z_]\w*", head):
+        return None
+    rest = line[end:]
+    target = None
+    if method in _CONVERSIONS and re.match(r"\(\s*\)", rest):
+        target = _CONVERSIONS[method]
+    elif method in ("to", "type") and rest.startswith("("):
+        close = _matching(rest, 0, "(", ")")
+        argument = rest[1:close].strip() if close is not None else ""
+        argument = re.sub(r"^dtype\s*=\s*", "", argument)
+        dotted = habits.dotted_dtype(argument)
+        word = argument[1:-1] if argument[:1] in "\"'" and argument[-1:] == argument[:1] else argument
+        target = dotted[0] if dotted else habits.netspec_dtype(word)
+    if target is None:
+        return None
+    return Diagnostic(f"`{name}` is a tensor method in PyTorch; netspec converts with the `cast` layer",
+                      where, rule="syntax", hint=f"write `{head} -> cast({target})`")
 
 
 def _sequential_stages(rest: str) -> list[str] | None:

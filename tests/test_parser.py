@@ -918,3 +918,94 @@ def test_pytorch_calls_are_translated_without_what_netspec_has_no_use_for(line, 
     assert d.hint == hint, d.hint
     if note is not None:
         assert any(note in n for n in d.notes), d.notes
+
+
+# ---------------------------------------------------------------- other languages' statements
+
+
+@pytest.mark.parametrize("text, line, culprit, words, hint", [
+    ("v = x -> relu    // widen\n", 1, "//", "a comment starts with `#`", "write `# widen`"),
+    ("output v  // logits\n", 1, "//", "a comment starts with `#`", "write `# logits`"),
+    ("def basic(x, planes: int, stride=1) -> Tensor:\n    return x\n", 1, "def",
+     "blocks are written `block basic(x, planes, stride = 1) { ... return ... }`",
+     "write `block basic(x, planes, stride = 1) {` here"),
+    ("def block1(self, x):\n", 1, "def", "`block block1(x) {", "`block block1(x) {`"),
+    ("def forward(self, x):\n", 1, "def", "PyTorch module's method", "`output y`"),
+    ("class Net(nn.Module):\n", 1, "class", "netspec has no classes", "write `network Net`"),
+    ("import torch\n", 1, "import", "`import` is Python's", "delete this line"),
+    ("from lib.blocks import basic\n", 1, "from", "`from` is Python's", 'write `use "lib/blocks.net"`'),
+    ("v = f(1)\nreturn v\n", 2, "return", "a network names its results with `output`", "write `output v`"),
+    ("v = f(1)\nreturn a, b\n", 2, "return", "with `output`", "write `output a, b`"),
+    ("return x -> relu\n", 1, "return", "with `output`", "`out = x -> relu`, then `output out`"),
+    ("block b(x) {\n  y = x\n}\n  return y\n}\n", 4, "return", "the `}` at line 3 ends the block",
+     "move the `}` of line 3 after this line"),
+    ("use lib/blocks.net\n", 1, "lib", "the path after `use` is a string", 'write `use "lib/blocks.net"`'),
+    ("use <blocks.net>  # mine\n", 1, "<", "is a string", 'write `use "blocks.net"`'),
+    ("network resnet-18\n", 1, "resnet", "`resnet-18` is not a name", "write `network resnet_18`"),
+    ("input my-image: f32[N, 3, 8, 8]\n", 1, "my", "`my-image` is not a name", "write `input my_image`"),
+    ("conv-out = x -> relu\n", 1, "conv", "letters, digits and `_`", "write `conv_out`"),
+    ("v = x -> cast(torch.float32)\n", 1, "torch", "PyTorch's name for a dtype; netspec writes it `f32`",
+     "write `cast(f32)`"),
+    ("v = x -> cast(dtype=np.float16)\n", 1, "np", "NumPy's name for a dtype", "write `cast(f16)`"),
+    ("v = x -> cast(np.float64)\n", 1, "np", "writes it `f64`", "write `cast(f64)`"),
+    ("v = x -> cast(torch.int)\n", 1, "torch", "writes it `i32`", "write `cast(i32)`"),
+    ("input x: torch.float16[N, 3]\n", 1, "torch", "writes it `f16`", "write `f16`"),
+    ("v = x.to(torch.float16)\n", 1, "x.to", "tensor method in PyTorch", "write `x -> cast(f16)`"),
+    ("v = x.to(\"half\")\n", 1, "x.to", "tensor method in PyTorch", "write `x -> cast(f16)`"),
+    ("v = x.half()\n", 1, "x.half", "converts with the `cast` layer", "write `x -> cast(f16)`"),
+    ("v = x.long()\n", 1, "x.long", "converts with the `cast` layer", "write `x -> cast(i64)`"),
+])
+def test_statements_of_other_languages_are_named_with_the_fix(text, line, culprit, words, hint):
+    (d,) = syntax_errors(text)
+    assert (d.span.line, d.span.column) == (line, text.splitlines()[line - 1].index(culprit) + 1), d
+    assert words in d.message, d.message
+    assert hint in d.hint, d.hint
+
+
+@pytest.mark.parametrize("text", [
+    "v = c // half\n",                  # a floor division by a name: the parser takes it
+    "v = a - b\nw = a-b\n",             # subtraction, spaced or not
+    "block b(input) {\n  return input -> relu\n}\n",        # a parameter named `input`
+    "network n(input = 3)\nv = input * 2\n",
+    "v = x -> repeat(2, input) { conv(input + 1, 3) }\n",  # a round index named `input`
+    "input image: f32[N, 3, 8, 8]  # the input\nv = image  # not the input\n",
+])
+def test_what_only_looks_like_another_languages_habit_parses(text):
+    assert parse(text, "t.net").statements
+
+
+@pytest.mark.parametrize("text, hint", [
+    ("input image: f32[N, 3, 8, 8]\nv = input -> relu\n", "the network's input is `image`: write `image`"),
+    ("input a: f32[N, 3]\ninput b: f32[N, 3]\nv = input + a\n", "the inputs declared here are `a`, `b`"),
+    ("v = input -> relu\n", "declare the input with a name"),
+    ("block b(x, c) {\n  return input -> conv(c, 3)\n}\n", "inside a block its input is a parameter: write `x`"),
+])
+def test_the_keyword_input_used_as_a_value_names_the_inputs(text, hint):
+    (d,) = syntax_errors(text)
+    assert d.message == "`input` declares an input; it is not a value"
+    assert hint in d.hint, d.hint
+    line = text.splitlines()[d.span.line - 1]
+    assert line[d.span.column - 1:d.span.end_column - 1] == "input"
+
+
+def test_input_used_twice_as_a_value_is_an_error_at_each_place():
+    found = syntax_errors("input image: f32[N, 3, 8, 8]\nv = input -> relu\nw = input -> tanh\n")
+    assert [d.span.line for d in found] == [2, 3]
+
+
+@pytest.mark.parametrize("line, comment", [
+    ("v = x -> relu  // größer", True),          # one word after a stage, not ASCII: no look-alike errors
+    ("v = x -> c1: conv(8, (3, 3))  // wide", True),
+    ("v = x -> conv(c // half, 3)", False),       # floor division inside the arguments
+    ("v = x -> relu // 2", False),                # a number: no comment is clearly meant
+    ("v = c // half", False),
+])
+def test_a_slash_comment_after_a_chains_last_stage_is_a_comment(line, comment):
+    from netspec.habits import slash_comment
+
+    assert slash_comment(line) == (line.index("//") if comment else None)
+
+
+def test_a_one_word_comment_that_is_not_ascii_is_one_error():
+    (d,) = syntax_errors("v = x -> relu  // größer\n")
+    assert "a comment starts with `#`" in d.message and d.hint == "write `# größer`"
