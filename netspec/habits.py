@@ -147,7 +147,15 @@ def reread(cls: type["Layer"], positional: list[Any], keywords: dict[str, Any],
     if error.reason == "unknown" and isinstance(error.arg, str):
         return unknown_keyword(cls, error.arg, positional, keywords) or error
     if error.reason in ("positional", "twice"):
-        return misread(cls, positional, keywords) or error
+        found = misread(cls, positional, keywords)
+        if found is None and error.reason == "positional" and not cls.model_fields:
+            from netspec.layers.base import ArgumentError
+
+            # `sigmoid(2)`: no attribute to give by name, whatever the hint of a layer with some says
+            return ArgumentError(f"{cls.kind} takes no attributes, but got `{_show(positional[0])}`"
+                                 + (f" and {len(positional) - 1} more" if len(positional) > 1 else ""),
+                                 arg=0, reason=error.reason, hint=f"write `{cls.kind}`")
+        return found or error
     if error.reason == "value":
         return dtype_value(cls, positional, keywords, error) or error
     return error
@@ -186,8 +194,9 @@ def pytorch_parameter(cls: type["Layer"], positional: list[Any], keywords: dict[
         count = len(cls.positional)
         takes = (f"takes no positional arguments" if not count else
                  f"takes {count} positional argument{'s' if count != 1 else ''}")
-        message = (f"{cls.kind} {takes}; `{_show(positional[culprit])}` is PyTorch's `{name}`: "
-                   f"{pytorch_trap(cls, name)}")
+        why, own = pytorch_trap(cls, name), f"PyTorch's `{name}` "
+        message = (f"{cls.kind} {takes}; `{_show(positional[culprit])}` is PyTorch's `{name}`"
+                   + (f", which {why[len(own):]}" if why.startswith(own) else f": {why}"))
     elif error.reason == "unknown" and error.arg in names:
         culprit = name = error.arg
         message = f"{cls.kind} has no attribute `{name}`: {pytorch_trap(cls, name)}"
@@ -341,7 +350,7 @@ def dtype_value(cls: type["Layer"], positional: list[Any], keywords: dict[str, A
 
 # whose the names for a dtype are that do not say their width
 _DTYPE_WORDS = {"half": "PyTorch's", "float": "PyTorch's", "double": "PyTorch's and C's",
-                "long": "PyTorch's", "short": "PyTorch's", "byte": "PyTorch's", "char": "PyTorch's"}
+                "long": "PyTorch's", "short": "PyTorch's"}
 
 
 def dtype_spelling(written: str) -> str:
@@ -672,8 +681,9 @@ def translate(found: ForeignName, positional: list[Ref], keywords: list[str],
         elif pytorch and attribute == "padding" and cls.kind == "pad":  # nn.ZeroPad2d((l, r, t, b))
             given.append((attribute, padding_of(ref, False, notes), attribute))
         elif pytorch and pytorch_trap(cls, name):
-            notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: "
-                         f"{pytorch_trap(cls, name)}")
+            if name not in _SILENT:  # `nn.ReLU(True)`: its inplace goes without a word
+                notes.append(f"`{text_of(ref) or _show(values.get(ref))}` ({name}) is left out: "
+                             f"{pytorch_trap(cls, name)}")
         elif attribute is None:
             left_out.append(f"`{text_of(ref) or _show(values.get(ref))}`")
         else:

@@ -23,7 +23,8 @@ DTYPES: dict[str, int] = {  # dtype name -> bytes per element
 DTYPE_ALIASES: dict[str, str] = {
     "float16": "f16", "fp16": "f16", "half": "f16", "bfloat16": "bf16", "float32": "f32",
     "fp32": "f32", "float": "f32", "float64": "f64", "fp64": "f64", "double": "f64",
-    "int8": "i8", "uint8": "u8", "int16": "i16", "int32": "i32", "int64": "i64", "long": "i64",
+    "int8": "i8", "uint8": "u8", "int16": "i16", "short": "i16", "int32": "i32", "int64": "i64",
+    "long": "i64",
 }
 # The groups the layers' dtype rules are written in (netspec.layers.base.Layer.dtypes).
 FLOATS: tuple[str, ...] = ("f16", "bf16", "f32", "f64")

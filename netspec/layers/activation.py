@@ -28,7 +28,7 @@ class ReLU(Activation):
     """max(x, 0)."""
 
     kind = "relu"
-    foreign = Foreign(pytorch=("ReLU",), keras=("ReLU",))
+    foreign = Foreign(pytorch=("ReLU",), pytorch_args=("inplace",), keras=("ReLU",))
     onnx_op = "Relu"
 
 
@@ -36,7 +36,7 @@ class LeakyReLU(Activation):
     """x if x > 0 else negative_slope * x."""
 
     kind = "leaky_relu"
-    foreign = Foreign(pytorch=("LeakyReLU",), pytorch_args=("negative_slope",), keras=("LeakyReLU",),
+    foreign = Foreign(pytorch=("LeakyReLU",), pytorch_args=("negative_slope", "inplace"), keras=("LeakyReLU",),
                       keras_args=("negative_slope",), keras_keywords={"alpha": "negative_slope"})
     positional = ("negative_slope",)
 
@@ -89,7 +89,7 @@ class ReLU6(Activation):
     """min(max(x, 0), 6): MobileNet's bounded ReLU."""
 
     kind = "relu6"
-    foreign = Foreign(pytorch=("ReLU6",))
+    foreign = Foreign(pytorch=("ReLU6",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
         dtype = types[0].dtype
@@ -101,7 +101,7 @@ class HardSigmoid(Activation):
     """relu6(x + 3) / 6: a piecewise-linear sigmoid (MobileNetV3's gates)."""
 
     kind = "hardsigmoid"
-    foreign = Foreign(pytorch=("Hardsigmoid",))
+    foreign = Foreign(pytorch=("Hardsigmoid",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("HardSigmoid", inputs, alpha=1.0 / 6.0, beta=0.5)
@@ -111,7 +111,7 @@ class HardSwish(Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
 
     kind = "hardswish"
-    foreign = Foreign(pytorch=("Hardswish",))
+    foreign = Foreign(pytorch=("Hardswish",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
         if g.opset >= 14:
@@ -147,7 +147,7 @@ class SiLU(Activation):
     """x * sigmoid(x), also called swish (EfficientNet)."""
 
     kind = "silu"
-    foreign = Foreign(pytorch=("SiLU",))
+    foreign = Foreign(pytorch=("SiLU",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("Mul", [inputs[0], g.op("Sigmoid", inputs)])
@@ -157,7 +157,7 @@ class ELU(Activation):
     """x if x > 0 else alpha * (exp(x) - 1)."""
 
     kind = "elu"
-    foreign = Foreign(pytorch=("ELU",), pytorch_args=("alpha",), keras=("ELU",), keras_args=("alpha",))
+    foreign = Foreign(pytorch=("ELU",), pytorch_args=("alpha", "inplace"), keras=("ELU",), keras_args=("alpha",))
     positional = ("alpha",)
 
     alpha: float = 1.0

@@ -67,7 +67,7 @@ class Dropout(Layer):
     """Zeroes elements with probability `p` while training; the identity at inference."""
 
     kind = "dropout"
-    foreign = Foreign(pytorch=("Dropout", "Dropout2d"), pytorch_args=("p",), keras=("Dropout",),
+    foreign = Foreign(pytorch=("Dropout", "Dropout2d"), pytorch_args=("p", "inplace"), keras=("Dropout",),
                       keras_args=("rate",), keras_keywords={"rate": "p"})
     family = "shape"
     dtypes = ANY_DTYPE
