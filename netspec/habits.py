@@ -257,13 +257,16 @@ def _padding_mode(cls, positional, keywords, values, dropped, before) -> str:
 def _same_padding(kernel, dilation, stride):
     """netspec's pad for `padding="same"` at stride 1: an odd total puts the extra at the end."""
     def pair(v):
-        return v if isinstance(v, tuple) and len(v) == 2 else (v, v)
+        if isinstance(v, int) and not isinstance(v, bool):
+            return (v, v)
+        ok = isinstance(v, tuple) and len(v) == 2 and all(isinstance(x, int) for x in v)
+        return v if ok else None
 
-    if not all(isinstance(v, int) or (isinstance(v, tuple) and all(isinstance(x, int) for x in v))
-               for v in (kernel, dilation, stride)) or pair(stride) != (1, 1):
+    kernel, dilation, stride = pair(kernel), pair(dilation), pair(stride)
+    if kernel is None or dilation is None or stride != (1, 1):
         return None
     begins, ends = [], []
-    for k, d in zip(pair(kernel), pair(dilation)):
+    for k, d in zip(kernel, dilation):
         total = d * (k - 1)
         begins.append(total // 2)
         ends.append(total - total // 2)
