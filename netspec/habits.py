@@ -192,7 +192,7 @@ def pytorch_parameter(cls: type["Layer"], positional: list[Any], keywords: dict[
     if error.reason == "positional" and indices and len(indices) == len(positional) - len(cls.positional):
         culprit, name = indices[0], cls.foreign.pytorch_args[indices[0]]
         count = len(cls.positional)
-        takes = (f"takes no positional arguments" if not count else
+        takes = ("takes no positional arguments" if not count else
                  f"takes {count} positional argument{'s' if count != 1 else ''}")
         why, own = pytorch_trap(cls, name), f"PyTorch's `{name}` "
         message = (f"{cls.kind} {takes}; `{_show(positional[culprit])}` is PyTorch's `{name}`"
