@@ -212,7 +212,7 @@ class Elaborator(Evaluator):
             for diagnostic in exc.diagnostics:
                 if diagnostic.span is not None and diagnostic.span.file != use.span.file:
                     diagnostic.labels.append(Label(use.path.span, "imported here"))
-                elif diagnostic.hint is None and not target.exists():
+                elif diagnostic.hint is None:
                     diagnostic.hint = _nearby_file(target, use.path.value)
             self.diag.extend(exc.diagnostics)
             self.failed_imports.append((use, exc.diagnostics[0] if exc.diagnostics else None))
@@ -416,6 +416,18 @@ class Elaborator(Evaluator):
     # ================================================================ expressions
 
     # ================================================================ what makes layers
+
+    def input_hint(self, scope: Scope) -> str:
+        if scope.blocks:  # inside a block, its input is its first parameter
+            params = self.blocks[scope.blocks[-1].block].definition.params
+            return (f"inside a block its input is a parameter: write `{params[0].name.name}`" if params
+                    else "give the block a parameter for its input: `block name(x) { ... }`")
+        inputs = self.graph.inputs
+        if len(inputs) == 1:
+            return f"the network's input is `{inputs[0]}`: write `{inputs[0]}`"
+        if inputs:
+            return "the inputs declared here are " + ", ".join(f"`{n}`" for n in inputs) + ": write the one meant"
+        return super().input_hint(scope)
 
     def callable_kind(self, name: str) -> str | None:
         return "layer" if name in LAYERS else "block" if name in self.blocks else None
@@ -828,15 +840,21 @@ class Elaborator(Evaluator):
 
 
 def _nearby_file(target: Path, written: str) -> str | None:
-    """For a `use` path that names no file: the file meant, if one is close (the `.net` left
-    off, a misspelling in the same folder)."""
-    if target.with_name(target.name + ".net").is_file():
-        return f'add the suffix: `use "{written}.net"`'
-    if not target.parent.is_dir():
+    """For a `use` path that could not be read: the file meant, if one is close (the `.net`
+    left off, a misspelling in the same folder). None where the path exists, or cannot even be
+    looked at (a name too long for the file system)."""
+    try:
+        if target.exists():
+            return None
+        if target.with_name(target.name + ".net").is_file():
+            return f'add the suffix: `use "{written}.net"`'
+        if not target.parent.is_dir():
+            return None
+        names = sorted(p.name for p in target.parent.iterdir() if p.suffix == ".net")
+    except (OSError, ValueError):
         return None
     import difflib  # only for a use that failed
 
-    names = sorted(p.name for p in target.parent.iterdir() if p.suffix == ".net")
     close = difflib.get_close_matches(target.name, names, n=1, cutoff=0.6)
     if not close:
         return None

@@ -177,6 +177,10 @@ class Evaluator:
                   bound: str | None) -> Any:
         raise NotImplementedError
 
+    def input_hint(self, scope: Scope) -> str:
+        """What to write for the keyword `input` used as a value: the inputs' names."""
+        return "declare the input with a name, e.g. `input image: f32[N, 3, 224, 224]`, and write that name"
+
     def callable_kind(self, name: str) -> str | None:
         """"layer" or "block" when `name` names one (so using it as a value can say so)."""
         return None
@@ -236,6 +240,11 @@ class Evaluator:
             self.diag.error(f"`{ref.name}` is a {what}, not a value", ref.span,
                             rule="layers and blocks are applied to tensors",
                             hint=f"apply it: `x -> {ref.name}` or `{ref.name}(x)`")
+            return POISON
+        if ref.name == "input":  # the keyword that declares inputs, used as a value
+            self.diag.error("`input` declares an input; it is not a value", ref.span,
+                            rule="an input is declared `input NAME: dtype[dims]` and used by its name",
+                            hint=self.input_hint(scope))
             return POISON
         hint = did_you_mean(ref.name, scope.visible())
         if ref.name in ("True", "False", "TRUE", "FALSE"):

@@ -277,64 +277,8 @@ def parse(text: str, file: str = "<string>") -> S.Module:
         if isinstance(exc.orig_exc, NetspecError):
             raise exc.orig_exc from None
         raise
-    if _input_word_inside(text):
-        misused = _input_as_value(statements, file)
-        if misused:
-            raise NetspecError(misused)
     end = text.count("\n") + 1
     return S.Module.model_construct(path=file, statements=statements, span=Span(file, 1, 1, end, 1))
-
-
-def _input_word_inside(text: str) -> bool:
-    """Whether the word `input` is written somewhere but at a line's start or in a comment (a
-    plain search: a regular expression would cost a spec of 10,000 lines milliseconds)."""
-    at = text.find("input")
-    while at != -1:
-        end = at + 5
-        if (at == 0 or not (text[at - 1].isalnum() or text[at - 1] == "_")) and \
-                (end == len(text) or not (text[end].isalnum() or text[end] == "_")):
-            prefix = text[text.rfind("\n", 0, at) + 1:at]
-            if prefix.strip() and "#" not in prefix:
-                return True
-        at = text.find("input", end)
-    return False
-
-
-def _input_as_value(statements: list, file: str) -> list[Diagnostic]:
-    """`a = input -> conv(8, 3)`: the keyword that declares inputs, used as a value (the lexer
-    reads it as a name where only a name can follow). netspec's inputs have names of their own:
-    the hint names those declared in this file, or, in a block, its parameters."""
-    header = next((s for s in statements if isinstance(s, S.NetworkHeader)), None)
-    if header is not None and any(p.name.name == "input" for p in header.params):
-        return []  # a network parameter named `input`: a value everywhere
-    inputs = [s.name.name for s in statements if isinstance(s, S.InputDecl)]
-    found: list[Diagnostic] = []
-    for statement in statements:
-        if isinstance(statement, S.BlockDef):
-            params = [p.name.name for p in statement.params]
-            if "input" in params:
-                continue
-            hint = (f"inside a block its input is a parameter: write `{params[0]}`" if params else
-                    "give the block a parameter for its input: `block name(x) { ... }`")
-        elif isinstance(statement, S.Binding):
-            if len(inputs) == 1:
-                hint = f"the network's input is `{inputs[0]}`: write `{inputs[0]}`"
-            elif inputs:
-                hint = "the inputs declared here are " + ", ".join(f"`{n}`" for n in inputs) \
-                    + ": write the one meant"
-            else:
-                hint = "declare the input with a name, e.g. `input image: f32[N, 3, 224, 224]`, and write that name"
-        else:
-            continue
-        nodes = list(S.walk(statement))
-        if any(isinstance(n, S.Repeat) and n.index is not None and n.index.name == "input" for n in nodes):
-            continue  # `repeat(n, input)`: a round index of that name
-        for node in nodes:
-            if isinstance(node, S.NameRef) and node.name == "input":
-                found.append(Diagnostic("`input` declares an input; it is not a value", node.span,
-                                        rule="an input is declared `input NAME: dtype[dims]` and "
-                                             "used by its name", hint=hint))
-    return found
 
 
 # ---------------------------------------------------------------- friendly syntax errors

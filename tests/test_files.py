@@ -442,3 +442,12 @@ def test_external_data_export_failing_at_the_final_rename(tmp_path, capsys, monk
     clean(code, err)
     assert listing(tmp_path) == ["m.onnx", "m.onnx.data"]
     assert (digest(out), digest(data)) == before
+
+
+def test_a_use_path_too_long_for_the_file_system_is_a_located_error(tmp_path, capsys):
+    # a fuzzer find: looking for a file nearby stat()ed the path, which raised
+    spec = tmp_path / "t.net"
+    spec.write_text(f'use "{"a" * 300}.net"\nnetwork t\ninput x: f32[N, 3, 8, 8]\ny = x -> b\noutput y\n')
+    code, out, err = cli(["check", spec], capsys)
+    assert code == 1 and "Traceback" not in err and "internal error" not in err
+    assert "File name too long" in err and f"{spec}:1:5" in err
