@@ -464,7 +464,8 @@ def draw_pad(draw, shape):
 
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "relu6", "hardsigmoid", "hardswish", "gelu",
-               "silu", "elu", "prelu", "softmax", "dropout", "identity"]
+               "silu", "elu", "prelu", "softmax", "log_softmax", "hardtanh", "dropout", "stochastic_depth",
+               "identity"]
 
 
 def draw_activation(draw, shape, flat: bool):
@@ -483,10 +484,15 @@ def draw_activation(draw, shape, flat: bool):
         sem["num"] = draw(st.sampled_from([1, c]))
         if sem["num"] != 1 or draw(st.booleans()):
             args = (sem["num"],)
-    elif kind == "softmax":
+    elif kind in ("softmax", "log_softmax"):
         sem["axis"] = draw(st.sampled_from(["C"] if flat else ["C", "H", "W"]))
         if sem["axis"] != "C" or draw(st.booleans()):
             args = (sem["axis"],)
+    elif kind == "hardtanh" and draw(st.booleans()):
+        sem["range"] = draw(st.sampled_from([(-0.5, 0.5), (0.0, 6.0), (-2.0, 0.25)]))
+        args = sem["range"]
+    elif kind == "stochastic_depth" and draw(st.booleans()):
+        args = (draw(st.sampled_from([0.1, 0.2])), draw(st.sampled_from(["row", "batch"])))
     elif kind == "dropout" and draw(st.booleans()):
         args = (draw(st.sampled_from([0.1, 0.5])),)
     return Layer(kind, args, kwargs, sem), shape
@@ -683,7 +689,7 @@ def networks(draw) -> Net:
         flat = False
         for layer in getattr(s, "layers", []):
             flat = flat or layer.kind == "flatten"
-            if layer.kind == "softmax" and layer.args:
+            if layer.kind in ("softmax", "log_softmax") and layer.args:
                 layer.args = (write_axis(draw, layer.sem["axis"], "NC" if flat else layout),)
     others = [s.name for s in statements[:-1]]
     extra = draw(st.lists(st.sampled_from(others), max_size=2, unique=True)) if others else []
@@ -840,11 +846,14 @@ class Twin:
             return self.module(nn.GroupNorm(a["groups"], x.shape[1]), name, randomize=True)(x)
         if k == "prelu":
             return self.module(nn.PReLU(a["num"]), name)(x)
-        if k == "softmax":
-            return F.softmax(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat))
+        if k in ("softmax", "log_softmax"):
+            f = F.softmax if k == "softmax" else F.log_softmax
+            return f(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat))
+        if k == "hardtanh":
+            return F.hardtanh(x, *a.get("range", (-1.0, 1.0)))
         simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu6": F.relu6,
                   "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish, "silu": F.silu,
-                  "dropout": lambda t: t, "identity": lambda t: t}
+                  "dropout": lambda t: t, "stochastic_depth": lambda t: t, "identity": lambda t: t}
         if k in simple:
             return simple[k](x)
         if k == "leaky_relu":

@@ -381,7 +381,7 @@ def test_dtype_rules_are_declared_once_per_layer_class():
     assert Layer.dtypes == FLOATS
     takes = {kind: cls.dtypes for kind, cls in LAYERS.items()}
     assert {k for k, v in takes.items() if v == ANY_DTYPE} == {"flatten", "identity", "dropout", "pad",
-                                                               "concat", "cast"}
+                                                               "concat", "cast", "stochastic_depth"}
     assert {k for k, v in takes.items() if v == NUMBERS} == {"add", "mul"}
     assert all(v == FLOATS for k, v in takes.items() if v not in (ANY_DTYPE, NUMBERS))
 

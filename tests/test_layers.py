@@ -508,3 +508,19 @@ def test_mixing_layouts_in_a_merge_is_an_error():
     d = error("y = concat(x, z)\noutput y",
               "input x: f32[N, 3, 8, 8]\ninput z: f32[N, 8, 8, 3] NHWC")
     assert "layouts" in d.message
+
+
+def test_linear_over_the_channels_of_a_channels_last_input_counts_every_position():
+    g = ok("y = x -> linear(384)", "input x: f32[N, 7, 7, 96] NHWC")
+    node = g.node("y")
+    assert node.output.shape == ("N", 7, 7, 384) and str(node.output.layout) == "NHWC"
+    torch_linear = nn.Linear(96, 384)
+    assert node.trainable == sum(p.numel() for p in torch_linear.parameters()) == 96 * 384 + 384
+    assert node.macs == 7 * 7 * 96 * 384  # one dot product of 96 terms per output element
+
+
+def test_the_new_small_layers_keep_the_shape():
+    g = ok("y = x -> hardtanh(-2, 2) -> log_softmax -> stochastic_depth(0.1)")
+    assert g.node("y.2").output.shape == ("N", 3, 32, 32)
+    assert [g.node(f"y.{i}").summary for i in range(3)] == ["hardtanh -2..2", "log_softmax",
+                                                            "stochastic_depth p=0.1"]

@@ -161,6 +161,18 @@ CASES: list[Case] = [
          mod(lambda: nn.ConvTranspose2d(4, 3, 3, dilation=2, padding=2))),
     # ---------------------------------------------------------------- linear
     Case("linear", "linear", "y = x -> linear(5)", mod(lambda: nn.Linear(12, 5)), inputs={"x": X2}),
+    # nn.Linear over the last axis: channels-last inputs of rank 3 and 4 (ConvNeXt's MLP)
+    Case("linear-nhwc", "linear", "y = x -> linear(6)", mod(lambda: nn.Linear(3, 6)), inputs={"x": NHWC}),
+    Case("linear-nlc-nobias", "linear", "y = x -> linear(5, bias=false)",
+         mod(lambda: nn.Linear(4, 5, bias=False)), inputs={"x": "f32[N, 10, 4] NLC"}),
+    Case("log_softmax", "log_softmax", "y = x -> log_softmax", fn(lambda x: F.log_softmax(x, 1)),
+         inputs={"x": X2}, scale=3.0),
+    Case("log_softmax-axis-w", "log_softmax", 'y = x -> log_softmax("W")', fn(lambda x: F.log_softmax(x, 3)),
+         scale=3.0),
+    Case("hardtanh", "hardtanh", "y = x -> hardtanh", fn(F.hardtanh), scale=2.0),
+    Case("hardtanh-range", "hardtanh", "y = x -> hardtanh(-0.5, 2)", fn(lambda x: F.hardtanh(x, -0.5, 2.0)),
+         scale=2.0),
+    Case("stochastic_depth", "stochastic_depth", 'y = x -> stochastic_depth(0.2, "row")', fn(lambda x: x)),
     Case("linear-nobias", "linear", "y = x -> linear(7, bias=false)",
          mod(lambda: nn.Linear(12, 7, bias=False)), inputs={"x": X2}),
     # ---------------------------------------------------------------- norms

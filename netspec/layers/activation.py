@@ -72,6 +72,7 @@ class Softmax(Activation):
     foreign = Foreign(pytorch=("Softmax",), pytorch_args=("dim",), keras=("Softmax",), keras_args=("axis",))
     positional = ("axis",)
     aliases = {"dim": "axis"}
+    onnx_op = "Softmax"
 
     axis: Axis = "C"
 
@@ -82,7 +83,16 @@ class Softmax(Activation):
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_axis
 
-        return g.op("Softmax", inputs, axis=canonical_axis(types[0], resolve_axis(types[0], self.axis)))
+        return g.op(self.onnx_op, inputs, axis=canonical_axis(types[0], resolve_axis(types[0], self.axis)))
+
+
+class LogSoftmax(Softmax):
+    """log(softmax(x)) along `axis`, computed stably (`nn.LogSoftmax`): what a classifier
+    trained with NLL loss outputs."""
+
+    kind = "log_softmax"
+    foreign = Foreign(pytorch=("LogSoftmax",), pytorch_args=("dim",))
+    onnx_op = "LogSoftmax"
 
 
 class ReLU6(Activation):
@@ -94,6 +104,32 @@ class ReLU6(Activation):
     def lower(self, g, node, inputs, types, output):
         dtype = types[0].dtype
         low, high = g.const(0.0, dtype, "min"), g.const(6.0, dtype, "max")
+        return g.op("Clip", [inputs[0], low, high])
+
+
+class Hardtanh(Activation):
+    """min(max(x, min_val), max_val), as `nn.Hardtanh` (relu6 is hardtanh(0, 6))."""
+
+    kind = "hardtanh"
+    foreign = Foreign(pytorch=("Hardtanh",), pytorch_args=("min_val", "max_val", "inplace"))
+    positional = ("min_val", "max_val")
+
+    min_val: float = -1.0
+    max_val: float = 1.0
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        if self.min_val > self.max_val:
+            raise ShapeError(f"min_val {self.min_val:g} is larger than max_val {self.max_val:g}",
+                             rule="hardtanh(min_val, max_val) with min_val <= max_val",
+                             attributes=("min_val", "max_val"))
+        return inputs[0]
+
+    def describe(self, inputs):
+        return f"hardtanh {self.min_val:g}..{self.max_val:g}"
+
+    def lower(self, g, node, inputs, types, output):
+        dtype = types[0].dtype
+        low, high = g.const(self.min_val, dtype, "min"), g.const(self.max_val, dtype, "max")
         return g.op("Clip", [inputs[0], low, high])
 
 

@@ -2,14 +2,17 @@
 
 
 from netspec.layers.base import Foreign, Layer, PositiveInt, explain_counts, fan_in_uniform
-from netspec.types import TensorType
+from netspec.types import ShapeError, TensorType
 
 
 class Linear(Layer):
-    """Fully connected layer over [N, features], as PyTorch's `nn.Linear`.
+    """Fully connected layer over the channel axis, as PyTorch's `nn.Linear` over the last axis:
+    [N, features] (after `flatten`), or any rank whose last axis holds the channels ([N, H, W, C]
+    in NHWC, [N, L, C] in NLC), applied at every position.
 
-    `in_features` comes from the input, which must be flat: put `flatten` (or a global pool
-    and `flatten`) before it.
+    `in_features` comes from the input. On a channels-first tensor (NCHW), whose last axis is a
+    spatial one, netspec refuses rather than mix pixels: flatten first, or lay it out
+    channels-last.
     """
 
     kind = "linear"
@@ -25,10 +28,17 @@ class Linear(Layer):
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
-        self.require_rank(t, 2, "[N, features]",
-                          hint=f"add `-> flatten` before it (it would see {t.sample_elements():,} features)"
-                          if t.rank > 2 and all(isinstance(d, int) for i, d in enumerate(t.shape)
-                                                if i != t.layout.batch) else None)
+        if t.rank > 2 and t.layout.channel != t.rank - 1:
+            last = t.layout.role(t.rank - 1)
+            flat = all(isinstance(d, int) for i, d in enumerate(t.shape) if i != t.layout.batch)
+            raise ShapeError(
+                f"expects a 2-D [N, features] input or a channels-last one, got {t} ({t.rank}-D "
+                f"{t.layout}: its last axis is the {last}, not the channels)",
+                rule="linear applies to the channels, the input's last axis",
+                hint=(f"add `-> flatten` before it (it would see {t.sample_elements():,} features)" if flat
+                      else "add `-> flatten` before it") + ", or lay the input out channels-last")
+        if t.rank < 2:
+            raise ShapeError(f"expects an input with a batch and a feature axis, got {t}", rule="rank >= 2")
         return t.with_axes(channels=self.out_features)
 
     def parameters(self, inputs, output):
@@ -39,14 +49,24 @@ class Linear(Layer):
         return params
 
     def macs(self, inputs, output):
-        return inputs[0].channels * self.out_features
+        # every output element is one dot product of in_features terms
+        return output.sample_elements() * inputs[0].channels
 
     def explain(self, inputs, output):
         n = inputs[0].channels
         terms = [f"{self.out_features} * {n}"] + ([str(self.out_features)] if self.bias else [])
-        return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output),
-                              [str(n), str(self.out_features)]), []
+        positions = output.sample_elements() // self.out_features
+        mac_terms = ([str(positions)] if positions != 1 else []) + [str(n), str(self.out_features)]
+        return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output), mac_terms), []
 
     def lower(self, g, node, inputs, types, output):
-        weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
-        return g.op("Gemm", weights, transB=1)
+        t = types[0]
+        if t.rank == 2:
+            weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
+            return g.op("Gemm", weights, transB=1)
+        # Inside the ONNX graph tensors are channels-first (N, C, spatial): the same sum over the
+        # channels at every position is a 1x1 convolution, its weight the linear's, reshaped.
+        kernel = g.op("Reshape", [g.param("weight"), g.const([self.out_features, t.channels] + [1] * (t.rank - 2),
+                                                             name="kernel_shape")])
+        weights = [inputs[0], kernel] + ([g.param("bias")] if self.bias else [])
+        return g.op("Conv", weights, kernel_shape=[1] * (t.rank - 2))

@@ -85,6 +85,30 @@ class Dropout(Layer):
         return g.op("Identity", inputs)  # inference: dropout does nothing
 
 
+class StochasticDepth(Layer):
+    """Drops whole residual branches with probability `p` while training (torchvision's
+    `ops.StochasticDepth`, in EfficientNet and ConvNeXt: `mode` "row" drops per sample,
+    "batch" the whole batch); the identity at inference."""
+
+    kind = "stochastic_depth"
+    family = "shape"
+    positional = ("p", "mode")
+    dtypes = ANY_DTYPE
+    foreign = Foreign(pytorch=("StochasticDepth",), pytorch_args=("p", "mode"))
+
+    p: Probability = 0.0
+    mode: Literal["row", "batch"] = "row"
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return inputs[0]
+
+    def describe(self, inputs):
+        return f"stochastic_depth p={self.p:g}"
+
+    def lower(self, g, node, inputs, types, output):
+        return g.op("Identity", inputs)  # inference: nothing is dropped
+
+
 class Identity(Layer):
     """Passes its input through unchanged (a placeholder, as PyTorch's `nn.Identity`)."""
 
