@@ -27,11 +27,12 @@ from netspec import habits, syntax as S
 from netspec.diagnostics import Diagnostics, Label, NetspecError, Span, did_you_mean
 from netspec.evaluate import (POISON, Argument, Evaluator, Origin, Scope, Tensor, division_hint, free_names,
                               is_plain, kind_name, origin_of)
-from netspec.functions import FUNCTIONS
+from netspec.functions import DESCRIPTIONS, FUNCTIONS, QUERIES
 from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
-from netspec.types import DTYPES, MAX_SIZE, Layout, TensorType
+from netspec.infer import output_type
+from netspec.types import DTYPES, MAX_SIZE, Layout, ShapeError, TensorType
 
 
 # A repeat unrolls its rounds into layers; a count beyond this is a typo, not a network.
@@ -80,6 +81,7 @@ class Elaborator(Evaluator):
         # `use`s that failed, with their diagnostic: the blocks those files define are unknown,
         # so a call of an unknown name is not an error of its own (one mistake, one error)
         self.reads: dict[int, set[str]] = {}    # id of a binding -> the names its value reads
+        self.types: dict[str, TensorType | None] = {}  # nodes typed early, for channels(x) and the like
         self.failed_imports: list[tuple[S.Use, Any]] = []
         self.unchecked: dict[str, list[Span]] = {}  # those calls, by name
 
@@ -575,6 +577,8 @@ class Elaborator(Evaluator):
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
                                      piped_failed, piped is not None)
+        if callee in QUERIES:
+            return self._query(call, positional, keywords, poisoned)
         if callee in FUNCTIONS:
             return self.function(call, positional, keywords, poisoned)
         if self.failed_imports:  # the block may be defined in the file that could not be read
@@ -588,8 +592,57 @@ class Elaborator(Evaluator):
             return POISON
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer, a block or a function",
-                        hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS]))
+                        hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS, *QUERIES]))
         return POISON
+
+    def _query(self, call: S.Call, positional: list[Argument], keywords: dict[str, Argument],
+               poisoned: bool) -> Any:
+        """`channels(x)`, `spatial(x)`, `size(x, "H")`: a plain value read from the type of a
+        tensor made so far (netspec.functions.QUERIES)."""
+        name = call.callee.name
+        if poisoned:
+            return POISON
+        if not positional or not isinstance(positional[0].value, Tensor):
+            where = positional[0].span if positional else call.span
+            self.diag.error(f"`{name}` reads a tensor's type: its first argument is a tensor", where,
+                            rule=DESCRIPTIONS[name], hint=f"e.g. `{name}(x)`")
+            return POISON
+        if any(isinstance(a.value, Tensor) for a in [*positional[1:], *keywords.values()]):
+            self.diag.error(f"`{name}` takes one tensor", call.span, rule=DESCRIPTIONS[name])
+            return POISON
+        t = self._type_of(positional[0].value.node)
+        if t is None:
+            return POISON  # a layer before it failed: inference reports that
+        try:
+            return QUERIES[name](t, *(a.value for a in positional[1:]), **{k: a.value for k, a in keywords.items()})
+        except (TypeError, ValueError) as exc:
+            self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
+            return POISON
+
+    def _type_of(self, name: str) -> TensorType | None:
+        """The type of a node made so far, inferred now (each node after its inputs, once): None
+        where a rule refuses its inputs, which inference reports when the graph is done."""
+        stack = [name]
+        while stack:
+            current = stack[-1]
+            if current in self.types:
+                stack.pop()
+                continue
+            node = self.graph.node(current)
+            pending = [i for i in node.inputs if i not in self.types]
+            if pending:
+                stack.extend(pending)
+                continue
+            stack.pop()
+            if node.layer is None:
+                self.types[current] = node.declared
+                continue
+            inputs = [self.types[i] for i in node.inputs]
+            try:
+                self.types[current] = None if None in inputs else output_type(node, inputs)
+            except ShapeError:
+                self.types[current] = None
+        return self.types[name]
 
     def _unquoted_option(self, callee: str, arg: S.Arg, scope: Scope) -> Any:
         """`padding=same`: an undefined name where the layer's attribute takes that string is an

@@ -14,7 +14,7 @@ from typing import Any
 
 from netspec import syntax as S
 from netspec.diagnostics import Diagnostics, Span, did_you_mean
-from netspec.functions import DESCRIPTIONS, FUNCTIONS
+from netspec.functions import DESCRIPTIONS, FUNCTIONS, QUERIES
 from netspec.types import DTYPE_ALIASES, DTYPES
 
 
@@ -128,7 +128,8 @@ def is_plain(expr: S.Node) -> bool:
     """True for an expression of literals, names, arithmetic and scalar functions only (no
     layers, blocks or chains)."""
     return not any(isinstance(node, (S.Chain, S.Repeat))
-                   or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS)
+                   or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS
+                       and node.callee.name not in QUERIES)
                    for node in S.walk(expr))
 
 

@@ -1,7 +1,7 @@
-"""Functions on plain values that specs may call: `min(a, b)`, `make_divisible(c * 0.25, 8)`.
-
-They compute sizes and flags while a spec is elaborated; they never see tensors. A call names a
-layer, a block or one of these.
+"""Functions that specs may call while they are elaborated: on plain values (`min(a, b)`,
+`make_divisible(c * 0.25, 8)`) and, in QUERIES, on a tensor's type (`channels(x)`, the sizes of
+a tensor made so far): they compute sizes and flags, never tensors. A call names a layer, a
+block or one of these.
 """
 
 from __future__ import annotations
@@ -47,7 +47,38 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "make_divisible": make_divisible,
 }
 
+def _channels(t) -> int:
+    return t.channels
+
+
+def _spatial(t) -> tuple:
+    return tuple(t.spatial)
+
+
+def _size(t, axis: int | str) -> Any:
+    """The size of one axis, named by its layout letter ("H") or its index in the layout."""
+    if isinstance(axis, str):
+        letter = axis.upper()
+        if letter not in t.layout.axes:
+            raise ValueError(f'`{t}` ({t.layout}) has no axis "{axis}"')
+        return t.shape[t.layout.axes.index(letter)]
+    if isinstance(axis, bool) or not isinstance(axis, int) or not -t.rank <= axis < t.rank:
+        raise ValueError(f"axis {axis} is out of range for `{t}` ({t.rank}-D)")
+    return t.shape[axis]
+
+
+# functions of a tensor's type (netspec.types.TensorType), given as their first argument
+QUERIES: dict[str, Callable[..., Any]] = {
+    "channels": _channels,
+    "spatial": _spatial,
+    "size": _size,
+}
+
 DESCRIPTIONS: dict[str, str] = {
+    "channels": "`channels(x)`: the channel count of tensor `x` (a squeeze-and-excitation block's width)",
+    "spatial": "`spatial(x)`: the spatial sizes of tensor `x`, (D, H, W) or (H, W) or (L), e.g. for "
+               "`upsample(size=spatial(image))`",
+    "size": "`size(x, axis)`: the size of one axis of tensor `x`, by its layout letter (\"H\") or index",
     "min": "`min(a, b, ...)`: the smallest of its arguments",
     "max": "`max(a, b, ...)`: the largest of its arguments",
     "int": "`int(x)`: `x` truncated toward zero",

@@ -40,19 +40,24 @@ def propagate(graph: Graph, declared: dict[str, TensorType] | None = None
         types[node.name] = None
         if any(t is None for t in inputs):
             continue
-        try:  # the layer's dtype rule, then its shape rule; the dtype rule decides the dtype
-            dtype = node.layer.infer_dtype(inputs, node.inputs)
-            output = node.layer.infer(inputs).with_dtype(dtype)
-            if any(isinstance(d, int) and d > MAX_SIZE for d in output.shape):
-                raise ShapeError(f"the output {output} has a size over 2^63 - 1",
-                                 rule="sizes fit ONNX's 64-bit dimensions")
-            types[node.name] = output
-        except OverflowError:  # float arithmetic on sizes past 1.8e308
-            failures.append(Failure(node, inputs, ShapeError(
-                "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
+        try:
+            types[node.name] = output_type(node, inputs)
         except ShapeError as exc:
             failures.append(Failure(node, inputs, exc))
     return types, failures
+
+
+def output_type(node: LayerNode, inputs: list[TensorType]) -> TensorType:
+    """One layer's output type: its dtype rule, then its shape rule (the dtype rule decides the
+    dtype). Raises ShapeError (DTypeError) when a rule refuses its inputs."""
+    try:
+        dtype = node.layer.infer_dtype(inputs, node.inputs)
+        output = node.layer.infer(inputs).with_dtype(dtype)
+    except OverflowError:  # float arithmetic on sizes past 1.8e308
+        raise ShapeError("the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions") from None
+    if any(isinstance(d, int) and d > MAX_SIZE for d in output.shape):
+        raise ShapeError(f"the output {output} has a size over 2^63 - 1", rule="sizes fit ONNX's 64-bit dimensions")
+    return output
 
 
 def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:

@@ -446,3 +446,60 @@ def test_several_inputs_override_one_of_them():
         """, inputs={"b": ["N", 8, 1, 1]})
     assert g.node("s").output.shape == ("N", 8, 16, 16)
     assert g.outputs == [("s", "s"), ("a", "a")]
+
+
+# ================================================================ queries of a tensor's type
+
+
+def test_a_block_reads_its_input_s_channels():
+    text = """\
+        network t
+        input image: f32[N, 3, 64, 64]
+        block se(x, r = 4) {
+            s = x -> global_avgpool -> conv(channels(x) // r, 1) -> relu -> conv(channels(x), 1) -> sigmoid
+            return x * s
+        }
+        a = image -> conv(32, 3) -> se
+        b = image -> conv(48, 3) -> se(r=8)
+        output a, b
+        """
+    g = ok(text)
+    assert g.node("a.1.s.1").output.channels == 8 and g.node("a.1.s.3").output.channels == 32
+    assert g.node("b.1.s.1").output.channels == 6 and g.node("b.1.s.3").output.channels == 48
+
+
+def test_a_head_upsamples_to_the_input_s_size_whatever_it_is():
+    text = """\
+        network t
+        input image: f32[N, 3, 64, 48]
+        f = image -> conv(8, 3, stride=4, padding=1)
+        y = f -> upsample(size=spatial(image), mode="bilinear")
+        output y
+        """
+    assert ok(text).node("y").output.shape == ("N", 8, 64, 48)
+    assert ok(text, inputs={"image": [1, 3, 100, 80]}).node("y").output.shape == (1, 8, 100, 80)
+
+
+def test_size_reads_one_axis_by_letter_or_index_and_counts_a_repeat():
+    text = """\
+        network t
+        input x: f32[N, 6, 10, 12]
+        y = x -> repeat(size(x, "C") // 2) { relu } -> conv(size(x, -1), 1)
+        output y
+        """
+    g = ok(text)
+    assert [n.name for n in g if n.layer is not None] == ["y.0", "y.1", "y.2", "y.3"]  # 3 relus, then the conv
+    assert g.node("y.3").output.channels == 12
+
+
+def test_a_query_of_a_plain_value_or_a_failed_tensor():
+    result = compile_text("network t\ninput x: f32[N, 3, 8, 8]\ny = x -> conv(channels(3), 1)\noutput y\n")
+    [d] = [d for d in result.diagnostics.items if d.severity == "error"]
+    assert "`channels` reads a tensor's type: its first argument is a tensor" in d.message
+    # the conv fails (a 9-wide kernel on 8 pixels): that one error, not another for the query
+    result = compile_text("network t\ninput x: f32[N, 3, 8, 8]\na = x -> conv(4, 9)\n"
+                          "y = x -> conv(channels(a), 1)\noutput y\n")
+    assert [d.message.split(":")[0] for d in result.diagnostics.items if d.severity == "error"] == ["conv"]
+    result = compile_text('network t\ninput x: f32[N, 3, 8, 8]\ny = x -> conv(size(x, "D"), 1)\noutput y\n')
+    [d] = [d for d in result.diagnostics.items if d.severity == "error"]
+    assert 'has no axis "D"' in d.message
