@@ -1,29 +1,74 @@
-"""Pure shape arithmetic shared by every sliding-window layer (convolution and pooling).
+"""Pure shape arithmetic shared by every sliding-window layer (convolution and pooling), for
+any number of spatial axes (1-D [N, C, L], 2-D [N, C, H, W], 3-D [N, C, D, H, W]):
 
     out = floor((in + pad_begin + pad_end - dilation*(kernel-1) - 1) / stride) + 1
 
-with PyTorch's `ceil_mode` rule for pooling. Nothing here knows about layers or syntax, so the
-formulas are tested directly and every layer computes sizes the same way.
+on each axis, with PyTorch's `ceil_mode` rule for pooling. Nothing here knows about layers or
+syntax, so the formulas are tested directly and every layer computes sizes the same way. Axes
+are named by their layout letters (D, H, W, L: depth, height, width, length), never by position.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from netspec.types import ShapeError
+from netspec.types import AXIS_ROLES, ShapeError
 
-AXIS_NAMES = {1: ("length",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+# The spatial letters a tensor of 1, 2 or 3 spatial axes has by default (NCL, NCHW, NCDHW).
+AXIS_LETTERS = {1: "L", 2: "HW", 3: "DHW"}
+AXIS_NAMES = {n: tuple(AXIS_ROLES[a] for a in letters) for n, letters in AXIS_LETTERS.items()}
 # what decides a window's output size, besides the input
 WINDOW_ATTRIBUTES = ("kernel", "stride", "padding", "dilation")
+# how the two sides of each axis are called, for messages: (begin, end)
+_SIDES = {"D": ("front", "back"), "H": ("top", "bottom"), "W": ("left", "right"), "L": ("left", "right")}
 
 
-def expand(value, rank: int) -> tuple:
-    """A number or a tuple of `rank` numbers, as a tuple (PyTorch's `_pair`)."""
+def letters_of(count: int, letters: str | None = None) -> str:
+    """The spatial axes' letters: those given (a tensor's, in D, H, W order), else the default
+    letters of `count` axes ("L", "HW", "DHW")."""
+    if letters is not None:
+        return letters
+    return AXIS_LETTERS.get(count, "".join(f"{i}" for i in range(count)))
+
+
+def axis_name(letter: str) -> str:
+    """`height` for H: what an axis is, in words."""
+    return AXIS_ROLES.get(letter, f"axis {letter}")
+
+
+def spatial_words(letters: str) -> str:
+    """`a 2-D input (height, width)`: how a message names the input's spatial axes."""
+    names = ", ".join(axis_name(a) for a in letters)
+    return f"a {len(letters)}-D input ({names})" if letters else "an input without spatial axes"
+
+
+def pads_order(letters: str) -> str:
+    """`(top, left, bottom, right)`: the order of begins-then-ends padding for these axes."""
+    sides = [_SIDES.get(a, (f"{a} begin", f"{a} end")) for a in letters]
+    return "(" + ", ".join([b for b, _ in sides] + [e for _, e in sides]) + ")"
+
+
+def _show(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(map(str, value)) + ")"
+    return str(value)
+
+
+def expand(value, rank: int, name: str | None = None, letters: str | None = None) -> tuple:
+    """A number or a tuple of one per spatial axis, as a tuple of `rank` (PyTorch's `_pair`,
+    `_triple`). With a `name`, a tuple of another length is a ShapeError naming the attribute
+    and the axes; without one it comes back as it is (a padding of begins and ends)."""
     if not isinstance(value, (tuple, list)):
         return (value,) * rank
     if len(value) == 1:
         return tuple(value) * rank
-    return tuple(value)
+    if len(value) == rank or name is None:
+        return tuple(value)
+    letters = letters_of(rank, letters)
+    raise ShapeError(f"`{name}` {_show(value)} has {len(value)} values, but this is {spatial_words(letters)}",
+                     rule="a size is one integer for every spatial axis, or one per spatial axis",
+                     hint=f"give `{name}` one value, or {rank} ({', '.join(axis_name(a) for a in letters)})",
+                     attributes=(name,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,10 +90,11 @@ class Window:
         return self.dilation * (self.kernel - 1) + 1
 
     def note(self, axis: str) -> str | None:
-        """Where the division was not exact: the input rows a window never reaches."""
+        """Where the division was not exact: the input rows (H), columns (W), slices (D) or
+        positions (L) a window never reaches. `axis` is the axis's letter."""
         if not self.unused:
             return None
-        unit = "row" if axis in ("H", "height", "L") else "column"
+        unit = {"H": "row", "height": "row", "D": "slice", "L": "position"}.get(axis, "column")
         plural = "s" if self.unused > 1 else ""
         return (f"{axis}: (in + pads - window) % stride = {self.unused}, so the last {self.unused} "
                 f"{unit}{plural} of the padded input {'are' if plural else 'is'} never covered by a window")
@@ -63,12 +109,15 @@ class Window:
 
 
 def resolve_padding(padding, kernel: tuple[int, ...], stride: tuple[int, ...],
-                    dilation: tuple[int, ...], sizes: tuple[int, ...]) -> list[tuple[int, int]]:
+                    dilation: tuple[int, ...], sizes: tuple[int, ...],
+                    letters: str | None = None) -> list[tuple[int, int]]:
     """(begin, end) padding per spatial axis.
 
     `padding` is an int, a tuple of one per axis, a tuple of begins then ends (ONNX `pads`
-    order), "valid" (none) or "same" (output size = ceil(in / stride); an odd total puts the
-    extra element at the end, as PyTorch and ONNX's SAME_UPPER do).
+    order: (top, left, bottom, right) in 2-D, (left, right) in 1-D, (front, top, left, back,
+    bottom, right) in 3-D), "valid" (none) or "same" (output size = ceil(in / stride); an odd
+    total puts the extra element at the end, as PyTorch and ONNX's SAME_UPPER do). One value
+    per axis is read first: in 1-D a pair is (left, right), in 2-D (h, w).
     """
     rank = len(kernel)
     if padding == "valid":
@@ -83,12 +132,18 @@ def resolve_padding(padding, kernel: tuple[int, ...], stride: tuple[int, ...],
     if isinstance(padding, int):
         return [(padding, padding)] * rank
     padding = tuple(padding)
+    if len(padding) == 1:
+        return [(padding[0], padding[0])] * rank
     if len(padding) == rank:
         return [(p, p) for p in padding]
     if len(padding) == 2 * rank:
         return list(zip(padding[:rank], padding[rank:]))
-    raise ShapeError(f"padding {padding} has {len(padding)} values; give 1, {rank} or {2 * rank}",
-                     rule="padding is an int, one value per spatial axis, or begins then ends")
+    letters = letters_of(rank, letters)
+    forms = "1" if rank == 1 else f"1, {rank} (one per axis)"
+    raise ShapeError(f"padding {_show(padding)} has {len(padding)} values; {spatial_words(letters)} takes "
+                     f"{forms} or {2 * rank} (begins then ends: {pads_order(letters)})",
+                     rule="padding is an int, one value per spatial axis, or begins then ends",
+                     attributes=("padding",))
 
 
 def window(size: int, kernel: int, stride: int, dilation: int, pad_begin: int, pad_end: int,
@@ -116,15 +171,16 @@ def window(size: int, kernel: int, stride: int, dilation: int, pad_begin: int, p
 
 def windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
             dilation: tuple[int, ...], pads: list[tuple[int, int]],
-            ceil_mode: bool = False) -> list[Window]:
-    """`window` for every spatial axis; the error names the axis that failed."""
-    names = AXIS_NAMES.get(len(sizes), tuple(f"axis {i}" for i in range(len(sizes))))
+            ceil_mode: bool = False, letters: str | None = None) -> list[Window]:
+    """`window` for every spatial axis; the error names the axis that failed (by `letters`,
+    the axes' layout letters, or the default ones for that many axes)."""
+    letters = letters_of(len(sizes), letters)
     result = []
     for axis, (size, k, s, d, (begin, end)) in enumerate(zip(sizes, kernel, stride, dilation, pads)):
         try:
             result.append(window(size, k, s, d, begin, end, ceil_mode))
         except ShapeError as exc:
-            raise ShapeError(f"{names[axis]}: {exc.message}", exc.rule, exc.hint,
+            raise ShapeError(f"{axis_name(letters[axis])}: {exc.message}", exc.rule, exc.hint,
                              attributes=exc.attributes) from None
     return result
 
@@ -146,6 +202,21 @@ def transposed_window(size: int, kernel: int, stride: int, dilation: int, paddin
                               "must be at least 1", hint="use less padding",
                          attributes=WINDOW_ATTRIBUTES + ("output_padding",))
     return out
+
+
+def transposed_windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...],
+                       dilation: tuple[int, ...], padding: tuple[int, ...],
+                       output_padding: tuple[int, ...], letters: str | None = None) -> list[int]:
+    """`transposed_window` for every spatial axis; the error names the axis that failed."""
+    letters = letters_of(len(sizes), letters)
+    result = []
+    for axis, parts in enumerate(zip(sizes, kernel, stride, dilation, padding, output_padding)):
+        try:
+            result.append(transposed_window(*parts))
+        except ShapeError as exc:
+            raise ShapeError(f"{axis_name(letters[axis])}: {exc.message}", exc.rule, exc.hint,
+                             attributes=exc.attributes) from None
+    return result
 
 
 def broadcast(shapes: list[tuple]) -> tuple | None:

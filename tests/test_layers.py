@@ -173,7 +173,9 @@ def test_conv_output_size_zero_is_an_error_with_the_formula():
 
 def test_conv_on_a_flat_input_is_an_error():
     d = error("y = x -> conv(4, 3)", "input x: f32[N, 100]")
-    assert "4-D" in d.message
+    assert d.message == ("conv: takes a 1-D [N, C, L], 2-D [N, C, H, W] or 3-D [N, C, D, H, W] input; "
+                         "[N, 100] has no spatial axes")
+    assert d.hint and "flatten only after the convolutions" in d.hint
 
 
 # ================================================================ linear

@@ -84,23 +84,31 @@ def randomize(module: nn.Module) -> nn.Module:
             continue
         if name.endswith("running_var"):
             t.copy_(torch.rand(t.shape, generator=g) + 0.5)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm, nn.PReLU)):
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm,
+                                   nn.PReLU)):
             t.copy_(torch.randn(t.shape, generator=g) * 0.5 + (1.0 if name == "weight" else 0.0))
     return module
 
 
+def to_first(x: torch.Tensor) -> torch.Tensor:
+    """Channels last (NLC, NHWC, NDHWC) to channels first (NCL, NCHW, NCDHW)."""
+    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
+
+
+def to_last(y: torch.Tensor) -> torch.Tensor:
+    """Channels first to channels last; a flat [N, C] result stays as it is."""
+    return y.permute(0, *range(2, y.ndim), 1) if y.ndim > 2 else y
+
+
 def mod(factory: Callable[[], nn.Module], prefix: str = "y", nhwc: bool = False) -> Callable:
     """A reference from a torch module: seeded construction, randomized, eval mode.
-    nhwc: the spec's input/output are NHWC while the module works on NCHW."""
+    nhwc: the spec's input/output are channels last (NLC, NHWC, NDHWC) while the module works
+    channels first."""
     def ref(xs):
         torch.manual_seed(0)
         m = randomize(factory()).eval()
         (x,) = xs.values()
-        if nhwc:
-            y = m(x.permute(0, 3, 1, 2))
-            y = y.permute(0, 2, 3, 1) if y.ndim == 4 else y
-        else:
-            y = m(x)
+        y = to_last(m(to_first(x))) if nhwc else m(x)
         return y, state(m, prefix)
     return ref
 
@@ -111,8 +119,29 @@ def fn(f: Callable) -> Callable:
 
 
 def nhwc_fn(f: Callable) -> Callable:
-    """f works on NCHW; the spec's single input and output are NHWC."""
-    return lambda xs: (f(next(iter(xs.values())).permute(0, 3, 1, 2)).permute(0, 2, 3, 1), {})
+    """f works channels first; the spec's single input and output are channels last (NLC, NHWC,
+    NDHWC)."""
+    return lambda xs: (to_last(f(to_first(next(iter(xs.values()))))), {})
+
+
+def padded(conv: Callable[[], nn.Module], pad: tuple) -> Callable:
+    """A torch conv after an explicit F.pad (`pad` in torch's order: last axis first)."""
+    def ref(xs):
+        torch.manual_seed(0)
+        m = conv()
+        (x,) = xs.values()
+        return m(F.pad(x, pad)), state(m)
+    return ref
+
+
+def channels_norm(c: int) -> Callable:
+    """nn.LayerNorm(C) at each position of a channels-first tensor of any rank."""
+    def ref(xs):
+        torch.manual_seed(0)
+        m = randomize(nn.LayerNorm(c)).eval()
+        (x,) = xs.values()
+        return to_first(m(to_last(x))), state(m)
+    return ref
 
 
 def layernorm2d(factory_c: int) -> Callable:
@@ -131,6 +160,10 @@ def lp_pool(p, k, s=None, ceil_mode=False):
 
 X = "f32[N, 4, 8, 8]"
 X9 = "f32[N, 4, 9, 9]"
+L1 = "f32[N, 4, 16]"          # 1-D: NCL
+L3 = "f32[N, 4, 6, 7, 8]"     # 3-D: NCDHW
+NLC = "f32[N, 16, 3] NLC"
+NDHWC = "f32[N, 5, 6, 7, 3] NDHWC"
 X2 = "f32[N, 12]"
 NHWC = "f32[N, 8, 8, 3] NHWC"
 
@@ -331,6 +364,158 @@ CASES: list[Case] = [
          inputs={"x": NHWC}, scale=3.0),
     Case("nhwc-layernorm", "layernorm", "y = x -> body: layernorm",
          mod(lambda: nn.LayerNorm(3), prefix="body"), inputs={"x": NHWC}),
+    # ---------------------------------------------------------------- 1-D and 3-D (one class per kind, any rank)
+    Case("conv-1d", "conv", "y = x -> conv(8, 3)", mod(lambda: nn.Conv1d(4, 8, 3)), inputs={"x": L1}),
+    Case("conv-1d-stride-pad-dilation-nobias", "conv", "y = x -> conv(6, 5, stride=2, padding=2, dilation=2, bias=false)",
+         mod(lambda: nn.Conv1d(4, 6, 5, stride=2, padding=2, dilation=2, bias=False)), inputs={"x": L1}),
+    Case("conv-1d-same", "conv", 'y = x -> conv(6, 4, padding="same")',
+         mod(lambda: nn.Conv1d(4, 6, 4, padding="same")), inputs={"x": L1}),
+    Case("conv-1d-begin-end", "conv", "y = x -> conv(6, 3, padding=(1, 2))",   # (left, right)
+         padded(lambda: nn.Conv1d(4, 6, 3), (1, 2)), inputs={"x": L1}),
+    Case("conv-1d-groups", "conv", "y = x -> conv(8, 3, groups=4, padding=1)",
+         mod(lambda: nn.Conv1d(4, 8, 3, groups=4, padding=1)), inputs={"x": L1}),
+    Case("conv-3d", "conv", "y = x -> conv(8, 3, padding=1)", mod(lambda: nn.Conv3d(4, 8, 3, padding=1)),
+         inputs={"x": L3}),
+    Case("conv-3d-spatial-1x3x3", "conv", "y = x -> conv(6, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))",
+         mod(lambda: nn.Conv3d(4, 6, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))), inputs={"x": L3}),
+    Case("conv-3d-temporal-3x1x1", "conv", "y = x -> conv(5, (3, 1, 1), padding=(1, 0, 0), bias=false)",
+         mod(lambda: nn.Conv3d(4, 5, (3, 1, 1), padding=(1, 0, 0), bias=False)), inputs={"x": L3}),
+    Case("conv-3d-six-pads", "conv", "y = x -> conv(4, 2, padding=(1, 0, 2, 0, 1, 1))",
+         # (front, top, left, back, bottom, right) -> torch's (left, right, top, bottom, front, back)
+         padded(lambda: nn.Conv3d(4, 4, 2), (2, 1, 0, 1, 1, 0)), inputs={"x": L3}),
+    Case("conv-3d-same-stride2", "conv", 'y = x -> conv(4, 3, stride=2, padding="same")',
+         # D 6 -> 3: pads (0, 1); H 7 -> 4: (1, 1); W 8 -> 4: (0, 1)
+         padded(lambda: nn.Conv3d(4, 4, 3, stride=2), (0, 1, 1, 1, 0, 1)), inputs={"x": L3}),
+    Case("conv-3d-depthwise-dilation", "conv", "y = x -> conv(4, 3, groups=4, dilation=(1, 2, 2), padding=(1, 2, 2))",
+         mod(lambda: nn.Conv3d(4, 4, 3, groups=4, dilation=(1, 2, 2), padding=(1, 2, 2))), inputs={"x": L3}),
+    Case("conv_transpose-1d", "conv_transpose", "y = x -> conv_transpose(6, 3, stride=2, padding=1, output_padding=1)",
+         mod(lambda: nn.ConvTranspose1d(4, 6, 3, stride=2, padding=1, output_padding=1)), inputs={"x": L1}),
+    Case("conv_transpose-3d-groups", "conv_transpose", "y = x -> conv_transpose(6, (1, 2, 2), stride=(1, 2, 2), groups=2)",
+         mod(lambda: nn.ConvTranspose3d(4, 6, (1, 2, 2), stride=(1, 2, 2), groups=2)), inputs={"x": L3}),
+    Case("conv_transpose-3d-dilation-outpad", "conv_transpose",
+         "y = x -> conv_transpose(3, 3, stride=(2, 1, 2), padding=(1, 0, 2), output_padding=(1, 0, 0), dilation=2)",
+         mod(lambda: nn.ConvTranspose3d(4, 3, 3, stride=(2, 1, 2), padding=(1, 0, 2), output_padding=(1, 0, 0),
+                                        dilation=2)), inputs={"x": L3}),
+    Case("batchnorm-1d-ncl", "batchnorm", "y = x -> batchnorm", mod(lambda: nn.BatchNorm1d(4)), inputs={"x": L1}),
+    Case("batchnorm-3d", "batchnorm", "y = x -> batchnorm(eps=0.001)", mod(lambda: nn.BatchNorm3d(4, eps=1e-3)),
+         inputs={"x": L3}),
+    Case("layernorm-ncl", "layernorm", "y = x -> layernorm", channels_norm(4), inputs={"x": L1}),
+    Case("layernorm-ncdhw", "layernorm", "y = x -> layernorm", channels_norm(4), inputs={"x": L3}),
+    Case("groupnorm-3d", "groupnorm", "y = x -> groupnorm(2)", mod(lambda: nn.GroupNorm(2, 4)), inputs={"x": L3}),
+    Case("maxpool-1d", "maxpool", "y = x -> maxpool(3, 2, padding=1)", fn(lambda x: F.max_pool1d(x, 3, 2, 1)),
+         inputs={"x": L1}),
+    Case("maxpool-1d-ceil-dilation", "maxpool", "y = x -> maxpool(3, 2, dilation=2, ceil_mode=true)",
+         fn(lambda x: F.max_pool1d(x, 3, 2, 0, 2, ceil_mode=True)), inputs={"x": L1}),
+    Case("maxpool-3d", "maxpool", "y = x -> maxpool(2)", fn(lambda x: F.max_pool3d(x, 2)), inputs={"x": L3}),
+    Case("maxpool-3d-1x3x3", "maxpool", "y = x -> maxpool((1, 3, 3), (1, 2, 2), padding=(0, 1, 1))",
+         fn(lambda x: F.max_pool3d(x, (1, 3, 3), (1, 2, 2), (0, 1, 1))), inputs={"x": L3}),
+    Case("maxpool-3d-ceil-dilation-opset22", "maxpool", "y = x -> maxpool(2, 2, padding=1, dilation=(1, 2, 1), ceil_mode=true)",
+         fn(lambda x: F.max_pool3d(x, 2, 2, 1, (1, 2, 1), ceil_mode=True)), inputs={"x": L3}, opset=22),
+    Case("avgpool-1d", "avgpool", "y = x -> avgpool(4)", fn(lambda x: F.avg_pool1d(x, 4)), inputs={"x": L1}),
+    Case("avgpool-1d-ceil-pad-exclude", "avgpool", "y = x -> avgpool(3, 2, padding=1, ceil_mode=true, count_include_pad=false)",
+         fn(lambda x: F.avg_pool1d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)), inputs={"x": "f32[N, 4, 15]"}),
+    Case("avgpool-1d-ceil-pad-include", "avgpool", "y = x -> avgpool(3, 2, padding=1, ceil_mode=true)",
+         fn(lambda x: F.avg_pool1d(x, 3, 2, 1, ceil_mode=True)), inputs={"x": "f32[N, 4, 15]"}),
+    Case("avgpool-3d", "avgpool", "y = x -> avgpool((2, 2, 3), 2)", fn(lambda x: F.avg_pool3d(x, (2, 2, 3), 2)),
+         inputs={"x": L3}),
+    Case("avgpool-3d-pad-exclude", "avgpool", "y = x -> avgpool(3, 2, padding=1, count_include_pad=false)",
+         fn(lambda x: F.avg_pool3d(x, 3, 2, 1, count_include_pad=False)), inputs={"x": L3}),
+    Case("avgpool-3d-ceil-pad-include", "avgpool", "y = x -> avgpool(3, 2, padding=1, ceil_mode=true)",
+         fn(lambda x: F.avg_pool3d(x, 3, 2, 1, ceil_mode=True)), inputs={"x": "f32[N, 4, 7, 7, 9]"}),
+    Case("lppool-1d-p2", "lppool", "y = x -> lppool(2, 3, 2)", fn(lambda x: F.lp_pool1d(x, 2, 3, 2)), inputs={"x": L1}),
+    Case("lppool-3d-p2", "lppool", "y = x -> lppool(2, 2)", fn(lambda x: F.lp_pool3d(x, 2, 2)), inputs={"x": L3}),
+    Case("lppool-3d-p1-rect", "lppool", "y = x -> lppool(1, (1, 2, 3), (1, 2, 2))",
+         fn(lambda x: F.lp_pool3d(x, 1, (1, 2, 3), (1, 2, 2))), inputs={"x": L3}),
+    Case("lppool-3d-p2-ceil", "lppool", "y = x -> lppool(2, 3, 2, ceil_mode=true)",
+         fn(lambda x: F.lp_pool3d(x, 2, 3, 2, ceil_mode=True)), inputs={"x": "f32[N, 4, 6, 7, 7]"}),
+    Case("global_avgpool-1d", "global_avgpool", "y = x -> global_avgpool",
+         fn(lambda x: F.adaptive_avg_pool1d(x, 1)), inputs={"x": L1}),
+    Case("global_avgpool-3d", "global_avgpool", "y = x -> global_avgpool",
+         fn(lambda x: F.adaptive_avg_pool3d(x, 1)), inputs={"x": L3}),
+    Case("global_maxpool-1d", "global_maxpool", "y = x -> global_maxpool",
+         fn(lambda x: F.adaptive_max_pool1d(x, 1)), inputs={"x": L1}),
+    Case("global_maxpool-3d", "global_maxpool", "y = x -> global_maxpool",
+         fn(lambda x: F.adaptive_max_pool3d(x, 1)), inputs={"x": L3}),
+    Case("adaptive_avgpool-1d", "adaptive_avgpool", "y = x -> adaptive_avgpool(4)",
+         fn(lambda x: F.adaptive_avg_pool1d(x, 4)), inputs={"x": L1}),
+    Case("adaptive_avgpool-3d", "adaptive_avgpool", "y = x -> adaptive_avgpool((3, 7, 2))",
+         fn(lambda x: F.adaptive_avg_pool3d(x, (3, 7, 2))), inputs={"x": L3}),
+    Case("adaptive_avgpool-3d-1", "adaptive_avgpool", "y = x -> adaptive_avgpool(1)",
+         fn(lambda x: F.adaptive_avg_pool3d(x, 1)), inputs={"x": L3}),
+    Case("adaptive_maxpool-exact", "adaptive_maxpool", "y = x -> adaptive_maxpool(4)",
+         fn(lambda x: F.adaptive_max_pool2d(x, 4))),
+    Case("adaptive_maxpool-rect", "adaptive_maxpool", "y = x -> adaptive_maxpool((2, 3))",
+         fn(lambda x: F.adaptive_max_pool2d(x, (2, 3))), inputs={"x": "f32[N, 4, 8, 9]"}),
+    Case("adaptive_maxpool-1", "adaptive_maxpool", "y = x -> adaptive_maxpool(1)",
+         fn(lambda x: F.adaptive_max_pool2d(x, 1)), inputs={"x": "f32[N, 4, 5, 7]"}),
+    Case("adaptive_maxpool-1d", "adaptive_maxpool", "y = x -> adaptive_maxpool(8)",
+         fn(lambda x: F.adaptive_max_pool1d(x, 8)), inputs={"x": L1}),
+    Case("adaptive_maxpool-3d", "adaptive_maxpool", "y = x -> adaptive_maxpool((2, 1, 4))",
+         fn(lambda x: F.adaptive_max_pool3d(x, (2, 1, 4))), inputs={"x": L3}),
+    Case("pad-1d-constant", "pad", "y = x -> pad((1, 2), value=0.5)",   # (left, right)
+         fn(lambda x: F.pad(x, (1, 2), value=0.5)), inputs={"x": L1}),
+    Case("pad-1d-reflect", "pad", 'y = x -> pad(3, mode="reflect")', fn(lambda x: F.pad(x, (3, 3), mode="reflect")),
+         inputs={"x": L1}),
+    Case("pad-1d-replicate", "pad", 'y = x -> pad((0, 4), mode="replicate")',
+         fn(lambda x: F.pad(x, (0, 4), mode="replicate")), inputs={"x": L1}),
+    Case("pad-1d-circular-opset19", "pad", 'y = x -> pad((2, 1), mode="circular")',
+         fn(lambda x: F.pad(x, (2, 1), mode="circular")), inputs={"x": L1}, opset=19),
+    Case("pad-3d-constant-six", "pad", "y = x -> pad((1, 0, 2, 0, 3, 1))",
+         # (front, top, left, back, bottom, right) -> (left, right, top, bottom, front, back)
+         fn(lambda x: F.pad(x, (2, 1, 0, 3, 1, 0))), inputs={"x": L3}),
+    Case("pad-3d-reflect-per-axis", "pad", 'y = x -> pad((1, 2, 3), mode="reflect")',
+         fn(lambda x: F.pad(x, (3, 3, 2, 2, 1, 1), mode="reflect")), inputs={"x": L3}),
+    Case("pad-3d-replicate", "pad", 'y = x -> pad(2, mode="replicate")',
+         fn(lambda x: F.pad(x, (2,) * 6, mode="replicate")), inputs={"x": L3}),
+    Case("pad-3d-circular-opset19", "pad", 'y = x -> pad((1, 0, 2, 2, 1, 0), mode="circular")',
+         fn(lambda x: F.pad(x, (2, 0, 0, 1, 1, 2), mode="circular")), inputs={"x": L3}, opset=19),
+    Case("upsample-1d-nearest-2", "upsample", "y = x -> upsample(2)",
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="nearest")), inputs={"x": L1}),
+    Case("upsample-1d-nearest-1.5", "upsample", "y = x -> upsample(1.5)",
+         fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="nearest")), inputs={"x": "f32[N, 4, 7]"}),
+    Case("upsample-1d-nearest-1.05-keeps-size", "upsample", "y = x -> upsample(1.05)",
+         fn(lambda x: F.interpolate(x, scale_factor=1.05, mode="nearest")), inputs={"x": "f32[N, 4, 5]"}),
+    Case("upsample-1d-nearest-2.1", "upsample", "y = x -> upsample(2.1)",   # 21 rows from 10, none by i >> 1
+         fn(lambda x: F.interpolate(x, scale_factor=2.1, mode="nearest")), inputs={"x": "f32[N, 4, 10]"}),
+    Case("upsample-1d-nearest-size", "upsample", "y = x -> upsample(size=11)",
+         fn(lambda x: F.interpolate(x, size=11, mode="nearest")), inputs={"x": "f32[N, 4, 7]"}),
+    Case("upsample-1d-linear-2", "upsample", 'y = x -> upsample(2, mode="linear")',
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="linear", align_corners=False)), inputs={"x": L1}),
+    Case("upsample-1d-linear-1.5", "upsample", 'y = x -> upsample(1.5, mode="linear")',
+         fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="linear", align_corners=False)),
+         inputs={"x": "f32[N, 4, 7]"}),
+    Case("upsample-1d-linear-size-align", "upsample", 'y = x -> upsample(size=9, mode="linear", align_corners=true)',
+         fn(lambda x: F.interpolate(x, size=9, mode="linear", align_corners=True)), inputs={"x": "f32[N, 4, 5]"}),
+    Case("upsample-3d-nearest-2", "upsample", "y = x -> upsample(2)",
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="nearest")), inputs={"x": L3}),
+    Case("upsample-3d-nearest-1x2x2", "upsample", "y = x -> upsample((1, 2, 2))",
+         fn(lambda x: F.interpolate(x, scale_factor=(1, 2, 2), mode="nearest")), inputs={"x": L3}),
+    Case("upsample-3d-nearest-size", "upsample", "y = x -> upsample(size=(7, 9, 5))",
+         fn(lambda x: F.interpolate(x, size=(7, 9, 5), mode="nearest")), inputs={"x": L3}),
+    Case("upsample-3d-nearest-2.1", "upsample", "y = x -> upsample((2.1, 1.05, 2))",
+         fn(lambda x: F.interpolate(x, scale_factor=(2.1, 1.05, 2), mode="nearest")), inputs={"x": "f32[N, 2, 10, 5, 3]"}),
+    Case("upsample-3d-trilinear-2", "upsample", 'y = x -> upsample(2, mode="trilinear")',
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=False)), inputs={"x": L3}),
+    Case("upsample-3d-trilinear-1.5", "upsample", 'y = x -> upsample((1.5, 1.25, 2), mode="trilinear")',
+         fn(lambda x: F.interpolate(x, scale_factor=(1.5, 1.25, 2), mode="trilinear", align_corners=False)),
+         inputs={"x": L3}),
+    Case("upsample-3d-trilinear-align", "upsample", 'y = x -> upsample(2, mode="trilinear", align_corners=true)',
+         fn(lambda x: F.interpolate(x, scale_factor=2, mode="trilinear", align_corners=True)), inputs={"x": L3}),
+    Case("upsample-3d-trilinear-size", "upsample", 'y = x -> upsample(size=(3, 9, 11), mode="trilinear")',
+         fn(lambda x: F.interpolate(x, size=(3, 9, 11), mode="trilinear", align_corners=False)), inputs={"x": L3}),
+    Case("nlc-conv", "conv", "y = x -> body: conv(5, 3, stride=2, padding=1)",
+         mod(lambda: nn.Conv1d(3, 5, 3, stride=2, padding=1), prefix="body", nhwc=True), inputs={"x": NLC}),
+    Case("nlc-upsample-linear", "upsample", 'y = x -> body: upsample(1.5, mode="linear")',
+         nhwc_fn(lambda x: F.interpolate(x, scale_factor=1.5, mode="linear", align_corners=False)), inputs={"x": NLC}),
+    Case("nlc-flatten", "flatten", "y = x -> flatten", fn(lambda x: torch.flatten(x, 1)), inputs={"x": NLC}),
+    Case("ndhwc-conv", "conv", "y = x -> body: conv(4, (3, 1, 1), padding=(1, 0, 0))",
+         mod(lambda: nn.Conv3d(3, 4, (3, 1, 1), padding=(1, 0, 0)), prefix="body", nhwc=True), inputs={"x": NDHWC}),
+    Case("ndhwc-maxpool", "maxpool", "y = x -> body: maxpool(2, ceil_mode=true)",
+         nhwc_fn(lambda x: F.max_pool3d(x, 2, ceil_mode=True)), inputs={"x": NDHWC}),
+    Case("ndhwc-batchnorm", "batchnorm", "y = x -> body: batchnorm",
+         mod(lambda: nn.BatchNorm3d(3), prefix="body", nhwc=True), inputs={"x": NDHWC}),
+    Case("ndhwc-global_avgpool", "global_avgpool", "y = x -> body: global_avgpool",
+         nhwc_fn(lambda x: F.adaptive_avg_pool3d(x, 1)), inputs={"x": NDHWC}),
 ]
 
 
@@ -342,6 +527,7 @@ def _padded_conv(xs, pad, stride):
     return m(F.pad(x, pad)), state(m)
 
 
+@pytest.mark.filterwarnings("ignore:Using padding=.same.")
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_parity_with_torch(case: Case, tmp_path):
     spec = tmp_path / "t.net"

@@ -44,18 +44,29 @@ class Expect:
 PositiveInt = Annotated[int, Field(ge=1), Expect("a positive integer")]
 NonNegativeInt = Annotated[int, Field(ge=0), Expect("a non-negative integer")]
 _Positive = Annotated[int, Field(ge=1)]
-Size2 = Annotated[_Positive | tuple[_Positive, _Positive], Field(),
-                  Expect("a positive integer or a pair (h, w) of them")]
 _NonNegative = Annotated[int, Field(ge=0)]
-NonNegative2 = Annotated[_NonNegative | tuple[_NonNegative, _NonNegative], Field(),
-                         Expect("a non-negative integer or a pair (h, w) of them")]
-Padding2 = Annotated[
-    Literal["same", "valid"] | Annotated[int, Field(ge=0)]
-    | tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]]
-    | tuple[Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)],
-            Annotated[int, Field(ge=0)], Annotated[int, Field(ge=0)]],
+# Sizes of a window or a resampling: one value for every spatial axis, or one per axis (a 1-D,
+# 2-D or 3-D input: (l,), (h, w), (d, h, w)); the layer's shape rule checks the count against its
+# input's spatial axes.
+SizeN = Annotated[_Positive | Annotated[tuple[_Positive, ...], Field(min_length=1, max_length=3)], Field(),
+                  Expect("a positive integer or a pair (h, w) of them ((d, h, w) for a 3-D input)")]
+NonNegativeN = Annotated[_NonNegative | Annotated[tuple[_NonNegative, ...], Field(min_length=1, max_length=3)],
+                         Field(), Expect("a non-negative integer or a pair (h, w) of them "
+                                         "((d, h, w) for a 3-D input)")]
+# Padding: one value, one per axis, or begins then ends (at most six: a 3-D input's).
+PaddingN = Annotated[
+    Literal["same", "valid"] | _NonNegative
+    | Annotated[tuple[_NonNegative, ...], Field(min_length=1, max_length=6)],
     Field(), Expect('a non-negative integer, a pair (h, w), four values (top, left, bottom, right), '
-                    '"same" or "valid"')]
+                    '"same" or "valid" (a 1-D input: one value or (left, right); a 3-D input: (d, h, w) '
+                    'or six values (front, top, left, back, bottom, right))')]
+_PositiveNumber = Annotated[float, Field(gt=0)]
+PositiveNumberN = Annotated[_PositiveNumber | Annotated[tuple[_PositiveNumber, ...],
+                                                        Field(min_length=1, max_length=3)],
+                            Field(), Expect("a positive number or a pair (h, w) of them ((d, h, w) for a "
+                                            "3-D input)")]
+# the names these had when every window was 2-D
+Size2, NonNegative2, Padding2, PositiveNumber2 = SizeN, NonNegativeN, PaddingN, PositiveNumberN
 Probability = Annotated[float, Field(ge=0.0, le=1.0), Expect("a number from 0 to 1")]
 PositiveFloat = Annotated[float, Field(gt=0.0), Expect("a positive number")]
 PositiveNumber2 = Annotated[Annotated[float, Field(gt=0)] | tuple[Annotated[float, Field(gt=0)],
@@ -301,6 +312,24 @@ class Layer(BaseModel):
             raise ShapeError(f"expects a {rank}-D {what} input, got {t} ({t.rank}-D)",
                              rule=f"input rank must be {rank}", hint=hint)
 
+    @staticmethod
+    def require_spatial(t: TensorType, counts: tuple[int, ...] = (1, 2, 3), hint: str | None = None) -> str:
+        """A layer that slides or resamples over the spatial axes: `t` has 1, 2 or 3 of them
+        (of `counts`), whatever its layout. Returns their letters in D, H, W (or L) order."""
+        from netspec.shapes import axis_name
+
+        letters = "".join(t.layout.axes[i] for i in t.layout.spatial)
+        if len(letters) not in counts:
+            forms = {1: "1-D [N, C, L]", 2: "2-D [N, C, H, W]", 3: "3-D [N, C, D, H, W]"}
+            taken = [forms[c] for c in counts]
+            listed = taken[0] if len(taken) == 1 else ", ".join(taken[:-1]) + " or " + taken[-1]
+            has = ("no spatial axes" if not letters else
+                   f"{len(letters)} spatial axes ({', '.join(axis_name(a) for a in letters)})")
+            raise ShapeError(f"takes a {listed} input; {t} has {has}",
+                             rule="1 to 3 spatial axes" if counts == (1, 2, 3) else
+                             "spatial axes: " + " or ".join(map(str, counts)), hint=hint)
+        return letters
+
 
 Layer.foreign = Foreign()
 
@@ -411,7 +440,8 @@ def explain_counts(params: dict[str, ParamSpec], param_terms: list[str], macs: i
 
 
 def explain_windows(windows_, axes: str = "HW") -> tuple[list[str], list[str]]:
-    """One formula line per spatial axis, and a note per axis whose division was not exact."""
+    """One formula line per spatial axis, and a note per axis whose division was not exact;
+    `axes` are the axes' letters (D, H, W or L)."""
     lines = [f"{axis}: {w.formula()}" for axis, w in zip(axes, windows_)]
     notes = [n for axis, w in zip(axes, windows_) if (n := w.note(axis))]
     return lines, notes

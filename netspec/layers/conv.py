@@ -1,27 +1,38 @@
-"""Convolution layers."""
+"""Convolution layers, over 1, 2 or 3 spatial axes: one class per kind serves [N, C, L],
+[N, C, H, W] and [N, C, D, H, W] (and every other order of those axes), as PyTorch's
+Conv1d/2d/3d and ConvTranspose1d/2d/3d do."""
 
 
-from netspec.layers.base import (Foreign, Layer, NonNegative2, Padding2, PositiveInt, Refusal, Size2, explain_counts,
+from math import prod
+from typing import ClassVar
+
+from netspec.layers.base import (Foreign, Layer, NonNegativeN, PaddingN, PositiveInt, Refusal, SizeN, explain_counts,
                                  explain_windows, fan_in_uniform)
-from netspec.shapes import AXIS_NAMES, expand, resolve_padding, transposed_window, windows
+from netspec.shapes import axis_name, expand, resolve_padding, transposed_windows, windows
 from netspec.types import ShapeError, TensorType
 
 
-def describe_window(kind: str, kernel, stride, padding, dilation=1, extra: str = "") -> str:
-    """`conv 11x11 /4 pad 2`: the kernel, then only what differs from the defaults."""
-    k = expand(kernel, 2)
+def _per_axis(values: tuple) -> str:
+    """`2` when every axis agrees, else `2x1x1`."""
+    return str(values[0]) if len(set(values)) == 1 else "x".join(map(str, values))
+
+
+def describe_window(kind: str, kernel, stride, padding, dilation=1, extra: str = "", rank: int = 2) -> str:
+    """`conv 11x11 /4 pad 2`, `conv 1x3x3 /1x2x2`: the kernel, then only what differs from the
+    defaults (`rank`: the input's spatial axes)."""
+    k = expand(kernel, rank)
     text = f"{kind} {'x'.join(map(str, k))}"
-    s = expand(stride, 2)
-    if s != (1, 1):
-        text += f" /{s[0]}" if s[0] == s[1] else f" /{s[0]}x{s[1]}"
+    s = expand(stride, rank)
+    if set(s) != {1}:
+        text += f" /{_per_axis(s)}"
     if isinstance(padding, str):
         text += f" pad {padding}"
-    elif padding != 0 and set(expand(padding, 2)) != {0}:
-        p = expand(padding, 2)
+    elif padding != 0 and set(expand(padding, rank)) != {0}:
+        p = expand(padding, rank)
         text += f" pad {p[0]}" if len(set(p)) == 1 else f" pad {','.join(map(str, p))}"
-    d = expand(dilation, 2)
-    if d != (1, 1):
-        text += f" dil {d[0]}" if d[0] == d[1] else f" dil {d[0]}x{d[1]}"
+    d = expand(dilation, rank)
+    if set(d) != {1}:
+        text += f" dil {_per_axis(d)}"
     return text + extra
 
 
@@ -34,20 +45,36 @@ def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
                          rule="out_channels % groups == 0", attributes=("out_channels", "groups"))
 
 
+_FLAT_HINT = "a convolution slides over spatial axes: flatten only after the convolutions"
+
+
 class ConvBase(Layer):
     """What convolution and transposed convolution share: PyTorch's attribute names and
-    defaults (padding differs, so each declares its own), a weight and an optional bias."""
+    defaults (padding differs, so each declares its own), a weight and an optional bias, and
+    the per-axis attributes read against the input's spatial axes."""
 
     family = "conv"
     positional = ("out_channels", "kernel")
     aliases = {"kernel_size": "kernel"}
 
     out_channels: PositiveInt
-    kernel: Size2
-    stride: Size2 = 1
-    dilation: Size2 = 1
+    kernel: SizeN
+    stride: SizeN = 1
+    dilation: SizeN = 1
     groups: PositiveInt = 1
     bias: bool = True
+
+    def axes(self, t: TensorType) -> str:
+        """The input's spatial letters (D, H, W or L), or a ShapeError for a rank conv cannot take."""
+        return self.require_spatial(t, hint=_FLAT_HINT if t.rank == 2 else None)
+
+    def per_axis(self, t: TensorType, *names: str) -> list[tuple]:
+        """The attributes `names` as one value per spatial axis of `t`."""
+        letters = self.axes(t)
+        return [expand(getattr(self, name), len(letters), name, letters) for name in names]
+
+    def kernel_of(self, t: TensorType) -> tuple[int, ...]:
+        return expand(self.kernel, len(t.spatial))
 
     def weight_and_bias(self, shape: tuple[int, ...], fan_in: int) -> dict:
         params = {"weight": fan_in_uniform(shape, fan_in)}
@@ -64,86 +91,95 @@ class ConvBase(Layer):
 
 
 class Conv(ConvBase):
-    """2-D convolution over [N, C, H, W] (or NHWC), as PyTorch's `nn.Conv2d`.
+    """Convolution over 1, 2 or 3 spatial axes ([N, C, L], [N, C, H, W], [N, C, D, H, W], or
+    any order of them), as PyTorch's `nn.Conv1d`, `nn.Conv2d` and `nn.Conv3d`.
 
     `in_channels` comes from the input; `groups` splits channels into independent groups
-    (`groups = in_channels` is a depthwise convolution).
+    (`groups = in_channels` is a depthwise convolution). Kernel, stride and dilation are one
+    value for every axis or one per axis (`(1, 3, 3)` then `(3, 1, 1)`: R(2+1)D).
     """
 
     kind = "conv"
     foreign = Foreign(
-        pytorch=("Conv2d", "LazyConv2d"),
+        pytorch=("Conv2d", "Conv1d", "Conv3d", "LazyConv2d", "LazyConv1d", "LazyConv3d"),
         pytorch_args=("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation",
                       "groups", "bias"),
-        keras=("Conv2D", "Convolution2D"), keras_args=("filters", "kernel_size", "strides", "padding"),
+        keras=("Conv2D", "Convolution2D", "Conv1D", "Convolution1D", "Conv3D", "Convolution3D"),
+        keras_args=("filters", "kernel_size", "strides", "padding"),
         keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
                         "use_bias": "bias"},
         inherited={"in_channels": "input channels"},
         pytorch_traps={"padding_mode": "netspec's conv pads with zeros"})
 
-    padding: Padding2 = 0
+    padding: PaddingN = 0
 
     def _windows(self, t: TensorType):
-        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
-        return windows(t.spatial, kernel, stride, dilation, self._pads(t))
+        letters = self.axes(t)
+        kernel, stride, dilation = self.per_axis(t, "kernel", "stride", "dilation")
+        return windows(t.spatial, kernel, stride, dilation, self._pads(t), letters=letters)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
-        self.require_rank(t, 4, "[N, C, H, W]",
-                          hint="conv is 2-D; flatten only after the convolutions" if t.rank == 2 else None)
+        self.axes(t)
         check_groups(t.channels, self.out_channels, self.groups)
         sizes = tuple(w.out for w in self._windows(t))
         return t.with_axes(channels=self.out_channels, spatial=sizes)
 
     def parameters(self, inputs, output):
         (t,) = inputs
-        k = expand(self.kernel, 2)
-        fan_in = t.channels // self.groups * k[0] * k[1]
+        k = self.kernel_of(t)
+        fan_in = t.channels // self.groups * prod(k)
         return self.weight_and_bias((self.out_channels, t.channels // self.groups, *k), fan_in)
 
     def macs(self, inputs, output):
         (t,) = inputs
-        kh, kw = expand(self.kernel, 2)
-        return output.sample_elements() * (t.channels // self.groups) * kh * kw
+        return output.sample_elements() * (t.channels // self.groups) * prod(self.kernel_of(t))
 
     def describe(self, inputs):
         extra = f" g{self.groups}" if self.groups != 1 else ""
-        return describe_window("conv", self.kernel, self.stride, self.padding, self.dilation, extra)
+        return describe_window("conv", self.kernel, self.stride, self.padding, self.dilation, extra,
+                               len(inputs[0].spatial))
 
     def lower(self, g, node, inputs, types, output):
-        pads = [p for p in zip(*self._pads(types[0]))]
-        return g.op("Conv", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
-                    strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
-                    pads=[v for side in pads for v in side], group=self.groups)
+        t = types[0]
+        kernel, stride, dilation = self.per_axis(t, "kernel", "stride", "dilation")
+        pads = self._pads(t)
+        return g.op("Conv", self.onnx_inputs(g, inputs[0]), kernel_shape=list(kernel), strides=list(stride),
+                    dilations=list(dilation), pads=[b for b, _ in pads] + [e for _, e in pads],
+                    group=self.groups)
 
     def explain(self, inputs, output):
         (t,) = inputs
-        lines, notes = explain_windows(self._windows(t))
-        k, cin = expand(self.kernel, 2), t.channels // self.groups
-        macs = [*map(str, output.spatial), str(self.out_channels), f"({cin} * {k[0]} * {k[1]})"]
+        lines, notes = explain_windows(self._windows(t), self.axes(t))
+        k, cin = self.kernel_of(t), t.channels // self.groups
+        macs = [*map(str, output.spatial), str(self.out_channels), f"({' * '.join(map(str, (cin, *k)))})"]
         return lines + self.explain_counts(inputs, output, (self.out_channels, cin, *k), macs), notes
 
     def geometry(self, inputs):
-        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
+        t = inputs[0]
+        kernel, stride, dilation = self.per_axis(t, "kernel", "stride", "dilation")
         return [("window", d * (k - 1) + 1, s, begin)
-                for k, s, d, (begin, _) in zip(kernel, stride, dilation, self._pads(inputs[0]))]
+                for k, s, d, (begin, _) in zip(kernel, stride, dilation, self._pads(t))]
 
     def _pads(self, t: TensorType) -> list[tuple[int, int]]:
-        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
-        return resolve_padding(self.padding, kernel, stride, dilation, t.spatial)
+        letters = self.axes(t)
+        kernel, stride, dilation = self.per_axis(t, "kernel", "stride", "dilation")
+        return resolve_padding(self.padding, kernel, stride, dilation, t.spatial, letters)
 
 
 class ConvTranspose(ConvBase):
-    """2-D transposed convolution (the up-sampling of decoders), as PyTorch's
-    `nn.ConvTranspose2d`: `out = (in-1)*stride - 2*padding + dilation*(kernel-1) +
-    output_padding + 1` on each spatial axis."""
+    """Transposed convolution over 1, 2 or 3 spatial axes (the up-sampling of decoders), as
+    PyTorch's `nn.ConvTranspose1d/2d/3d`: `out = (in-1)*stride - 2*padding + dilation*(kernel-1)
+    + output_padding + 1` on each spatial axis."""
 
     kind = "conv_transpose"
     foreign = Foreign(
-        pytorch=("ConvTranspose2d", "LazyConvTranspose2d"),
+        pytorch=("ConvTranspose2d", "ConvTranspose1d", "ConvTranspose3d", "LazyConvTranspose2d",
+                 "LazyConvTranspose1d", "LazyConvTranspose3d"),
         pytorch_args=("in_channels", "out_channels", "kernel_size", "stride", "padding",
                       "output_padding", "groups", "bias", "dilation"),
-        keras=("Conv2DTranspose", "Convolution2DTranspose"),
+        keras=("Conv2DTranspose", "Convolution2DTranspose", "Conv1DTranspose", "Convolution1DTranspose",
+               "Conv3DTranspose", "Convolution3DTranspose"),
         keras_args=("filters", "kernel_size", "strides", "padding", "output_padding"),
         keras_keywords={"filters": "out_channels", "strides": "stride", "dilation_rate": "dilation",
                         "use_bias": "bias"},
@@ -151,69 +187,69 @@ class ConvTranspose(ConvBase):
         pytorch_traps={"padding_mode": "netspec's conv_transpose pads with zeros, the one mode "
                                        "PyTorch's ConvTranspose2d takes too"})
 
-    padding: NonNegative2 = 0
-    output_padding: NonNegative2 = 0
+    padding: NonNegativeN = 0
+    output_padding: NonNegativeN = 0
+
+    # the per-axis attributes, in the order transposed_windows takes them
+    per_axis_attributes: ClassVar[tuple[str, ...]] = ("kernel", "stride", "dilation", "padding", "output_padding")
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
-        self.require_rank(t, 4, "[N, C, H, W]")
+        letters = self.axes(t)
         check_groups(t.channels, self.out_channels, self.groups)
-        sizes = []
-        parts = zip(t.spatial, expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2),
-                    expand(self.padding, 2), expand(self.output_padding, 2))
-        for axis, (size, k, s, d, p, op) in enumerate(parts):
-            try:
-                sizes.append(transposed_window(size, k, s, d, p, op))
-            except ShapeError as exc:
-                raise ShapeError(f"{AXIS_NAMES[2][axis]}: {exc.message}", exc.rule, exc.hint) from None
+        sizes = transposed_windows(t.spatial, *self.per_axis(t, *self.per_axis_attributes), letters=letters)
         return t.with_axes(channels=self.out_channels, spatial=tuple(sizes))
 
     def explain(self, inputs, output):
         (t,) = inputs
         lines = []
-        parts = zip("HW", t.spatial, output.spatial, expand(self.kernel, 2), expand(self.stride, 2),
-                    expand(self.dilation, 2), expand(self.padding, 2), expand(self.output_padding, 2))
+        parts = zip(self.axes(t), t.spatial, output.spatial, *self.per_axis(t, *self.per_axis_attributes))
         for axis, size, out, k, s, d, p, op in parts:
             lines.append(f"{axis}: ({size} - 1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {out}")
-        k, cout = expand(self.kernel, 2), self.out_channels // self.groups
-        macs = [*map(str, t.spatial), str(t.channels), f"({cout} * {k[0]} * {k[1]})"]
+        k, cout = self.kernel_of(t), self.out_channels // self.groups
+        macs = [*map(str, t.spatial), str(t.channels), f"({' * '.join(map(str, (cout, *k)))})"]
         return lines + self.explain_counts(inputs, output, (t.channels, cout, *k), macs), []
 
     def geometry(self, inputs):
-        kernel, stride, dilation = expand(self.kernel, 2), expand(self.stride, 2), expand(self.dilation, 2)
-        return [("transposed", d * (k - 1) + 1, s, p)
-                for k, s, d, p in zip(kernel, stride, dilation, expand(self.padding, 2))]
+        kernel, stride, dilation, padding = self.per_axis(inputs[0], "kernel", "stride", "dilation", "padding")
+        return [("transposed", d * (k - 1) + 1, s, p) for k, s, d, p in zip(kernel, stride, dilation, padding)]
 
     def parameters(self, inputs, output):
         (t,) = inputs
-        k = expand(self.kernel, 2)
-        fan_in = self.out_channels // self.groups * k[0] * k[1]  # PyTorch: weight.size(1) * kh * kw
+        k = self.kernel_of(t)
+        fan_in = self.out_channels // self.groups * prod(k)  # PyTorch: weight.size(1) * prod(kernel)
         return self.weight_and_bias((t.channels, self.out_channels // self.groups, *k), fan_in)
 
     def macs(self, inputs, output):
-        # every input element is multiplied into a kh x kw patch of out_channels/groups outputs
-        kh, kw = expand(self.kernel, 2)
-        return inputs[0].sample_elements() * (self.out_channels // self.groups) * kh * kw
+        # every input element is multiplied into a kernel-sized patch of out_channels/groups outputs
+        t = inputs[0]
+        return t.sample_elements() * (self.out_channels // self.groups) * prod(self.kernel_of(t))
 
     def describe(self, inputs):
-        text = describe_window("conv_transpose", self.kernel, self.stride, self.padding, self.dilation)
-        op = expand(self.output_padding, 2)
+        rank = len(inputs[0].spatial)
+        text = describe_window("conv_transpose", self.kernel, self.stride, self.padding, self.dilation,
+                               rank=rank)
+        op = expand(self.output_padding, rank)
         if set(op) != {0}:
-            text += f" out_pad {op[0]}" if op[0] == op[1] else f" out_pad {op[0]},{op[1]}"
+            text += f" out_pad {op[0]}" if len(set(op)) == 1 else f" out_pad {','.join(map(str, op))}"
         return text + (f" g{self.groups}" if self.groups != 1 else "")
 
     def refusal(self, inputs, output, opset):
         # PyTorch allows output_padding < max(stride, dilation); ONNX's ConvTranspose
         # (onnxruntime at run time) only output_padding < stride
-        if any(p >= s for p, s in zip(expand(self.output_padding, 2), expand(self.stride, 2))):
-            return Refusal("output_padding must be smaller than the stride for ONNX's "
-                           "ConvTranspose (PyTorch also allows it below the dilation)",
-                           hint="lower output_padding, or pad the result with `pad`")
+        t = inputs[0]
+        letters = self.axes(t)
+        output_padding, stride = self.per_axis(t, "output_padding", "stride")
+        for axis, p, s in zip(letters, output_padding, stride):
+            if p >= s:
+                where = f" (the {axis_name(axis)}'s is {p}, its stride {s})" if len(letters) > 1 else ""
+                return Refusal("output_padding must be smaller than the stride for ONNX's "
+                               f"ConvTranspose{where} (PyTorch also allows it below the dilation)",
+                               hint="lower output_padding, or pad the result with `pad`")
         return None
 
     def lower(self, g, node, inputs, types, output):
-        pads = list(expand(self.padding, 2))
-        return g.op("ConvTranspose", self.onnx_inputs(g, inputs[0]), kernel_shape=list(expand(self.kernel, 2)),
-                    strides=list(expand(self.stride, 2)), dilations=list(expand(self.dilation, 2)),
-                    pads=pads + pads, output_padding=list(expand(self.output_padding, 2)),
-                    group=self.groups)
+        kernel, stride, dilation, padding, output_padding = self.per_axis(types[0], *self.per_axis_attributes)
+        return g.op("ConvTranspose", self.onnx_inputs(g, inputs[0]), kernel_shape=list(kernel),
+                    strides=list(stride), dilations=list(dilation), pads=list(padding) + list(padding),
+                    output_padding=list(output_padding), group=self.groups)

@@ -38,14 +38,16 @@ def explain_affine(layer: "ChannelNorm", inputs, output) -> tuple[list[str], lis
 
 
 class BatchNorm(ChannelNorm):
-    """Batch normalisation over the channel axis, as PyTorch's `nn.BatchNorm1d/2d`.
+    """Batch normalisation over the channel axis, as PyTorch's `nn.BatchNorm1d` ([N, C] or
+    [N, C, L]), `nn.BatchNorm2d` ([N, C, H, W]) and `nn.BatchNorm3d` ([N, C, D, H, W]).
 
     Parameters `weight` and `bias` (when `affine`); buffers `running_mean`, `running_var` and
     `num_batches_tracked` (when `track_running_stats`), named as in a PyTorch state_dict.
     """
 
     kind = "batchnorm"
-    foreign = Foreign(pytorch=("BatchNorm2d", "BatchNorm1d", "LazyBatchNorm2d"),
+    foreign = Foreign(pytorch=("BatchNorm2d", "BatchNorm1d", "BatchNorm3d", "LazyBatchNorm2d",
+                               "LazyBatchNorm1d", "LazyBatchNorm3d"),
                       pytorch_args=("num_features", "eps", "momentum", "affine", "track_running_stats"),
                       keras=("BatchNormalization",), keras_keywords={"epsilon": "eps"},
                       keras_traps={"momentum": "`momentum` is left out: Keras's momentum m is PyTorch's "

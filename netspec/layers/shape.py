@@ -6,14 +6,17 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from netspec.layers.base import Expect, Foreign, Layer, Probability, Refusal
-from netspec.shapes import resolve_padding
+from netspec.shapes import axis_name, resolve_padding
 from netspec.types import ANY_DTYPE, DTYPES, DTypeError, Layout, ShapeError, TensorType, representable
 
 _NonNegative = Annotated[int, Field(ge=0)]
+# one size, one per spatial axis, or begins then ends (six for a 3-D input); the shape rule
+# checks the count against the input's spatial axes
 PadSpec = Annotated[
-    _NonNegative | tuple[_NonNegative, _NonNegative]
-    | tuple[_NonNegative, _NonNegative, _NonNegative, _NonNegative],
-    Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right)")]
+    _NonNegative | Annotated[tuple[_NonNegative, ...], Field(min_length=1, max_length=6)],
+    Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right) "
+                    "(a 1-D input: one value or (left, right); a 3-D input: (d, h, w) or six values "
+                    "(front, top, left, back, bottom, right))")]
 
 
 _FLATTEN_AXES = ("netspec's flatten keeps the batch axis and flattens all the others, as "
@@ -125,18 +128,28 @@ class Identity(Layer):
 
 
 class Pad(Layer):
-    """Pads the spatial axes: `padding` is one size for all sides, a pair (h, w) for both sides
-    of each axis, or (top, left, bottom, right). `mode` "constant" fills with `value`;
+    """Pads the spatial axes, of a 1-D, 2-D or 3-D input: `padding` is one size for all sides,
+    one per axis for both its sides (a pair (h, w); (d, h, w)), or begins then ends ((top, left,
+    bottom, right); (left, right) for 1-D; (front, top, left, back, bottom, right) for 3-D), as
+    ONNX's `pads` order them. `mode` "constant" fills with `value`;
     "reflect" mirrors without repeating the edge (needs padding < size); "replicate" repeats the
     edge; "circular" wraps around (needs padding <= size)."""
 
     kind = "pad"
+    # (the 3-D modules are not listed: their six sizes, last axis first, would need reordering
+    # by rank, which the translation of a PyTorch call does not know; the 1-D ones' (left,
+    # right) are netspec's order already)
     foreign = Foreign(pytorch=("ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
-                               "CircularPad2d"),
-                      pytorch_args=("padding", "value"), keras=("ZeroPadding2D",), keras_args=("padding",),
+                               "CircularPad2d", "ZeroPad1d", "ConstantPad1d", "ReflectionPad1d",
+                               "ReplicationPad1d", "CircularPad1d"),
+                      pytorch_args=("padding", "value"),
+                      keras=("ZeroPadding2D", "ZeroPadding1D", "ZeroPadding3D"), keras_args=("padding",),
                       implies={"ReflectionPad2d": {"mode": '"reflect"'},
                                "ReplicationPad2d": {"mode": '"replicate"'},
-                               "CircularPad2d": {"mode": '"circular"'}},
+                               "CircularPad2d": {"mode": '"circular"'},
+                               "ReflectionPad1d": {"mode": '"reflect"'},
+                               "ReplicationPad1d": {"mode": '"replicate"'},
+                               "CircularPad1d": {"mode": '"circular"'}},
                       # F.pad(x, pad): its sizes from the last axis back, (left, right, top, bottom)
                       pytorch_traps={"pad": "PyTorch's `pad` lists the sizes from the last axis "
                                             "back, (left, right, top, bottom); netspec's `padding` "
@@ -159,20 +172,23 @@ class Pad(Layer):
                              hint="choose a value the dtype holds, or cast the input first")
         return dtype
 
+    def _pads(self, t: TensorType) -> list[tuple[int, int]]:
+        letters = self.require_spatial(t)
+        rank = len(letters)
+        return resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial, letters)
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
-        if not t.layout.spatial:
-            raise ShapeError(f"expects an input with spatial axes, got {t}", rule="rank >= 3")
-        rank = len(t.spatial)
-        pads = resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial)
-        for size, (begin, end) in zip(t.spatial, pads):
+        pads = self._pads(t)
+        for axis, size, (begin, end) in zip(self.require_spatial(t), t.spatial, pads):
             widest = max(begin, end)
+            where = f"{axis_name(axis)}: " if len(t.spatial) > 1 else ""
             if self.mode == "reflect" and widest >= size:
-                raise ShapeError(f"reflect padding {widest} needs an input larger than it (size {size})",
-                                 rule="reflect: padding < size")
+                raise ShapeError(f"{where}reflect padding {widest} needs an input larger than it (size {size})",
+                                 rule="reflect: padding < size", attributes=("padding",))
             if self.mode == "circular" and widest > size:
-                raise ShapeError(f"circular padding {widest} is larger than the input (size {size})",
-                                 rule="circular: padding <= size")
+                raise ShapeError(f"{where}circular padding {widest} is larger than the input (size {size})",
+                                 rule="circular: padding <= size", attributes=("padding",))
         return t.with_axes(spatial=tuple(size + b + e for size, (b, e) in zip(t.spatial, pads)))
 
     def describe(self, inputs):
@@ -180,10 +196,7 @@ class Pad(Layer):
         return f"pad {shown} {self.mode}"
 
     def geometry(self, inputs):
-        t = inputs[0]
-        pads = resolve_padding(self.padding, (1,) * len(t.spatial), (1,) * len(t.spatial),
-                               (1,) * len(t.spatial), t.spatial)
-        return [("window", 1, 1, begin) for begin, _ in pads]
+        return [("window", 1, 1, begin) for begin, _ in self._pads(inputs[0])]
 
     _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -195,8 +208,7 @@ class Pad(Layer):
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
-        rank = len(t.spatial)
-        pads = resolve_padding(self.padding, (1,) * rank, (1,) * rank, (1,) * rank, t.spatial)
+        pads = self._pads(t)  # ONNX's pads: begins then ends of every axis, canonical (N, C, spatial...)
         onnx_pads = [0, 0] + [b for b, _ in pads] + [0, 0] + [e for _, e in pads]
         args = [inputs[0], g.const(onnx_pads, name="pads")]
         if self.mode == "constant":
