@@ -272,6 +272,23 @@ class Builder:
 _RAW_DTYPES = {dtype: ONNX_DTYPES[name] for name, dtype in NUMPY_DTYPES.items()}
 
 
+def _read_from_output(nodes: list, identity: onnx.NodeProto) -> None:
+    """Put a graph output's Identity right after the node producing its value, and have the
+    value's later consumers read the output instead (the same values). onnxruntime 1.32's
+    EliminateIdentity, given a layer value that feeds both an output's Identity and a Pad that
+    PadFusion folds into the Conv after it, leaves that Conv reading a value that no longer
+    exists ("Node input ... is not a graph input, initializer, or output of a previous node"):
+    `b = a -> pad(1) -> conv(8, 3)` beside `output a`, where `a` is a chain of several layers."""
+    value, output = identity.input[0], identity.output[0]
+    nodes.pop(next(i for i in range(len(nodes) - 1, -1, -1) if nodes[i] is identity))
+    at = next((i for i, n in enumerate(nodes) if value in n.output), -1)  # -1: a graph input
+    nodes.insert(at + 1, identity)
+    for later in nodes[at + 2:]:
+        for j, name in enumerate(later.input):
+            if name == value:
+                later.input[j] = output
+
+
 def ir_version_for(opset: int) -> int:
     """The oldest IR version that carries this opset (widest compatibility)."""
     return min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), MAX_IR_VERSION)
@@ -341,6 +358,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
                                                rule="ONNX value names are unique",
                                                hint="rename the binding or the label")])
             g.op("Identity", [values[node_name]], name)
+            _read_from_output(g.nodes, g.nodes[-1])
         outputs.append(_value_info(name, t, t.shape, batch))
     from netspec import __version__
 

@@ -1,18 +1,21 @@
 """Random valid netspec networks and their PyTorch twins, for tests/test_differential.py.
 
 A `Net` is a list of statements in evaluation order: chains (`b3 = b2 -> conv(...) -> relu`)
-and merges (`b4 = b2 + b3`, `b5 = concat(b1, b4, axis="H")`). Every layer carries the attributes
-as written in the spec (`Layer.args`, `Layer.kwargs`) and the same attributes resolved for PyTorch
-(`Layer.sem`). The generator keeps its own (C, H, W) bookkeeping only to stay valid (no size
-below 1, sizes within MAX_SIZE, branch shapes that can be merged); what is compared is netspec
-against torch, never against that bookkeeping.
+and merges (`b4 = b2 + b3`, `b5 = concat(b1, b4, axis="H")`), over an input of 1, 2 or 3
+spatial axes (NCL/NLC, NCHW/NHWC, NCDHW/NDHWC or another order of those letters). Every layer
+carries the attributes as written in the spec (`Layer.args`, `Layer.kwargs`) and the same
+attributes resolved for PyTorch (`Layer.sem`, one value per spatial axis). The generator keeps
+its own (C, *spatial) bookkeeping, spatial axes in D, H, W (or L) order, only to stay valid (no
+size below 1, sizes within the rank's MAX_SIZE, branch shapes that can be merged); what is
+compared is netspec against torch, never against that bookkeeping.
 
 The twin is written from the README's documented semantics with torch's own modules and
-functionals (nn.Conv2d, F.max_pool2d, F.interpolate, ...); only what torch cannot say directly
-is spelled out here: "same" padding with a stride above 1 and (top, left, bottom, right) padding
-(an explicit F.pad before the convolution), and `flatten` in the declared layout's order.
-Values are not compared (shapes still are) for a network that normalises (nearly) constant
-values with layernorm/groupnorm, where rounding noise is divided by sqrt(eps).
+functionals of the input's rank (nn.Conv1d/2d/3d, F.max_pool1d/2d/3d, F.interpolate, ...); only
+what torch cannot say directly is spelled out here: "same" padding with a stride above 1 and
+begins-then-ends padding (an explicit F.pad before the convolution, its sizes last axis first),
+and `flatten` in the declared layout's order. Values are not compared (shapes still are) for a
+network that normalises (nearly) constant values with layernorm/groupnorm, where rounding noise
+is divided by sqrt(eps).
 """
 
 from __future__ import annotations
@@ -30,11 +33,18 @@ import torch.nn.functional as F
 from hypothesis import strategies as st
 from torch import nn
 
-MAX_SIZE = 64       # every spatial size stays in [1, MAX_SIZE]
+# every spatial size stays in [1, MAX_SIZE[rank]] (3-D networks are kept small: their cost is
+# the cube of the size)
+MAX_SIZE = {1: 64, 2: 64, 3: 16}
 MAX_CH = 12         # channels stay in [1, MAX_CH]
 MAX_FEATURES = 4096  # a flatten sees at most this many features (else a global pool comes first)
 BATCH = 2
 RTOL = 1e-4         # max |onnxruntime - torch| <= RTOL * max(1, max |torch|), per output
+
+# The spatial letters of each rank, in netspec's canonical order (ONNX's): (N, C, *letters).
+LETTERS = {1: "L", 2: "HW", 3: "DHW"}
+# The linear interpolation of each rank, as F.interpolate and netspec name it.
+LINEAR = {1: "linear", 2: "bilinear", 3: "trilinear"}
 
 # Known netspec bugs and export refusals the generator steers around (each has an xfail regression test in
 # tests/test_differential.py); remove an entry once its bug is fixed so it is fuzzed again.
@@ -42,8 +52,8 @@ KNOWN_BUGS = {
     # conv_transpose with stride <= output_padding < dilation: netspec and torch accept it, ONNX's
     # ConvTranspose does not, so export refuses it (tests/test_differential.py checks the message)
     "conv_transpose_output_padding_from_dilation",
-    # maxpool/avgpool ceil_mode where one axis gains a window from rounding up and the other's
-    # ceil-mode window is dropped by PyTorch's rule: one ONNX ceil_mode for both axes cannot
+    # maxpool/avgpool/lppool ceil_mode where one axis gains a window from rounding up and another's
+    # ceil-mode window is dropped by PyTorch's rule: one ONNX ceil_mode for every axis cannot
     # express it before opset 22, so export refuses it there (checked in test_differential.py)
     "pool_ceil_mode_mixed_axes",
     # a dilated maxpool window that lies wholly in the padding: torch gives -inf, onnxruntime
@@ -119,18 +129,26 @@ class Merge:
 
 @dataclass
 class Net:
-    layout: str                  # the input's layout: "NCHW" or "NHWC"
-    write_layout: bool           # write the layout after the shape (NCHW is the default)
+    layout: str                  # the input's layout: "NCHW", "NHWC", "NCL", "NDHWC", ...
+    write_layout: bool           # write the layout after the shape (NCL/NCHW/NCDHW are the defaults)
     c: int
-    h: int
-    w: int
+    sizes: tuple                 # the input's spatial sizes, in canonical (D, H, W / L) order
     statements: list             # Chain | Merge, in evaluation order
     outputs: list[str]
     order: list[int]             # the order the statements are written in (bindings may come in any order)
     opset: int = 17
 
+    @property
+    def rank(self) -> int:
+        return len(self.sizes)
+
+    @property
+    def canonical(self) -> str:
+        """The axes torch works on: "NCL", "NCHW" or "NCDHW"."""
+        return "NC" + LETTERS[self.rank]
+
     def text(self) -> str:
-        dims = {"N": "N", "C": str(self.c), "H": str(self.h), "W": str(self.w)}
+        dims = {"N": "N", "C": str(self.c), **{a: str(n) for a, n in zip(LETTERS[self.rank], self.sizes)}}
         decl = f"f32[{', '.join(dims[a] for a in self.layout)}]" + (f" {self.layout}" if self.write_layout else "")
         lines = ["network diff", f"input x: {decl}"]
         lines += [self.statements[i].text() for i in self.order]
@@ -184,26 +202,37 @@ def same_pads(n, k, s, d):
     return total // 2, total - total // 2
 
 
-def conv_pads(padding, axis: int, n, k, s, d):
-    """(begin, end) padding of one axis (0: H, 1: W) for a conv `padding` as written."""
+def conv_pads(padding, axis: int, rank: int, n, k, s, d):
+    """(begin, end) padding of one axis (canonical index) for a conv `padding` as written: an int,
+    one per axis, begins then ends (README; a pair is (left, right) in 1-D), "same", "valid"."""
     if padding == "valid":
         return 0, 0
     if padding == "same":
         return same_pads(n, k, s, d)
     if isinstance(padding, int):
         return padding, padding
-    if len(padding) == 2:
+    if len(padding) == rank:
         return padding[axis], padding[axis]
-    return padding[axis], padding[axis + 2]   # (top, left, bottom, right)
+    return padding[axis], padding[axis + rank]   # (top, left, bottom, right), (front, ..., right)
+
+
+def torch_pad(pads: list[tuple[int, int]]) -> tuple:
+    """Per-axis (begin, end) pads, canonical order, as F.pad takes them: last axis first."""
+    return tuple(v for begin, end in reversed(pads) for v in (begin, end))
 
 
 def divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
 
-def packed(pair: tuple, as_pair: bool):
-    """Write a per-axis pair as one integer where both axes agree (unless as_pair)."""
-    return pair if (as_pair or pair[0] != pair[1]) else pair[0]
+def packed(values: tuple, as_tuple: bool):
+    """Write per-axis values as one integer where every axis agrees (unless as_tuple; a 1-D
+    input's single value is always written as one)."""
+    return values if ((as_tuple and len(values) > 1) or len(set(values)) > 1) else values[0]
+
+
+def ones(rank: int) -> tuple:
+    return (1,) * rank
 
 
 # ============================================================================ strategies
@@ -218,88 +247,94 @@ class Names:
         return f"b{self.count}"
 
 
-def _per_axis(draw, strategy, pair: bool) -> list:
+def _per_axis(draw, strategy, rank: int, distinct: bool) -> list:
+    """One value for every axis (`distinct` false), or one drawn per axis."""
     first = draw(strategy)
-    return [first, draw(strategy) if pair else first]
+    return [first] + [draw(strategy) if distinct else first for _ in range(rank - 1)]
+
+
+def _padding_form(draw, rank: int, limit: int = 3):
+    """A conv padding as written: an int, one per axis, begins then ends, "same", "valid", or 0."""
+    form = draw(st.sampled_from(["int", "per_axis", "begins_ends", "same", "valid", "default"]))
+    if form == "int":
+        return draw(st.integers(0, limit))
+    if form == "per_axis":
+        return packed(tuple(draw(st.integers(0, limit)) for _ in range(rank)), True)
+    if form == "begins_ends":
+        return tuple(draw(st.integers(0, limit)) for _ in range(2 * rank))
+    return 0 if form == "default" else form
 
 
 def draw_conv(draw, shape, out_channels=None, fixed=None):
     """conv with random kernel/stride/padding/dilation/groups/bias; `fixed` = per-axis
     (k, s, p, d) that must be used (the branch fixer)."""
-    c, h, w = shape
+    c, sizes = shape[0], shape[1:]
+    rank = len(sizes)
     if out_channels is None:
         groups = draw(st.sampled_from(divisors(c)))
         out_channels = groups * draw(st.integers(1, max(1, MAX_CH // groups)))
     else:
         groups = draw(st.sampled_from([g for g in divisors(c) if out_channels % g == 0]))
-    pair = draw(st.booleans())
+    distinct = draw(st.booleans())
     if fixed is not None:
         k, s, pads, d = [list(v) for v in zip(*fixed)]
-        padding = packed(tuple(pads), pair)
+        padding = packed(tuple(pads), distinct)
     else:
-        k = _per_axis(draw, st.integers(1, 5), pair)
-        s = _per_axis(draw, st.integers(1, 3), pair)
-        d = _per_axis(draw, st.sampled_from([1, 1, 2, 3]), pair)
-        form = draw(st.sampled_from(["int", "pair", "four", "same", "valid", "default"]))
-        if form == "int":
-            padding = draw(st.integers(0, 3))
-        elif form == "pair":
-            padding = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))
-        elif form == "four":
-            padding = tuple(draw(st.integers(0, 3)) for _ in range(4))
-        elif form == "default":
-            padding = 0
-        else:
-            padding = form
-        for axis, n in enumerate((h, w)):   # repair: smaller dilation, then smaller kernel
-            while conv_out(n, k[axis], s[axis], d[axis], *conv_pads(padding, axis, n, k[axis], s[axis], d[axis])) < 1:
+        k = _per_axis(draw, st.integers(1, 3 if rank == 3 else 5), rank, distinct)
+        s = _per_axis(draw, st.integers(1, 3), rank, distinct)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2, 3]), rank, distinct)
+        padding = _padding_form(draw, rank)
+        for axis, n in enumerate(sizes):   # repair: smaller dilation, then smaller kernel
+            while conv_out(n, k[axis], s[axis], d[axis], *conv_pads(padding, axis, rank, n, k[axis], s[axis],
+                                                                     d[axis])) < 1:
                 if d[axis] > 1:
                     d[axis] -= 1
                 else:
                     k[axis] -= 1
-    sizes = tuple(conv_out(n, k[a], s[a], d[a], *conv_pads(padding, a, n, k[a], s[a], d[a]))
-                  for a, n in enumerate((h, w)))
+    pads = [conv_pads(padding, a, rank, n, k[a], s[a], d[a]) for a, n in enumerate(sizes)]
+    out = tuple(conv_out(n, k[a], s[a], d[a], *pads[a]) for a, n in enumerate(sizes))
     bias = draw(st.booleans())
     sem = dict(out=out_channels, kernel=tuple(k), stride=tuple(s), dilation=tuple(d), padding=padding,
-               groups=groups, bias=bias)
+               pads=pads, groups=groups, bias=bias)
     kwargs = {}
-    kernel_written = packed(tuple(k), pair)
+    kernel_written = packed(tuple(k), distinct)
     if draw(st.booleans()):
         args = (out_channels, kernel_written)
     else:
         args = (out_channels,)
         kwargs[draw(st.sampled_from(["kernel", "kernel_size"]))] = kernel_written
-    if tuple(s) != (1, 1) or draw(st.booleans()):
-        kwargs["stride"] = packed(tuple(s), pair)
+    if tuple(s) != ones(rank) or draw(st.booleans()):
+        kwargs["stride"] = packed(tuple(s), distinct)
     if padding != 0:
         kwargs["padding"] = padding
-    if tuple(d) != (1, 1):
-        kwargs["dilation"] = packed(tuple(d), pair)
+    if tuple(d) != ones(rank):
+        kwargs["dilation"] = packed(tuple(d), distinct)
     if groups != 1:
         kwargs["groups"] = groups
     if not bias or draw(st.booleans()):
         kwargs["bias"] = bias
-    return Layer("conv", args, kwargs, sem), (out_channels, *sizes)
+    return Layer("conv", args, kwargs, sem), (out_channels, *out)
 
 
 def draw_conv_transpose(draw, shape, out_channels=None, fixed=None):
-    c, h, w = shape
+    c, sizes = shape[0], shape[1:]
+    rank, limit = len(sizes), MAX_SIZE[len(sizes)]
     if out_channels is None:
         groups = draw(st.sampled_from(divisors(c)))
         out_channels = groups * draw(st.integers(1, max(1, MAX_CH // groups)))
     else:
         groups = draw(st.sampled_from([g for g in divisors(c) if out_channels % g == 0]))
-    pair = draw(st.booleans())
+    distinct = draw(st.booleans())
     if fixed is not None:
         k, s, p, d, op = [list(v) for v in zip(*fixed)]
     else:
-        k = _per_axis(draw, st.integers(1, 4), pair)
-        s = _per_axis(draw, st.integers(1, 3), pair)
-        d = _per_axis(draw, st.sampled_from([1, 1, 2]), pair)
-        p = _per_axis(draw, st.integers(0, 3), pair)
-        op = [draw(st.integers(0, op_limit(s[a], d[a]))) for a in range(2)]
-        for axis, n in enumerate((h, w)):
-            while tconv_out(n, k[axis], s[axis], d[axis], p[axis], op[axis]) > MAX_SIZE:
+        k = _per_axis(draw, st.integers(1, 4), rank, distinct)
+        s = _per_axis(draw, st.integers(1, 3), rank, distinct)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2]), rank, distinct)
+        p = _per_axis(draw, st.integers(0, 3), rank, distinct)
+        op = [draw(st.integers(0, op_limit(s[a], d[a]))) for a in range(rank)]
+        for axis, n in enumerate(sizes):
+            while tconv_out(n, k[axis], s[axis], d[axis], p[axis], op[axis]) > limit:
                 if s[axis] > 1:
                     s[axis] -= 1
                 elif k[axis] > 1:
@@ -309,44 +344,51 @@ def draw_conv_transpose(draw, shape, out_channels=None, fixed=None):
                 op[axis] = min(op[axis], op_limit(s[axis], d[axis]))
             while tconv_out(n, k[axis], s[axis], d[axis], p[axis], op[axis]) < 1:
                 p[axis] -= 1
-    sizes = tuple(tconv_out(n, k[a], s[a], d[a], p[a], op[a]) for a, n in enumerate((h, w)))
+    out = tuple(tconv_out(n, k[a], s[a], d[a], p[a], op[a]) for a, n in enumerate(sizes))
     bias = draw(st.booleans())
     sem = dict(out=out_channels, kernel=tuple(k), stride=tuple(s), dilation=tuple(d), padding=tuple(p),
                output_padding=tuple(op), groups=groups, bias=bias)
     kwargs = {}
-    if tuple(s) != (1, 1):
-        kwargs["stride"] = packed(tuple(s), pair)
-    if tuple(p) != (0, 0):
-        kwargs["padding"] = packed(tuple(p), pair)
-    if tuple(op) != (0, 0):
-        kwargs["output_padding"] = packed(tuple(op), pair)
-    if tuple(d) != (1, 1):
-        kwargs["dilation"] = packed(tuple(d), pair)
+    if tuple(s) != ones(rank):
+        kwargs["stride"] = packed(tuple(s), distinct)
+    if set(p) != {0}:
+        kwargs["padding"] = packed(tuple(p), distinct)
+    if set(op) != {0}:
+        kwargs["output_padding"] = packed(tuple(op), distinct)
+    if tuple(d) != ones(rank):
+        kwargs["dilation"] = packed(tuple(d), distinct)
     if groups != 1:
         kwargs["groups"] = groups
     if not bias:
         kwargs["bias"] = False
-    return Layer("conv_transpose", (out_channels, packed(tuple(k), pair)), kwargs, sem), (out_channels, *sizes)
+    return Layer("conv_transpose", (out_channels, packed(tuple(k), distinct)), kwargs, sem), (out_channels, *out)
 
 
 def draw_pool(draw, shape, kind=None, fixed=None):
-    """maxpool / avgpool: kernel, stride (default: the kernel), padding <= kernel // 2,
-    dilation (maxpool), ceil_mode, count_include_pad (avgpool)."""
-    c, h, w = shape
-    kind = kind or draw(st.sampled_from(["maxpool", "avgpool"]))
-    pair = draw(st.booleans())
+    """maxpool / avgpool / lppool: kernel, stride (default: the kernel), padding <= kernel // 2
+    (none for lppool), dilation (maxpool), ceil_mode, count_include_pad (avgpool), norm_type
+    (lppool: 1, the signed sum, or 2)."""
+    c, sizes = shape[0], shape[1:]
+    rank = len(sizes)
+    kind = kind or draw(st.sampled_from(["maxpool", "maxpool", "avgpool", "avgpool", "lppool"]))
+    distinct = draw(st.booleans())
     if fixed is not None:
         k, s, p, d, ceils = [list(v) for v in zip(*fixed)]
         ceil = ceils[0]
         default_stride = False
     else:
-        k = _per_axis(draw, st.integers(1, 4), pair)
+        k = _per_axis(draw, st.integers(1, 4), rank, distinct)
         default_stride = draw(st.booleans())
-        s = list(k) if default_stride else _per_axis(draw, st.integers(1, 3), pair)
-        d = _per_axis(draw, st.sampled_from([1, 1, 2]), pair) if kind == "maxpool" else [1, 1]
-        p = [draw(st.integers(0, k[a] // 2)) for a in range(2)] if pair else [draw(st.integers(0, min(k) // 2))] * 2
+        s = list(k) if default_stride else _per_axis(draw, st.integers(1, 3), rank, distinct)
+        d = _per_axis(draw, st.sampled_from([1, 1, 2]), rank, distinct) if kind == "maxpool" else [1] * rank
+        if kind == "lppool":
+            p = [0] * rank
+        elif distinct:
+            p = [draw(st.integers(0, k[a] // 2)) for a in range(rank)]
+        else:
+            p = [draw(st.integers(0, min(k) // 2))] * rank
         ceil = draw(st.booleans())
-        for axis, n in enumerate((h, w)):
+        for axis, n in enumerate(sizes):
             for _ in range(2):
                 while pool_out(n, k[axis], s[axis], d[axis], p[axis], ceil) < 1:
                     if d[axis] > 1:
@@ -359,24 +401,33 @@ def draw_pool(draw, shape, kind=None, fixed=None):
                 if ("maxpool_window_in_padding" in KNOWN_BUGS
                         and window_in_padding(n, k[axis], s[axis], d[axis], p[axis], ceil)):
                     p[axis] = 0   # then repair again
-    sizes = tuple(pool_out(n, k[a], s[a], d[a], p[a], ceil) for a, n in enumerate((h, w)))
-    floors = [pool_out(n, k[a], s[a], d[a], p[a], False) for a, n in enumerate((h, w))]
-    naive = [-(-(n + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a]) + 1 for a, n in enumerate((h, w))]
+            if rank == 3 and kind != "maxpool" and k[axis] > n:
+                # README: a 3-D avgpool or lppool needs an input as large as its kernel (PyTorch's rule)
+                k[axis] = n
+                p[axis] = min(p[axis], n // 2)
+                if default_stride:
+                    s[axis] = n
+    out = tuple(pool_out(n, k[a], s[a], d[a], p[a], ceil) for a, n in enumerate(sizes))
+    floors = [pool_out(n, k[a], s[a], d[a], p[a], False) for a, n in enumerate(sizes)]
+    naive = [-(-(n + 2 * p[a] - d[a] * (k[a] - 1) - 1) // s[a]) + 1 for a, n in enumerate(sizes)]
     # ceil_mode that an ONNX model before opset 22 gets wrong: see KNOWN_BUGS
-    mixed = ceil and sizes != tuple(floors) and list(sizes) != naive
+    mixed = ceil and out != tuple(floors) and list(out) != naive
     sem = dict(kernel=tuple(k), stride=tuple(s), padding=tuple(p), dilation=tuple(d), ceil_mode=ceil,
                mixed_ceil=mixed)
-    args = (packed(tuple(k), pair),)
+    args = (packed(tuple(k), distinct),)
+    if kind == "lppool":
+        sem["norm_type"] = draw(st.sampled_from([1, 2]))
+        args = (sem["norm_type"],) + args
     kwargs = {}
     if not default_stride:
         if draw(st.booleans()):
-            args += (packed(tuple(s), pair),)
+            args += (packed(tuple(s), distinct),)
         else:
-            kwargs["stride"] = packed(tuple(s), pair)
-    if tuple(p) != (0, 0):
-        kwargs["padding"] = packed(tuple(p), pair)
-    if tuple(d) != (1, 1):
-        kwargs["dilation"] = packed(tuple(d), pair)
+            kwargs["stride"] = packed(tuple(s), distinct)
+    if set(p) != {0}:
+        kwargs["padding"] = packed(tuple(p), distinct)
+    if tuple(d) != ones(rank):
+        kwargs["dilation"] = packed(tuple(d), distinct)
     if ceil or draw(st.booleans()):
         kwargs["ceil_mode"] = ceil
     if kind == "avgpool":
@@ -384,7 +435,7 @@ def draw_pool(draw, shape, kind=None, fixed=None):
         sem["count_include_pad"] = include
         if not include:
             kwargs["count_include_pad"] = False
-    return Layer(kind, args, kwargs, sem), (c, *sizes)
+    return Layer(kind, args, kwargs, sem), (c, *out)
 
 
 # 1.1, 2.1 and 0.7 are not exact in float32 (10 * 2.1 is 21, in float32 20), 1.1 and 1.25 keep a
@@ -393,37 +444,39 @@ SCALES = [2, 3, 0.5, 1.5, 2.5, 0.75, 1.25, 0.25, 1.1, 2.1, 0.7]
 
 
 def draw_upsample(draw, shape, size=None):
-    c, h, w = shape
-    mode = draw(st.sampled_from(["nearest", "bilinear"]))
-    align = mode == "bilinear" and draw(st.booleans())
+    c, sizes = shape[0], shape[1:]
+    rank, limit = len(sizes), MAX_SIZE[len(sizes)]
+    mode = draw(st.sampled_from(["nearest", LINEAR[rank]]))
+    align = mode != "nearest" and draw(st.booleans())
     kwargs = {}
     if size is None and draw(st.integers(0, 3)) == 0:
-        size = (draw(st.integers(1, 40)), draw(st.integers(1, 40)))
+        size = tuple(draw(st.integers(1, min(40, limit))) for _ in range(rank))
     if size is not None:
         kwargs["size"] = packed(size, draw(st.booleans()))
         sem = dict(size=size, scale=None)
         args, out = (), size
     else:
         keeps = "upsample_scale_keeps_size" in KNOWN_BUGS
-        options = [[f for f in SCALES if 1 <= math.floor(n * f) <= MAX_SIZE
-                    and not (keeps and math.floor(n * f) == n)] for n in (h, w)]
-        pair = draw(st.booleans())
-        sh = draw(st.sampled_from(options[0]))
-        sw = draw(st.sampled_from(options[1])) if pair else (sh if sh in options[1] else 1)
-        scale = packed((sh, sw), pair and draw(st.booleans()))
-        if sh == sw == 1:   # an identity scale is still a valid upsample
+        options = [[f for f in SCALES if 1 <= math.floor(n * f) <= limit
+                    and not (keeps and math.floor(n * f) == n)] for n in sizes]
+        distinct = draw(st.booleans())
+        first = draw(st.sampled_from(options[0]))
+        scales = [first] + [draw(st.sampled_from(o)) if distinct else (first if first in o else 1)
+                            for o in options[1:]]
+        scale = packed(tuple(scales), distinct and draw(st.booleans()))
+        if set(scales) == {1}:   # an identity scale is still a valid upsample
             scale = 1
-        out = (math.floor(h * sh), math.floor(w * sw))
-        sem = dict(size=None, scale=(float(sh), float(sw)))
+        out = tuple(math.floor(n * f) for n, f in zip(sizes, scales))
+        sem = dict(size=None, scale=tuple(float(f) for f in scales))
         if draw(st.booleans()):
             args = (scale,)
         else:
             args, kwargs["scale_factor"] = (), scale
     if ("nearest_size_rounding" in KNOWN_BUGS and mode == "nearest" and size is not None
-            and any(o % n for o, n in zip(out, (h, w)))):
-        mode = "bilinear"
-    if ("bilinear_to_size_one" in KNOWN_BUGS and mode == "bilinear" and not align
-            and any(o == 1 and n > 1 for o, n in zip(out, (h, w)))):
+            and any(o % n for o, n in zip(out, sizes))):
+        mode = LINEAR[rank]
+    if ("bilinear_to_size_one" in KNOWN_BUGS and mode != "nearest" and not align
+            and any(o == 1 and n > 1 for o, n in zip(out, sizes))):
         align = True
     if mode != "nearest" or draw(st.booleans()):
         kwargs["mode"] = mode
@@ -434,33 +487,28 @@ def draw_upsample(draw, shape, size=None):
 
 
 def draw_pad(draw, shape):
-    c, h, w = shape
+    c, sizes = shape[0], shape[1:]
+    rank, top = len(sizes), MAX_SIZE[len(sizes)]
     mode = draw(st.sampled_from(["constant", "reflect", "replicate"]))
-    form = draw(st.sampled_from(["int", "pair", "four"]))
-    limit = lambda n: min(3, MAX_SIZE - n, n - 1 if mode == "reflect" else 3)  # noqa: E731
-    lh, lw = max(0, limit(h)), max(0, limit(w))
-    room = lambda n: max(0, (MAX_SIZE - n) // 2)  # noqa: E731
+    form = draw(st.sampled_from(["int", "per_axis", "begins_ends"]))
+    limits = [max(0, min(3, top - n, n - 1 if mode == "reflect" else 3)) for n in sizes]
+    room = [max(0, (top - n) // 2) for n in sizes]   # both sides together stay within the maximum
     if form == "int":
-        v = draw(st.integers(0, min(lh, lw) // 1))
-        v = min(v, room(max(h, w)))
-        padding, tlbr = v, (v, v, v, v)
-    elif form == "pair":
-        ph, pw = draw(st.integers(0, lh)), draw(st.integers(0, lw))
-        ph, pw = min(ph, room(h)), min(pw, room(w))
-        padding, tlbr = (ph, pw), (ph, pw, ph, pw)
+        v = min(draw(st.integers(0, min(limits))), min(room))
+        padding, pads = v, [(v, v)] * rank
+    elif form == "per_axis":
+        values = [min(draw(st.integers(0, limits[a])), room[a]) for a in range(rank)]
+        padding, pads = packed(tuple(values), True), [(v, v) for v in values]
     else:
-        t, b = draw(st.integers(0, lh)), draw(st.integers(0, lh))
-        l, r = draw(st.integers(0, lw)), draw(st.integers(0, lw))
-        t, b = min(t, room(h)), min(b, room(h))
-        l, r = min(l, room(w)), min(r, room(w))
-        padding, tlbr = (t, l, b, r), (t, l, b, r)
-    kwargs, sem = {}, dict(tlbr=tlbr, mode=mode, value=0.0)
+        pads = [(min(draw(st.integers(0, limits[a])), room[a]), min(draw(st.integers(0, limits[a])), room[a]))
+                for a in range(rank)]
+        padding = tuple(b for b, _ in pads) + tuple(e for _, e in pads)
+    kwargs, sem = {}, dict(pads=pads, mode=mode, value=0.0)
     if mode != "constant":
         kwargs["mode"] = mode
     elif draw(st.booleans()):
         kwargs["value"] = sem["value"] = draw(st.sampled_from([1.5, -2.0, 0.25]))
-    t, l, b, r = tlbr
-    return Layer("pad", (padding,), kwargs, sem), (c, h + t + b, w + l + r)
+    return Layer("pad", (padding,), kwargs, sem), (c, *(n + b + e for n, (b, e) in zip(sizes, pads)))
 
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "relu6", "hardsigmoid", "hardswish", "gelu",
@@ -485,7 +533,7 @@ def draw_activation(draw, shape, flat: bool):
         if sem["num"] != 1 or draw(st.booleans()):
             args = (sem["num"],)
     elif kind in ("softmax", "log_softmax"):
-        sem["axis"] = draw(st.sampled_from(["C"] if flat else ["C", "H", "W"]))
+        sem["axis"] = draw(st.sampled_from(["C"] if flat else ["C", *LETTERS[len(shape) - 1]]))
         if sem["axis"] != "C" or draw(st.booleans()):
             args = (sem["axis"],)
     elif kind == "hardtanh" and draw(st.booleans()):
@@ -508,7 +556,7 @@ def draw_norm(draw, shape, flat: bool):
 
 
 def draw_spatial_layer(draw, shape):
-    c, h, w = shape
+    c, sizes = shape[0], shape[1:]
     kind = draw(st.sampled_from(["conv"] * 4 + ["conv_transpose"] * 2 + ["pool"] * 3 + ["upsample"] * 2
                                 + ["activation"] * 3 + ["pad", "norm", "adaptive", "global"]))
     if kind == "conv":
@@ -524,10 +572,11 @@ def draw_spatial_layer(draw, shape):
     if kind == "norm":
         return draw_norm(draw, shape, flat=False)
     if kind == "adaptive":   # sizes that divide (what ONNX lowers exactly)
-        oh, ow = draw(st.sampled_from(divisors(h))), draw(st.sampled_from(divisors(w)))
-        return Layer("adaptive_avgpool", (packed((oh, ow), False),), {}, dict(size=(oh, ow))), (c, oh, ow)
+        out = tuple(draw(st.sampled_from(divisors(n))) for n in sizes)
+        pool = draw(st.sampled_from(["adaptive_avgpool", "adaptive_avgpool", "adaptive_maxpool"]))
+        return Layer(pool, (packed(out, False),), {}, dict(size=out)), (c, *out)
     if kind == "global":
-        return Layer(draw(st.sampled_from(["global_avgpool", "global_maxpool"]))), (c, 1, 1)
+        return Layer(draw(st.sampled_from(["global_avgpool", "global_maxpool"]))), (c, *ones(len(sizes)))
     return draw_activation(draw, shape, flat=False)
 
 
@@ -549,45 +598,47 @@ def _axis_candidates(n, t):
 def draw_fixer(draw, shape, target):
     """Layers that take `shape` to `target` (entries None: any size): one conv, conv_transpose,
     pool or upsample(size=...) for the spatial axes, then a 1x1 conv for the channels if needed."""
-    c, h, w = shape
-    tc, th, tw = target
-    th, tw = th or h, tw or w
+    c, sizes = shape[0], tuple(shape[1:])
+    rank = len(sizes)
+    tc = target[0]
+    want = tuple(t or n for t, n in zip(target[1:], sizes))
     layers = []
-    if (h, w) != (th, tw) or draw(st.booleans()):
-        (ch, tch, ph), (cw, tcw, pw) = _axis_candidates(h, th), _axis_candidates(w, tw)
+    if sizes != want or draw(st.booleans()):
+        candidates = [_axis_candidates(n, t) for n, t in zip(sizes, want)]
         kinds = ["upsample"]
-        if ch and cw:
+        if all(conv for conv, _, _ in candidates):
             kinds.append("conv")
-        if tch and tcw:
+        if all(tconv for _, tconv, _ in candidates):
             kinds.append("conv_transpose")
         for ceil in (False, True):
-            if ph[ceil] and pw[ceil]:
+            if all(pool[ceil] for _, _, pool in candidates):
                 kinds.append(("pool", ceil))
         kind = draw(st.sampled_from(kinds))
         if kind == "conv":
             layer, shape = draw_conv(draw, shape, out_channels=tc,
-                                     fixed=[draw(st.sampled_from(ch)), draw(st.sampled_from(cw))])
+                                     fixed=[draw(st.sampled_from(conv)) for conv, _, _ in candidates])
         elif kind == "conv_transpose":
             layer, shape = draw_conv_transpose(draw, shape, out_channels=tc,
-                                               fixed=[draw(st.sampled_from(tch)), draw(st.sampled_from(tcw))])
+                                               fixed=[draw(st.sampled_from(tconv)) for _, tconv, _ in candidates])
         elif kind == "upsample":
-            layer, shape = draw_upsample(draw, shape, size=(th, tw))
+            layer, shape = draw_upsample(draw, shape, size=want)
         else:
             ceil = kind[1]
             layer, shape = draw_pool(draw, shape, kind="maxpool",
-                                     fixed=[draw(st.sampled_from(ph[ceil])), draw(st.sampled_from(pw[ceil]))])
+                                     fixed=[draw(st.sampled_from(pool[ceil])) for _, _, pool in candidates])
         layers.append(layer)
     if tc is not None and shape[0] != tc:
-        layer, shape = draw_conv(draw, shape, out_channels=tc, fixed=[(1, 1, 0, 1), (1, 1, 0, 1)])
+        layer, shape = draw_conv(draw, shape, out_channels=tc, fixed=[(1, 1, 0, 1)] * rank)
         layers.append(layer)
-    assert shape[0] == (tc or shape[0]) and shape[1:] == (th, tw), (shape, target)
+    assert shape[0] == (tc or shape[0]) and tuple(shape[1:]) == want, (shape, target)
     return layers, shape
 
 
 def draw_merge(draw, names: Names, source: str, shape):
     """Two or three branches from `source`, merged by add or concat, shapes matched by construction."""
+    letters = "C" + LETTERS[len(shape) - 1]
     kind = draw(st.sampled_from(["add", "concat"]))
-    axis_letter = "C" if kind == "add" else draw(st.sampled_from(["C", "C", "H", "W"]))
+    axis_letter = "C" if kind == "add" else draw(st.sampled_from(["C", "C", *letters[1:]]))
     n_branches = draw(st.sampled_from([2, 2, 3]))
     statements, operands, shapes = [], [], []
     first_layers, cur = [], shape
@@ -602,7 +653,7 @@ def draw_merge(draw, names: Names, source: str, shape):
         operands.append(source)
     shapes.append(cur)
     free = axis_letter if kind == "concat" else None     # the axis a concat joins may differ
-    target = tuple(None if letter == free else size for letter, size in zip("CHW", target_shape))
+    target = tuple(None if letter == free else size for letter, size in zip(letters, target_shape))
     for _ in range(n_branches - 1):
         layers, cur = [], shape
         for _ in range(draw(st.integers(0, 1))):
@@ -616,7 +667,7 @@ def draw_merge(draw, names: Names, source: str, shape):
         else:
             operands.append(source)
         shapes.append(cur)
-    index = "CHW".index(axis_letter)
+    index = letters.index(axis_letter)
     out = list(shapes[0])
     if kind == "concat":
         out[index] = sum(s[index] for s in shapes)   # may exceed MAX_SIZE / MAX_CH: later layers shrink
@@ -640,16 +691,26 @@ def write_axis(draw, letter: str, layout: str):
     return index if style == "index" else index - len(layout)
 
 
+# the input layouts of each rank: mostly the two common ones, now and then another order
+# (README: any order of N, C and the rank's letters)
+LAYOUTS = {1: ["NCL", "NLC"] * 3 + ["LNC", "CLN"],
+           2: ["NCHW", "NHWC"] * 3 + ["NWHC", "CHWN", "HWNC", "NCWH"],
+           3: ["NCDHW", "NDHWC"] * 3 + ["NCHWD", "DHWNC", "NDCHW"]}
+# the input's spatial sizes by rank (3-D smaller: its cost is the cube)
+INPUT_SIZES = {1: (8, 48), 2: (8, 40), 3: (3, 10)}
+
+
 @st.composite
 def networks(draw) -> Net:
-    # mostly the two common layouts; now and then another order (README: any order of N, C, H, W)
-    layout = draw(st.sampled_from(["NCHW", "NHWC"] * 3 + ["NWHC", "CHWN", "HWNC", "NCWH"]))
-    write_layout = layout != "NCHW" or draw(st.booleans())
+    rank = draw(st.sampled_from([2, 2, 1, 3]))   # half the networks 2-D, a quarter each 1-D and 3-D
+    layout = draw(st.sampled_from(LAYOUTS[rank]))
+    write_layout = layout != "NC" + LETTERS[rank] or draw(st.booleans())
     c = draw(st.integers(1, 8))
-    h, w = draw(st.integers(8, 40)), draw(st.integers(8, 40))
+    low, high = INPUT_SIZES[rank]
+    sizes = tuple(draw(st.integers(low, high)) for _ in range(rank))
     names = Names()
     statements: list = []
-    current, shape = "x", (c, h, w)
+    current, shape = "x", (c, *sizes)
     for _ in range(draw(st.integers(1, 5))):
         if draw(st.integers(0, 3)) == 0:
             new, shape = draw_merge(draw, names, current, shape)
@@ -668,11 +729,11 @@ def networks(draw) -> Net:
     head_ok = not ("flatten_batch_not_first" in KNOWN_BUGS and layout[0] != "N")
     if head_ok and draw(st.booleans()):   # a classifier head: flatten, linear layers
         layers = []
-        if shape[0] * shape[1] * shape[2] > MAX_FEATURES:
+        if math.prod(shape) > MAX_FEATURES:
             layers.append(Layer("global_avgpool"))
-            shape = (shape[0], 1, 1)
+            shape = (shape[0], *ones(rank))
         layers.append(Layer("flatten"))
-        features = shape[0] * shape[1] * shape[2]
+        features = math.prod(shape)
         for _ in range(draw(st.integers(1, 2))):
             out = draw(st.integers(1, 16))
             bias = draw(st.booleans())
@@ -702,7 +763,7 @@ def networks(draw) -> Net:
         opset = max(opset, 17)   # README: ONNX has LayerNormalization from opset 17
     if "pool_ceil_mode_mixed_axes" in KNOWN_BUGS and any(layer.sem.get("mixed_ceil") for layer in layers):
         opset = 22
-    return Net(layout, write_layout, c, h, w, statements, extra + [current], list(order), opset)
+    return Net(layout, write_layout, c, sizes, statements, extra + [current], list(order), opset)
 
 
 # ============================================================================ the torch twin
@@ -715,25 +776,30 @@ def _randomized(module: nn.Module, generator: torch.Generator) -> nn.Module:
             continue
         if name.endswith("running_var"):
             t.copy_(torch.rand(t.shape, generator=generator) + 0.5)
-        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm, nn.GroupNorm)):
+        elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)):
             t.copy_(torch.randn(t.shape, generator=generator) * 0.5 + (1.0 if name == "weight" else 0.0))
     return module.eval()
 
 
-CANONICAL = "NCHW"
-
-
-def canonical_dim(axis, layout: str, flat: bool) -> int:
+def canonical_dim(axis, layout: str, flat: bool, canonical: str) -> int:
     """A softmax/concat axis (letter or index into the declared layout) as a dim of the
-    canonical (N, C, H, W) or (N, C) tensor torch works on."""
+    canonical (N, C, *spatial) or (N, C) tensor torch works on."""
     declared = "NC" if flat else layout
     letter = axis if isinstance(axis, str) else declared[axis]
-    return CANONICAL.index(letter)
+    return canonical.index(letter)
+
+
+def channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, *range(2, x.ndim), 1)
+
+
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    return x.permute(0, x.ndim - 1, *range(1, x.ndim - 1))
 
 
 class Twin:
-    """Runs a Net in torch on canonical (N, C, H, W) tensors, collecting every layer's output and
-    the weights by netspec parameter name."""
+    """Runs a Net in torch on canonical (N, C, *spatial) tensors, collecting every layer's output
+    and the weights by netspec parameter name."""
 
     def __init__(self, net: Net, seed: int = 0):
         self.net = net
@@ -780,67 +846,70 @@ class Twin:
                         t = t + other
                 else:
                     axis = "C" if s.axis is None else s.axis
-                    t = torch.cat(ts, canonical_dim(axis, self.net.layout, ts[0].ndim == 2))
+                    t = torch.cat(ts, canonical_dim(axis, self.net.layout, ts[0].ndim == 2, self.net.canonical))
                 self.layers[s.name] = t
             self.bindings[s.name] = t
         return self.bindings
 
     def layer(self, layer: Layer, x: torch.Tensor, name: str) -> torch.Tensor:
         k, a = layer.kind, layer.sem
-        if x.ndim == 4:
-            # Plain NCHW strides. A 1-channel tensor that went through a permute (layernorm) is
+        if x.ndim >= 3:
+            # Plain NC(D)HW strides. A 1-channel tensor that went through a permute (layernorm) is
             # both contiguous and channels_last, and torch 2.13's CPU conv2d then gets e.g. a
             # (1, 5) kernel with stride (1, 3) wrong (off by up to 5 on N(0, 1) data).
             x = x.clone(memory_format=torch.contiguous_format)
         flat = x.ndim == 2
+        r = x.ndim - 2   # the spatial axes: torch's 1d, 2d or 3d module
         if k == "conv":
             padding, pre = a["padding"], None
-            if padding == "same" and a["stride"] != (1, 1):
-                (t, b), (l, r) = (same_pads(n, kk, s, d) for n, kk, s, d in
-                                  zip(x.shape[2:], a["kernel"], a["stride"], a["dilation"]))
-                pre, padding = (l, r, t, b), 0
-            elif isinstance(padding, tuple) and len(padding) == 4:
-                t, l, b, r = padding
-                pre, padding = (l, r, t, b), 0
-            m = self.module(nn.Conv2d(x.shape[1], a["out"], a["kernel"], a["stride"], padding, a["dilation"],
-                                      a["groups"], a["bias"]), name)
+            if (padding == "same" and set(a["stride"]) != {1}) or (isinstance(padding, tuple) and len(padding) == 2 * r):
+                pre, padding = torch_pad(a["pads"]), 0
+            m = self.module(getattr(nn, f"Conv{r}d")(x.shape[1], a["out"], a["kernel"], a["stride"], padding,
+                                                     a["dilation"], a["groups"], a["bias"]), name)
             return m(F.pad(x, pre) if pre else x)
         if k == "conv_transpose":
-            m = self.module(nn.ConvTranspose2d(x.shape[1], a["out"], a["kernel"], a["stride"], a["padding"],
-                                               a["output_padding"], a["groups"], a["bias"], a["dilation"]), name)
+            m = self.module(getattr(nn, f"ConvTranspose{r}d")(x.shape[1], a["out"], a["kernel"], a["stride"],
+                                                              a["padding"], a["output_padding"], a["groups"],
+                                                              a["bias"], a["dilation"]), name)
             return m(x)
         if k == "maxpool":
-            return F.max_pool2d(x, a["kernel"], a["stride"], a["padding"], a["dilation"], ceil_mode=a["ceil_mode"])
+            return getattr(F, f"max_pool{r}d")(x, a["kernel"], a["stride"], a["padding"], a["dilation"],
+                                              ceil_mode=a["ceil_mode"])
         if k == "avgpool":
-            return F.avg_pool2d(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"],
-                                count_include_pad=a["count_include_pad"])
+            return getattr(F, f"avg_pool{r}d")(x, a["kernel"], a["stride"], a["padding"], ceil_mode=a["ceil_mode"],
+                                              count_include_pad=a["count_include_pad"])
+        if k == "lppool":   # F.lp_pool1d takes its kernel as an integer
+            kernel, stride = (a["kernel"][0], a["stride"][0]) if r == 1 else (a["kernel"], a["stride"])
+            return getattr(F, f"lp_pool{r}d")(x, a["norm_type"], kernel, stride, ceil_mode=a["ceil_mode"])
         if k == "upsample":
-            align = a["align_corners"] if a["mode"] == "bilinear" else None
+            align = a["align_corners"] if a["mode"] != "nearest" else None
             if a["size"] is not None:
                 return F.interpolate(x, size=a["size"], mode=a["mode"], align_corners=align)
             return F.interpolate(x, scale_factor=a["scale"], mode=a["mode"], align_corners=align)
         if k == "pad":
-            t, l, b, r = a["tlbr"]
             if a["mode"] == "constant":
-                return F.pad(x, (l, r, t, b), value=a["value"])
-            return F.pad(x, (l, r, t, b), mode=a["mode"])
+                return F.pad(x, torch_pad(a["pads"]), value=a["value"])
+            return F.pad(x, torch_pad(a["pads"]), mode=a["mode"])
         if k == "adaptive_avgpool":
-            return F.adaptive_avg_pool2d(x, a["size"])
+            return getattr(F, f"adaptive_avg_pool{r}d")(x, a["size"])
+        if k == "adaptive_maxpool":
+            return getattr(F, f"adaptive_max_pool{r}d")(x, a["size"])
         if k == "global_avgpool":
-            return F.adaptive_avg_pool2d(x, 1)
+            return getattr(F, f"adaptive_avg_pool{r}d")(x, 1)
         if k == "global_maxpool":
-            return F.adaptive_max_pool2d(x, 1)
+            return getattr(F, f"adaptive_max_pool{r}d")(x, 1)
         if k == "flatten":  # the batch, then every other axis in the declared layout's order
-            perm = [0] + [CANONICAL.index(letter) for letter in self.net.layout if letter != "N"]
+            perm = [0] + [self.net.canonical.index(letter) for letter in self.net.layout if letter != "N"]
             return x.permute(*perm).flatten(1)
         if k == "linear":
             return self.module(nn.Linear(x.shape[1], a["out"], a["bias"]), name)(x)
-        if k == "batchnorm":
-            return self.module((nn.BatchNorm1d if flat else nn.BatchNorm2d)(x.shape[1]), name, randomize=True)(x)
+        if k == "batchnorm":   # BatchNorm1d takes [N, C] and [N, C, L]
+            module = getattr(nn, f"BatchNorm{max(r, 1)}d")
+            return self.module(module(x.shape[1]), name, randomize=True)(x)
         if k == "layernorm":
-            self.note_variance(x if flat else x.permute(0, 2, 3, 1))
+            self.note_variance(x if flat else channels_last(x))
             m = self.module(nn.LayerNorm(x.shape[1]), name, randomize=True)
-            return m(x) if flat else m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+            return m(x) if flat else channels_first(m(channels_last(x)))
         if k == "groupnorm":
             self.note_variance(x.reshape(x.shape[0], a["groups"], -1))
             return self.module(nn.GroupNorm(a["groups"], x.shape[1]), name, randomize=True)(x)
@@ -848,7 +917,7 @@ class Twin:
             return self.module(nn.PReLU(a["num"]), name)(x)
         if k in ("softmax", "log_softmax"):
             f = F.softmax if k == "softmax" else F.log_softmax
-            return f(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat))
+            return f(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat, self.net.canonical))
         if k == "hardtanh":
             return F.hardtanh(x, *a.get("range", (-1.0, 1.0)))
         simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu6": F.relu6,
@@ -868,17 +937,18 @@ class Twin:
 # ============================================================================ the check
 
 
-def to_canonical(shape: tuple, layout: str) -> tuple:
-    """A netspec shape in its declared layout, in (N, C, H, W) order (2-D shapes are (N, C))."""
+def to_canonical(shape: tuple, layout: str, canonical: str) -> tuple:
+    """A netspec shape in its declared layout, in canonical (N, C, *spatial) order (2-D shapes
+    are (N, C))."""
     if len(shape) == 2:
         return tuple(shape)
-    return tuple(shape[layout.index(letter)] for letter in CANONICAL)
+    return tuple(shape[layout.index(letter)] for letter in canonical)
 
 
-def to_declared(t: np.ndarray, layout: str) -> np.ndarray:
+def to_declared(t: np.ndarray, layout: str, canonical: str) -> np.ndarray:
     if t.ndim == 2:
         return t
-    return t.transpose([CANONICAL.index(letter) for letter in layout])
+    return t.transpose([canonical.index(letter) for letter in layout])
 
 
 def difference(got: np.ndarray, want: np.ndarray) -> tuple[float, float]:
@@ -916,7 +986,7 @@ def check_network(net: Net, numerics: bool = True) -> None:
 
         stage = "torch"
         rng = np.random.default_rng(zlib.crc32(text.encode()))
-        x = rng.standard_normal((BATCH, net.c, net.h, net.w)).astype(np.float32)
+        x = rng.standard_normal((BATCH, net.c, *net.sizes)).astype(np.float32)
         twin = Twin(net)
         with torch.no_grad():
             twin.run(torch.from_numpy(x.copy()))
@@ -931,7 +1001,7 @@ def check_network(net: Net, numerics: bool = True) -> None:
                 if node.kind != want_kind:
                     problems.append(f"{name}: netspec kind {node.kind}, spec says {want_kind}")
                     continue
-                got = to_canonical(node.output.shape, str(node.output.layout))
+                got = to_canonical(node.output.shape, str(node.output.layout), net.canonical)
                 want = ("N", *twin.layers[name].shape[1:])
                 if got != want:
                     problems.append(f"{name} ({(layer.call() if layer else s.kind)}): netspec {list(node.output.shape)}"
@@ -940,9 +1010,10 @@ def check_network(net: Net, numerics: bool = True) -> None:
             raise Disagreement("layer shapes differ from torch:\n  " + "\n  ".join(problems))
 
         stage = "onnx"
-        results = compiled.run({"x": to_declared(x, net.layout)}, weights=twin.weights, opset=net.opset)
+        results = compiled.run({"x": to_declared(x, net.layout, net.canonical)}, weights=twin.weights,
+                               opset=net.opset)
         for out in net.outputs:
-            want = to_declared(twin.bindings[out].numpy(), net.layout)
+            want = to_declared(twin.bindings[out].numpy(), net.layout, net.canonical)
             declared = [BATCH if d == "N" else d for d in graph.node(dict(graph.outputs)[out]).output.shape]
             got = results[out]
             if list(got.shape) != declared or got.shape != want.shape:

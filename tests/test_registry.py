@@ -23,8 +23,6 @@ ROOT = Path(__file__).resolve().parent.parent
 NOT_GENERATED: dict[str, str] = {
     "mul": "checked against torch.mul (and broadcast gates) in test_parity_layers",
     "identity": "checked against nn.Identity in test_parity_layers",
-    "lppool": "checked against nn.LPPool2d in test_parity_layers",
-    "adaptive_maxpool": "checked against F.adaptive_max_pool1d/2d/3d in test_parity_layers",
     "cast": "changes the dtype, which the fuzzer keeps f32; checked against torch's .to() in "
             "test_parity_layers and test_dtypes",
 }

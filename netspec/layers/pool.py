@@ -55,6 +55,18 @@ class WindowPool(Layer):
                                  rule="pooling padding <= kernel // 2 (as in PyTorch)",
                                  attributes=("padding", "kernel"))
         out = windows(t.spatial, kernel, stride, dilation, pads, self.ceil_mode, letters)
+        if len(letters) == 3 and self.kind != "maxpool":
+            # PyTorch's avg_pool3d (which LPPool3d uses too) checks the input against the kernel
+            # before any padding (pool3d_shape_check's check_input_size), unlike its 1-D and 2-D
+            # pools and max_pool3d
+            for axis, size, k in zip(letters, t.spatial, kernel):
+                if size < k:
+                    torch_name = "AvgPool3d" if self.kind == "avgpool" else "LPPool3d"
+                    raise ShapeError(f"the input's {axis_name(axis)} ({size}) is smaller than the kernel ({k}): "
+                                     f"PyTorch's {torch_name} refuses a 3-D input smaller than its window, "
+                                     "padded or not", rule=f"3-D {self.kind}: input size >= kernel on every axis "
+                                     "(as in PyTorch)", hint="use a smaller kernel, or `pad` the input first",
+                                     attributes=("kernel",))
         return t.with_axes(spatial=tuple(w.out for w in out))
 
     def _windows(self, t: TensorType):
