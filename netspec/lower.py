@@ -272,9 +272,9 @@ class Builder:
 _RAW_DTYPES = {dtype: ONNX_DTYPES[name] for name, dtype in NUMPY_DTYPES.items()}
 
 
-def _read_from_output(nodes: list, identity: onnx.NodeProto) -> None:
-    """Put a graph output's Identity right after the node producing its value, and have the
-    value's later consumers read the output instead (the same values). onnxruntime 1.32's
+def _read_from_output(nodes: list, identity: onnx.NodeProto, layer: str) -> None:
+    """Put a graph output's Identity right after the node producing its value (of `layer`), and
+    have the later layers that consume the value read the output instead (the same values). onnxruntime 1.32's
     EliminateIdentity, given a layer value that feeds both an output's Identity and a Pad that
     PadFusion folds into the Conv after it, leaves that Conv reading a value that no longer
     exists ("Node input ... is not a graph input, initializer, or output of a previous node"):
@@ -284,6 +284,8 @@ def _read_from_output(nodes: list, identity: onnx.NodeProto) -> None:
     at = next((i for i, n in enumerate(nodes) if value in n.output), -1)  # -1: a graph input
     nodes.insert(at + 1, identity)
     for later in nodes[at + 2:]:
+        if later.name == layer or later.name.startswith(layer + "/"):
+            continue  # the layer's own nodes keep reading its value
         for j, name in enumerate(later.input):
             if name == value:
                 later.input[j] = output
@@ -358,7 +360,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
                                                rule="ONNX value names are unique",
                                                hint="rename the binding or the label")])
             g.op("Identity", [values[node_name]], name)
-            _read_from_output(g.nodes, g.nodes[-1])
+            _read_from_output(g.nodes, g.nodes[-1], node_name)
         outputs.append(_value_info(name, t, t.shape, batch))
     from netspec import __version__
 
