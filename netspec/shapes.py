@@ -49,9 +49,10 @@ def pads_order(letters: str) -> str:
 
 
 def _show(value) -> str:
+    """`(3, 3, 3)`, `(2, 1.5)`: a size as a spec writes it."""
     if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(map(str, value)) + ")"
-    return str(value)
+        return "(" + ", ".join(map(_show, value)) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def expand(value, rank: int, name: str | None = None, letters: str | None = None) -> tuple:

@@ -526,3 +526,208 @@ def test_the_new_small_layers_keep_the_shape():
     assert g.node("y.2").output.shape == ("N", 3, 32, 32)
     assert [g.node(f"y.{i}").summary for i in range(3)] == ["hardtanh -2..2", "log_softmax",
                                                             "stochastic_depth p=0.1"]
+
+
+# ================================================================ 1-D and 3-D: one layer per kind, any rank
+#
+# The same layer classes over [N, C, L] (nn.Conv1d and friends) and [N, C, D, H, W] (nn.Conv3d),
+# each checked against the torch module of that rank: output shape, state_dict shapes, counts.
+
+
+def dims(shape) -> str:
+    return ", ".join(map(str, shape))
+
+
+CONV_RANK_CASES = [
+    # (netspec call, torch module, input C, *spatial)
+    ("conv(16, 3)", nn.Conv1d(3, 16, 3), (3, 50)),
+    ("conv(8, 5, stride=2, padding=2, dilation=2)", nn.Conv1d(3, 8, 5, stride=2, padding=2, dilation=2), (3, 33)),
+    ('conv(8, 4, padding="same")', nn.Conv1d(3, 8, 4, padding="same"), (3, 17)),
+    ('conv(8, 3, padding="valid")', nn.Conv1d(3, 8, 3, padding="valid"), (3, 17)),
+    ("conv(32, 3, groups=4, padding=1)", nn.Conv1d(16, 32, 3, groups=4, padding=1), (16, 20)),
+    ("conv(64, 3, stride=2, padding=1)", nn.Conv3d(3, 64, 3, stride=2, padding=1), (3, 16, 56, 56)),
+    ("conv(45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=false)",
+     nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False), (3, 8, 56, 56)),  # R(2+1)D
+    ("conv(64, (3, 1, 1), padding=(1, 0, 0), bias=false)",
+     nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False), (45, 8, 28, 28)),
+    ('conv(8, (2, 3, 4), dilation=(1, 2, 3), padding="same")',
+     nn.Conv3d(3, 8, (2, 3, 4), dilation=(1, 2, 3), padding="same"), (3, 9, 10, 11)),
+    ("conv(24, 3, groups=24, padding=1)", nn.Conv3d(24, 24, 3, groups=24, padding=1), (24, 5, 6, 7)),  # depthwise
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
+@pytest.mark.parametrize("call, module, shape", CONV_RANK_CASES, ids=[c[0] for c in CONV_RANK_CASES])
+def test_conv_of_any_rank_matches_torch(call, module, shape):
+    node = layer(f"y = x -> {call}", f"input x: f32[N, {dims(shape)}]")
+    expected = torch_out(module, (1, *shape))
+    assert node.kind == "conv"
+    assert node.output.shape == ("N",) + expected[1:]
+    assert node.output.layout.axes == {2: "NCL", 4: "NCDHW"}[len(shape)]
+    assert param_shapes(node) == torch_shapes(module)
+    assert trainable(node) == torch_trainable(module)
+    # MACs: out_elements * in/groups * prod(kernel), as torchvision counts them
+    assert node.macs == prod(expected[1:]) * (shape[0] // module.groups) * prod(module.kernel_size)
+
+
+CONV_TRANSPOSE_RANK_CASES = [
+    ("conv_transpose(6, 4, stride=2, padding=1)", nn.ConvTranspose1d(3, 6, 4, stride=2, padding=1), (3, 20)),
+    ("conv_transpose(6, 3, stride=2, output_padding=1, groups=3, bias=false)",
+     nn.ConvTranspose1d(3, 6, 3, stride=2, output_padding=1, groups=3, bias=False), (3, 9)),
+    ("conv_transpose(8, (1, 2, 2), stride=(1, 2, 2))", nn.ConvTranspose3d(4, 8, (1, 2, 2), stride=(1, 2, 2)),
+     (4, 4, 7, 7)),
+    ("conv_transpose(8, 3, stride=(2, 1, 2), padding=(1, 0, 2), output_padding=(1, 0, 0), dilation=2)",
+     nn.ConvTranspose3d(4, 8, 3, stride=(2, 1, 2), padding=(1, 0, 2), output_padding=(1, 0, 0), dilation=2),
+     (4, 5, 6, 7)),
+]
+
+
+@pytest.mark.parametrize("call, module, shape", CONV_TRANSPOSE_RANK_CASES, ids=[c[0] for c in CONV_TRANSPOSE_RANK_CASES])
+def test_conv_transpose_of_any_rank_matches_torch(call, module, shape):
+    node = layer(f"y = x -> {call}", f"input x: f32[N, {dims(shape)}]")
+    expected = torch_out(module, (1, *shape))
+    assert node.output.shape == ("N",) + expected[1:]
+    assert param_shapes(node) == torch_shapes(module)
+    assert trainable(node) == torch_trainable(module)
+    # every input element meets a kernel-sized patch of out/groups outputs
+    assert node.macs == prod(shape) * (module.out_channels // module.groups) * prod(module.kernel_size)
+
+
+POOL_RANK_CASES = [
+    ("maxpool(2)", nn.MaxPool1d(2), (4, 33)),
+    ("maxpool(3, 2, padding=1, dilation=2, ceil_mode=true)", nn.MaxPool1d(3, 2, 1, 2, ceil_mode=True), (4, 20)),
+    ("avgpool(3, 2, padding=1, ceil_mode=true, count_include_pad=false)",
+     nn.AvgPool1d(3, 2, 1, ceil_mode=True, count_include_pad=False), (4, 20)),
+    ("lppool(2, 3, 2)", nn.LPPool1d(2, 3, 2), (4, 21)),
+    ("adaptive_avgpool(5)", nn.AdaptiveAvgPool1d(5), (4, 21)),
+    ("adaptive_maxpool(7)", nn.AdaptiveMaxPool1d(7), (4, 21)),
+    ("global_avgpool", nn.AdaptiveAvgPool1d(1), (4, 21)),
+    ("global_maxpool", nn.AdaptiveMaxPool1d(1), (4, 21)),
+    ("maxpool((1, 3, 3), (1, 2, 2), padding=(0, 1, 1))", nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)), (4, 8, 56, 56)),
+    ("maxpool(2, ceil_mode=true, dilation=(1, 2, 1))", nn.MaxPool3d(2, dilation=(1, 2, 1), ceil_mode=True), (4, 5, 9, 7)),
+    ("avgpool((2, 2, 3), 2)", nn.AvgPool3d((2, 2, 3), 2), (4, 6, 7, 8)),
+    ("avgpool(3, 2, padding=1, count_include_pad=false)", nn.AvgPool3d(3, 2, 1, count_include_pad=False), (4, 6, 7, 8)),
+    ("lppool(1, (1, 2, 2))", nn.LPPool3d(1, (1, 2, 2)), (4, 6, 7, 8)),
+    ("adaptive_avgpool((1, 7, 7))", nn.AdaptiveAvgPool3d((1, 7, 7)), (4, 8, 14, 14)),
+    ("adaptive_maxpool((2, 3, 4))", nn.AdaptiveMaxPool3d((2, 3, 4)), (4, 5, 7, 9)),
+    ("global_avgpool", nn.AdaptiveAvgPool3d(1), (4, 5, 7, 9)),
+]
+
+
+@pytest.mark.parametrize("call, module, shape", POOL_RANK_CASES, ids=[f"{c[0]}-{len(c[2]) - 1}d" for c in POOL_RANK_CASES])
+def test_pool_of_any_rank_matches_torch(call, module, shape):
+    node = layer(f"y = x -> {call}", f"input x: f32[N, {dims(shape)}]")
+    assert node.output.shape == ("N",) + torch_out(module, (1, *shape))[1:]
+    assert node.params == {} and node.macs == 0
+
+
+@pytest.mark.parametrize("shape, module", [((16, 50), nn.BatchNorm1d(16)), ((16, 4, 5, 6), nn.BatchNorm3d(16))])
+def test_batchnorm_of_any_rank_matches_torch_state_dict(shape, module):
+    node = layer("y = x -> batchnorm", f"input x: f32[N, {dims(shape)}]")
+    assert node.output.shape == ("N", *shape)
+    assert list(node.params) == list(module.state_dict())
+    assert param_shapes(node) == torch_shapes(module)
+    assert node.trainable == torch_trainable(module) == 32 and node.buffers == 33
+
+
+@pytest.mark.parametrize("call, kwargs, shape", [
+    ("upsample(2)", dict(scale_factor=2, mode="nearest"), (4, 10)),
+    ('upsample(1.5, mode="linear")', dict(scale_factor=1.5, mode="linear"), (4, 11)),
+    ('upsample(size=7, mode="linear", align_corners=true)', dict(size=7, mode="linear", align_corners=True), (4, 11)),
+    ("upsample((1, 2, 2))", dict(scale_factor=(1, 2, 2), mode="nearest"), (4, 3, 5, 6)),
+    ('upsample(2.5, mode="trilinear")', dict(scale_factor=2.5, mode="trilinear"), (4, 3, 5, 6)),
+    ('upsample(size=(4, 9, 2), mode="trilinear")', dict(size=(4, 9, 2), mode="trilinear"), (4, 3, 5, 6)),
+])
+def test_upsample_of_any_rank_matches_torch(call, kwargs, shape):
+    node = layer(f"y = x -> {call}", f"input x: f32[N, {dims(shape)}]")
+    assert node.output.shape == ("N",) + torch_out(nn.Upsample(**kwargs), (1, *shape))[1:]
+
+
+@pytest.mark.parametrize("padding, torch_pad, shape", [
+    ("3", (3, 3), (4, 10)),
+    ("(1, 2)", (1, 2), (4, 10)),                               # 1-D: (left, right)
+    ("(1, 2, 3)", (3, 3, 2, 2, 1, 1), (4, 5, 6, 7)),          # 3-D: one per axis (d, h, w)
+    ("(1, 0, 2, 3, 4, 5)", (2, 5, 0, 4, 1, 3), (4, 5, 6, 7)),  # (front, top, left, back, bottom, right)
+])
+def test_pad_of_any_rank_matches_torch(padding, torch_pad, shape):
+    node = layer(f"y = x -> pad({padding})", f"input x: f32[N, {dims(shape)}]")
+    expected = tuple(torch.nn.functional.pad(torch.zeros(1, *shape), torch_pad).shape)
+    assert node.output.shape == ("N",) + expected[1:]
+
+
+def test_channels_last_1d_and_3d_match_their_channels_first_twins():
+    for last, first in [("input x: f32[N, 40, 6] NLC", "input x: f32[N, 6, 40]"),
+                        ("input x: f32[N, 8, 20, 20, 6] NDHWC", "input x: f32[N, 6, 8, 20, 20]")]:
+        body = ("y = x -> conv(12, 3, stride=2, padding=1) -> batchnorm -> relu -> maxpool(2)"
+                ' -> upsample(2) -> pad(1, mode="replicate") -> global_avgpool -> flatten -> linear(3)\noutput y')
+        g, twin = ok(body, last), ok(body, first)
+        assert str(g.node("y.0").output.layout) == last.split()[-1]
+        assert g.node("y.0").output.channels == 12 and g.node("y.0").output.shape[-1] == 12
+        assert [tuple(n.output.spatial) for n in g] == [tuple(n.output.spatial) for n in twin]
+        assert [param_shapes(n) for n in g] == [param_shapes(n) for n in twin]
+        assert [n.macs for n in g] == [n.macs for n in twin]
+
+
+# ---------------------------------------------------------------- errors in the axes' words
+
+
+@pytest.mark.parametrize("call, decl, message", [
+    ("conv(8, (3, 3))", "f32[N, 3, 8, 8, 8]",
+     "conv: `kernel` (3, 3) has 2 values, but this is a 3-D input (depth, height, width)"),
+    ("maxpool(2, (1, 2))", "f32[N, 3, 16]", "maxpool: `stride` (1, 2) has 2 values, but this is a 1-D input (length)"),
+    ("conv_transpose(4, 2, output_padding=(1, 0))", "f32[N, 3, 8, 8, 8]",
+     "conv_transpose: `output_padding` (1, 0) has 2 values, but this is a 3-D input (depth, height, width)"),
+    ("adaptive_avgpool((2, 2, 2))", "f32[N, 3, 8, 8]",
+     "adaptive_avgpool: `output_size` (2, 2, 2) has 3 values, but this is a 2-D input (height, width)"),
+    ("upsample((2, 2))", "f32[N, 3, 8]", "upsample: `scale_factor` (2, 2) has 2 values, but this is a 1-D input"),
+    ("conv(8, 3, padding=(1, 1, 1, 1, 1, 1))", "f32[N, 3, 8, 8]",
+     "conv: padding (1, 1, 1, 1, 1, 1) has 6 values; a 2-D input (height, width) takes 1, 2 (one per axis) "
+     "or 4 (begins then ends: (top, left, bottom, right))"),
+    ("conv(8, 3, padding=(1, 2, 3))", "f32[N, 3, 8]",
+     "conv: padding (1, 2, 3) has 3 values; a 1-D input (length) takes 1 or 2 (begins then ends: (left, right))"),
+    ("pad((1, 2, 3, 4))", "f32[N, 3, 5, 6, 7]",
+     "pad: padding (1, 2, 3, 4) has 4 values; a 3-D input (depth, height, width) takes 1, 3 (one per axis) or 6 "
+     "(begins then ends: (front, top, left, back, bottom, right))"),
+    ("conv(4, 3)", "f32[N, 3, 2, 8, 8]", "conv: depth: output size would be 0: floor((2 + 2*0 - 1*(3-1) - 1) / 1) + 1 = 0"),
+    ("maxpool(3)", "f32[N, 3, 2]", "maxpool: length: output size would be 0"),
+    ('pad(3, mode="reflect")', "f32[N, 3, 8, 3, 8]", "pad: height: reflect padding 3 needs an input larger than it"),
+    ("conv(4, 3)", "f32[N, 3, 4, 5, 6, 7] NCDHWL",
+     "conv: takes a 1-D [N, C, L], 2-D [N, C, H, W] or 3-D [N, C, D, H, W] input; [N, 3, 4, 5, 6, 7] has 4 "
+     "spatial axes (depth, height, width, length)"),
+    ("maxpool(2)", "f32[N, 30]", "maxpool: takes a 1-D [N, C, L], 2-D [N, C, H, W] or 3-D [N, C, D, H, W] input; "
+                                 "[N, 30] has no spatial axes"),
+    ("global_avgpool", "f32[N, 30]", "global_avgpool: pools over the spatial axes, and [N, 30] has none"),
+])
+def test_rank_errors_name_the_axes(call, decl, message):
+    d = error(f"y = x -> {call}", f"input x: {decl}")
+    assert d.message.startswith(message), d.message
+    assert d.layer == "y" and d.span is not None and d.span.line == 3
+
+
+@pytest.mark.parametrize("mode, decl, fits, count", [
+    ("bilinear", "f32[N, 3, 16]", "linear", "interpolates 2 spatial axes, but this is a 1-D input (length)"),
+    ("trilinear", "f32[N, 3, 16, 16]", "bilinear", "interpolates 3 spatial axes, but this is a 2-D input (height, width)"),
+    ("linear", "f32[N, 3, 4, 16, 16]", "trilinear",
+     "interpolates 1 spatial axis, but this is a 3-D input (depth, height, width)"),
+])
+def test_upsample_linear_mode_must_fit_the_rank(mode, decl, fits, count):
+    d = error(f'y = x -> upsample(2, mode="{mode}")', f"input x: {decl}")
+    assert d.message == f'upsample: mode="{mode}" {count}'
+    assert d.hint == f'write mode="{fits}"'
+    with pytest.raises((NotImplementedError, ValueError, RuntimeError)):  # torch refuses it too
+        torch.nn.functional.interpolate(torch.zeros(1, *batch1(tuple(int(v) for v in decl[8:-1].split(", ")))),
+                                        scale_factor=2, mode=mode)
+
+
+def test_align_corners_needs_a_linear_mode():
+    d = error("y = x -> upsample(2, align_corners=true)", "input x: f32[N, 3, 16]")
+    assert "align_corners applies to the linear modes only" in d.message
+
+
+def test_3d_conv_transpose_output_padding_refused_for_onnx_names_the_axis():
+    result = compile_spec("y = x -> conv_transpose(4, 3, stride=(2, 1, 2), dilation=2, output_padding=(0, 1, 0))",
+                          "input x: f32[N, 3, 5, 6, 7]")
+    assert result.ok
+    (warning,) = [d for d in result.diagnostics.items if d.severity == "warning"]
+    assert "output_padding must be smaller than the stride for ONNX's ConvTranspose (the height's is 1, its stride 1)" \
+        in warning.message

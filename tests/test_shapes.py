@@ -357,3 +357,92 @@ def test_broadcast_matches_torch(shapes):
     except RuntimeError:
         expected = None
     assert broadcast([tuple(s) for s in shapes]) == expected
+
+
+# ================================================================ any number of spatial axes
+
+
+def test_expand_checks_the_count_against_the_axes_when_named():
+    assert expand(3, 1) == (3,) and expand(3, 3) == (3, 3, 3)
+    assert expand((1, 3, 3), 3, "kernel", "DHW") == (1, 3, 3)
+    assert expand((2,), 3, "stride", "DHW") == (2, 2, 2)
+    with pytest.raises(ShapeError) as info:
+        expand((1, 3, 3), 2, "kernel", "HW")
+    assert info.value.message == "`kernel` (1, 3, 3) has 3 values, but this is a 2-D input (height, width)"
+    assert info.value.attributes == ("kernel",)
+    assert info.value.hint == "give `kernel` one value, or 2 (height, width)"
+    with pytest.raises(ShapeError, match=r"`stride` \(2, 1\) has 2 values, but this is a 1-D input \(length\)"):
+        expand((2, 1), 1, "stride")
+    assert expand((1, 2, 3, 4), 2) == (1, 2, 3, 4)   # unnamed: a padding's begins and ends pass through
+
+
+def test_windows_name_the_axes_by_their_letters():
+    with pytest.raises(ShapeError) as info:
+        windows((8, 2), (3, 3), (1, 1), (1, 1), [(0, 0)] * 2, letters="HW")
+    assert info.value.message.startswith("width: ")
+    with pytest.raises(ShapeError, match="^length: output size would be 0"):
+        windows((2,), (3,), (1,), (1,), [(0, 0)])
+    with pytest.raises(ShapeError, match="^depth: "):   # a layout's own letters: NCHWD is D, H, W too
+        windows((1, 8, 8), (3, 1, 1), (1, 1, 1), (1, 1, 1), [(0, 0)] * 3, letters="DHW")
+
+
+def test_padding_of_one_and_three_axes():
+    # 1-D: one value, or (left, right): a pair is begin and end, not one per axis
+    assert resolve_padding(2, (3,), (1,), (1,), (10,)) == [(2, 2)]
+    assert resolve_padding((1, 2), (3,), (1,), (1,), (10,)) == [(1, 2)]
+    # 3-D: one per axis (d, h, w), or (front, top, left, back, bottom, right)
+    assert resolve_padding((1, 2, 3), (3, 3, 3), (1, 1, 1), (1, 1, 1), (8, 8, 8)) == [(1, 1), (2, 2), (3, 3)]
+    assert resolve_padding((1, 2, 3, 4, 5, 6), (3, 3, 3), (1, 1, 1), (1, 1, 1), (8, 8, 8)) == [(1, 4), (2, 5), (3, 6)]
+    # "same" per axis, with each axis's own kernel, stride and dilation
+    assert resolve_padding("same", (1, 3, 4), (1, 2, 1), (1, 1, 2), (5, 7, 9)) == [(0, 0), (1, 1), (3, 3)]
+    with pytest.raises(ShapeError) as info:
+        resolve_padding((1, 2, 3, 4), (3, 3, 3), (1, 1, 1), (1, 1, 1), (8, 8, 8), "DHW")
+    assert info.value.message == ("padding (1, 2, 3, 4) has 4 values; a 3-D input (depth, height, width) takes 1, 3 "
+                                  "(one per axis) or 6 (begins then ends: (front, top, left, back, bottom, right))")
+    with pytest.raises(ShapeError, match=r"a 1-D input \(length\) takes 1 or 2 \(begins then ends: \(left, right\)\)"):
+        resolve_padding((1, 2, 3), (3,), (1,), (1,), (10,))
+
+
+def test_notes_name_the_units_of_each_axis():
+    w = window(10, 3, 2, 1, 0, 0)   # (10 - 3) % 2 = 1
+    assert "last 1 slice" in w.note("D") and "last 1 row" in w.note("H")
+    assert "last 1 column" in w.note("W") and "last 1 position" in w.note("L")
+
+
+@pytest.mark.parametrize("rank", [1, 3])
+def test_windows_of_1d_and_3d_match_torch(rank):
+    """A seeded grid of per-axis kernels, strides, dilations and paddings against F.conv1d /
+    F.conv3d and F.max_pool1d / F.max_pool3d (the axes are independent: each follows window())."""
+    import random
+
+    rnd = random.Random(rank)
+    conv = {1: F.conv1d, 3: F.conv3d}[rank]
+    pool = {1: F.max_pool1d, 3: F.max_pool3d}[rank]
+    for _ in range(40):
+        sizes = tuple(rnd.randint(1, 12) for _ in range(rank))
+        kernel = tuple(rnd.randint(1, 4) for _ in range(rank))
+        stride = tuple(rnd.randint(1, 3) for _ in range(rank))
+        dilation = tuple(rnd.randint(1, 2) for _ in range(rank))
+        pads = [(p, p) for p in (rnd.randint(0, k // 2) for k in kernel)]
+        ceil = rnd.random() < 0.5
+        try:
+            ours = [w.out for w in windows(sizes, kernel, stride, dilation, pads)]
+        except ShapeError:
+            ours = None
+        x = torch.zeros(1, 1, *sizes)
+        try:
+            theirs = list(conv(x, torch.zeros(1, 1, *kernel), stride=stride, padding=[p for p, _ in pads],
+                               dilation=dilation).shape[2:])
+        except RuntimeError:
+            theirs = None
+        assert ours == theirs, (sizes, kernel, stride, dilation, pads)
+        try:
+            ours = [w.out for w in windows(sizes, kernel, stride, dilation, pads, ceil_mode=ceil)]
+        except ShapeError:
+            ours = None
+        try:
+            theirs = list(pool(x, kernel, stride, [p for p, _ in pads], dilation, ceil_mode=ceil).shape[2:])
+            theirs = theirs if min(theirs) > 0 else None
+        except RuntimeError:
+            theirs = None
+        assert ours == theirs, (sizes, kernel, stride, dilation, pads, ceil)
