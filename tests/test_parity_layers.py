@@ -611,3 +611,81 @@ def test_nhwc_output_named_like_its_layer(tmp_path):
     want = m(torch.from_numpy(x).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     got = net.run(x, weights=state(m))["y"]
     assert_parity(got, want, "nhwc conv output named like its layer")
+
+
+# ================================================================ the README's 1-D and 3-D examples
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def _stage1d(cin: int, c: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(cin, c, 3, padding=1, bias=False), nn.BatchNorm1d(c), nn.ReLU(), nn.MaxPool1d(4))
+
+
+class Audio1d(nn.Module):
+    """examples/audio_1d.net, written from the architecture with torch's 1-D modules."""
+
+    def __init__(self, classes: int = 35):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv1d(1, 32, 80, stride=16), nn.BatchNorm1d(32), nn.ReLU(), nn.MaxPool1d(4),
+                                      _stage1d(32, 32), _stage1d(32, 64))
+        self.logits = nn.Sequential(nn.AdaptiveAvgPool1d(1), nn.Flatten(), nn.Linear(64, classes))
+
+    def forward(self, x):
+        return self.logits(self.features(x))
+
+
+def _conv2plus1d(cin: int, c: int, mid: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv3d(cin, mid, (1, 3, 3), padding=(0, 1, 1), bias=False), nn.BatchNorm3d(mid), nn.ReLU(),
+                         nn.Conv3d(mid, c, (3, 1, 1), padding=(1, 0, 0), bias=False))
+
+
+class Basic2plus1d(nn.Module):
+    def __init__(self, c: int, mid: int):
+        super().__init__()
+        self.conv1, self.bn1 = _conv2plus1d(c, c, mid), nn.BatchNorm3d(c)
+        self.conv2, self.bn2 = _conv2plus1d(c, c, mid), nn.BatchNorm3d(c)
+
+    def forward(self, x):
+        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        return F.relu(y + x)
+
+
+class R2plus1d(nn.Module):
+    """examples/r2plus1d.net, written from R(2+1)D's stem and basic block with torch's 3-D modules."""
+
+    def __init__(self, classes: int = 10):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv3d(3, 45, (1, 7, 7), (1, 2, 2), (0, 3, 3), bias=False), nn.BatchNorm3d(45),
+                                  nn.ReLU(), nn.Conv3d(45, 64, (3, 1, 1), padding=(1, 0, 0), bias=False),
+                                  nn.BatchNorm3d(64), nn.ReLU())
+        self.layer1 = Basic2plus1d(64, 144)
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool3d(1), nn.Flatten(), nn.Linear(64, classes))
+
+    def forward(self, x):
+        return self.fc(self.layer1(self.stem(x)))
+
+
+@pytest.mark.parametrize("example, module, name, shape", [
+    ("audio_1d.net", Audio1d, "wave", (2, 1, 8000)),
+    ("r2plus1d.net", R2plus1d, "clip", (2, 3, 4, 32, 32)),   # a smaller clip than the README's, for speed
+], ids=["audio_1d", "r2plus1d"])
+def test_readme_examples_of_1d_and_3d_match_torch(example, module, name, shape):
+    torch.manual_seed(0)
+    m = module().eval()
+    for sub in m.modules():
+        if isinstance(sub, (nn.BatchNorm1d, nn.BatchNorm3d)):
+            randomize(sub)
+    net = netspec.load(ROOT / "examples" / example, input_shapes={name: list(shape)})
+    graph = net.check().graph
+    weights = {k: v.detach().numpy().copy() for k, v in m.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in weights.items()} == \
+        {k: v.shape for k, v in graph.parameter_specs().items()}
+    assert sum(p.numel() for p in m.parameters()) == sum(
+        v.elements for v in graph.parameter_specs().values() if v.trainable)
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    (got,) = net.run(x, weights=weights).values()
+    want = m(torch.from_numpy(x)).numpy()
+    assert got.shape == want.shape
+    scale = max(1.0, float(np.abs(want).max()))
+    assert float(np.abs(got - want).max()) <= 1e-4 * scale
