@@ -46,7 +46,7 @@ NonNegativeInt = Annotated[int, Field(ge=0), Expect("a non-negative integer")]
 _Positive = Annotated[int, Field(ge=1)]
 _NonNegative = Annotated[int, Field(ge=0)]
 # Sizes of a window or a resampling: one value for every spatial axis, or one per axis (a 1-D,
-# 2-D or 3-D input: (l,), (h, w), (d, h, w)); the layer's shape rule checks the count against its
+# 2-D or 3-D input: l, (h, w), (d, h, w)); the layer's shape rule checks the count against its
 # input's spatial axes.
 SizeN = Annotated[_Positive | Annotated[tuple[_Positive, ...], Field(min_length=1, max_length=3)], Field(),
                   Expect("a positive integer or a pair (h, w) of them ((d, h, w) for a 3-D input)")]
@@ -65,13 +65,8 @@ PositiveNumberN = Annotated[_PositiveNumber | Annotated[tuple[_PositiveNumber, .
                                                         Field(min_length=1, max_length=3)],
                             Field(), Expect("a positive number or a pair (h, w) of them ((d, h, w) for a "
                                             "3-D input)")]
-# the names these had when every window was 2-D
-Size2, NonNegative2, Padding2, PositiveNumber2 = SizeN, NonNegativeN, PaddingN, PositiveNumberN
 Probability = Annotated[float, Field(ge=0.0, le=1.0), Expect("a number from 0 to 1")]
 PositiveFloat = Annotated[float, Field(gt=0.0), Expect("a positive number")]
-PositiveNumber2 = Annotated[Annotated[float, Field(gt=0)] | tuple[Annotated[float, Field(gt=0)],
-                                                                 Annotated[float, Field(gt=0)]],
-                            Field(), Expect("a positive number or a pair (h, w) of them")]
 Axis = Annotated[int | str, Field(), Expect('an axis: a letter of the layout such as "C", or an index')]
 
 
