@@ -132,6 +132,7 @@ def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostic
     """One tensor that several failed merges share, and that differs in each from operands
     that all agree (a stem of 32 channels added to branches of 64): one mistake, reported
     once, where that tensor's sizes were set, with every merge as a label."""
+    reported = {id(d) for d in diagnostics.items}
     uses: dict[str, list[tuple[Failure, int]]] = {}
     for failure in merges:
         for index, producer in enumerate(failure.node.inputs):
@@ -144,8 +145,7 @@ def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostic
         others = {_sizes(t, axes) for f, i in found for j, t in enumerate(f.inputs)
                   if j != i and t.rank > max(axes)}
         if (any(f.error.axes != axes for f, _ in found) or len(own) != 1 or len(others) != 1
-                or own == others or any(id(f.diagnostic) not in {id(d) for d in diagnostics.items}
-                                        for f, _ in found)):
+                or own == others or any(id(f.diagnostic) not in reported for f, _ in found)):
             continue
         t = found[0][0].inputs[found[0][1]]
         roles, value, wanted = _roles(t, axes), _shown(own.pop()), _shown(others.pop())
@@ -174,6 +174,7 @@ def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostic
         diagnostics.items = [d for d in diagnostics.items if id(d) not in folded or d is merged]
         for f, _ in found:
             f.diagnostic = merged
+        reported = {id(d) for d in diagnostics.items}
 
 
 def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tuple[int, ...]

@@ -302,12 +302,6 @@ class Layer(BaseModel):
     # ------------------------------------------------------------ helpers for the families
 
     @staticmethod
-    def require_rank(t: TensorType, rank: int, what: str, hint: str | None = None) -> None:
-        if t.rank != rank:
-            raise ShapeError(f"expects a {rank}-D {what} input, got {t} ({t.rank}-D)",
-                             rule=f"input rank must be {rank}", hint=hint)
-
-    @staticmethod
     def require_spatial(t: TensorType, counts: tuple[int, ...] = (1, 2, 3), hint: str | None = None) -> str:
         """A layer that slides or resamples over the spatial axes: `t` has 1, 2 or 3 of them
         (of `counts`), whatever its layout. Returns their letters in D, H, W (or L) order."""
