@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from bundled_specs import EXAMPLES
+
 from netspec.commands import graph as graph_cmd
 from netspec.commands.options import UsageError
 from netspec.compiler import compile_file
@@ -24,7 +26,7 @@ from netspec.diagnostics import NetspecError
 from netspec.draw import to_dot, to_mermaid, write_graph
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.net"))
+SPECS = EXAMPLES  # the fourteen examples (tests/bundled_specs.py): drawing all 78 torchvision models would say little more
 HAVE_DOT = shutil.which("dot") is not None
 
 # An input, two branches of the stem (a conv and a pool) merged by `+`, and a block instance

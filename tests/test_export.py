@@ -21,6 +21,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+
+from bundled_specs import EXAMPLES
 from onnx import helper, numpy_helper
 
 import netspec
@@ -31,7 +33,7 @@ from netspec.lower import NUMPY_DTYPES
 from netspec.weights import parameter_dtypes
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.net"))
+SPECS = EXAMPLES  # the fourteen examples (tests/bundled_specs.py): exporting all 78 torchvision models would cost minutes
 LENET = ROOT / "specs" / "lenet5.net"
 SPEC_IDS = [p.stem for p in SPECS]
 BATCH = 2

@@ -62,13 +62,15 @@ from pathlib import Path
 
 import pytest
 
+from bundled_specs import EXAMPLES
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_mutations as fm  # noqa: E402
 
 from netspec.cli import main  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").glob("*.net"))
+SPECS = EXAMPLES  # the fourteen examples (tests/bundled_specs.py) are the bases the mutations start from
 
 DEFAULT_CASES = 1000
 NIGHTLY_CASES = 50_000

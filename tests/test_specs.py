@@ -2,7 +2,7 @@
 exactly their published sizes and torchvision's parameter names.
 
 tests/data/{alexnet,vgg16}_state_dict.json hold torchvision's state_dict keys and shapes
-(produced with torch by the script recorded in each file; see its `comment`).
+(recorded from torchvision by tests/reference/dump_torchvision.py; see each file's `comment`).
 """
 
 from __future__ import annotations
@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from bundled_specs import libraries, networks
+
 from netspec.compiler import compile_file
 from netspec.report import totals
 
 ROOT = Path(__file__).resolve().parent.parent
-SPECS = sorted((ROOT / "specs").rglob("*.net"))
+SPECS = networks()  # every network under specs/, the libraries under specs/lib/ excluded
 DATA = Path(__file__).resolve().parent / "data"
 
 
@@ -42,6 +44,15 @@ def test_every_spec_checks_without_errors(path):
     for node in graph:
         assert node.output is not None, node.name
     assert totals(graph).layers == sum(1 for n in graph if n.kind != "input")
+
+
+def test_every_library_is_used_and_says_what_it_holds():
+    """A library under specs/lib/ is shared by a family's networks: at least one uses it."""
+    for library in libraries():
+        assert library.read_text(encoding="utf-8").startswith("# "), library
+        quoted = f'"{library.relative_to(library.parent.parent).as_posix()}"'  # "lib/resnet.net"
+        users = [p for p in networks() if quoted in p.read_text(encoding="utf-8")]
+        assert users, f"no network under specs/ has `use {quoted}`"
 
 
 @pytest.mark.parametrize("name, params, macs", [

@@ -1,0 +1,217 @@
+"""Record netspec's reference data from the real torchvision (never run in CI).
+
+torchvision only installs with its matching torch build, 5.5 GB, so CI never has it. Where it is
+installed (`python3 -m venv tv && tv/bin/pip install torch==2.14.1 torchvision==0.29.1 numpy`),
+
+    tv/bin/python tests/reference/dump_torchvision.py            # every model
+    tv/bin/python tests/reference/dump_torchvision.py resnet50   # some
+
+writes, for each model:
+
+- tests/data/<model>_state_dict.json: trainable parameters, buffer elements, MACs, the output
+  shape and every state_dict key with its shape, in state_dict order, for the model built as
+  torchvision builds it with `weights=None` (googlenet and inception_v3 without their auxiliary
+  classifiers, segmentation models without the aux head) at the input size of its DEFAULT
+  weights (224, 299 for inception_v3, 240 ... 600 for efficientnet_b1..b7, 384 and 480 for
+  efficientnet_v2, 384 for regnet_y_128gf, 16 frames of 112 or 224 for video, 520 for
+  segmentation). The counts are taken on the meta device, so the largest models cost no memory.
+  MACs are the multiply-accumulates of the Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear
+  layers at batch 1 (forward hooks), torchvision's convention for its published GFLOPS.
+- for the models in PARITY, tests/data/parity/<model>.npz: torchvision's output, in eval mode,
+  for weights drawn by tests/reference/weights.py from the recorded key list (the same function
+  the test suite uses) and a seeded input of the shape given there (smaller than the default
+  where the default would make the test slow). Segmentation outputs are kept every 4th pixel.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+from torch import nn
+from torchvision import models
+from torchvision.models import segmentation, video
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from weights import seeded_input, seeded_state_dict  # noqa: E402
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+CLASSIFICATION = [
+    "alexnet",
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+    "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
+    "densenet121", "densenet161", "densenet169", "densenet201",
+    "squeezenet1_0", "squeezenet1_1", "googlenet", "inception_v3",
+    "mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large",
+    "mnasnet0_5", "mnasnet0_75", "mnasnet1_0", "mnasnet1_3",
+    "shufflenet_v2_x0_5", "shufflenet_v2_x1_0", "shufflenet_v2_x1_5", "shufflenet_v2_x2_0",
+    *(f"efficientnet_b{i}" for i in range(8)), "efficientnet_v2_s", "efficientnet_v2_m", "efficientnet_v2_l",
+    *(f"regnet_y_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
+    *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
+    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
+]
+VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18", "s3d"]
+SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
+                "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
+
+# the resolution of each model's DEFAULT weights, where it is not 224 (checked against the
+# weights' own transforms in `input_shape`)
+RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288, "efficientnet_b3": 300,
+              "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
+              "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
+              "regnet_y_128gf": 384, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              **{name: 520 for name in SEGMENTATION}}
+
+# model -> the input of its parity fixture: at least one model of every family
+PARITY = {
+    "resnext50_32x4d": [1, 3, 224, 224], "wide_resnet50_2": [1, 3, 96, 128],
+    "vgg11_bn": [1, 3, 224, 224], "densenet121": [1, 3, 224, 224], "squeezenet1_0": [1, 3, 224, 224],
+    "googlenet": [1, 3, 224, 224], "inception_v3": [1, 3, 299, 299],
+    "mobilenet_v3_large": [1, 3, 224, 224], "mnasnet0_5": [1, 3, 224, 224],
+    "shufflenet_v2_x0_5": [1, 3, 224, 224], "efficientnet_b0": [1, 3, 224, 224],
+    "efficientnet_b5": [1, 3, 224, 224], "efficientnet_v2_s": [1, 3, 224, 224],
+    "regnet_x_400mf": [1, 3, 224, 224], "regnet_y_400mf": [1, 3, 224, 224],
+    "convnext_tiny": [1, 3, 224, 224],
+    "r3d_18": [1, 3, 8, 56, 56], "mc3_18": [1, 3, 8, 56, 56], "r2plus1d_18": [1, 3, 8, 56, 56],
+    "s3d": [1, 3, 16, 224, 224],
+    "fcn_resnet50": [1, 3, 64, 64], "deeplabv3_resnet50": [1, 3, 64, 64],
+    "deeplabv3_mobilenet_v3_large": [1, 3, 64, 64], "lraspp_mobilenet_v3_large": [1, 3, 64, 64],
+}
+SEGMENTATION_STRIDE = 4  # segmentation fixtures keep every 4th pixel of each spatial axis
+
+
+def build(name: str) -> nn.Module:
+    if name in SEGMENTATION:
+        return getattr(segmentation, name)(weights=None, weights_backbone=None, aux_loss=False)
+    if name in VIDEO:
+        return getattr(video, name)(weights=None)
+    if name in ("googlenet", "inception_v3"):
+        return getattr(models, name)(weights=None, aux_logits=False, init_weights=False)
+    return getattr(models, name)(weights=None)
+
+
+def constructor(name: str) -> str:
+    module = ("torchvision.models.segmentation" if name in SEGMENTATION
+              else "torchvision.models.video" if name in VIDEO else "torchvision.models")
+    extra = (", weights_backbone=None, aux_loss=False" if name in SEGMENTATION
+             else ", aux_logits=False, init_weights=False" if name in ("googlenet", "inception_v3") else "")
+    return f"{module}.{name}(weights=None{extra})"
+
+
+def input_shape(name: str) -> list[int]:
+    size = RESOLUTION.get(name, 224)
+    weights = models.get_model_weights(name).DEFAULT
+    transforms = weights.transforms()
+    crop = list(getattr(transforms, "crop_size", None) or transforms.resize_size)  # segmentation: resized
+    assert crop in ([size], [size, size]), f"{name}: DEFAULT weights crop {crop}, table says {size}"
+    return [1, 3, 16, size, size] if name in VIDEO else [1, 3, size, size]
+
+
+def output_of(out):
+    return out["out"] if isinstance(out, dict) else out
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, list[int]]:
+    """Multiply-accumulates of conv / transposed-conv / linear weights for one forward pass."""
+    assert x.shape[0] == 1
+    total = [0]
+
+    def conv_hook(m, inputs, output):
+        total[0] += output.numel() * (m.in_channels // m.groups) * int(np.prod(m.kernel_size))
+
+    def convt_hook(m, inputs, output):
+        total[0] += inputs[0].numel() * (m.out_channels // m.groups) * int(np.prod(m.kernel_size))
+
+    def linear_hook(m, inputs, output):
+        total[0] += (inputs[0].numel() // m.in_features) * m.in_features * m.out_features
+
+    hooks = {nn.Conv1d: conv_hook, nn.Conv2d: conv_hook, nn.Conv3d: conv_hook,
+             nn.ConvTranspose1d: convt_hook, nn.ConvTranspose2d: convt_hook,
+             nn.ConvTranspose3d: convt_hook, nn.Linear: linear_hook}
+    # isinstance: the video models' Conv3DSimple and Conv3DNoTemporal are subclasses of Conv3d
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               for kind, hook in hooks.items() if isinstance(m, kind)]
+    with torch.no_grad():
+        out = output_of(model(x))
+    for h in handles:
+        h.remove()
+    return total[0], list(out.shape)
+
+
+def write_reference(name: str) -> dict:
+    shape = input_shape(name)
+    torch.manual_seed(0)
+    try:
+        with torch.device("meta"):
+            model = build(name).eval()
+    except NotImplementedError:  # RegNet computes its widths with tensors: build on the CPU
+        model = build(name).eval().to("meta")
+    macs, output_shape = count_macs(model, torch.empty(shape, device="meta"))
+    doc = {
+        "comment": (f"Reference data for {constructor(name)}: trainable params, buffer elements, MACs "
+                    "(Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear weights, forward hooks, batch 1), "
+                    "output shape and state_dict keys/shapes in state_dict order. Produced with torch "
+                    f"{torch.__version__} + torchvision {torchvision.__version__}, model.eval(), input "
+                    f"{'x'.join(map(str, shape))}, by tests/reference/dump_torchvision.py."),
+        "model": f"torchvision.models.{name}",
+        "input_shape": shape,
+        "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "buffers": sum(b.numel() for b in model.buffers()),
+        "macs": macs,
+        "output_shape": output_shape,
+        "state_dict": {k: list(v.shape) for k, v in model.state_dict().items()},
+    }
+    # one state_dict entry per line, so a diff of two recordings reads key by key
+    head = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in doc.items() if k != "state_dict")
+    entries = ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in doc["state_dict"].items())
+    path = DATA / f"{name}_state_dict.json"
+    path.write_text("{\n" + head + ',\n  "state_dict": {\n' + entries + "\n  }\n}\n", encoding="utf-8")
+    assert json.loads(path.read_text(encoding="utf-8")) == doc
+    return doc
+
+
+def write_parity(name: str, doc: dict) -> None:
+    torch.manual_seed(0)
+    model = build(name).eval()
+    state = seeded_state_dict(doc["state_dict"])
+    own = model.state_dict()  # the module's own tensors (load_state_dict would want MNASNet's version metadata)
+    assert list(own) == list(state)
+    with torch.no_grad():
+        for key, tensor in own.items():
+            tensor.copy_(torch.from_numpy(state[key]))
+    x = seeded_input(PARITY[name])
+    with torch.no_grad():
+        out = output_of(model(torch.from_numpy(x))).numpy()
+    stride = SEGMENTATION_STRIDE if name in SEGMENTATION else 1
+    kept = out[:, :, ::stride, ::stride] if stride > 1 else out
+    assert np.isfinite(kept).all() and float(np.abs(kept).max()) > 0.1, f"{name}: unusable output"
+    np.savez_compressed(DATA / "parity" / f"{name}.npz", output=kept.astype(np.float32),
+                        input_shape=np.array(PARITY[name]), stride=np.array(stride),
+                        full_shape=np.array(out.shape),
+                        versions=np.array(f"torch {torch.__version__}, torchvision {torchvision.__version__}"))
+
+
+def main() -> None:
+    names = sys.argv[1:] or CLASSIFICATION + VIDEO + SEGMENTATION
+    unknown = [n for n in names if n not in CLASSIFICATION + VIDEO + SEGMENTATION]
+    if unknown:
+        sys.exit(f"unknown model(s): {', '.join(unknown)}")
+    (DATA / "parity").mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    for name in names:
+        doc = write_reference(name)
+        if name in PARITY:
+            write_parity(name, doc)
+        print(f"{name:30s} params={doc['params']:>12,} buffers={doc['buffers']:>9,} "
+              f"macs={doc['macs']:>16,} output={doc['output_shape']} keys={len(doc['state_dict'])}"
+              + ("  parity" if name in PARITY else ""), flush=True)
+
+
+if __name__ == "__main__":
+    main()

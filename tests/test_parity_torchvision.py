@@ -1,0 +1,66 @@
+"""Numerical parity with torchvision itself, without installing it.
+
+For at least one model of every family, tests/data/parity/<model>.npz holds the output of
+torchvision's own module (eval mode) for weights drawn by tests/reference/weights.py from the
+model's recorded state_dict keys and shapes, and a seeded input, both regenerated here in numpy
+(tests/reference/dump_torchvision.py recorded it where torchvision 0.29.1 is installed). The
+same state_dict, unchanged, goes to netspec's graph for specs/<model>.net, run at the fixture's
+input size by onnxruntime.
+
+Tolerance: max |netspec - torchvision| <= 1e-4 * max(1, max |torchvision|), a difference of
+1e-4 relative to the output's scale (summation order is all that differs). Segmentation
+fixtures keep every 4th pixel of each spatial axis (a few kB); the comparison is on those.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import netspec
+from bundled_specs import SPECS
+from reference.weights import seeded_input, seeded_state_dict
+from test_zoo import NOT_WRITTEN
+
+DATA = Path(__file__).resolve().parent / "data"
+FIXTURES = sorted((DATA / "parity").glob("*.npz"))
+RTOL = 1e-4
+
+# the families a fixture must exist for (tests/reference/dump_torchvision.py's PARITY)
+FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg": "vgg11_bn",
+            "densenet": "densenet121", "squeezenet": "squeezenet1_0", "googlenet": "googlenet",
+            "inception": "inception_v3", "mobilenet": "mobilenet_v3_large", "mnasnet": "mnasnet0_5",
+            "shufflenet": "shufflenet_v2_x0_5", "efficientnet": "efficientnet_b5",
+            "efficientnet_v2": "efficientnet_v2_s", "regnet_x": "regnet_x_400mf",
+            "regnet_y": "regnet_y_400mf", "convnext": "convnext_tiny", "video_r3d": "r3d_18",
+            "video_r2plus1d": "r2plus1d_18", "video_s3d": "s3d", "fcn": "fcn_resnet50",
+            "deeplabv3": "deeplabv3_resnet50", "lraspp": "lraspp_mobilenet_v3_large"}
+
+
+def test_every_family_has_a_fixture():
+    recorded = {p.stem for p in FIXTURES}
+    assert set(FAMILIES.values()) <= recorded, sorted(set(FAMILIES.values()) - recorded)
+
+
+@pytest.mark.parametrize("fixture", [p for p in FIXTURES if p.stem not in NOT_WRITTEN], ids=lambda p: p.stem)
+def test_torchvision_parity(fixture):
+    name = fixture.stem
+    recorded = np.load(fixture)
+    reference = json.loads((DATA / f"{name}_state_dict.json").read_text(encoding="utf-8"))
+    shape = [int(d) for d in recorded["input_shape"]]
+    stride = int(recorded["stride"])
+    spec = SPECS / f"{name}.net"
+    (input_name,) = netspec.load(spec).graph.inputs
+    net = netspec.load(spec, input_shapes={input_name: shape})
+    outputs = net.run(seeded_input(shape), weights=seeded_state_dict(reference["state_dict"]))
+    (actual,) = outputs.values()
+    assert list(actual.shape) == [int(d) for d in recorded["full_shape"]]
+    if stride > 1:
+        actual = actual[:, :, ::stride, ::stride]
+    expected = recorded["output"]
+    scale = float(np.abs(expected).max())
+    err = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max())
+    assert err <= RTOL * max(1.0, scale), f"{name}: max |netspec - torchvision| = {err:.3g} (scale {scale:.3g})"
