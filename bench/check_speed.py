@@ -4,7 +4,8 @@ route pays before it can print a single shape).
 
     python bench/check_speed.py [--runs 15]
 
-Also times a generated spec of 2,000 layers (a chain of conv/batchnorm/relu blocks), both in
+Also times the largest torchvision models under specs/ (issue 12's target: `netspec check` on
+regnet_y_128gf and efficientnet_b7 well under a second, whole process), and a generated spec of 2,000 layers (a chain of conv/batchnorm/relu blocks), both in
 process (compile only) and as a whole `netspec check` process.
 """
 
@@ -21,6 +22,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# the largest models of the zoo, by layers (efficientnet_b7, densenet201, resnet152) and by
+# parameters (regnet_y_128gf, 645 M)
+ZOO_LARGEST = ("efficientnet_b7", "regnet_y_128gf", "densenet201", "resnet152")
 
 
 def wall(command: list[str], runs: int) -> float:
@@ -55,6 +59,9 @@ def main() -> None:
     results["python -c pass"] = wall([python, "-c", "pass"], args.runs)
     for spec in ("lenet5", "alexnet", "vgg16"):
         results[f"netspec check {spec}"] = wall(netspec + [str(ROOT / "specs" / f"{spec}.net")], args.runs)
+    for spec in ZOO_LARGEST:
+        if (ROOT / "specs" / f"{spec}.net").exists():
+            results[f"netspec check {spec}"] = wall(netspec + [str(ROOT / "specs" / f"{spec}.net")], args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "generated2000.net"
         big.write_text(generated_spec(2000))
