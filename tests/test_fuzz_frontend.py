@@ -62,7 +62,7 @@ from pathlib import Path
 
 import pytest
 
-from bundled_specs import EXAMPLES
+from bundled_specs import EXAMPLES, LIBRARIES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import fuzz_mutations as fm  # noqa: E402
@@ -127,6 +127,11 @@ def workdir(tmp_path_factory) -> Path:
     directory.mkdir()
     for spec in SPECS:
         (directory / spec.name).write_bytes(spec.read_bytes())
+    # the libraries the examples `use` (specs/lib/densenet.net ...), at the same relative path
+    for library in LIBRARIES.rglob("*.net"):
+        target = directory / "lib" / library.relative_to(LIBRARIES)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(library.read_bytes())
     return directory
 
 
