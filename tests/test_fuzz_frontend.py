@@ -16,8 +16,8 @@ missing files, directories and odd paths; truncation at a random byte; random by
 characters (NUL, form feed, U+2028, BOM, lookalike arrows ...) inserted; bytes that are not
 UTF-8; flipped bits. Each spec with blocks is also fuzzed split in two, its blocks moved to
 `lib.net` behind a `use`, so errors located in an imported file are covered too. Mutants are
-written next to copies of all the specs (in tmp_path), so relative imports resolve as they
-would beside the originals.
+written next to copies of all the specs and of specs/lib/ (in tmp_path), so relative imports
+resolve as they would beside the originals.
 
 Cases run through netspec.cli.main in worker processes (one per CPU, at most 4) forked from a
 multiprocessing forkserver, a fresh single-threaded interpreter, never from the pytest process
@@ -31,7 +31,7 @@ and reproduced from that alone.
     NETSPEC_FUZZ=nightly python -m pytest tests/test_fuzz_frontend.py -q -rA   # 50,000 mutants
     NETSPEC_FUZZ_CASES=5000     # any count
     NETSPEC_FUZZ_SEED=7         # another series of cases (default 0)
-    NETSPEC_FUZZ_ONLY=resnet18+lib:123,lenet5:9 ... -s   # just these cases, each printed
+    NETSPEC_FUZZ_ONLY=fpn+lib:123,lenet5:9 ... -s   # just these cases, each printed
     NETSPEC_FUZZ_TIMEOUT=10     # seconds a case may take before it counts as a hang
     NETSPEC_FUZZ_STRICT=1       # fail, rather than xfail, on cases that hit a known bug
 
@@ -90,7 +90,7 @@ def case_count() -> int:
 
 @dataclass(frozen=True)
 class Base:
-    name: str                    # `resnet18`, or `resnet18+lib` for the split form
+    name: str                    # `fpn`, or `fpn+lib` for the split form
     files: dict[str, bytes]      # file name -> contents; MAIN is the one checked
 
 
@@ -122,7 +122,8 @@ def all_cases(count: int) -> list[tuple[Base, int]]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
-    """A directory with copies of every spec; a case writes its files beside them."""
+    """A directory with copies of every spec and of the libraries they `use` (specs/lib/); a case
+    writes its files beside them."""
     directory = tmp_path_factory.mktemp("fuzz") / "specs"
     directory.mkdir()
     for spec in SPECS:
@@ -438,7 +439,7 @@ def test_bases_check_clean(workdir):
 
 
 def test_mutations_are_seeded_and_varied():
-    base = BY_NAME["resnet18+lib"]
+    base = BY_NAME["fpn+lib"]
     assert [make_case(base, k) for k in range(20)] == [make_case(base, k) for k in range(20)]
     assert len({repr(make_case(base, k)[0]) for k in range(20)}) > 15
     # the default run applies every kind of edit, to a main file and to an imported one
@@ -750,7 +751,7 @@ def test_mutants_end_in_a_result_or_a_located_error(workdir, record_property):
 
 
 # A few cases as real processes: the exit code and stderr of `python -m netspec check`.
-SUBPROCESS_CASES = [("lenet5", 0), ("resnet18+lib", 1), ("unet+lib", 3), ("alexnet", 4)]
+SUBPROCESS_CASES = [("lenet5", 0), ("fpn+lib", 1), ("unet+lib", 3), ("alexnet", 4)]
 HANDMADE = {
     "not-utf8": b"network n\ninput x: f32[N, 3, 8, 8]\ny = x -> relu # caf\xe9\noutput y\n",
     "deep-parens": _HEAD + b"y = " + b"(" * 3000 + b"x" + b")" * 3000 + b" -> relu\noutput y\n",
