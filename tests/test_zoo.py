@@ -30,7 +30,6 @@ NOT_WRITTEN = {
     *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
     "fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
-    "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large",
 }
 
 
