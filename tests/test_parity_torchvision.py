@@ -28,6 +28,12 @@ from test_zoo import NOT_WRITTEN
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = sorted((DATA / "parity").glob("*.npz"))
 RTOL = 1e-4
+# Fixtures whose float32 output is itself further than RTOL from the exact result: with these
+# seeded weights the activations grow to 1e3-1e6, and torchvision's own float64 run differs from
+# its float32 fixture by 5.4e-4 (efficientnet_b5) and 4.9e-4 (efficientnet_v2_s) of the output's
+# scale, so no other float32 summation order can come within 1e-4 (a 10% change of one batch-norm
+# eps, by comparison, moves them by 30% and 84%). Checked against 2e-3, four times that spread.
+LOOSER = {"efficientnet_b5": 2e-3, "efficientnet_v2_s": 2e-3}
 
 # the families a fixture must exist for (tests/reference/dump_torchvision.py's PARITY)
 FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg": "vgg11_bn",
@@ -63,4 +69,4 @@ def test_torchvision_parity(fixture):
     expected = recorded["output"]
     scale = float(np.abs(expected).max())
     err = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max())
-    assert err <= RTOL * max(1.0, scale), f"{name}: max |netspec - torchvision| = {err:.3g} (scale {scale:.3g})"
+    assert err <= LOOSER.get(name, RTOL) * max(1.0, scale), f"{name}: max |netspec - torchvision| = {err:.3g} (scale {scale:.3g})"
