@@ -139,6 +139,10 @@ class _AstBuilder(Transformer_NonRecursive):
     def binding(self, meta, children):
         return S.Binding.model_construct(name=self._ident(children[0]), value=children[1], span=self._s(meta))
 
+    def unpack(self, meta, children):
+        *names, value = children
+        return S.Unpack.model_construct(names=[self._ident(n) for n in names], value=value, span=self._s(meta))
+
     def output(self, meta, children):
         return S.Output.model_construct(names=[self._ident(t) for t in children], span=self._s(meta))
 
@@ -149,7 +153,7 @@ class _AstBuilder(Transformer_NonRecursive):
 
     def block(self, meta, children):
         name, params, *statements = children
-        body = [s for s in statements if isinstance(s, S.Binding)]
+        body = [s for s in statements if isinstance(s, (S.Binding, S.Unpack))]
         returns = [s for s in statements if isinstance(s, S.Return)]
         return S.BlockDef.model_construct(name=self._ident(name), params=params, body=body, returns=returns,
                           span=self._s(meta))
