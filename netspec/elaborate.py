@@ -472,6 +472,16 @@ class Elaborator(Evaluator):
             return "the inputs declared here are " + ", ".join(f"`{n}`" for n in inputs) + ": write the one meant"
         return super().input_hint(scope)
 
+    def undefined_hint(self, name: str) -> str | None:
+        """`reshape((N, -1))`: `N` is an input's symbolic batch size, which has no value."""
+        for node in self.graph:
+            if node.layer is None and node.declared is not None and name in node.declared.shape:
+                return (f"`{name}` is the symbolic batch size of input `{node.name}`; it has no value. "
+                        f"reshape and unflatten keep the batch: give the sizes after it, e.g. `reshape((-1,))`")
+            if node.layer is not None:
+                break
+        return None
+
     def callable_kind(self, name: str) -> str | None:
         return "layer" if name in LAYERS else "block" if name in self.blocks else None
 

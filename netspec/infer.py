@@ -82,6 +82,10 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:
                 failures.append(Failure(node, inputs, ShapeError(
                     "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
                 continue
+            except ShapeError as exc:  # a rule that only its parameters state (the channels they need)
+                node.output = None
+                failures.append(Failure(node, inputs, exc))
+                continue
             _warn_if_unexportable(node, inputs, diagnostics)
             _warn_if_stride_skips_the_input(node, inputs, diagnostics)
     for failure in failures:

@@ -346,6 +346,8 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     else:  # UnexpectedEOF
         token, accepted = Token("$END", ""), set(getattr(exc, "expected", ()) or ())
     accepted.discard("COMMENT")
+    if accepted == {"COMMA", "EQUAL"}:  # a statement's first name: `a = ...`; `a, b = ...` is rarer
+        accepted = {"EQUAL"}
     expected, only_separators = _describe_expected(accepted, lark)
     found = _describe_token(token)
     at_current = token is newlines.current

@@ -82,7 +82,7 @@ def axis_of(t: TensorType, axis: int | str, attribute: str = "axis", batch_ok: b
                              rule=f"an index from {-rank} to {rank - 1}", attributes=(attribute,))
         index = axis % rank
     if not batch_ok and index < t.rank and index == t.layout.batch:
-        raise ShapeError(f"{kind or 'this layer'} cannot work on the batch axis N of {t}: its size is "
+        raise ShapeError(f"cannot {kind or 'work on'} the batch axis N of {t}: its size is "
                          f"symbolic, and netspec keeps the batch whole",
                          rule="rearrangements leave the batch axis alone", attributes=(attribute,),
                          hint="name another axis, by letter (\"C\", \"H\") or index")
@@ -294,7 +294,7 @@ class Reshape(Layer):
         return TensorType(t.dtype, shape, result_layout(t, letters, self.layout, True))
 
     def describe(self, inputs):
-        return f"reshape {show_value(self._sizes())}"
+        return f"reshape {show_value(self.shape)}"
 
     def explain(self, inputs, output):
         t = inputs[0]
@@ -337,8 +337,8 @@ class Flatten(Layer):
                              rule="flatten(start_dim, end_dim) with start_dim <= end_dim",
                              attributes=("start_dim", "end_dim"))
         if start <= t.layout.batch <= end:
-            raise ShapeError(f"flatten from axis {start} to {end} of {t} ({t.layout.axes}) would merge "
-                             f"the batch axis N into the others: netspec keeps the batch whole",
+            raise ShapeError(f"axes {start} to {end} of {t} ({t.layout.axes}) include the batch N: flattening "
+                             f"them would merge it into the others, and netspec keeps the batch whole",
                              rule="the batch axis is never flattened", attributes=("start_dim", "end_dim"),
                              hint="start after the batch: `flatten(1)` (or leave the attributes out)")
         return start, end
@@ -367,10 +367,8 @@ class Flatten(Layer):
         return TensorType(t.dtype, shape, result_layout(t, axes, self.layout, letter is None))
 
     def describe(self, inputs):
-        if self.start_dim is None and self.end_dim is None:
-            return "flatten"
-        return f"flatten {show_value(self.start_dim if self.start_dim is not None else 1)}.." \
-               f"{show_value(self.end_dim if self.end_dim is not None else -1)}"
+        span = self._range(inputs[0])
+        return "flatten" if span is None else f"flatten {inputs[0].layout.axes[span[0]:span[1] + 1]}"
 
     def explain(self, inputs, output):
         t = inputs[0]
@@ -569,12 +567,13 @@ class Permute(Layer):
     def _order(self, t: TensorType) -> list[int]:
         named = tuple(self.dims) if isinstance(self.dims, str) else self.dims
         if len(named) != t.rank:
-            raise ShapeError(f"permute names {len(named)} axes, but {t} has {t.rank} ({t.layout.axes})",
+            raise ShapeError(f"{show_value(self.dims)} names {len(named)} axes, but {t} has {t.rank} "
+                             f"({t.layout.axes})",
                              rule="permute names every axis once", attributes=("dims",))
         order = [axis_of(t, a, "dims", batch_ok=True) for a in named]
         for index in order:
             if order.count(index) > 1:
-                raise ShapeError(f"permute names {describe_axis(t, index)} twice: {show_value(self.dims)}",
+                raise ShapeError(f"{show_value(self.dims)} names {describe_axis(t, index)} twice",
                                  rule="permute names every axis once", attributes=("dims",))
         return order
 
