@@ -747,8 +747,11 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
             return converted
     layer = habits.tensor_method(method)
     if found is None and layer is not None and "." not in head:  # `x.view(x.size(0), -1)`
+        rest = line[end:]
+        close = _matching(rest, 0, "(", ")") if layer == method and rest.startswith("(") else None
+        arguments = rest[:close + 1] if close is not None and rest[1:close].strip() else ""
         return Diagnostic(f"`{name}` is a tensor method in PyTorch; netspec applies a layer in a chain",
-                          where, rule="syntax", hint=f"write `{head} -> {layer}`")
+                          where, rule="syntax", hint=f"write `{head} -> {layer}{arguments}`")
     if found is None:
         return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",
                           hint="there are no modules or attributes: a layer is called by its "
