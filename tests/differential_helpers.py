@@ -72,7 +72,7 @@ def fmt(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, tuple):
-        return "(" + ", ".join(fmt(v) for v in value) + ")"
+        return "(" + ", ".join(fmt(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return repr(value) if isinstance(value, float) else str(value)
 
 
