@@ -387,6 +387,10 @@ class Elaborator(Evaluator):
     def _unpack(self, statement: S.Unpack, scope: Scope, bound: list[str]) -> None:
         """`a, b = x -> chunk(2)`: the layer that ends the value (split, chunk) makes one node
         per name; anything else is a located error, and the names are poisoned."""
+        if len(bound) != len(statement.names):  # a name defined twice: reported, the others poisoned
+            for name in bound:
+                scope.values[name] = POISON
+            return
         first, last = statement.names[0].span, statement.names[-1].span
         names = _Names([scope.qualify(i.name) for i in statement.names],
                        Span(first.file, first.line, first.column, last.end_line, last.end_column))

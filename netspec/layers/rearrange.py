@@ -68,6 +68,8 @@ def axis_of(t: TensorType, axis: int | str, attribute: str = "axis", batch_ok: b
     refused unless `batch_ok`: its size is symbolic, so nothing cuts or moves across it."""
     rank = t.rank if rank is None else rank
     if isinstance(axis, str):
+        if axis.upper() == "C" and "C" not in t.layout.axes and axis not in t.layout.axes:
+            raise t.layout.no_channels()
         found = t.layout.axes.find(axis)
         if found < 0 and axis.upper() in t.layout.axes and axis.upper() in "NCDHWL":
             found = t.layout.axes.find(axis.upper())
