@@ -151,8 +151,9 @@ class Layout:
         return RoleError(f"the input has no channel axis: {where}left its axes as {self.axes} "
                          f"(lowercase letters are axes without a role)",
                          rule="this layer works on the channel axis C",
-                         hint='name the axes of the result with `layout=` on that layer (e.g. '
-                              '`layout="NCHW"`), or permute or reshape back first')
+                         hint='name the axes of its result with `layout=` there (e.g. `layout="NCHW"`), '
+                              'or permute or reshape back first (ShuffleNet\'s reshape, transpose, reshape '
+                              'of the channels is `channel_shuffle(groups)`)')
 
     @property
     def spatial(self) -> tuple[int, ...]:

@@ -194,10 +194,15 @@ def resolve_sizes(sizes: tuple[int, ...], total: int, t: TensorType, kind: str, 
                              rule="the sizes hold every element", attributes=(attribute,))
         return [total // known if s == -1 else s for s in sizes]
     if known != total:
+        hint = None
+        for i in reversed(range(len(sizes))):   # a -1 in place of one size, where it fits
+            rest = prod(s for j, s in enumerate(sizes) if j != i)
+            if total % rest == 0:
+                hint = f"write -1 for the size to infer: `{show_value(sizes[:i] + (-1,) + sizes[i + 1:])}`"
+                break
         raise ShapeError(f"`{attribute}` {shown} holds {known:,} elements, but {what} has {total:,}",
                          rule="a reshape keeps every element: the sizes' product is the input's",
-                         attributes=(attribute,),
-                         hint="write -1 for the size to infer" if total % (known // max(sizes)) == 0 else None)
+                         attributes=(attribute,), hint=hint)
     return list(sizes)
 
 
@@ -569,8 +574,10 @@ class Permute(Layer):
     def _order(self, t: TensorType) -> list[int]:
         named = tuple(self.dims) if isinstance(self.dims, str) else self.dims
         if len(named) != t.rank:
+            last = t.layout.axes.replace("C", "") + "C" if t.layout.has_channels else t.layout.axes
             raise ShapeError(f"{show_value(self.dims)} names {len(named)} axes, but {t} has {t.rank} "
-                             f"({t.layout.axes})",
+                             f"({t.layout.axes})", hint=f'name every axis once, e.g. `permute("{last}")` '
+                             f"(the channels last)" if last != t.layout.axes else "name every axis once",
                              rule="permute names every axis once", attributes=("dims",))
         order = [axis_of(t, a, "dims", batch_ok=True) for a in named]
         for index in order:
