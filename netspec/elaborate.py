@@ -818,7 +818,7 @@ class Elaborator(Evaluator):
             return POISON
         sizes = sorted({size for _, size in pieces})
         what = " and ".join(map(str, sizes))
-        axis = layer.kind and t.layout.role(layer._axis(t))
+        axis = t.layout.role(layer._axis(t))
         made = f"{layer.kind} cuts the {axis} ({t.shape[layer._axis(t)]}) into {len(pieces)} pieces of {what}"
         if not isinstance(name, _Names):
             letters = ", ".join("abcdefgh"[:min(len(pieces), 8)])
@@ -937,7 +937,7 @@ class Elaborator(Evaluator):
             self.diag.error(f"{len(name)} names are bound, but block `{block_name}` returns one tensor",
                             name.span, rule="a block returns one tensor; several names take the pieces "
                             "of split or chunk", labels=[Label(call.span, f"`{block_name}` is called here")],
-                            hint=f"bind one name to the block's result, then cut it: `-> chunk(2)`")
+                            hint="bind one name to the block's result, then cut it: `-> chunk(2)`")
             return POISON
         instance_name = name or self._auto_name(scope, block_name)
         self.instances.add(instance_name)
