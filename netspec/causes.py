@@ -218,7 +218,8 @@ def _setter(graph: Graph, name: str, axes: tuple[int, ...]) -> LayerNode | None:
     the first layer whose input had other sizes there. Channels alone are also set by a layer
     that chooses them (a conv's out_channels), even where they equal its input's."""
     node = graph.node(name)
-    channels_only = node.output is not None and axes == (node.output.layout.channel,)
+    channels_only = (node.output is not None and node.output.layout.has_channels
+                     and axes == (node.output.layout.channel,))
     while node.layer is not None and node.inputs:
         above = graph.node(node.inputs[0])
         if (above.output is None or above.output.layout != node.output.layout

@@ -96,7 +96,7 @@ class Elaborator(Evaluator):
         self._collect_blocks(module, file_scope, [Path(module.path).resolve()])
         top = Scope({}, file_scope)
         self._inputs(module, top, inputs)
-        bindings = [s for s in module.statements if isinstance(s, S.Binding)]
+        bindings = [s for s in module.statements if isinstance(s, (S.Binding, S.Unpack))]
         self._bindings(bindings, top)
         self._outputs(module, top)
         self._note_unchecked()
@@ -341,12 +341,14 @@ class Elaborator(Evaluator):
                 self.diag.warning(f"input `{name}` is never used by an output",
                                   self.graph.node(name).span, rule="unused input")
         for statement in module.statements:
-            if isinstance(statement, S.Binding):
-                value = scope.values.get(statement.name.name)
+            idents = [statement.name] if isinstance(statement, S.Binding) else \
+                statement.names if isinstance(statement, S.Unpack) else []
+            for ident in idents:
+                value = scope.values.get(ident.name)
                 if isinstance(value, Tensor) and value.node not in used and value.node in self.graph \
                         and self.graph.node(value.node).layer is not None:
-                    self.diag.warning(f"`{statement.name.name}` is computed but no output uses it",
-                                      statement.name.span, rule="unused binding",
+                    self.diag.warning(f"`{ident.name}` is computed but no output uses it",
+                                      ident.span, rule="unused binding",
                                       hint="list it in `output`, or remove it")
 
     # ================================================================ bindings
@@ -360,19 +362,62 @@ class Elaborator(Evaluator):
         scope.spans[name] = span
         return False
 
-    def _bindings(self, bindings: list[S.Binding], scope: Scope) -> None:
-        """Evaluate bindings in dependency order (any written order works); report cycles."""
-        by_name: dict[str, S.Binding] = {}
+    def _bindings(self, bindings: list[S.Binding | S.Unpack], scope: Scope) -> None:
+        """Evaluate bindings in dependency order (any written order works); report cycles. An
+        unpacking `a, b = ...` is evaluated once, when the first of its names is due."""
+        by_name: dict[str, S.Binding | S.Unpack] = {}
         for binding in bindings:
-            if not self._defined_twice(binding.name.name, binding.name.span, scope):
-                by_name[binding.name.name] = binding
+            for ident in (binding.names if isinstance(binding, S.Unpack) else [binding.name]):
+                if not self._defined_twice(ident.name, ident.span, scope):
+                    by_name[ident.name] = binding
         order = {name: i for i, name in enumerate(by_name)}
         deps = {name: self._reads(binding) & by_name.keys() for name, binding in by_name.items()}
+        unpacked: set[int] = set()
         for name in self._dependency_order(deps, order, by_name, scope):
+            if isinstance(by_name[name], S.Unpack):
+                if id(by_name[name]) not in unpacked:
+                    unpacked.add(id(by_name[name]))
+                    self._unpack(by_name[name], scope, [n for n, b in by_name.items() if b is by_name[name]])
+                continue
             expr = by_name[name].value
             value = scope.values[name] = self.expr(expr, scope, bound=scope.qualify(name))
             if value is not POISON and not isinstance(value, Tensor):
                 scope.origins[name] = origin_of(expr, scope)
+
+    def _unpack(self, statement: S.Unpack, scope: Scope, bound: list[str]) -> None:
+        """`a, b = x -> chunk(2)`: the layer that ends the value (split, chunk) makes one node
+        per name; anything else is a located error, and the names are poisoned."""
+        if len(bound) != len(statement.names):  # a name defined twice: reported, the others poisoned
+            for name in bound:
+                scope.values[name] = POISON
+            return
+        first, last = statement.names[0].span, statement.names[-1].span
+        names = _Names([scope.qualify(i.name) for i in statement.names],
+                       Span(first.file, first.line, first.column, last.end_line, last.end_column))
+        value = statement.value
+        if isinstance(value, S.Chain):
+            result = self._chain(value, scope, None, unpack=names)
+        elif isinstance(value, S.Call):
+            if value.label is not None:
+                label = self.label(value.label, value.label_index, scope)
+                if label is POISON:
+                    result = POISON
+                names.label = scope.qualify(label) if label is not POISON else None
+            result = POISON if value.label is not None and names.label is None else \
+                self._call(value, scope, None, names, value.args)
+        else:
+            result = self.expr(value, scope, None)
+        if isinstance(result, tuple) and len(result) == len(names) and all(isinstance(v, Tensor) for v in result):
+            pieces = dict(zip((i.name for i in statement.names), result))
+        else:
+            if result is not POISON and not isinstance(result, tuple):
+                self.diag.error(f"{len(names)} names are bound, but the value is {kind_name(result)}",
+                                names.span, rule="several names take the pieces of a layer that gives "
+                                "several tensors (split, chunk)",
+                                hint="end the value with the layer that cuts it, e.g. `-> chunk(2)`")
+            pieces = {}
+        for name in bound:
+            scope.values[name] = pieces.get(name, POISON)
 
     def _reads(self, binding: S.Binding) -> set[str]:
         """The names a binding's value reads; a block's bindings are read once, not once per
@@ -397,7 +442,7 @@ class Elaborator(Evaluator):
                 start = members.index(first)
                 ring = members[start:] + members[:start]
                 self.diag.error(f"these bindings depend on each other in a cycle: "
-                                f"{' -> '.join(ring + [first])}", by_name[first].name.span,
+                                f"{' -> '.join(ring + [first])}", _name_span(by_name[first], first),
                                 rule="a network is acyclic", hint="a value cannot be computed from itself")
                 for name in members:
                     scope.values[name] = POISON
@@ -431,6 +476,16 @@ class Elaborator(Evaluator):
             return "the inputs declared here are " + ", ".join(f"`{n}`" for n in inputs) + ": write the one meant"
         return super().input_hint(scope)
 
+    def undefined_hint(self, name: str) -> str | None:
+        """`reshape((N, -1))`: `N` is an input's symbolic batch size, which has no value."""
+        for node in self.graph:
+            if node.layer is None and node.declared is not None and name in node.declared.shape:
+                return (f"`{name}` is the symbolic batch size of input `{node.name}`; it has no value. "
+                        f"reshape and unflatten keep the batch: give the sizes after it, e.g. `reshape((-1,))`")
+            if node.layer is not None:
+                break
+        return None
+
     def callable_kind(self, name: str) -> str | None:
         return "layer" if name in LAYERS else "block" if name in self.blocks else None
 
@@ -450,15 +505,17 @@ class Elaborator(Evaluator):
 
     # ================================================================ chains and repeats
 
-    def _chain(self, chain: S.Chain, scope: Scope, bound: str | None, sequential: bool = False) -> Any:
+    def _chain(self, chain: S.Chain, scope: Scope, bound: str | None, sequential: bool = False,
+               unpack: "_Names | None" = None) -> Any:
         """`sequential`: name the stages `bound.<i>` even when there is only one (a block's
         returned chain is its nn.Sequential body)."""
         value = self.expr(chain.head, scope, None)
         total = sum(_stage_layers(s, self._peek_count(scope)) for s in chain.stages)
         names = _ChainNames(bound, total, sequential)
         piped = Argument(value, chain.head.span, chain.head)
-        for stage in chain.stages:
-            piped = self._stage(stage, piped, scope, names)
+        for i, stage in enumerate(chain.stages):
+            last = unpack if i == len(chain.stages) - 1 else None
+            piped = self._stage(stage, piped, scope, names, last)
         return piped.value
 
     def _peek_count(self, scope: Scope) -> Callable[[S.Expr], int | None]:
@@ -475,8 +532,10 @@ class Elaborator(Evaluator):
             return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
         return count
 
-    def _stage(self, stage: S.Node, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
-        """Apply one chain stage to the value piped in; the result, written at the stage."""
+    def _stage(self, stage: S.Node, piped: Argument, scope: Scope, names: "_ChainNames",
+               unpack: "_Names | None" = None) -> Argument:
+        """Apply one chain stage to the value piped in; the result, written at the stage.
+        `unpack`: the names the stage's tensors are bound to (the last stage of `a, b = ...`)."""
         if isinstance(stage, S.Repeat):
             return self._repeat(stage, piped, scope, names)
         if stage.label is not None:
@@ -486,6 +545,9 @@ class Elaborator(Evaluator):
             name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
         else:
             name = names.next()
+        if unpack is not None:
+            unpack.label = name if stage.label is not None else None
+            name = unpack
         return Argument(self._call(stage, scope, piped, name, stage.args), stage.span)
 
     def _repeat(self, stage: S.Repeat, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
@@ -618,6 +680,10 @@ class Elaborator(Evaluator):
         except (TypeError, ValueError) as exc:
             self.diag.error(f"`{name}`: {exc}", call.span, rule=DESCRIPTIONS[name])
             return POISON
+        except ShapeError as exc:  # channels(x) of a tensor whose reshape left no channel axis
+            self.diag.error(f"`{name}`: {exc.message}", call.span, rule=exc.rule or DESCRIPTIONS[name],
+                            hint=exc.hint)
+            return POISON
 
     def _type_of(self, name: str) -> TensorType | None:
         """The type of a node made so far, inferred now (each node after its inputs, once): None
@@ -727,7 +793,54 @@ class Elaborator(Evaluator):
                       **{cls.aliases.get(k, k): a for k, a in keywords.items()}}
         written = {key: origin.span for key, arg in attributes.items() if arg.expr is not None
                    and (origin := origin_of(arg.expr, scope)).span not in (None, arg.expr.span)}
+        if getattr(layer, "several", False) and layer.piece is None:
+            return self._pieces(layer, tensors, call, scope, name, written)
+        if isinstance(name, _Names):
+            self.diag.error(f"{len(name)} names are bound, but {cls.kind} gives one tensor", name.span,
+                            rule="several names take the pieces of a layer that gives several tensors "
+                                 "(split, chunk)", labels=[Label(call.span, f"{cls.kind} gives one tensor here")],
+                            hint="bind one name, or end the value with the layer that cuts it, e.g. `-> chunk(2)`")
+            return POISON
         return self._layer_node(layer, tensors, call.span, scope, name, written)
+
+    def _pieces(self, layer: Layer, tensors: list[Argument], call: S.Call, scope: Scope, name: Any,
+                written: dict[str, Span]) -> Any:
+        """split or chunk without `piece`: one node per piece, each named after its name in
+        `a, b = ...` (or `label.0`, `label.1` when the layer is labelled)."""
+        t = self._type_of(tensors[0].value.node)
+        if t is None:
+            return POISON  # the layer before it failed: inference reports it
+        try:
+            pieces = layer.pieces(t)
+        except ShapeError as exc:
+            self.diag.error(f"{layer.kind}: {exc.message}", call.span, rule=exc.rule, hint=exc.hint,
+                            notes=[f"input shape: {t}"], layer=name if isinstance(name, str) else None)
+            return POISON
+        sizes = sorted({size for _, size in pieces})
+        what = " and ".join(map(str, sizes))
+        axis = t.layout.role(layer._axis(t))
+        made = f"{layer.kind} cuts the {axis} ({t.shape[layer._axis(t)]}) into {len(pieces)} pieces of {what}"
+        if not isinstance(name, _Names):
+            letters = ", ".join("abcdefgh"[:min(len(pieces), 8)])
+            self.diag.error(f"{made}, but a value is one tensor", call.span, layer=name,
+                            rule="split and chunk give several tensors: bind one name to each",
+                            hint=f"write `{letters}{', ...' if len(pieces) > 8 else ''} = ... -> {layer.kind}(...)`, "
+                                 f"or take one piece: `{layer.kind}(..., piece=0)`")
+            return POISON
+        if len(name) != len(pieces):
+            hint = None
+            if layer.kind == "chunk" and len(pieces) != layer.chunks:
+                hint = (f"as torch.chunk, chunk({layer.chunks}) makes pieces of ceil({t.shape[layer._axis(t)]} / "
+                        f"{layer.chunks}) = {sizes[-1]}, so {len(pieces)} pieces, not {layer.chunks}")
+            self.diag.error(f"{len(name)} names are bound, but {layer.kind} gives {len(pieces)} tensors",
+                            name.span, rule="one name per piece", labels=[Label(call.span, f"{made} here")],
+                            hint=hint or f"bind {len(pieces)} names")
+            return POISON
+        nodes = []
+        for i, node_name in enumerate(name.node_names()):
+            piece = layer.model_copy(update={"piece": i})
+            nodes.append(self._layer_node(piece, tensors, call.span, scope, node_name, written))
+        return tuple(nodes)
 
     def _tensor_from_a_call(self, arg: Argument, cls: type[Layer], scope: Scope) -> bool:
         """A block parameter used as a layer's attribute but given a tensor at the block's call
@@ -819,6 +932,12 @@ class Elaborator(Evaluator):
                             f"{'s' if len(params) != 1 else ''} ({', '.join(params)}) but got "
                             f"{len(positional)}", positional[len(params)].span,
                             rule="arguments match the block's parameters", labels=[defined])
+            return POISON
+        if isinstance(name, _Names):
+            self.diag.error(f"{len(name)} names are bound, but block `{block_name}` returns one tensor",
+                            name.span, rule="a block returns one tensor; several names take the pieces "
+                            "of split or chunk", labels=[Label(call.span, f"`{block_name}` is called here")],
+                            hint="bind one name to the block's result, then cut it: `-> chunk(2)`")
             return POISON
         instance_name = name or self._auto_name(scope, block_name)
         self.instances.add(instance_name)
@@ -913,6 +1032,25 @@ def _nearby_file(target: Path, written: str) -> str | None:
         return None
     folder = written.rsplit("/", 1)[0] + "/" if "/" in written else ""
     return f'did you mean `use "{folder}{close[0]}"`?'
+
+
+def _name_span(binding: S.Binding | S.Unpack, name: str) -> Span:
+    if isinstance(binding, S.Unpack):
+        return next(i.span for i in binding.names if i.name == name)
+    return binding.name.span
+
+
+class _Names(list):
+    """The names of `a, b = ...`, qualified, for the layer that gives several tensors; `label`
+    is that layer's label, which names the pieces `label.0`, `label.1` instead."""
+
+    def __init__(self, names: list[str], span: Span):
+        super().__init__(names)
+        self.span = span
+        self.label: str | None = None
+
+    def node_names(self) -> list[str]:
+        return [f"{self.label}.{i}" for i in range(len(self))] if self.label else list(self)
 
 
 class _ChainNames:

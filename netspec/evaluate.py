@@ -182,6 +182,10 @@ class Evaluator:
         """What to write for the keyword `input` used as a value: the inputs' names."""
         return "declare the input with a name, e.g. `input image: f32[N, 3, 224, 224]`, and write that name"
 
+    def undefined_hint(self, name: str) -> str | None:
+        """What an undefined name may be meant as, where a subclass knows better."""
+        return None
+
     def callable_kind(self, name: str) -> str | None:
         """"layer" or "block" when `name` names one (so using it as a value can say so)."""
         return None
@@ -254,6 +258,7 @@ class Evaluator:
             hint = "netspec has no `None`: leave the argument out to get its default"
         elif ref.name.lower() in DTYPES or ref.name.lower() in DTYPE_ALIASES:
             hint = f"the dtype is written `{DTYPE_ALIASES.get(ref.name.lower(), ref.name.lower())}`"
+        hint = self.undefined_hint(ref.name) or hint
         self.diag.error(f"`{ref.name}` is not defined", ref.span, rule="names are defined before use "
                         "by a binding, an input, a block parameter or a network parameter", hint=hint)
         return POISON

@@ -58,7 +58,7 @@ def _spatial(t) -> tuple:
 def _size(t, axis: int | str) -> Any:
     """The size of one axis, named by its layout letter ("H") or its index in the layout."""
     if isinstance(axis, str):
-        letter = axis.upper()
+        letter = axis if axis in t.layout.axes else axis.upper()
         if letter not in t.layout.axes:
             raise ValueError(f'`{t}` ({t.layout}) has no axis "{axis}"')
         return t.shape[t.layout.axes.index(letter)]

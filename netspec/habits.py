@@ -610,7 +610,10 @@ def foreign_name(written: str) -> ForeignName | None:
 
 
 _METHODS = {"view": "flatten", "reshape": "flatten", "flatten": "flatten", "relu": "relu",
-            "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax", "mean": "global_avgpool"}
+            "sigmoid": "sigmoid", "tanh": "tanh", "softmax": "softmax", "mean": "global_avgpool",
+            "permute": "permute", "transpose": "transpose", "chunk": "chunk", "split": "split",
+            "squeeze": "squeeze", "unsqueeze": "unsqueeze", "narrow": "narrow", "select": "select",
+            "unflatten": "unflatten"}
 
 
 def tensor_method(method: str) -> str | None:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.layers.base import show_value
+from netspec.layers.rearrange import HERE
 from netspec.opsets import DEFAULT_OPSET, MAX_OPSET
-from netspec.types import MAX_SIZE, ShapeError, TensorType
+from netspec.types import MAX_SIZE, Layout, ShapeError, TensorType
 
 
 class Failure:
@@ -57,6 +58,9 @@ def output_type(node: LayerNode, inputs: list[TensorType]) -> TensorType:
         raise ShapeError("the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions") from None
     if any(isinstance(d, int) and d > MAX_SIZE for d in output.shape):
         raise ShapeError(f"the output {output} has a size over 2^63 - 1", rule="sizes fit ONNX's 64-bit dimensions")
+    if output.layout.origin == HERE:  # a reshape that left axes without a role: say which, for later errors
+        where = f"the {node.kind} `{node.name}` (line {node.span.line})"
+        output = TensorType(output.dtype, output.shape, Layout(output.layout.axes, where))
     return output
 
 
@@ -77,6 +81,10 @@ def infer(graph: Graph, diagnostics: Diagnostics) -> list[Failure]:
                 node.output = None
                 failures.append(Failure(node, inputs, ShapeError(
                     "the sizes are too large to compute", rule="sizes fit ONNX's 64-bit dimensions")))
+                continue
+            except ShapeError as exc:  # a rule that only its parameters state (the channels they need)
+                node.output = None
+                failures.append(Failure(node, inputs, exc))
                 continue
             _warn_if_unexportable(node, inputs, diagnostics)
             _warn_if_stride_skips_the_input(node, inputs, diagnostics)

@@ -50,8 +50,9 @@ class LoweringError(Exception):
 
 
 def canonical_perm(t: TensorType) -> list[int]:
-    """Axis order that takes a tensor from its declared layout to (N, C, spatial)."""
-    return [t.layout.batch, t.layout.channel, *t.layout.spatial]
+    """Axis order that takes a tensor from its declared layout to (N, C, spatial) (then any axes
+    without a role, in their declared order: netspec.types.Layout.canonical)."""
+    return list(t.layout.canonical)
 
 
 def canonical_shape(t: TensorType) -> tuple:

@@ -139,6 +139,10 @@ class _AstBuilder(Transformer_NonRecursive):
     def binding(self, meta, children):
         return S.Binding.model_construct(name=self._ident(children[0]), value=children[1], span=self._s(meta))
 
+    def unpack(self, meta, children):
+        *names, value = children
+        return S.Unpack.model_construct(names=[self._ident(n) for n in names], value=value, span=self._s(meta))
+
     def output(self, meta, children):
         return S.Output.model_construct(names=[self._ident(t) for t in children], span=self._s(meta))
 
@@ -149,7 +153,7 @@ class _AstBuilder(Transformer_NonRecursive):
 
     def block(self, meta, children):
         name, params, *statements = children
-        body = [s for s in statements if isinstance(s, S.Binding)]
+        body = [s for s in statements if isinstance(s, (S.Binding, S.Unpack))]
         returns = [s for s in statements if isinstance(s, S.Return)]
         return S.BlockDef.model_construct(name=self._ident(name), params=params, body=body, returns=returns,
                           span=self._s(meta))
@@ -342,6 +346,8 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     else:  # UnexpectedEOF
         token, accepted = Token("$END", ""), set(getattr(exc, "expected", ()) or ())
     accepted.discard("COMMENT")
+    if accepted == {"COMMA", "EQUAL"}:  # a statement's first name: `a = ...`; `a, b = ...` is rarer
+        accepted = {"EQUAL"}
     expected, only_separators = _describe_expected(accepted, lark)
     found = _describe_token(token)
     at_current = token is newlines.current
@@ -741,8 +747,11 @@ def _dotted_name(dotted: tuple[int, int, str], line: str, number: int, file: str
             return converted
     layer = habits.tensor_method(method)
     if found is None and layer is not None and "." not in head:  # `x.view(x.size(0), -1)`
+        rest = line[end:]
+        close = _matching(rest, 0, "(", ")") if layer == method and rest.startswith("(") else None
+        arguments = rest[:close + 1] if close is not None and rest[1:close].strip() else ""
         return Diagnostic(f"`{name}` is a tensor method in PyTorch; netspec applies a layer in a chain",
-                          where, rule="syntax", hint=f"write `{head} -> {layer}`")
+                          where, rule="syntax", hint=f"write `{head} -> {layer}{arguments}`")
     if found is None:
         return Diagnostic(f"`{name}`: names have no `.` in netspec", where, rule="syntax",
                           hint="there are no modules or attributes: a layer is called by its "

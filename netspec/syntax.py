@@ -183,6 +183,13 @@ class Binding(Node):
     value: Expr
 
 
+class Unpack(Node):
+    """`a, b = expr`: one name per tensor of a layer that gives several (split, chunk)."""
+
+    names: list[Ident]
+    value: Expr
+
+
 class Output(Node):
     names: list[Ident]
 
@@ -198,11 +205,11 @@ class Return(Node):
 class BlockDef(Node):
     name: Ident
     params: list[Param]
-    body: list[Binding]
+    body: list[Binding | Unpack]
     returns: list[Return]
 
 
-Statement = Union[NetworkHeader, InputDecl, Binding, Output, Use, BlockDef]
+Statement = Union[NetworkHeader, InputDecl, Binding, Unpack, Output, Use, BlockDef]
 
 
 class Module(Node):

@@ -6,7 +6,7 @@ reach the logical axes (batch, channels, spatial) through the layout.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from math import prod
 
@@ -52,6 +52,9 @@ def representable(value: float, dtype: str) -> bool:
 _DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
 AXIS_ROLES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "L": "length"}
 _SPATIAL_LETTERS = "DHWL"
+# Letters for the axes a reshape makes without a role (netspec.layers.rearrange): lowercase, so
+# they never read as a role. A spec names such axes with any other letter (`layout="NGCHW"`).
+ROLELESS_LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 
 class ShapeError(Exception):
@@ -69,17 +72,34 @@ class DTypeError(ShapeError):
     """Raised by a layer's dtype rule: an input of a dtype the layer does not take."""
 
 
+class RoleError(ShapeError):
+    """A layer that needs the channel axis, given a tensor that has none (a reshape or a select
+    left the axes without that role): said in the words of the layer that lost it."""
+
+
 @lru_cache(maxsize=None)  # a handful of layouts, asked once per layer and more
 def _spatial_indices(axes: str) -> tuple[int, ...]:
-    return tuple(sorted((i for i, a in enumerate(axes) if a not in "NC"),
+    return tuple(sorted((i for i, a in enumerate(axes) if a in _SPATIAL_LETTERS),
                         key=lambda i: _SPATIAL_LETTERS.find(axes[i])))
+
+
+@lru_cache(maxsize=None)
+def _canonical(axes: str) -> tuple[int, ...]:
+    batch = [axes.index("N")] if "N" in axes else []
+    channel = [axes.index("C")] if "C" in axes else []
+    others = [i for i, a in enumerate(axes) if a not in "NC" and a not in _SPATIAL_LETTERS]
+    return (*batch, *channel, *_spatial_indices(axes), *others)
 
 
 @dataclass(frozen=True, slots=True)
 class Layout:
-    """Axis letters in memory order: N batch, C channels, D/H/W (or L) spatial."""
+    """Axis letters in memory order: N batch, C channels, D/H/W (or L) spatial; any other letter
+    is an axis without a role (made by a reshape, netspec.layers.rearrange). `origin` says, for
+    messages, which layer left the axes as they are when some have no role or the channels are
+    gone ("the reshape at line 7"); it takes no part in comparisons."""
 
     axes: str
+    origin: str = field(default="", compare=False)
 
     @staticmethod
     def default(rank: int) -> "Layout":
@@ -105,7 +125,35 @@ class Layout:
 
     @property
     def channel(self) -> int:
-        return self.axes.index("C")
+        index = self.axes.find("C")
+        if index < 0:
+            raise self.no_channels()
+        return index
+
+    @property
+    def has_channels(self) -> bool:
+        return "C" in self.axes
+
+    @property
+    def roleless(self) -> tuple[int, ...]:
+        """Indices of the axes without a role (not N, C or a spatial letter)."""
+        return tuple(i for i, a in enumerate(self.axes) if a not in AXIS_ROLES)
+
+    @property
+    def canonical(self) -> tuple[int, ...]:
+        """The order of the axes inside ONNX's graph: the batch, the channels, the spatial axes
+        in D, H, W (or L) order, then the axes without a role in their declared order."""
+        return _canonical(self.axes)
+
+    def no_channels(self) -> "RoleError":
+        """The error of a layer that needs channels on a tensor that has none."""
+        where = f"{self.origin} " if self.origin else ""
+        return RoleError(f"the input has no channel axis: {where}left its axes as {self.axes} "
+                         f"(lowercase letters are axes without a role)",
+                         rule="this layer works on the channel axis C",
+                         hint='name the axes of its result with `layout=` there (e.g. `layout="NCHW"`), '
+                              'or permute or reshape back first (ShuffleNet\'s reshape, transpose, reshape '
+                              'of the channels is `channel_shuffle(groups)`)')
 
     @property
     def spatial(self) -> tuple[int, ...]:
@@ -114,7 +162,7 @@ class Layout:
 
     def role(self, index: int) -> str:
         """What an axis holds, in words: "channels", "height", ... (for messages)."""
-        return AXIS_ROLES.get(self.axes[index], f"axis {index}")
+        return AXIS_ROLES.get(self.axes[index], f"axis {index} ({self.axes[index]}, no role)")
 
     def __str__(self) -> str:
         return self.axes

@@ -72,7 +72,7 @@ def fmt(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     if isinstance(value, tuple):
-        return "(" + ", ".join(fmt(v) for v in value) + ")"
+        return "(" + ", ".join(fmt(v) for v in value) + ("," if len(value) == 1 else "") + ")"
     return repr(value) if isinstance(value, float) else str(value)
 
 
@@ -125,6 +125,31 @@ class Merge:
         if self.form == "arrow":
             return f"{self.name} = {self.sources[0]} -> {self.kind}({', '.join(self.sources[1:] + extra)})"
         return f"{self.name} = {self.kind}({', '.join(self.sources + extra)})"
+
+
+@dataclass
+class Unpack:
+    """`p1, p2 = source -> chunk(2)` (or split): one node per piece, each named after its name;
+    `name` is the piece the network goes on from."""
+
+    names: list[str]
+    source: str
+    layer: Layer
+    chosen: int
+
+    @property
+    def name(self) -> str:
+        return self.names[self.chosen]
+
+    @property
+    def layers(self) -> list[Layer]:
+        return [self.layer]
+
+    def node_names(self) -> list[str]:
+        return list(self.names)
+
+    def text(self) -> str:
+        return f"{', '.join(self.names)} = {self.source} -> {self.layer.call()}"
 
 
 @dataclass
@@ -682,6 +707,210 @@ def draw_merge(draw, names: Names, source: str, shape):
     return statements, tuple(out)
 
 
+# ---------------------------------------------------------------------------- rearrangements
+#
+# Each group starts and ends in the declared layout, so the (C, *spatial) bookkeeping holds; in
+# between the layout is what the README's rule says ("Layouts through permute and reshape"),
+# predicted here from that rule with "?" for an axis without a role. The twin applies each
+# rearrangement to the tensor in its declared layout with torch's own op (`sem["fn"]`), between
+# the layouts `sem["before"]` and `sem["after"]`.
+
+ROLES = "NCDHWL"
+
+
+def canonical_order(layout: str) -> list[int]:
+    """README: inside ONNX (and in the twin) axes are N, C, the spatial ones in D, H, W (or L)
+    order, then those without a role in their declared order."""
+    batch = [layout.index("N")] if "N" in layout else []
+    channel = [layout.index("C")] if "C" in layout else []
+    spatial = sorted((i for i, a in enumerate(layout) if a in "DHWL"), key=lambda i: "DHWL".index(layout[i]))
+    others = [i for i, a in enumerate(layout) if a not in ROLES]
+    return batch + channel + spatial + others
+
+
+def _reshape_rule(letters: str, sizes: list[int], out: list[int]) -> str:
+    """README's reshape rule: axes unchanged at the front and back keep their letters; one axis
+    merging several that held the channels is C; the others have no role (?)."""
+    front = 0
+    while front < min(len(sizes), len(out)) and sizes[front] == out[front]:
+        front += 1
+    back = 0
+    while back < min(len(sizes), len(out)) - front and sizes[-1 - back] == out[-1 - back]:
+        back += 1
+    middle = letters[front:len(letters) - back]
+    between = len(out) - front - back
+    mid = "C" if between == 1 and "C" in middle else "?" * between
+    return letters[:front] + mid + letters[len(letters) - back:]
+
+
+def _rearranged(kind, args, kwargs, before, after, fn) -> Layer:
+    return Layer(kind, args, kwargs, dict(before=before, after=after, fn=fn))
+
+
+def _letter_or_index(draw, layout: str, index: int):
+    """An axis written as its letter (where it has a role) or an index, possibly negative."""
+    style = draw(st.sampled_from(["letter", "index", "negative"]))
+    if style == "letter" and layout[index] in ROLES:
+        return layout[index]
+    return index if style != "negative" else index - len(layout)
+
+
+def _pieces(kind: str, n: int, amount) -> list[tuple[int, int]]:
+    """torch.chunk's and torch.split's pieces of an axis of n: (start, size)."""
+    if kind == "chunk":
+        size = -(-n // amount)
+        return [(s, min(size, n - s)) for s in range(0, n, size)]
+    if isinstance(amount, int):
+        return [(s, min(amount, n - s)) for s in range(0, n, amount)]
+    return [(sum(amount[:i]), v) for i, v in enumerate(amount)]
+
+
+def draw_rearrange(draw, names: Names, source: str, shape, layout: str):
+    """Statements that rearrange `source` and come back to `layout`, and the new shape."""
+    rank = len(shape) - 1
+    letters = "C" + LETTERS[rank]
+    size = dict(zip(letters, shape))
+    declared = [size.get(a, BATCH) for a in layout]       # BATCH stands for N (never touched)
+    R, batch = len(layout), layout.index("N")
+    others = [i for i in range(R) if i != batch]
+    kinds = ["permute", "transpose", "unsqueeze", "select", "slice", "narrow", "piece", "unpack", "shuffle"]
+    if batch == 0:
+        kinds += ["reshape", "flatten"]
+    kind = draw(st.sampled_from(kinds))
+    layers: list[Layer] = []
+    if kind == "permute":
+        order = draw(st.permutations(range(R)))
+        mid = "".join(layout[i] for i in order)
+        form = draw(st.sampled_from(["letters", "indices", "tuple"]))
+        dims = mid if form == "letters" else tuple(order) if form == "indices" else tuple(mid)
+        args = dims if form == "indices" and draw(st.booleans()) else (dims,)   # permute(0, 2, 3, 1)
+        layers.append(_rearranged("permute", args, {}, layout, mid, lambda t, o=tuple(order): t.permute(*o)))
+        middle = draw(st.sampled_from([None, "relu", "layernorm", "shuffle"]))
+        if middle == "shuffle" and size["C"] > 1:
+            g = draw(st.sampled_from([d for d in divisors(size["C"]) if d > 1]))
+            layers.append(Layer("channel_shuffle", (g,), {}, dict(groups=g)))
+        elif middle in ("relu", "layernorm"):
+            layers.append(Layer(middle))
+        inverse = [order.index(i) for i in range(R)]
+        back = layout if draw(st.booleans()) else tuple(inverse)
+        layers.append(_rearranged("permute", (back,), {}, mid, layout, lambda t, o=tuple(inverse): t.permute(*o)))
+    elif kind == "transpose":
+        a, b = draw(st.permutations(range(R)))[:2]
+        mid = list(layout)
+        mid[a], mid[b] = mid[b], mid[a]
+        mid = "".join(mid)
+        for before, after in ((layout, mid), (mid, layout)):
+            args = (_letter_or_index(draw, before, a), _letter_or_index(draw, before, b))
+            layers.append(_rearranged("transpose", args, {}, before, after, lambda t, a=a, b=b: t.transpose(a, b)))
+    elif kind == "reshape":
+        sizes = declared[1:]
+        total = math.prod(sizes)
+        out, left = [], total
+        for _ in range(draw(st.integers(0, 3))):
+            d = draw(st.sampled_from(divisors(left)[:8]))
+            out.append(d)
+            left //= d
+        out.append(left)
+        out = draw(st.permutations(out))
+        written = list(out)
+        if draw(st.booleans()):
+            written[draw(st.integers(0, len(out) - 1))] = -1
+        mid = "N" + _reshape_rule(layout[1:], sizes, list(out))
+        shape_arg = written[0] if len(written) == 1 and draw(st.booleans()) else tuple(written)
+        layers.append(_rearranged("reshape", (shape_arg,), {}, layout, mid,
+                                  lambda t, o=tuple(out): t.reshape(t.shape[0], *o)))
+        layers.append(_rearranged("reshape", (tuple(sizes),), {"layout": layout}, mid, layout,
+                                  lambda t, o=tuple(sizes): t.reshape(t.shape[0], *o)))
+    elif kind == "flatten" and R >= 3:
+        start = draw(st.integers(1, R - 1))
+        end = draw(st.integers(start, R - 1))
+        merged = layout[start:end + 1]
+        letter = merged if len(merged) == 1 else "C" if "C" in merged else "?"
+        mid = layout[:start] + letter + layout[end + 1:]
+        args = (_letter_or_index(draw, layout, start), _letter_or_index(draw, layout, end))
+        if end == R - 1 and draw(st.booleans()):
+            args = args[:1]
+        layers.append(_rearranged("flatten", args, {}, layout, mid, lambda t, s=start, e=end: torch.flatten(t, s, e)))
+        sizes = tuple(declared[start:end + 1])
+        keyword = draw(st.sampled_from(["axis", "dim"]))
+        layers.append(_rearranged("unflatten", (), {keyword: start, "sizes": sizes, "layout": layout}, mid, layout,
+                                  lambda t, s=start, z=sizes: t.unflatten(s, z)))
+    elif kind == "unsqueeze" or (kind == "flatten"):
+        at = draw(st.integers(0, R))
+        mid = layout[:at] + "?" + layout[at:]
+        written = at if draw(st.booleans()) else at - (R + 1)
+        layers.append(_rearranged("unsqueeze", (written,), {}, layout, mid, lambda t, a=at: t.unsqueeze(a)))
+        back = at if draw(st.booleans()) else at - (R + 1)
+        layers.append(_rearranged("squeeze", (back,) if draw(st.integers(0, 3)) else (), {}, mid, layout,
+                                  lambda t, a=at: t.squeeze(a)))
+        if not layers[-1].args and any(d == 1 for i, d in enumerate(declared) if i != batch):
+            layers[-1].args = (back,)   # without an axis, squeeze would take the others of size 1 too
+    elif kind == "select":
+        axis = draw(st.sampled_from(others))
+        n = declared[axis]
+        index = draw(st.integers(-n, n - 1))
+        mid = layout[:axis] + layout[axis + 1:]
+        layers.append(_rearranged("select", (_letter_or_index(draw, layout, axis), index), {}, layout, mid,
+                                  lambda t, a=axis, i=index: t.select(a, i)))
+        layers.append(_rearranged("unsqueeze", (axis,), {"layout": layout}, mid, layout,
+                                  lambda t, a=axis: t.unsqueeze(a)))
+        declared[axis] = 1
+    elif kind in ("slice", "narrow"):
+        axis = draw(st.sampled_from(others))
+        n = declared[axis]
+        start = draw(st.integers(0, n - 1))
+        if kind == "slice":
+            end = draw(st.integers(start + 1, n))
+            step = draw(st.sampled_from([1, 1, 2, 3]))
+            args = [_letter_or_index(draw, layout, axis), start if draw(st.booleans()) else start - n]
+            if end != n or draw(st.booleans()):
+                args.append(end if draw(st.booleans()) or end == n else end - n)
+            kwargs = {"step": step} if step != 1 else {}
+            layers.append(_rearranged("slice", tuple(args), kwargs, layout, layout,
+                                      lambda t, a=axis, b=start, e=end, k=step: t[(slice(None),) * a + (slice(b, e, k),)]))
+            declared[axis] = -(-(end - start) // step)
+        else:
+            length = draw(st.integers(1, n - start))
+            layers.append(_rearranged("narrow", (_letter_or_index(draw, layout, axis), start, length), {}, layout,
+                                      layout, lambda t, a=axis, b=start, k=length: t.narrow(a, b, k)))
+            declared[axis] = length
+    elif kind in ("piece", "unpack"):
+        axis = draw(st.sampled_from(others))
+        n = declared[axis]
+        which = draw(st.sampled_from(["chunk", "split"]))
+        if which == "chunk":
+            amount = draw(st.integers(1, min(n, 4)))
+        elif draw(st.booleans()) or n == 1:
+            amount = draw(st.integers(1, n))
+        else:
+            cut = sorted(draw(st.lists(st.integers(1, n - 1), max_size=2, unique=True)))
+            amount = tuple(b - a for a, b in zip([0, *cut], [*cut, n]))
+        pieces = _pieces(which, n, amount)
+        chosen = draw(st.integers(0, len(pieces) - 1))
+        axis_written = _letter_or_index(draw, layout, axis)
+        kwargs = {} if layout[axis] == "C" and draw(st.booleans()) else {draw(st.sampled_from(["axis", "dim"])): axis_written}
+        start, piece_size = pieces[chosen]
+        fn = (lambda t, a=axis, b=start, k=piece_size: t.narrow(a, b, k))
+        if kind == "piece" or len(pieces) == 1 or len(pieces) > 4:
+            written = chosen if draw(st.booleans()) else chosen - len(pieces)
+            layers.append(_rearranged(which, (amount,), {**kwargs, "piece": written}, layout, layout, fn))
+        else:
+            layer = _rearranged(which, (amount,), kwargs, layout, layout, fn)
+            layer.sem["pieces"] = pieces
+            unpack = Unpack([names.fresh() for _ in pieces], source, layer, chosen)
+            declared[axis] = piece_size
+            return [unpack], _canonical_shape(declared, layout, letters)
+        declared[axis] = piece_size
+    else:   # channel_shuffle
+        g = draw(st.sampled_from(divisors(size["C"])))
+        layers.append(Layer("channel_shuffle", (g,), {}, dict(groups=g)))
+    return [Chain(names.fresh(), source, layers)], _canonical_shape(declared, layout, letters)
+
+
+def _canonical_shape(declared: list[int], layout: str, letters: str) -> tuple:
+    return tuple(declared[layout.index(a)] for a in letters)
+
+
 def write_axis(draw, letter: str, layout: str):
     """An axis as a letter or as an index (possibly negative) into the declared layout."""
     style = draw(st.sampled_from(["letter", "index", "negative"]))
@@ -712,7 +941,9 @@ def networks(draw) -> Net:
     statements: list = []
     current, shape = "x", (c, *sizes)
     for _ in range(draw(st.integers(1, 5))):
-        if draw(st.integers(0, 3)) == 0:
+        if draw(st.integers(0, 4)) == 0:
+            new, shape = draw_rearrange(draw, names, current, shape, layout)
+        elif draw(st.integers(0, 3)) == 0:
             new, shape = draw_merge(draw, names, current, shape)
             for s in new:
                 if isinstance(s, Merge) and s.kind == "concat" and s.axis is not None:
@@ -754,6 +985,9 @@ def networks(draw) -> Net:
                 layer.args = (write_axis(draw, layer.sem["axis"], "NC" if flat else layout),)
     others = [s.name for s in statements[:-1]]
     extra = draw(st.lists(st.sampled_from(others), max_size=2, unique=True)) if others else []
+    for s in statements:   # the pieces of an unpacking that the network does not go on from
+        if isinstance(s, Unpack):
+            extra += [n for n in s.names if n != s.name and n not in extra]
     order = list(range(len(statements)))
     if len(order) > 1 and draw(st.integers(0, 3)) == 0:
         order = draw(st.permutations(order))
@@ -779,6 +1013,12 @@ def _randomized(module: nn.Module, generator: torch.Generator) -> nn.Module:
         elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.LayerNorm, nn.GroupNorm)):
             t.copy_(torch.randn(t.shape, generator=generator) * 0.5 + (1.0 if name == "weight" else 0.0))
     return module.eval()
+
+
+def _piece_axis(layer: Layer, layout: str) -> int:
+    """The declared axis a split or chunk cuts, as written (a letter or an index; "C" by default)."""
+    axis = layer.kwargs.get("axis", layer.kwargs.get("dim", "C"))
+    return layout.index(axis) if isinstance(axis, str) else axis % len(layout)
 
 
 def canonical_dim(axis, layout: str, flat: bool, canonical: str) -> int:
@@ -833,6 +1073,14 @@ class Twin:
     def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.bindings["x"] = x
         for s in self.net.statements:
+            if isinstance(s, Unpack):
+                t = self.bindings[s.source]
+                axis = _piece_axis(s.layer, self.net.layout)
+                for name, (start, size) in zip(s.names, s.layer.sem["pieces"]):
+                    self.layers[name] = self.bindings[name] = self.rearrange(
+                        t, s.layer.sem["before"], s.layer.sem["after"],
+                        lambda u, a=axis, b=start, k=size: u.narrow(a, b, k))
+                continue
             if isinstance(s, Chain):
                 t = self.bindings[s.source]
                 for layer, name in zip(s.layers, s.node_names()):
@@ -851,8 +1099,20 @@ class Twin:
             self.bindings[s.name] = t
         return self.bindings
 
+    @staticmethod
+    def rearrange(x: torch.Tensor, before: str, after: str, fn) -> torch.Tensor:
+        """A rearrangement in torch: to the declared layout `before`, torch's op, then to the
+        twin's canonical order of the layout `after`."""
+        order = canonical_order(before)
+        declared = x.permute(*[order.index(i) for i in range(len(before))])
+        return fn(declared).permute(*canonical_order(after))
+
     def layer(self, layer: Layer, x: torch.Tensor, name: str) -> torch.Tensor:
         k, a = layer.kind, layer.sem
+        if "fn" in a:
+            return self.rearrange(x, a["before"], a["after"], a["fn"])
+        if k == "channel_shuffle":   # over the channels, in any layout
+            return nn.ChannelShuffle(a["groups"])(x)
         if x.ndim >= 3:
             # Plain NC(D)HW strides. A 1-channel tensor that went through a permute (layernorm) is
             # both contiguous and channels_last, and torch 2.13's CPU conv2d then gets e.g. a
@@ -939,10 +1199,10 @@ class Twin:
 
 def to_canonical(shape: tuple, layout: str, canonical: str) -> tuple:
     """A netspec shape in its declared layout, in canonical (N, C, *spatial) order (2-D shapes
-    are (N, C))."""
+    are (N, C)); axes without a role last, in their declared order (README)."""
     if len(shape) == 2:
         return tuple(shape)
-    return tuple(shape[layout.index(letter)] for letter in canonical)
+    return tuple(shape[i] for i in canonical_order(layout))
 
 
 def to_declared(t: np.ndarray, layout: str, canonical: str) -> np.ndarray:
@@ -994,7 +1254,7 @@ def check_network(net: Net, numerics: bool = True) -> None:
         stage = "shapes"
         problems = []
         for s in net.statements:
-            layers = s.layers if isinstance(s, Chain) else [None]
+            layers = s.layers * len(s.names) if isinstance(s, Unpack) else s.layers if isinstance(s, Chain) else [None]
             for layer, name in zip(layers, s.node_names()):
                 node = graph.node(name)
                 want_kind = layer.kind if layer else s.kind

@@ -154,6 +154,17 @@ def layernorm2d(factory_c: int) -> Callable:
     return ref
 
 
+class _Permute(nn.Module):
+    """torchvision.ops.Permute, without torchvision."""
+
+    def __init__(self, *dims: int):
+        super().__init__()
+        self.dims = dims
+
+    def forward(self, x):
+        return x.permute(*self.dims)
+
+
 def lp_pool(p, k, s=None, ceil_mode=False):
     return fn(lambda x: F.lp_pool2d(x, p, k, s, ceil_mode=ceil_mode))
 
@@ -516,6 +527,71 @@ CASES: list[Case] = [
          mod(lambda: nn.BatchNorm3d(3), prefix="body", nhwc=True), inputs={"x": NDHWC}),
     Case("ndhwc-global_avgpool", "global_avgpool", "y = x -> body: global_avgpool",
          nhwc_fn(lambda x: F.adaptive_avg_pool3d(x, 1)), inputs={"x": NDHWC}),
+    # ---------------------------------------------------------------- rearrangements (netspec/layers/rearrange.py)
+    Case("reshape", "reshape", "y = x -> reshape((2, 2, 64))", fn(lambda x: x.reshape(x.shape[0], 2, 2, 64))),
+    Case("reshape-infer", "reshape", "y = x -> reshape((-1, 16))", fn(lambda x: x.reshape(x.shape[0], -1, 16))),
+    Case("reshape-nhwc-flat", "reshape", "y = x -> reshape(-1)",   # read in H, W, C order
+         fn(lambda x: x.reshape(x.shape[0], -1)), inputs={"x": NHWC}),
+    Case("reshape-nhwc-split", "reshape", "y = x -> reshape((8, 4, 2, 3))",
+         fn(lambda x: x.reshape(x.shape[0], 8, 4, 2, 3)), inputs={"x": NHWC}),
+    Case("reshape-layout-back", "reshape",
+         'y = x -> reshape((2, 2, 8, 8)) -> transpose(1, 2) -> reshape((4, 8, 8), layout="NCHW") -> relu',
+         fn(lambda x: F.relu(x.reshape(-1, 2, 2, 8, 8).transpose(1, 2).reshape(-1, 4, 8, 8)))),
+    Case("flatten-start", "flatten", "y = x -> flatten(2)", fn(lambda x: torch.flatten(x, 2))),
+    Case("flatten-letters", "flatten", 'y = x -> flatten("C", "H")', fn(lambda x: torch.flatten(x, 1, 2))),
+    Case("flatten-nhwc-range", "flatten", "y = x -> flatten(1, 2)", fn(lambda x: torch.flatten(x, 1, 2)),
+         inputs={"x": NHWC}),
+    Case("unflatten", "unflatten", 'y = x -> unflatten("C", (2, 2))', fn(lambda x: x.unflatten(1, (2, 2)))),
+    Case("unflatten-last", "unflatten", "y = x -> unflatten(-1, (2, -1))", fn(lambda x: x.unflatten(3, (2, -1)))),
+    Case("flatten-unflatten-conv", "unflatten",
+         'y = x -> flatten(2) -> unflatten(2, (8, 8), layout="NCHW") -> c: conv(5, 3)',
+         mod(lambda: nn.Conv2d(4, 5, 3), prefix="c")),
+    Case("squeeze", "squeeze", 'y = x -> squeeze("H")', fn(lambda x: x.squeeze(2)),
+         inputs={"x": "f32[N, 4, 1, 8]"}),
+    Case("squeeze-all", "squeeze", "y = x -> squeeze", fn(lambda x: x.squeeze(3).squeeze(1)),
+         inputs={"x": "f32[N, 1, 5, 1]"}),
+    Case("unsqueeze", "unsqueeze", "y = x -> unsqueeze(2)", fn(lambda x: x.unsqueeze(2))),
+    Case("unsqueeze-last-named", "unsqueeze", 'y = x -> unsqueeze(-1, layout="NCHW") -> maxpool((2, 1))',
+         fn(lambda x: F.max_pool2d(x.unsqueeze(-1), (2, 1))), inputs={"x": L1}),
+    Case("permute", "permute", "y = x -> permute(0, 2, 3, 1)", fn(lambda x: x.permute(0, 2, 3, 1))),
+    Case("permute-letters", "permute", 'y = x -> permute("NWHC")', fn(lambda x: x.permute(0, 3, 2, 1))),
+    Case("permute-nhwc", "permute", 'y = x -> permute("NCHW")', fn(lambda x: x.permute(0, 3, 1, 2)),
+         inputs={"x": NHWC}),
+    Case("permute-convnext", "permute",   # ConvNeXt's block: the MLP channels last, then back
+         "y = x -> permute(0, 2, 3, 1) -> layernorm -> linear(6) -> gelu -> linear(4) -> permute(0, 3, 1, 2)",
+         mod(lambda: nn.Sequential(_Permute(0, 2, 3, 1), nn.LayerNorm(4), nn.Linear(4, 6), nn.GELU(),
+                                   nn.Linear(6, 4), _Permute(0, 3, 1, 2)))),
+    Case("permute-roleless", "permute", "y = x -> reshape((2, 2, 64)) -> permute(0, 3, 2, 1)",
+         fn(lambda x: x.reshape(x.shape[0], 2, 2, 64).permute(0, 3, 2, 1))),
+    Case("transpose", "transpose", 'y = x -> transpose("H", "W")', fn(lambda x: x.transpose(2, 3))),
+    Case("transpose-batch", "transpose", "y = x -> transpose(0, 1)", fn(lambda x: x.transpose(0, 1))),
+    Case("slice", "slice", 'y = x -> slice("W", 1, -1, 2)', fn(lambda x: x[:, :, :, 1:-1:2])),
+    Case("slice-channels", "slice", "y = x -> slice(1, 1, 3)", fn(lambda x: x[:, 1:3])),
+    Case("slice-nhwc", "slice", 'y = x -> slice("C", 1)', fn(lambda x: x[..., 1:]), inputs={"x": NHWC}),
+    Case("narrow", "narrow", 'y = x -> narrow("H", 2, 4)', fn(lambda x: x.narrow(2, 2, 4))),
+    Case("narrow-negative", "narrow", "y = x -> narrow(dim=1, start=-2, length=2)", fn(lambda x: x.narrow(1, -2, 2))),
+    Case("select", "select", 'y = x -> select("H", 3)', fn(lambda x: x.select(2, 3))),
+    Case("select-last", "select", "y = x -> select(-1, -1)", fn(lambda x: x.select(3, -1))),
+    Case("chunk", "chunk", "a, b = x -> chunk(2)\ny = concat(b, a)",
+         fn(lambda x: torch.cat(torch.chunk(x, 2, 1)[::-1], 1))),
+    Case("chunk-uneven-h", "chunk", 'a, b, c = x -> chunk(3, dim="H")\ny = concat(c, a, b, axis="H")',
+         fn(lambda x: (lambda p: torch.cat([p[2], p[0], p[1]], 2))(torch.chunk(x, 3, 2)))),
+    Case("chunk-piece", "chunk", "y = x -> chunk(2, piece=1)", fn(lambda x: torch.chunk(x, 2, 1)[1])),
+    Case("split-sections", "split", "a, b = x -> split((1, 3))\ny = concat(b, a)",
+         fn(lambda x: torch.cat(torch.split(x, (1, 3), 1)[::-1], 1))),
+    Case("split-size-piece", "split", 'y = x -> split(3, "W", piece=-1)', fn(lambda x: torch.split(x, 3, 3)[-1])),
+    Case("chunk-in-block", "chunk",   # ShuffleNet v2's unit: half the channels through a branch
+         "block unit(x) {\n    x1, x2 = x -> chunk(2, dim=1)\n    return concat(x1, x2 -> relu) -> channel_shuffle(2)\n}\n"
+         "y = x -> unit",
+         fn(lambda x: nn.ChannelShuffle(2)(torch.cat([x[:, :2], F.relu(x[:, 2:])], 1)))),
+    Case("channel_shuffle", "channel_shuffle", "y = x -> channel_shuffle(2)", fn(lambda x: nn.ChannelShuffle(2)(x))),
+    Case("channel_shuffle-nhwc", "channel_shuffle", "y = x -> channel_shuffle(3)",
+         nhwc_fn(lambda x: nn.ChannelShuffle(3)(x)), inputs={"x": "f32[N, 5, 5, 6] NHWC"}),
+    Case("channel_shuffle-by-hand", "channel_shuffle",   # torchvision's channel_shuffle, step by step
+         'y = x -> reshape((2, 2, 8, 8)) -> transpose(1, 2) -> reshape((4, 8, 8), layout="NCHW") '
+         "-> channel_shuffle(2)",
+         fn(lambda x: nn.ChannelShuffle(2)(nn.ChannelShuffle(2)(x)))),   # the two shuffles in turn
+
 ]
 
 

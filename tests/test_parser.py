@@ -849,12 +849,9 @@ def reread(kind: str, positional: list, keywords: dict):
     ("conv", [8, 3], {"padding_mode": "reflect"}, "padding_mode", "pads with zeros",
      "with no padding the mode changes nothing: write `conv(8, 3)`"),
     ("conv_transpose", [8, 3], {"padding_mode": "zeros"}, "padding_mode", "the one mode", "write `conv_transpose(8, 3)`"),
-    ("flatten", [1], {}, 0, "`1` is PyTorch's `start_dim`", "write `flatten`"),
     ("relu", [True], {}, 0, "`true` is PyTorch's `inplace`, which has no meaning", "write `relu`"),
     ("dropout", [0.2, True], {}, 1, "PyTorch's `inplace`", "write `dropout(0.2)`"),
     ("sigmoid", [2], {}, 0, "sigmoid takes no attributes, but got `2`", "write `sigmoid`"),
-    ("flatten", [1, -1], {}, 0, "keeps the batch axis", "write `flatten`"),
-    ("flatten", [], {"start_dim": 1}, "start_dim", "as `torch.flatten(x, 1)` and `nn.Flatten()` do", "write `flatten`"),
     ("conv", [8, 3], {"device": "cuda", "stride": 2}, "device", "not where it runs", "write `conv(8, 3, stride=2)`"),
     ("linear", [10], {"dtype": "float16"}, "dtype", "its input's dtype", "write `cast(f16) -> linear(10)`"),
     ("maxpool", [2], {"return_indices": True}, "return_indices", "pooled values only", "write `maxpool(2)`"),
@@ -905,7 +902,7 @@ def test_a_cast_to_an_unknown_dtype_keeps_its_plain_message():
 
 
 @pytest.mark.parametrize("line, hint, note", [
-    ("v = torch.flatten(x, 1)", "write `flatten(x)`", "`1` (start_dim) is left out"),
+    ("v = torch.flatten(x, 1)", "write `flatten(x, start_dim=1)`", None),   # netspec's flatten takes it
     ("v = F.relu(x, inplace=True)", "write `relu(x)`", None),
     ("v = F.pad(x, (1, 1, 2, 0))", "write `pad(x, (2, 1, 0, 1))`", "the sizes are reordered"),
     ("v = F.pad(x, (1, 2), \"reflect\")", "write `pad(x, (0, 1, 0, 2), mode=\"reflect\")`", "reordered"),
@@ -913,7 +910,10 @@ def test_a_cast_to_an_unknown_dtype_keeps_its_plain_message():
     ("v = x -> nn.Conv2d(3, 8, 3, padding=1, padding_mode=\"reflect\")",
      "write `pad(1, mode=\"reflect\") -> conv(8, 3)`", "becomes a `pad` layer before the conv"),
     ("v = x -> nn.Conv2d(3, 8, 3, padding_mode=\"zeros\")", "write `conv(8, 3)`", "conv pads with zeros"),
-    ("v = x -> nn.Flatten(start_dim=1)", "write `flatten`", "keeps the batch axis"),
+    ("v = x -> nn.Flatten(start_dim=1)", "write `flatten(1)`", None),
+    ("v = x -> nn.Unflatten(1, (2, 8))", "write `unflatten(1, (2, 8))`", None),
+    ("v = x -> nn.ChannelShuffle(2)", "write `channel_shuffle(2)`", None),
+    ("v = torch.chunk(x, 2, dim=1)", "write `chunk(x, 2, axis=1)`", None),
     ("v = x -> nn.MaxPool2d(2, return_indices=True)", "write `maxpool(2)`", "pooled values only"),
 ])
 def test_pytorch_calls_are_translated_without_what_netspec_has_no_use_for(line, hint, note):

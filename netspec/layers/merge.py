@@ -12,7 +12,9 @@ def resolve_axis(t: TensorType, axis: int | str) -> int:
     """An axis given as a layout letter ("C") or an index (negative counts from the end), as
     an index into the declared layout."""
     if isinstance(axis, str):
-        letter = axis.upper()
+        letter = axis if axis in t.layout.axes else axis.upper()
+        if letter == "C" and not t.layout.has_channels:
+            raise t.layout.no_channels()
         if letter not in t.layout.axes:
             raise ShapeError(f'axis "{axis}" is not in layout {t.layout} of {t}',
                              rule=f"axis is one of {', '.join(t.layout.axes)}")

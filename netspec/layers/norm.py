@@ -14,6 +14,7 @@ class ChannelNorm(Layer):
         (t,) = inputs
         if t.rank < 2:
             raise ShapeError(f"expects an input with a channel axis, got {t}", rule="rank >= 2")
+        t.layout.channel  # noqa: B018 - a tensor whose reshape left no channel axis is refused here
         self.check_channels(t)
         return t
 

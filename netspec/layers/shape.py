@@ -7,7 +7,7 @@ from pydantic import Field
 
 from netspec.layers.base import Expect, Foreign, Layer, Probability, Refusal
 from netspec.shapes import axis_name, resolve_padding
-from netspec.types import ANY_DTYPE, DTYPES, DTypeError, Layout, ShapeError, TensorType, representable
+from netspec.types import ANY_DTYPE, DTYPES, DTypeError, ShapeError, TensorType, representable
 
 _NonNegative = Annotated[int, Field(ge=0)]
 # one size, one per spatial axis, or begins then ends (six for a 3-D input); the shape rule
@@ -17,53 +17,6 @@ PadSpec = Annotated[
     Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right) "
                     "(a 1-D input: one value or (left, right); a 3-D input: (d, h, w) or six values "
                     "(front, top, left, back, bottom, right))")]
-
-
-_FLATTEN_AXES = ("netspec's flatten keeps the batch axis and flattens all the others, as "
-                 "`torch.flatten(x, 1)` and `nn.Flatten()` do")
-
-
-class Flatten(Layer):
-    """Flatten every axis but the batch, in the declared layout's order: [N, C, H, W] ->
-    [N, C*H*W]. (For NHWC input the features come out in H, W, C order, which decides the
-    weights a following `linear` needs.)"""
-
-    kind = "flatten"
-    foreign = Foreign(pytorch=("Flatten",), pytorch_args=("start_dim", "end_dim"), keras=("Flatten",),
-                      pytorch_traps={
-                          "start_dim": _FLATTEN_AXES, "end_dim": _FLATTEN_AXES})
-    family = "shape"
-    dtypes = ANY_DTYPE
-
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        symbolic = [d for i, d in enumerate(t.shape) if i != t.layout.batch and not isinstance(d, int)]
-        if symbolic:
-            raise ShapeError(f"cannot flatten {t}: axis {symbolic[0]} has no fixed size",
-                             rule="only the batch axis may be symbolic")
-        return TensorType(t.dtype, (t.batch, t.sample_elements()), Layout("NC"))
-
-    def explain(self, inputs, output):
-        t = inputs[0]
-        sizes = [str(d) for i, d in enumerate(t.shape) if i != t.layout.batch]
-        order = "".join(a for a in t.layout.axes if a != "N")
-        return [f"features: {' * '.join(sizes)} = {output.channels:,} (in {order} order)"], []
-
-    def geometry(self, inputs):
-        return "global" if inputs[0].layout.spatial else None
-
-    def lower(self, g, node, inputs, types, output):
-        from netspec.lower import canonical_perm
-
-        t, x = types[0], inputs[0]
-        perm = canonical_perm(t)
-        # the batch first, then every other axis in the declared layout's order (not the
-        # canonical one), wherever the layout puts the batch
-        declared = [t.layout.batch, *(i for i in range(t.rank) if i != t.layout.batch)]
-        order = [perm.index(axis) for axis in declared]
-        if order != sorted(order):
-            x = g.op("Transpose", [x], perm=order)
-        return g.op("Flatten", [x], axis=1)
 
 
 class Dropout(Layer):
