@@ -437,7 +437,7 @@ class Elaborator(Evaluator):
     def call(self, call: S.Call, scope: Scope, bound: str | None) -> Any:
         if call.label is None:
             return self._call(call, scope, None, bound, call.args)
-        label = self.label(call.label, call.label_index, scope)
+        label = self.label(call.label, call.label_parts, scope)
         return POISON if label is POISON else self._call(call, scope, None, scope.qualify(label), call.args)
 
     def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
@@ -479,11 +479,13 @@ class Elaborator(Evaluator):
         """Apply one chain stage to the value piped in; the result, written at the stage."""
         if isinstance(stage, S.Repeat):
             return self._repeat(stage, piped, scope, names)
+        if isinstance(stage, S.Seq):
+            return self._seq(stage, piped, scope, names)
         if stage.label is not None:
-            label = self.label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_parts, scope)
             if label is POISON:
                 return Argument(POISON, stage.span)
-            name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
+            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
         else:
             name = names.next()
         return Argument(self._call(stage, scope, piped, name, stage.args), stage.span)
@@ -503,11 +505,11 @@ class Elaborator(Evaluator):
                             stage.count.span, rule=f"repeat(n) with n <= {MAX_REPEAT:,}")
             return failed
         if stage.label is not None:
-            label = self.label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_parts, scope)
             if label is POISON:
                 return failed
             per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
-            inner = _ChainNames(scope.qualify(names.labelled(label, exact=stage.label_index is not None)),
+            inner = _ChainNames(names.qualify(scope, names.labelled(label, exact=_computed(stage))),
                                 count * per_round)
         else:
             inner = names
@@ -524,6 +526,23 @@ class Elaborator(Evaluator):
                 if count > 1:
                     inner.rounds.pop()
         return piped
+
+    def _seq(self, stage: S.Seq, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
+        """`seq { ... }`: one stage of the chain (one submodule), its own stages named inside it
+        as an nn.Sequential: `<seq>.0`, `<seq>.1`, ... even for one, `<seq>.<label>`."""
+        if stage.label is not None:
+            label = self.label(stage.label, stage.label_parts, scope)
+            if label is POISON:
+                return Argument(POISON, stage.span)
+            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
+        else:
+            name = names.next() or self._auto_name(scope, "seq")
+        self.instances.add(name)  # a submodule's name: no automatic name takes it
+        total = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
+        inner = _ChainNames(name, total, sequential=True, owner=name)
+        for sub in stage.stages:
+            piped = self._stage(sub, piped, scope, inner)
+        return Argument(piped.value, stage.span)
 
     # ================================================================ calls
 
@@ -919,9 +938,11 @@ class _ChainNames:
     """Names for the unlabelled layers of one chain: `prefix.0`, `prefix.1`, ... (or `prefix`
     alone for a chain of one layer); auto names when the chain is not bound to a name."""
 
-    def __init__(self, prefix: str | None, total: int, sequential: bool = False):
+    def __init__(self, prefix: str | None, total: int, sequential: bool = False,
+                 owner: str | None = None):
         self.prefix, self.total, self.index = prefix, total, 0
         self.sequential = sequential
+        self.owner = owner  # a `seq { ... }`: its labelled stages are `<owner>.<label>`
         self.rounds: list[int] = []  # the round of each enclosing repeat (of more than one round)
 
     def next(self) -> str | None:
@@ -935,6 +956,16 @@ class _ChainNames:
         label carries its own index (`denselayer{i + 1}`)."""
         self.index += 1  # a labelled layer still takes its place in the sequence
         return label if exact else ".".join([label, *map(str, self.rounds)])
+
+    def qualify(self, scope: Scope, label: str) -> str:
+        """A labelled stage's full name: inside a `seq`, the seq's child; else the scope's."""
+        return f"{self.owner}.{label}" if self.owner else scope.qualify(label)
+
+
+def _computed(stage: S.Node) -> bool:
+    """Whether a label has parts after its name (`denselayer{i + 1}`, `block{s}-{i}`): such a
+    label carries its own index, and the rounds of a repeat are not appended to it."""
+    return bool(stage.label_parts)
 
 
 def elaborate(module: S.Module, diagnostics: Diagnostics, loader,

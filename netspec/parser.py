@@ -164,12 +164,15 @@ class _AstBuilder(Transformer_NonRecursive):
         return S.Chain.model_construct(head=children[0], stages=children[1:], span=self._s(meta))
 
     def label(self, meta, children):
-        return (self._ident(children[0]), children[1])
+        return (self._ident(children[0]), [c for c in children[1:] if c is not None])
+
+    def label_text(self, meta, children):
+        return S.LabelText.model_construct(text=str(children[0]), span=self._s(meta))
 
     def _call(self, meta, children) -> S.Call:
         label, callee, args = children
-        name, index = label if label is not None else (None, None)
-        return S.Call.model_construct(label=name, label_index=index, callee=self._ident(callee),
+        name, parts = label if label is not None else (None, [])
+        return S.Call.model_construct(label=name, label_parts=parts, callee=self._ident(callee),
                                       args=args or [], span=self._s(meta))
 
     stage = _call
@@ -177,10 +180,15 @@ class _AstBuilder(Transformer_NonRecursive):
 
     def repeat(self, meta, children):
         label, count, index, *stages = children
-        name, label_index = label if label is not None else (None, None)
-        return S.Repeat.model_construct(label=name, label_index=label_index, count=count,
+        name, parts = label if label is not None else (None, [])
+        return S.Repeat.model_construct(label=name, label_parts=parts, count=count,
                                         index=self._ident(index) if index is not None else None,
                                         stages=stages, span=self._s(meta))
+
+    def seq(self, meta, children):
+        label, *stages = children
+        name, parts = label if label is not None else (None, [])
+        return S.Seq.model_construct(label=name, label_parts=parts, stages=stages, span=self._s(meta))
 
     def args(self, meta, children):
         return [c if isinstance(c, S.Arg) else S.Arg.model_construct(name=None, value=c, span=c.span)
