@@ -17,7 +17,7 @@ from typing import Mapping
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError
-from netspec.graph import Graph
+from netspec.graph import Graph, tensor_key
 from netspec.runtime import numeric_kind
 
 def parameter_dtypes(graph: Graph) -> dict[str, str]:
@@ -28,7 +28,7 @@ def parameter_dtypes(graph: Graph) -> dict[str, str]:
     for node in graph:
         data = graph.node(node.inputs[0]).output if node.inputs else None
         for suffix, spec in node.params.items():
-            out[f"{node.name}.{suffix}"] = spec.dtype or (data.dtype if data is not None else "f32")
+            out[tensor_key(node.name, suffix)] = spec.dtype or (data.dtype if data is not None else "f32")
     return out
 
 
@@ -47,6 +47,10 @@ def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarr
             values = rng.uniform(-spec.scale, spec.scale, spec.shape)
         elif spec.init == "fill":
             values = np.full(spec.shape, spec.scale)
+        elif spec.init == "normal":
+            values = rng.normal(0.0, spec.scale, spec.shape)
+        elif spec.init == "values":
+            values = np.asarray(spec.values).reshape(spec.shape)
         else:
             values = np.zeros(spec.shape)
         weights[name] = np.asarray(values, dtype=NUMPY_DTYPES[dtypes[name]])
