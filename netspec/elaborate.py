@@ -322,6 +322,11 @@ class Elaborator(Evaluator):
                                     f"it computes", ident.span, rule="outputs are computed from the inputs",
                                     hint=f"a {kind} is in the weights (`{value.node}`); an output is what "
                                          f"the network makes of its inputs")
+                elif isinstance(value, Tensor) and self._from_owned_alone(value.node):
+                    self.diag.error(f"output `{ident.name}` is computed from the network's own tensors "
+                                    f"alone, not from an input", ident.span,
+                                    rule="outputs are computed from the inputs",
+                                    hint="combine it with an activation: `x * scale`")
                 elif isinstance(value, Tensor):
                     self.graph.outputs.append((ident.name, value.node))
                 elif value is not POISON:
@@ -339,6 +344,15 @@ class Elaborator(Evaluator):
                             hint=f"add `output {last.name.name}`" if last else "add `output <name>`")
         if self.graph.outputs:
             self._unused(module, scope)
+
+    def _from_owned_alone(self, node: str) -> bool:
+        """Whether a node reads no graph input: made from params and buffers only."""
+        layer = self.graph.node(node).layer
+        if layer is None or not layer.unlaid_inputs:
+            return False  # a layer that needs a layout refuses such an input itself
+        if not any(isinstance(n.layer, Owned) for n in self.graph):
+            return False
+        return not (self.graph.ancestors([node]) & set(self.graph.inputs))
 
     def _unused(self, module: S.Module, scope: Scope) -> None:
         """Warn about inputs and bindings that no output depends on (usually a forgotten name)."""
