@@ -135,3 +135,14 @@ class Graph:
         """Every parameter and buffer by its state_dict key, in order."""
         return {tensor_key(node.name, suffix): spec
                 for node in self for suffix, spec in node.params.items()}
+
+    def parameter_dtypes(self) -> dict[str, str]:
+        """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own
+        (`num_batches_tracked` is i64, a spec's `param` and `buffer` theirs), else that of the
+        data its layer multiplies, the layer's first input (f16 weights for an f16 conv)."""
+        out: dict[str, str] = {}
+        for node in self:
+            data = self.node(node.inputs[0]).output if node.inputs else None
+            for suffix, spec in node.params.items():
+                out[tensor_key(node.name, suffix)] = spec.dtype or (data.dtype if data is not None else "f32")
+        return out

@@ -17,19 +17,12 @@ from typing import Mapping
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError
-from netspec.graph import Graph, tensor_key
+from netspec.graph import Graph
 from netspec.runtime import numeric_kind
 
 def parameter_dtypes(graph: Graph) -> dict[str, str]:
-    """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own
-    (`num_batches_tracked` is i64), else that of the data its layer multiplies, the layer's
-    first input (f16 weights for an f16 conv, f64 for an f64 one)."""
-    out: dict[str, str] = {}
-    for node in graph:
-        data = graph.node(node.inputs[0]).output if node.inputs else None
-        for suffix, spec in node.params.items():
-            out[tensor_key(node.name, suffix)] = spec.dtype or (data.dtype if data is not None else "f32")
-    return out
+    """Every parameter's and buffer's dtype, by state_dict key (Graph.parameter_dtypes)."""
+    return graph.parameter_dtypes()
 
 
 def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
