@@ -125,6 +125,17 @@ class Network:
 
         return totals(self.check().graph)
 
+    def tensors(self) -> dict[str, dict]:
+        """Every parameter and buffer by its state_dict key, in order: `shape` (a tuple), `dtype`
+        and `trainable` (False for a buffer: batch-norm statistics, a spec's `buffer(...)`). The
+        keys are those a state_dict loaded with `weights=` must have."""
+        graph = self.check().graph
+        dtypes = graph.parameter_dtypes()
+        out = {}
+        for key, spec in graph.parameter_specs().items():
+            out[key] = {"shape": spec.shape, "dtype": dtypes[key], "trainable": spec.trainable}
+        return out
+
     def weights(self, weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
                 weights_prefix: Mapping[str, str] | None = None) -> dict:
         """The weights to use: seeded initialisation, a .safetensors/.npz file, or a mapping of

@@ -69,6 +69,18 @@ def _sizes(t: TensorType, axes: tuple[int, ...]) -> tuple:
     return tuple(t.shape[a] for a in axes)
 
 
+def _aligned(t: TensorType, axes: tuple[int, ...], rank: int) -> tuple | None:
+    """A merge operand's sizes on `axes` of the widest operand's layout: its own where it has
+    that rank; a tensor of the network's own (a param) aligned on the last axes, 1 before its
+    first; None for an activation of another rank."""
+    if t.rank == rank:
+        return _sizes(t, axes)
+    if not t.layout.is_unlaid:
+        return None
+    offset = rank - t.rank
+    return tuple(t.shape[a - offset] if a >= offset else 1 for a in axes)
+
+
 def _shown(sizes: tuple) -> str:
     return ", ".join(map(str, sizes)) if len(sizes) > 1 else str(sizes[0])
 
@@ -80,7 +92,8 @@ def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
     reference = next(t for t in inputs if t.rank == rank)
     roles = _roles(reference, axes)
     culprit, why = _culprit(graph, node, inputs, axes)
-    d.label = f"{roles} differ: " + " and ".join(_shown(_sizes(t, axes)) for t in inputs if t.rank == rank)
+    d.label = f"{roles} differ: " + " and ".join(_shown(a) for t in inputs
+                                                  if (a := _aligned(t, axes, rank)) is not None)
     for index, (producer, t) in enumerate(zip(node.inputs, inputs)):
         span = node.input_spans[index] if index < len(node.input_spans) else graph.node(producer).span
         where = graph.node(producer).span
@@ -98,7 +111,7 @@ def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
         return
     t = inputs[culprit]
     setter = _setter(graph, node.inputs[culprit], axes)
-    value = _shown(_sizes(t, axes))
+    value = _shown(_aligned(t, axes, rank))
     if setter is not None and setter.layer is not None:
         d.labels.append(Label(setter.span, f"{roles} become {value} here, in `{setter.name}`"))
     d.notes.append(f"the likely culprit is `{node.inputs[culprit]}` ({t}), {why}")
@@ -144,6 +157,8 @@ def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostic
         own = {_sizes(f.inputs[i], axes) for f, i in found if f.inputs[i].rank > max(axes)}
         others = {_sizes(t, axes) for f, i in found for j, t in enumerate(f.inputs)
                   if j != i and t.rank > max(axes)}
+        if any(t.layout.is_unlaid for f, _ in found for t in f.inputs):
+            continue  # a param's sizes align on the last axes: each merge says so itself
         if (any(f.error.axes != axes for f, _ in found) or len(own) != 1 or len(others) != 1
                 or own == others or any(id(f.diagnostic) not in reported for f, _ in found)):
             continue
@@ -184,7 +199,10 @@ def _culprit(graph: Graph, node: LayerNode, inputs: list[TensorType], axes: tupl
     reference its branch must match), else the shorter branch (a downsample beside a block's
     main path)."""
     rank = max(t.rank for t in inputs)
-    sizes = [_sizes(t, axes) if t.rank == rank else None for t in inputs]
+    sizes = [_aligned(t, axes, rank) for t in inputs]
+    owned = [i for i, t in enumerate(inputs) if t.layout.is_unlaid]
+    if len(owned) == 1 and None not in sizes:
+        return owned[0], "a tensor of the network's own, whose sizes are written where it is made"
     if len(inputs) > 2:
         for i, own in enumerate(sizes):
             others = {s for j, s in enumerate(sizes) if j != i}
@@ -218,6 +236,8 @@ def _setter(graph: Graph, name: str, axes: tuple[int, ...]) -> LayerNode | None:
     the first layer whose input had other sizes there. Channels alone are also set by a layer
     that chooses them (a conv's out_channels), even where they equal its input's."""
     node = graph.node(name)
+    if not node.inputs:  # a graph input, or a param or a buffer: its sizes are written there
+        return node
     channels_only = (node.output is not None and node.output.layout.has_channels
                      and axes == (node.output.layout.channel,))
     while node.layer is not None and node.inputs:

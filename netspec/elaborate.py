@@ -32,7 +32,8 @@ from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
 from netspec.infer import output_type
-from netspec.types import DTYPES, MAX_SIZE, Layout, ShapeError, TensorType
+from netspec.owned import OWNED, Owned
+from netspec.types import DTYPES, FLOATS, MAX_SIZE, Layout, ShapeError, TensorType, representable
 
 
 # A repeat unrolls its rounds into layers; a count beyond this is a typo, not a network.
@@ -180,7 +181,7 @@ class Elaborator(Evaluator):
                             rule="block names are unique across a network and its imports",
                             labels=[Label(where, "the other definition")])
             return
-        if name in LAYERS:
+        if name in LAYERS or name in OWNED:
             self.diag.error(f"block `{name}` has the name of a built-in layer", definition.name.span,
                             rule="a block cannot hide a layer", hint="rename the block")
             return
@@ -315,6 +316,17 @@ class Elaborator(Evaluator):
                 elif ident.name in seen:
                     self.diag.error(f"`{ident.name}` is listed as an output twice", ident.span,
                                     rule="outputs are unique")
+                elif isinstance(value, Tensor) and isinstance(self.graph.node(value.node).layer, Owned):
+                    kind = self.graph.node(value.node).kind
+                    self.diag.error(f"output `{ident.name}` is a {kind} of the network's own, not a value "
+                                    f"it computes", ident.span, rule="outputs are computed from the inputs",
+                                    hint=f"a {kind} is in the weights (`{value.node}`); an output is what "
+                                         f"the network makes of its inputs")
+                elif isinstance(value, Tensor) and self._from_owned_alone(value.node):
+                    self.diag.error(f"output `{ident.name}` is computed from the network's own tensors "
+                                    f"alone, not from an input", ident.span,
+                                    rule="outputs are computed from the inputs",
+                                    hint="combine it with an activation: `x * scale`")
                 elif isinstance(value, Tensor):
                     self.graph.outputs.append((ident.name, value.node))
                 elif value is not POISON:
@@ -333,6 +345,15 @@ class Elaborator(Evaluator):
         if self.graph.outputs:
             self._unused(module, scope)
 
+    def _from_owned_alone(self, node: str) -> bool:
+        """Whether a node reads no graph input: made from params and buffers only."""
+        layer = self.graph.node(node).layer
+        if layer is None or not layer.unlaid_inputs:
+            return False  # a layer that needs a layout refuses such an input itself
+        if not any(isinstance(n.layer, Owned) for n in self.graph):
+            return False
+        return not (self.graph.ancestors([node]) & set(self.graph.inputs))
+
     def _unused(self, module: S.Module, scope: Scope) -> None:
         """Warn about inputs and bindings that no output depends on (usually a forgotten name)."""
         used = self.graph.ancestors([node for _, node in self.graph.outputs])
@@ -346,10 +367,20 @@ class Elaborator(Evaluator):
             for ident in idents:
                 value = scope.values.get(ident.name)
                 if isinstance(value, Tensor) and value.node not in used and value.node in self.graph \
-                        and self.graph.node(value.node).layer is not None:
+                        and self.graph.node(value.node).layer is not None \
+                        and not isinstance(self.graph.node(value.node).layer, Owned):
                     self.diag.warning(f"`{ident.name}` is computed but no output uses it",
                                       ident.span, rule="unused binding",
                                       hint="list it in `output`, or remove it")
+        warned: set = set()
+        for node in self.graph:  # a param or a buffer no output reads: once per place written
+            if isinstance(node.layer, Owned) and node.name not in used and node.span not in warned:
+                warned.add(node.span)
+                self.diag.warning(f"{node.kind} `{node.name}` is never used by an output", node.span,
+                                  rule=f"unused {node.kind}", layer=node.name,
+                                  chain=tuple(b.describe() for b in node.blocks),
+                                  hint=f"combine it with an activation (`x * {node.name.rsplit('.', 1)[-1]}`), "
+                                       f"or remove it: unused, it is still a state_dict key")
 
     # ================================================================ bindings
 
@@ -492,7 +523,7 @@ class Elaborator(Evaluator):
     def call(self, call: S.Call, scope: Scope, bound: str | None) -> Any:
         if call.label is None:
             return self._call(call, scope, None, bound, call.args)
-        label = self.label(call.label, call.label_index, scope)
+        label = self.label(call.label, call.label_parts, scope)
         return POISON if label is POISON else self._call(call, scope, None, scope.qualify(label), call.args)
 
     def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
@@ -538,11 +569,13 @@ class Elaborator(Evaluator):
         `unpack`: the names the stage's tensors are bound to (the last stage of `a, b = ...`)."""
         if isinstance(stage, S.Repeat):
             return self._repeat(stage, piped, scope, names)
+        if isinstance(stage, S.Seq):
+            return self._seq(stage, piped, scope, names)
         if stage.label is not None:
-            label = self.label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_parts, scope)
             if label is POISON:
                 return Argument(POISON, stage.span)
-            name = scope.qualify(names.labelled(label, exact=stage.label_index is not None))
+            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
         else:
             name = names.next()
         if unpack is not None:
@@ -565,11 +598,11 @@ class Elaborator(Evaluator):
                             stage.count.span, rule=f"repeat(n) with n <= {MAX_REPEAT:,}")
             return failed
         if stage.label is not None:
-            label = self.label(stage.label, stage.label_index, scope)
+            label = self.label(stage.label, stage.label_parts, scope)
             if label is POISON:
                 return failed
             per_round = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
-            inner = _ChainNames(scope.qualify(names.labelled(label, exact=stage.label_index is not None)),
+            inner = _ChainNames(names.qualify(scope, names.labelled(label, exact=_computed(stage))),
                                 count * per_round)
         else:
             inner = names
@@ -587,6 +620,23 @@ class Elaborator(Evaluator):
                     inner.rounds.pop()
         return piped
 
+    def _seq(self, stage: S.Seq, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
+        """`seq { ... }`: one stage of the chain (one submodule), its own stages named inside it
+        as an nn.Sequential: `<seq>.0`, `<seq>.1`, ... even for one, `<seq>.<label>`."""
+        if stage.label is not None:
+            label = self.label(stage.label, stage.label_parts, scope)
+            if label is POISON:
+                return Argument(POISON, stage.span)
+            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
+        else:
+            name = names.next() or self._auto_name(scope, "seq")
+        self.instances.add(name)  # a submodule's name: no automatic name takes it
+        total = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
+        inner = _ChainNames(name, total, sequential=True, owner=name)
+        for sub in stage.stages:
+            piped = self._stage(sub, piped, scope, inner)
+        return Argument(piped.value, stage.span)
+
     # ================================================================ calls
 
     def _call(self, call: S.Call, scope: Scope, piped: Argument | None, name: str | None,
@@ -596,7 +646,7 @@ class Elaborator(Evaluator):
         if found and callee not in self.blocks and callee not in LAYERS:
             self.diag.error(f"`{callee}` is {kind_name(bound_value)}, not a layer or a block",
                             call.callee.span, rule="only layers and blocks can be applied",
-                            hint=did_you_mean(callee, [*LAYERS, *self.blocks]))
+                            hint=did_you_mean(callee, [*LAYERS, *OWNED, *self.blocks]))
             return POISON
         container = callee not in self.blocks and callee not in LAYERS and \
             habits.sequential_call(callee, args, self.diag.sources)
@@ -636,6 +686,8 @@ class Elaborator(Evaluator):
             # the input are reported (once, with every instance counted), the rest is poisoned
             value = self._instantiate(call, scope, positional, keywords, name)
             return POISON if piped_failed else value
+        if callee in OWNED:
+            return self._owned(OWNED[callee], call, scope, positional, keywords, name, piped, poisoned)
         if callee in LAYERS:
             return self._apply_layer(LAYERS[callee], call, scope, positional, keywords, name, poisoned,
                                      piped_failed, piped is not None)
@@ -654,8 +706,115 @@ class Elaborator(Evaluator):
             return POISON
         self.diag.error(f"unknown layer or block `{callee}`", call.callee.span,
                         rule="a call names a built-in layer, a block or a function",
-                        hint=did_you_mean(callee, [*LAYERS, *self.blocks, *FUNCTIONS, *QUERIES]))
+                        hint=did_you_mean(callee, [*LAYERS, *OWNED, *self.blocks, *FUNCTIONS, *QUERIES]))
         return POISON
+
+    def _owned(self, cls: type[Owned], call: S.Call, scope: Scope, positional: list[Argument],
+               keywords: dict[str, Argument], name: str | None, piped: Argument | None,
+               poisoned: bool) -> Any:
+        """`param(c, 1, 1, init=1e-6)`, `buffer(49, dtype=i64)`: a tensor of the network's own,
+        a node named by its binding or label (its state_dict key)."""
+        kind = cls.kind
+        rule = f"{kind}(sizes..., init=..., dtype=...) makes a tensor of the network's own"
+        if piped is not None:
+            self.diag.error(f"`{kind}` makes a tensor of the network's own; it takes no input", call.callee.span,
+                            rule=rule, hint=f"bind it, `scale = {kind}(...)`, and combine it with the "
+                                            f"activation: `y * scale`")
+            return POISON
+        if poisoned:
+            return POISON
+        shape: list[int] = []
+        for arg in positional:
+            sizes = arg.value if isinstance(arg.value, tuple) else (arg.value,)
+            for size in sizes:
+                if isinstance(size, bool) or not isinstance(size, int) or size < 1 or size > MAX_SIZE:
+                    what = (f"{kind_name(size)}" if isinstance(size, bool) or not isinstance(size, int)
+                            else f"{size:,}" if size < 10 ** 30 else "too large")
+                    self.diag.error(f"a {kind}'s sizes are positive integers; this is {what}", arg.span,
+                                    rule=rule, hint=division_hint(size, arg.expr))
+                    return POISON
+                shape.append(size)
+        for key, arg in keywords.items():
+            if key not in ("init", "dtype"):
+                hint = did_you_mean(key, ["init", "dtype"]) or f"{kind} takes sizes, `init=` and `dtype=`"
+                if key == "requires_grad":
+                    hint = ("a tensor that is not trained is a `buffer(...)`" if kind == "param"
+                            else "a buffer is never trained; a trained tensor is a `param(...)`")
+                elif key in ("shape", "size"):
+                    hint = f"give the sizes by position: `{kind}(c, 1, 1)`"
+                self.diag.error(f"`{kind}` has no argument `{key}`", arg.span, rule=rule, hint=hint)
+                return POISON
+        dtype = self._owned_dtype(cls, keywords.get("dtype"), rule)
+        if dtype is POISON:
+            return POISON
+        init = self._owned_init(cls, keywords.get("init"), dtype, shape, rule)
+        if init is POISON:
+            return POISON
+        if name is None:
+            self.diag.error(f"a {kind} needs a name: it is a state_dict key", call.span, rule=rule,
+                            hint=f"bind it, `scale = {kind}(...)`, or label it, `scale: {kind}(...)`")
+            return POISON
+        layer = cls.model_construct(shape=tuple(shape), dtype=dtype, init=init)
+        return self._layer_node(layer, [], call.span, scope, name)
+
+    def _owned_dtype(self, cls: type[Owned], arg: Argument | None, rule: str) -> Any:
+        """A param's or a buffer's dtype: given, or the network's floating-point dtype (its first
+        floating-point input's, f32 where it has none), so it meets that data as its layers'
+        weights do. A param is trained, so it is floating point; a buffer may be any dtype."""
+        if arg is None:
+            declared = (self.graph.node(n).declared for n in self.graph.inputs)
+            return next((t.dtype for t in declared if t is not None and t.dtype in FLOATS), "f32")
+        value = arg.value
+        if not isinstance(value, str) or value not in DTYPES:
+            self.diag.error(f"`dtype` of {cls.kind} must be a dtype, got {show_value(value)}", arg.span,
+                            rule="dtypes: " + ", ".join(DTYPES),
+                            hint=did_you_mean(value, DTYPES) if isinstance(value, str) else None)
+            return POISON
+        if cls.trainable and value not in FLOATS:
+            self.diag.error(f"a param is trained, so it is floating point, not {value}", arg.span, rule=rule,
+                            hint=f"a constant {value} tensor (an index, a mask) is a `buffer(..., dtype={value})`")
+            return POISON
+        return value
+
+    def _owned_init(self, cls: type[Owned], arg: Argument | None, dtype: str, shape: list[int],
+                    rule: str) -> Any:
+        """`init=`: a number for every element, a tuple of all the values (row-major), or
+        "normal" (seeded N(0, 0.02^2)); "zeros" and "ones" are 0 and 1. By default a param is
+        "normal", a buffer 0."""
+        if arg is None:
+            return "normal" if cls.trainable else (False if dtype == "bool" else 0)
+        value = {"zeros": 0, "ones": 1}.get(arg.value, arg.value) if isinstance(arg.value, str) else arg.value
+        elements = 1
+        for size in shape:
+            elements *= size
+        if value == "normal" and isinstance(value, str):
+            if dtype not in FLOATS:
+                self.diag.error(f"`init=\"normal\"` draws floating-point values; this {cls.kind} is {dtype}",
+                                arg.span, rule=rule, hint="give a number, or every value as a tuple")
+                return POISON
+            return "normal"
+        values = value if isinstance(value, tuple) else (value,)
+        for item in values:
+            if not isinstance(item, (int, float)) or (isinstance(item, bool) and dtype != "bool"):
+                self.diag.error(f"`init` of {cls.kind} is a number, a tuple of numbers or \"normal\", got "
+                                f"{show_value(value) if isinstance(value, str) else kind_name(item)}",
+                                arg.span, rule=rule, hint=did_you_mean(value, ["normal", "zeros", "ones"])
+                                if isinstance(value, str) else "e.g. `init=1e-6` or `init=0`")
+                return POISON
+            if not representable(item, dtype) or (dtype == "bool" and item not in (0, 1)):
+                self.diag.error(f"`init` value {show_value(item)} is not a value of this {cls.kind}'s dtype {dtype}",
+                                arg.span, rule=f"{dtype} holds " + ("integers" if dtype not in FLOATS else "finite numbers")
+                                + " within its range", hint="give it another dtype with `dtype=`"
+                                if dtype not in FLOATS else None)
+                return POISON
+        if isinstance(value, tuple):
+            if len(value) != elements:
+                self.diag.error(f"`init` gives {len(value)} values, but the {cls.kind} "
+                                f"[{', '.join(map(str, shape))}] has {elements:,} elements", arg.span, rule=rule,
+                                hint="give every value, row-major, or one number for them all")
+                return POISON
+            return tuple(bool(v) if dtype == "bool" else v for v in value)
+        return bool(value) if dtype == "bool" else value
 
     def _query(self, call: S.Call, positional: list[Argument], keywords: dict[str, Argument],
                poisoned: bool) -> Any:
@@ -675,6 +834,11 @@ class Elaborator(Evaluator):
         t = self._type_of(positional[0].value.node)
         if t is None:
             return POISON  # a layer before it failed: inference reports that
+        if t.layout.is_unlaid:
+            self.diag.error(f"`{name}` reads an activation's axes; `{positional[0].value.node}` is a tensor "
+                            f"of the network's own, {t}, with no layout", positional[0].span,
+                            rule=DESCRIPTIONS[name], hint="ask the activation it meets instead")
+            return POISON
         try:
             return QUERIES[name](t, *(a.value for a in positional[1:]), **{k: a.value for k, a in keywords.items()})
         except (TypeError, ValueError) as exc:
@@ -1057,9 +1221,11 @@ class _ChainNames:
     """Names for the unlabelled layers of one chain: `prefix.0`, `prefix.1`, ... (or `prefix`
     alone for a chain of one layer); auto names when the chain is not bound to a name."""
 
-    def __init__(self, prefix: str | None, total: int, sequential: bool = False):
+    def __init__(self, prefix: str | None, total: int, sequential: bool = False,
+                 owner: str | None = None):
         self.prefix, self.total, self.index = prefix, total, 0
         self.sequential = sequential
+        self.owner = owner  # a `seq { ... }`: its labelled stages are `<owner>.<label>`
         self.rounds: list[int] = []  # the round of each enclosing repeat (of more than one round)
 
     def next(self) -> str | None:
@@ -1073,6 +1239,16 @@ class _ChainNames:
         label carries its own index (`denselayer{i + 1}`)."""
         self.index += 1  # a labelled layer still takes its place in the sequence
         return label if exact else ".".join([label, *map(str, self.rounds)])
+
+    def qualify(self, scope: Scope, label: str) -> str:
+        """A labelled stage's full name: inside a `seq`, the seq's child; else the scope's."""
+        return f"{self.owner}.{label}" if self.owner else scope.qualify(label)
+
+
+def _computed(stage: S.Node) -> bool:
+    """Whether a label has parts after its name (`denselayer{i + 1}`, `block{s}-{i}`): such a
+    label carries its own index, and the rounds of a repeat are not appended to it."""
+    return bool(stage.label_parts)
 
 
 def elaborate(module: S.Module, diagnostics: Diagnostics, loader,

@@ -9,6 +9,7 @@ subclass: `netspec.elaborate.Elaborator` builds the graph on top of this evaluat
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,7 +128,7 @@ def free_names(expr: S.Node) -> list[S.NameRef]:
 def is_plain(expr: S.Node) -> bool:
     """True for an expression of literals, names, arithmetic and scalar functions only (no
     layers, blocks or chains)."""
-    return not any(isinstance(node, (S.Chain, S.Repeat))
+    return not any(isinstance(node, (S.Chain, S.Repeat, S.Seq))
                    or (isinstance(node, S.Call) and node.callee.name not in FUNCTIONS
                        and node.callee.name not in QUERIES)
                    for node in S.walk(expr))
@@ -398,15 +399,42 @@ class Evaluator:
             return POISON
         return result
 
-    def label(self, label: S.Ident, index: S.Expr | None, scope: Scope) -> Any:
-        """A label's text: `conv1`, or `denselayer` + the value of `{i + 1}`."""
-        if index is None:
+    def label(self, label: S.Ident, parts: list, scope: Scope) -> Any:
+        """A label's text: `conv1`, `denselayer` + the value of `{i + 1}`, or the parts of
+        `block{s}-{i}` joined (`block2-3`). A computed part is an integer or a string; the
+        label is one state_dict name: letters, digits, `_` and `-`."""
+        if not parts and not _NAME.fullmatch(label.name):  # quoted: `"convs.0":`, `"block2-3":`
+            if not _QUOTED_LABEL.fullmatch(label.name):
+                self.diag.error(f"the label {label.name!r} is not a state_dict name", label.span,
+                                rule="a quoted label is names of letters, digits, `_` and `-`, "
+                                     "joined by `.` (`\"convs.0\"`, `\"block2-3\"`)")
+                return POISON
             return label.name
-        value = self.scalar(index, scope)
-        if value is POISON:
-            return POISON
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {kind_name(value)}",
-                            index.span, rule="labels are names", hint=division_hint(value, index))
-            return POISON
-        return f"{label.name}{value}"
+        text = [label.name]
+        for part in parts:
+            if isinstance(part, S.LabelText):
+                text.append(part.text)
+                continue
+            value = self.scalar(part, scope)
+            if value is POISON:
+                return POISON
+            if isinstance(value, bool) or not isinstance(value, (int, str)):
+                self.diag.error(f"a label's `{{...}}` must be an integer or a string, got {kind_name(value)}",
+                                part.span, rule="labels are names", hint=division_hint(value, part))
+                return POISON
+            if isinstance(value, str) and not _LABEL_PIECE.fullmatch(value):
+                self.diag.error(f"a label's `{{...}}` gives the string {value!r}, which cannot be part "
+                                f"of a name", part.span,
+                                rule="a label is one state_dict name: letters, digits, `_` and `-`",
+                                hint='a `.` makes a submodule path: quote the whole label (`"convs.0": ...`), or use a '
+                                     'block or `seq { ... }`'
+                                if "." in value else None)
+                return POISON
+            text.append(str(value))
+        return "".join(text)
+
+
+_LABEL_PIECE = re.compile(r"[A-Za-z0-9_\-]*")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# a quoted label: one state_dict name or a path of them (an nn.ModuleList entry, `convs.0`)
+_QUOTED_LABEL = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")

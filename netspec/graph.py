@@ -21,6 +21,12 @@ from netspec.layers.base import Layer, ParamSpec
 from netspec.types import TensorType
 
 
+def tensor_key(node: str, suffix: str) -> str:
+    """The state_dict key of a node's tensor: `conv1.weight`; a tensor the network owns
+    (`layer_scale = param(...)`) is the node itself, its suffix empty: `features.1.0.layer_scale`."""
+    return f"{node}.{suffix}" if suffix else node
+
+
 @dataclass(eq=False)
 class BlockInstance:
     """One expansion of a block: `layer1.0` is an instance of `basic(64)`."""
@@ -127,5 +133,16 @@ class Graph:
 
     def parameter_specs(self) -> dict[str, ParamSpec]:
         """Every parameter and buffer by its state_dict key, in order."""
-        return {f"{node.name}.{suffix}": spec
+        return {tensor_key(node.name, suffix): spec
                 for node in self for suffix, spec in node.params.items()}
+
+    def parameter_dtypes(self) -> dict[str, str]:
+        """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own
+        (`num_batches_tracked` is i64, a spec's `param` and `buffer` theirs), else that of the
+        data its layer multiplies, the layer's first input (f16 weights for an f16 conv)."""
+        out: dict[str, str] = {}
+        for node in self:
+            data = self.node(node.inputs[0]).output if node.inputs else None
+            for suffix, spec in node.params.items():
+                out[tensor_key(node.name, suffix)] = spec.dtype or (data.dtype if data is not None else "f32")
+        return out

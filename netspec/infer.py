@@ -51,6 +51,14 @@ def propagate(graph: Graph, declared: dict[str, TensorType] | None = None
 def output_type(node: LayerNode, inputs: list[TensorType]) -> TensorType:
     """One layer's output type: its dtype rule, then its shape rule (the dtype rule decides the
     dtype). Raises ShapeError (DTypeError) when a rule refuses its inputs."""
+    if not node.layer.unlaid_inputs:
+        for name, t in zip(node.inputs, inputs):
+            if t.layout.is_unlaid:
+                raise ShapeError(f"takes an activation; `{name}` {t} is a tensor of the network's own (or "
+                                 f"made from them alone), with no layout",
+                                 rule="a param or a buffer meets activations in `+` and `*` (and passes "
+                                      "through cast and element-wise activations)",
+                                 hint=f"combine it with an activation first: `x * {name.rsplit('.', 1)[-1]}`")
     try:
         dtype = node.layer.infer_dtype(inputs, node.inputs)
         output = node.layer.infer(inputs).with_dtype(dtype)

@@ -238,7 +238,7 @@ class Builder:
 
     def param(self, suffix: str) -> str:
         """The initializer holding the current layer's parameter `suffix` (e.g. `weight`)."""
-        name = f"{self._node.name}.{suffix}"
+        name = f"{self._node.name}.{suffix}" if suffix else self._node.name
         if name not in self._names:
             self._names.add(name)
             self.initializer(self.weights[name], name)
@@ -334,7 +334,9 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
             refusal = node.layer.refusal(types, t, opset)  # what the layer itself says ONNX cannot do
             if refusal is not None:
                 raise LoweringError(refusal.message, refusal.hint)
-            values[node.name] = g.finish(node.layer.lower(g, node, [values[n] for n in node.inputs], types, t))
+            lowered = node.layer.lower(g, node, [values[n] for n in node.inputs], types, t)
+            # a param's value is its initializer, already named by the node
+            values[node.name] = lowered if not node.inputs and lowered == node.name else g.finish(lowered)
         except LoweringError as exc:  # report every layer that cannot be lowered
             problems.append(Diagnostic(f"{node.kind}: {exc.message}", node.span, layer=node.name,
                                        rule="ONNX can express this layer exactly", hint=exc.hint))

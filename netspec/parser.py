@@ -168,12 +168,21 @@ class _AstBuilder(Transformer_NonRecursive):
         return S.Chain.model_construct(head=children[0], stages=children[1:], span=self._s(meta))
 
     def label(self, meta, children):
-        return (self._ident(children[0]), children[1])
+        return (self._ident(children[0]), [c for c in children[1:] if c is not None])
+
+    def quoted_label(self, meta, children):
+        # `"convs.0": f(...)`: the name as written, a submodule path allowed (checked when
+        # the label is evaluated, netspec.evaluate.Evaluator.label)
+        text = _unescape(str(children[0]))
+        return (S.Ident.model_construct(name=text, span=self._s(meta)), [])
+
+    def label_text(self, meta, children):
+        return S.LabelText.model_construct(text=str(children[0]), span=self._s(meta))
 
     def _call(self, meta, children) -> S.Call:
         label, callee, args = children
-        name, index = label if label is not None else (None, None)
-        return S.Call.model_construct(label=name, label_index=index, callee=self._ident(callee),
+        name, parts = label if label is not None else (None, [])
+        return S.Call.model_construct(label=name, label_parts=parts, callee=self._ident(callee),
                                       args=args or [], span=self._s(meta))
 
     stage = _call
@@ -181,10 +190,15 @@ class _AstBuilder(Transformer_NonRecursive):
 
     def repeat(self, meta, children):
         label, count, index, *stages = children
-        name, label_index = label if label is not None else (None, None)
-        return S.Repeat.model_construct(label=name, label_index=label_index, count=count,
+        name, parts = label if label is not None else (None, [])
+        return S.Repeat.model_construct(label=name, label_parts=parts, count=count,
                                         index=self._ident(index) if index is not None else None,
                                         stages=stages, span=self._s(meta))
+
+    def seq(self, meta, children):
+        label, *stages = children
+        name, parts = label if label is not None else (None, [])
+        return S.Seq.model_construct(label=name, label_parts=parts, stages=stages, span=self._s(meta))
 
     def args(self, meta, children):
         return [c if isinstance(c, S.Arg) else S.Arg.model_construct(name=None, value=c, span=c.span)
@@ -335,7 +349,7 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
     if isinstance(exc, UnexpectedCharacters):
         return _unexpected_character(exc, file, text)
     if isinstance(exc, UnexpectedToken):
-        habit = _other_language(exc.token, file, text)
+        habit = _other_language(exc.token, file, text) or _seq_outside_a_chain(exc.token, file, text)
         if habit is not None:
             return habit
         token = exc.token
@@ -370,6 +384,22 @@ def _syntax_error(exc: UnexpectedInput, file: str, text: str, lark: Lark,
 
 
 _STATEMENT_KEYWORDS = {"network", "input", "output", "block", "use"}
+
+
+def _seq_outside_a_chain(token: Token, file: str, text: str) -> Diagnostic | None:
+    """`z = seq { relu }`: a `seq` that is not a stage of a chain, so nothing flows into it."""
+    number = getattr(token, "line", None)
+    if not isinstance(number, int) or number < 1:
+        return None
+    line = text.split("\n", number)[number - 1]
+    for found in re.finditer(r"\bseq\s*\{", line[:token.column]):
+        before = line[:found.start()].rstrip()
+        if before.endswith("->") or re.search(r"[\w}]\s*:$", before):
+            continue
+        return Diagnostic("`seq { ... }` is a stage of a chain: it needs the tensor that flows into it",
+                          Span(file, number, found.start() + 1, number, found.start() + 4), rule="syntax",
+                          hint="write `x -> seq { ... }`")
+    return None
 
 
 def _other_language(token: Token, file: str, text: str) -> Diagnostic | None:
@@ -553,6 +583,17 @@ def _dashed_name(token: Token, previous: Token, line: str, file: str) -> Diagnos
     fixed = name.replace("-", "_")
     head = re.match(r"\s*(network|input|block|output)\s+$", line[:start])
     shown = f"{head.group(1)} {fixed}" if head else fixed
+    if head is None and re.match(r"\s*:", line[start + len(name):]):  # a label: `block1-0:`
+        first, *rest = name.split("-")
+        split = re.match(r"([A-Za-z_]*[A-Za-z_])(\d*)$", first)
+        stem, digits = (split.group(1), split.group(2)) if split else (first, "")
+        written = f"{stem}{{{digits or repr(first)}}}" if digits else f"{first}{{\"\"}}"
+        written += "".join(f"-{{{p}}}" if p.isdigit() else f"-{p}" for p in rest)
+        return Diagnostic(f"the label `{name}` has a `-` straight after its first name, which reads as a "
+                          f"subtraction", Span(file, dash.line, start + 1, dash.line, start + len(name) + 1),
+                          rule="a label's parts after a first `{...}` are joined: `block{s}-{i}:`",
+                          hint=f"quote it, `\"{name}\":`, or write `{written}:` to compute its parts "
+                               f"(`{fixed}:` for a name without the `-`)")
     return Diagnostic(f"`{name}` is not a name: names are letters, digits and `_`",
                       Span(file, dash.line, start + 1, dash.line, start + len(name) + 1),
                       rule="syntax", hint=f"write `{shown}`")

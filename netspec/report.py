@@ -19,10 +19,10 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from netspec.graph import BlockInstance, Graph, LayerNode
+from netspec.graph import BlockInstance, Graph, LayerNode, tensor_key
 from netspec.receptive import receptive_fields
 from netspec.receptive import show as show_field
-from netspec.types import TensorType
+from netspec.types import DTYPES, TensorType
 
 JSON_SCHEMA = "netspec.check/1"
 
@@ -108,10 +108,10 @@ def totals(graph: Graph) -> Totals:
                 params += spec.elements
             else:
                 buffers += spec.elements
-            size = 8 if spec.dtype == "i64" else itemsize
+            size = DTYPES[spec.dtype] if spec.dtype in DTYPES else itemsize
             param_bytes += spec.elements * size
         macs += node.macs
-        if node.output is not None:
+        if node.output is not None and node.inputs:  # a param's value is a weight, not an activation
             activation_bytes += node.output.sample_elements() * node.output.itemsize
     return Totals(params, buffers, macs, param_bytes, activation_bytes, layers)
 
@@ -161,7 +161,7 @@ def _row_json(row: Row) -> dict[str, Any]:
         out["inputs"] = row.inputs
         if row.node.layer is not None:
             out["attributes"] = row.node.layer.attributes()
-        out["tensors"] = {f"{row.name}.{suffix}": {"shape": list(spec.shape),
+        out["tensors"] = {tensor_key(row.name, suffix): {"shape": list(spec.shape),
                                                    "trainable": spec.trainable}
                           for suffix, spec in row.node.params.items()}
         if row.node.blocks:
@@ -298,10 +298,20 @@ def summary_lines(graph: Graph) -> list[tuple[str, str]]:
     outputs = ", ".join(f"{name} {graph.node(node).output}" for name, node in graph.outputs)
     return [
         ("Parameters", f"{t.params:,} trainable ({human(t.params)})"),
-        ("Buffers", f"{t.buffers:,} (batch-norm running statistics)" if t.buffers else "0"),
+        ("Buffers", f"{t.buffers:,} ({_buffer_kinds(graph)})" if t.buffers else "0"),
         ("MACs", f"{t.macs:,} per sample ({human(t.macs)})"),
         ("Parameter memory", human_bytes(t.param_bytes)),
         ("Activation memory", f"{human_bytes(t.activation_bytes)} per sample"),
         ("Inputs", inputs),
         ("Outputs", outputs),
     ]
+
+
+def _buffer_kinds(graph: Graph) -> str:
+    """What the buffers are, for the totals: batch-norm running statistics, the network's own."""
+    kinds = []
+    if any(not s.trainable for n in graph if n.kind != "buffer" for s in n.params.values()):
+        kinds.append("batch-norm running statistics")
+    if any(n.kind == "buffer" for n in graph):
+        kinds.append("the network's own")
+    return " and ".join(kinds) or "none"

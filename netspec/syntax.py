@@ -123,6 +123,12 @@ class Arg(Node):
     value: Expr
 
 
+class LabelText(Node):
+    """A literal piece of a label after its first `{...}`: `-`, a name or digits (`block{s}-{i}`)."""
+
+    text: str
+
+
 class Call(Node):
     """`label: callee(args)`: a layer or a block applied to its arguments.
 
@@ -130,7 +136,9 @@ class Call(Node):
     """
 
     label: Ident | None
-    label_index: Expr | None = None   # `denselayer{i + 1}:` appends the value to the label
+    # what follows the label's first name, joined to it: `denselayer{i + 1}:` is [i + 1],
+    # `block{s}-{i}:` is [s, LabelText("-"), i]; empty for a plain `conv1:`
+    label_parts: list = []
     callee: Ident
     args: list[Arg]
 
@@ -139,13 +147,22 @@ class Repeat(Node):
     """`repeat(count) { stage -> stage }`: the stages, `count` times over, inline in a chain."""
 
     label: Ident | None
-    label_index: Expr | None = None
+    label_parts: list = []
     count: Expr
     index: Ident | None = None        # `repeat(n, i)`: the round index, bound in the body
     stages: list[Stage]
 
 
-Stage = Union[Call, Repeat]
+class Seq(Node):
+    """`label: seq { stage -> stage }`: the stages as one nn.Sequential submodule, named
+    `<seq>.0`, `<seq>.1`, ... (even when there is only one) and `<seq>.<label>` for a labelled one."""
+
+    label: Ident | None
+    label_parts: list = []
+    stages: list[Stage]
+
+
+Stage = Union[Call, Repeat, Seq]
 
 
 class Chain(Node):

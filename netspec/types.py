@@ -106,6 +106,17 @@ class Layout:
         return Layout(_DEFAULT_LAYOUTS.get(rank, "NC" + "X" * max(0, rank - 2)))
 
     @staticmethod
+    def unlaid(rank: int) -> "Layout":
+        """The layout of a value with no axes of its own: a tensor the network owns (a param, a
+        buffer, netspec.owned) or what is made from them alone. Its axes are `*`: they take
+        their meaning from the activation they meet, aligned on the last axes (NumPy's rule)."""
+        return Layout("*" * rank)
+
+    @property
+    def is_unlaid(self) -> bool:
+        return all(a == "*" for a in self.axes)
+
+    @staticmethod
     def check(axes: str, rank: int) -> str | None:
         """Why `axes` is not a valid layout for this rank, or None when it is."""
         if len(axes) != rank:
@@ -206,7 +217,9 @@ class TensorType:
         return self if dtype == self.dtype else TensorType(dtype, self.shape, self.layout)
 
     def sample_elements(self) -> int:
-        """Elements of one sample (every axis but the batch)."""
+        """Elements of one sample (every axis but the batch; all of a value with no layout)."""
+        if self.layout.is_unlaid:
+            return prod(self.shape)  # type: ignore[arg-type]
         return prod(d for i, d in enumerate(self.shape) if i != self.layout.batch)  # type: ignore[misc]
 
     @property

@@ -21,15 +21,8 @@ from netspec.graph import Graph
 from netspec.runtime import numeric_kind
 
 def parameter_dtypes(graph: Graph) -> dict[str, str]:
-    """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own
-    (`num_batches_tracked` is i64), else that of the data its layer multiplies, the layer's
-    first input (f16 weights for an f16 conv, f64 for an f64 one)."""
-    out: dict[str, str] = {}
-    for node in graph:
-        data = graph.node(node.inputs[0]).output if node.inputs else None
-        for suffix, spec in node.params.items():
-            out[f"{node.name}.{suffix}"] = spec.dtype or (data.dtype if data is not None else "f32")
-    return out
+    """Every parameter's and buffer's dtype, by state_dict key (Graph.parameter_dtypes)."""
+    return graph.parameter_dtypes()
 
 
 def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarray]:
@@ -47,6 +40,10 @@ def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarr
             values = rng.uniform(-spec.scale, spec.scale, spec.shape)
         elif spec.init == "fill":
             values = np.full(spec.shape, spec.scale)
+        elif spec.init == "normal":
+            values = rng.normal(0.0, spec.scale, spec.shape)
+        elif spec.init == "values":
+            values = np.asarray(spec.values).reshape(spec.shape)
         else:
             values = np.zeros(spec.shape)
         weights[name] = np.asarray(values, dtype=NUMPY_DTYPES[dtypes[name]])

@@ -14,6 +14,7 @@ class Activation(Layer):
 
     family = "activation"
     onnx_op: ClassVar[str] = ""
+    unlaid_inputs = True  # element by element: a param's value passes through too
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
@@ -69,6 +70,7 @@ class Softmax(Activation):
     """exp(x) / sum(exp(x)) along `axis` (default: the channel axis, i.e. the classes)."""
 
     kind = "softmax"
+    unlaid_inputs = False  # reads the channel axis
     foreign = Foreign(pytorch=("Softmax",), pytorch_args=("dim",), keras=("Softmax",), keras_args=("axis",))
     positional = ("axis",)
     aliases = {"dim": "axis"}
@@ -207,6 +209,7 @@ class PReLU(Activation):
     per channel (`num_parameters` = the channels). Its parameter is `weight`, as in PyTorch."""
 
     kind = "prelu"
+    unlaid_inputs = False  # reads the channel axis
     foreign = Foreign(pytorch=("PReLU",), pytorch_args=("num_parameters", "init"), keras=("PReLU",))
     positional = ("num_parameters",)
 

@@ -76,7 +76,9 @@ class ParamSpec:
 
     `init` says how a fresh model fills it, as PyTorch's default initialisation does:
     "uniform" draws from U(-scale, scale) (scale = 1/sqrt(fan_in) for conv and linear), "fill"
-    sets every element to `scale` (1 for a norm's weight, 0.25 for PReLU), "zeros" is 0.
+    sets every element to `scale` (1 for a norm's weight, 0.25 for PReLU), "zeros" is 0;
+    "normal" draws from N(0, scale^2) and "values" takes `values` (row-major), for the tensors a
+    network owns (netspec.owned).
     """
 
     shape: tuple[int, ...]
@@ -84,6 +86,7 @@ class ParamSpec:
     dtype: str | None = None  # None: the dtype of the layer's input (f16 weights for f16 data)
     init: str = "zeros"
     scale: float = 0.0
+    values: tuple | None = None
 
     @property
     def elements(self) -> int:
@@ -175,11 +178,17 @@ class Layer(BaseModel):
     # ANY_DTYPE). Computing layers take floating point; a layer that only moves or joins
     # values says so. `infer_dtype` applies it; a layer with more to say overrides that.
     dtypes: ClassVar[tuple[str, ...]] = FLOATS
+    # False for what is made by a graph node but is no layer a spec calls by its kind (the
+    # tensors a network owns, netspec.owned): kept out of LAYERS
+    registered: ClassVar[bool] = True
+    # Whether the layer takes a value with no layout (a param's, netspec.owned), as an input:
+    # the merges `+` and `*`, and what works element by element without reading an axis.
+    unlaid_inputs: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
         super().__pydantic_init_subclass__(**kwargs)
-        if cls.__dict__.get("kind"):
+        if cls.__dict__.get("kind") and cls.registered:
             register(cls)
 
     # ------------------------------------------------------------ construction from a call

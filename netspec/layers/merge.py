@@ -36,12 +36,13 @@ def _alike(inputs: list[TensorType], kind: str) -> None:
 
 def _disagreeing(inputs: list[TensorType], skip: int | None, broadcasts: bool) -> tuple[int, ...]:
     """The axes (of the widest input's layout) on which same-rank inputs disagree; sizes of 1
-    agree with anything where the merge broadcasts."""
+    agree with anything where the merge broadcasts, and where it broadcasts a tensor of the
+    network's own (a param) counts too, aligned on the last axes."""
     rank = max(t.rank for t in inputs)
-    same = [t for t in inputs if t.rank == rank]
+    same = [t for t in inputs if t.rank == rank or (broadcasts and t.layout.is_unlaid)]
     axes = []
     for axis in range(rank):
-        sizes = {t.shape[axis] for t in same} - ({1} if broadcasts else set())
+        sizes = {t.shape[axis - rank + t.rank] for t in same if axis >= rank - t.rank} - ({1} if broadcasts else set())
         if axis != skip and len(sizes) > 1:
             axes.append(axis)
     return tuple(axes)
@@ -73,33 +74,60 @@ class Elementwise(Layer):
     dtypes = NUMBERS  # ONNX's Add and Mul take no bool
     symbol: ClassVar[str] = "?"
     onnx_op: ClassVar[str] = ""
+    unlaid_inputs = True  # a param (layer scale) or a buffer broadcasts against the activation
 
     def infer_dtype(self, inputs, names=()):
         super().infer_dtype(inputs, names)
         return same_dtype(inputs, names)
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        _alike(inputs, self.kind)
+        laid = [t for t in inputs if not t.layout.is_unlaid] or inputs
+        _alike(laid, self.kind)
+        widest = max(laid, key=lambda t: t.rank)
+        for t in inputs:
+            if t.rank > widest.rank:  # only a param or a buffer can be wider than the activations
+                raise ShapeError(f"the tensor of the network's own {t} has more axes than the activation "
+                                 f"{widest} it meets", rule="a param or a buffer broadcasts against an "
+                                 "activation: it has at most the activation's axes, aligned on the last ones",
+                                 hint="leave out its leading sizes of 1")
         shape = broadcast([t.shape for t in inputs])
         if shape is None:
             shapes = f" {self.symbol} ".join(str(t) for t in inputs)
             raise ShapeError(f"shapes do not match: {shapes}",
                              rule=f"`{self.symbol}` needs equal shapes, or sizes of 1 that broadcast",
                              axes=_disagreeing(inputs, skip=None, broadcasts=True))
-        widest = max(inputs, key=lambda t: t.rank)
         return TensorType(widest.dtype, shape, widest.layout)
 
     def refusal(self, inputs, output, opset):
-        if len({t.rank for t in inputs}) > 1:
+        if len({t.rank for t in inputs if not t.layout.is_unlaid}) > 1:
             return Refusal("broadcasting between tensors of different ranks is not lowered yet",
                            hint="give both operands the same rank")
         return None
 
     def lower(self, g, node, inputs, types, output):
-        value = inputs[0]
-        for other in inputs[1:]:
+        values = [_canonical_operand(g, v, t, output) for v, t in zip(inputs, types)]
+        value = values[0]
+        for other in values[1:]:
             value = g.op(self.onnx_op, [value, other])
         return value
+
+
+def _canonical_operand(g, value: str, t: TensorType, output: TensorType) -> str:
+    """An operand with no layout (a param: its values in the order written) in the ONNX graph's
+    canonical (N, C, spatial) order, where the activation's declared layout is another: padded
+    with leading 1s to the activation's rank (NumPy's alignment, in the declared layout) and
+    transposed as the activation is. In canonical layouts ONNX's own broadcasting aligns it."""
+    from netspec.lower import canonical_perm
+
+    if not t.layout.is_unlaid or output.layout.is_unlaid:
+        return value
+    perm = canonical_perm(output)
+    if perm == sorted(perm):
+        return value
+    if t.rank < output.rank:
+        full = (1,) * (output.rank - t.rank) + tuple(t.shape)
+        value = g.op("Reshape", [value, g.const(full, "i64", "shape")])
+    return g.op("Transpose", [value], perm=perm)
 
 
 class Add(Elementwise):

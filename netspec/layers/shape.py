@@ -69,6 +69,7 @@ class Identity(Layer):
     """Passes its input through unchanged (a placeholder, as PyTorch's `nn.Identity`)."""
 
     kind = "identity"
+    unlaid_inputs = True
     foreign = Foreign(pytorch=("Identity",))
     family = "shape"
     dtypes = ANY_DTYPE
@@ -180,6 +181,7 @@ class Cast(Layer):
     dtype is written bare or quoted: `x -> cast(f16)`, `cast(x, "i64")`."""
 
     kind = "cast"
+    unlaid_inputs = True
     family = "shape"
     positional = ("to",)
     aliases = {"dtype": "to"}

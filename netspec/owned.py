@@ -1,0 +1,80 @@
+"""Tensors a network owns: `param(...)`, a learned parameter (ConvNeXt's layer scale), and
+`buffer(...)`, a constant that is not trained (a relative-position index, a normalisation
+mean). Each is a graph node of its own, named like a state_dict key (`features.1.0.layer_scale`),
+with one tensor whose key is the node's name; its value has the tensor's shape and no layout, and
+combines with activations in `+` and `*`, broadcast as NumPy does (aligned on the last axes, in
+the activation's declared layout).
+
+The elaborator checks the arguments (sizes, `dtype=`, `init=`) and builds the node; these
+classes are its rules: type, tensor, lowering. They are Layer subclasses kept out of LAYERS
+(`registered = False`): a spec calls them by name, but they are no layer kind.
+"""
+
+from typing import Any, ClassVar
+
+from netspec.layers.base import Layer, ParamSpec
+from netspec.types import Layout, TensorType
+
+# The standard deviation of a param's default initialisation: torchvision's for ViT's class
+# token and position embedding (`normal_(std=0.02)`).
+NORMAL_STD = 0.02
+
+
+class Owned(Layer):
+    family = "owned"
+    arity = 0
+    registered = False
+    trainable: ClassVar[bool] = True
+
+    shape: tuple[int, ...]
+    dtype: str
+    # a number (every element), a tuple (the values, row-major), or "normal" (seeded N(0, 0.02^2))
+    init: Any
+
+    def infer_dtype(self, inputs, names=()):
+        return self.dtype
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        return TensorType(self.dtype, tuple(self.shape), Layout.unlaid(len(self.shape)))
+
+    def spec(self) -> ParamSpec:
+        if isinstance(self.init, tuple):
+            return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "values", values=self.init)
+        if self.init == "normal":
+            return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "normal", NORMAL_STD)
+        return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "fill", self.init)
+
+    def parameters(self, inputs, output):
+        return {"": self.spec()}
+
+    def describe(self, inputs):
+        if isinstance(self.init, tuple):
+            init = "values"
+        elif self.init == "normal":
+            init = f"normal(std={NORMAL_STD})"
+        else:
+            init = f"= {self.init!r}" if not isinstance(self.init, bool) else f"= {str(self.init).lower()}"
+        return f"{self.kind} {self.dtype} {init}"
+
+    def attributes(self) -> dict[str, Any]:
+        init = list(self.init) if isinstance(self.init, tuple) else self.init
+        return {"shape": list(self.shape), "dtype": self.dtype, "init": init}
+
+    def lower(self, g, node, inputs, types, output):
+        return g.param("")  # the initializer, named by the node's own state_dict key
+
+
+class Param(Owned):
+    """`param(sizes..., init=..., dtype=...)`: a learned tensor, as PyTorch's nn.Parameter."""
+
+    kind = "param"
+
+
+class Buffer(Owned):
+    """`buffer(sizes..., init=..., dtype=...)`: a constant, as PyTorch's register_buffer."""
+
+    kind = "buffer"
+    trainable = False
+
+
+OWNED: dict[str, type[Owned]] = {"param": Param, "buffer": Buffer}
