@@ -7,8 +7,18 @@ model's recorded state_dict keys and shapes, and a seeded input, both regenerate
 same state_dict, unchanged, goes to netspec's graph for specs/<model>.net, run at the fixture's
 input size by onnxruntime.
 
-Tolerance: max |netspec - torchvision| <= 1e-4 * max(1, max |torchvision|), a difference of
-1e-4 relative to the output's scale (summation order is all that differs). Segmentation
+The fixture holds torchvision's output computed in float64, the exact answer near enough, and
+how far torchvision's own float32 run is from it. Tolerance: max |netspec - torchvision| <=
+1e-4 * max(1, max |torchvision|), a difference of 1e-4 relative to the output's scale
+(summation order is all that differs). Two fixtures are ill-conditioned with these weights:
+efficientnet_b5 and efficientnet_v2_s stack about 40 residual blocks whose sums grow without
+a normalisation that would see the real statistics (outputs of 1e3 and 1e6), and there
+torchvision's own float32 run is 5e-4 from the exact answer. A float32 implementation cannot
+be held closer than that, so the bound is the larger of 1e-4 and four times torchvision's own
+float32 error: netspec must be about as close to the exact answer as torchvision itself (two
+float32 summation orders differ in their errors by small factors; measured, netspec's are 7.1e-4
+and 1.1e-3 against torchvision's 5.4e-4 and 4.9e-4). Every other fixture's float32 error is
+below 2e-6, so 1e-4 is the bound there. Segmentation
 fixtures keep every 4th pixel of each spatial axis (a few kB); the comparison is on those.
 """
 
@@ -28,13 +38,6 @@ from test_zoo import NOT_WRITTEN
 DATA = Path(__file__).resolve().parent / "data"
 FIXTURES = sorted((DATA / "parity").glob("*.npz"))
 RTOL = 1e-4
-# Fixtures whose float32 output is itself further than RTOL from the exact result: with these
-# seeded weights the activations grow to 1e3-1e6, and torchvision's own float64 run differs from
-# its float32 fixture by 5.4e-4 (efficientnet_b5) and 4.9e-4 (efficientnet_v2_s) of the output's
-# scale, so no other float32 summation order can come within 1e-4 (a 10% change of one batch-norm
-# eps, by comparison, moves them by 30% and 84%). Checked against 2e-3, four times that spread.
-LOOSER = {"efficientnet_b5": 2e-3, "efficientnet_v2_s": 2e-3}
-
 # the families a fixture must exist for (tests/reference/dump_torchvision.py's PARITY)
 FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg": "vgg11_bn",
             "densenet": "densenet121", "squeezenet": "squeezenet1_0", "googlenet": "googlenet",
@@ -66,7 +69,9 @@ def test_torchvision_parity(fixture):
     assert list(actual.shape) == [int(d) for d in recorded["full_shape"]]
     if stride > 1:
         actual = actual[:, :, ::stride, ::stride]
-    expected = recorded["output"]
-    scale = float(np.abs(expected).max())
-    err = float(np.abs(actual.astype(np.float64) - expected.astype(np.float64)).max())
-    assert err <= LOOSER.get(name, RTOL) * max(1.0, scale), f"{name}: max |netspec - torchvision| = {err:.3g} (scale {scale:.3g})"
+    expected = recorded["output"]  # float64
+    scale = max(1.0, float(np.abs(expected).max()))
+    err = float(np.abs(actual.astype(np.float64) - expected).max()) / scale
+    floor = float(recorded["torch_float32_error"])  # torchvision's own float32 run
+    assert err <= max(RTOL, 4 * floor), (f"{name}: max |netspec - torchvision| = {err:.3g} of the output's "
+                                         f"scale {scale:.3g} (torchvision's float32: {floor:.3g})")
