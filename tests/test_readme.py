@@ -106,3 +106,13 @@ def test_the_corpus_size_in_the_robustness_table_is_true():
     row = next(line for line in README.splitlines() if line.startswith("| `tests/bad/`"))
     claimed = int(re.search(r"\((\d+) of them", row).group(1))
     assert claimed == len(test_bad_corpus.entries())
+
+
+def test_the_zoo_section_quotes_a_real_spec_and_the_real_table():
+    sys.path.insert(0, str(ROOT / "tests" / "reference"))
+    import zoo_table
+
+    text = README
+    assert (ROOT / "specs" / "resnet101.net").read_text(encoding="utf-8") in text
+    table = text.split("<!-- zoo table -->\n", 1)[1].split("<!-- end zoo table -->", 1)[0]
+    assert table.strip().splitlines() == zoo_table.rows()
