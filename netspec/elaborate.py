@@ -571,13 +571,9 @@ class Elaborator(Evaluator):
             return self._repeat(stage, piped, scope, names)
         if isinstance(stage, S.Seq):
             return self._seq(stage, piped, scope, names)
-        if stage.label is not None:
-            label = self.label(stage.label, stage.label_parts, scope)
-            if label is POISON:
-                return Argument(POISON, stage.span)
-            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
-        else:
-            name = names.next()
+        name = self._labelled_name(stage, scope, names) if stage.label is not None else names.next()
+        if name is POISON:
+            return Argument(POISON, stage.span)
         if unpack is not None:
             unpack.label = name if stage.label is not None else None
             name = unpack
@@ -620,16 +616,21 @@ class Elaborator(Evaluator):
                     inner.rounds.pop()
         return piped
 
+    def _labelled_name(self, stage, scope: Scope, names: "_ChainNames"):
+        """The full name of a labelled chain stage (a call or a `seq`), or POISON when its label
+        could not be evaluated (that error is already reported)."""
+        label = self.label(stage.label, stage.label_parts, scope)
+        if label is POISON:
+            return POISON
+        return names.qualify(scope, names.labelled(label, exact=_computed(stage)))
+
     def _seq(self, stage: S.Seq, piped: Argument, scope: Scope, names: "_ChainNames") -> Argument:
         """`seq { ... }`: one stage of the chain (one submodule), its own stages named inside it
         as an nn.Sequential: `<seq>.0`, `<seq>.1`, ... even for one, `<seq>.<label>`."""
-        if stage.label is not None:
-            label = self.label(stage.label, stage.label_parts, scope)
-            if label is POISON:
-                return Argument(POISON, stage.span)
-            name = names.qualify(scope, names.labelled(label, exact=_computed(stage)))
-        else:
-            name = names.next() or self._auto_name(scope, "seq")
+        name = (self._labelled_name(stage, scope, names) if stage.label is not None
+                else names.next() or self._auto_name(scope, "seq"))
+        if name is POISON:
+            return Argument(POISON, stage.span)
         self.instances.add(name)  # a submodule's name: no automatic name takes it
         total = sum(_stage_layers(s, self._peek_count(scope)) for s in stage.stages)
         inner = _ChainNames(name, total, sequential=True, owner=name)

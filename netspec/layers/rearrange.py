@@ -550,7 +550,31 @@ def _moved(g, x: str, t: TensorType, output: TensorType) -> str:
     return _transpose(g, x, [before.index(letter) for letter in after])
 
 
-class Permute(Layer):
+class _Move(Layer):
+    """A layer that moves axes (`permute`, `transpose`): each axis keeps its size and its role
+    letter, so the layout moves with it. Subclasses give the new order."""
+
+    family = "rearrange"
+    dtypes = ANY_DTYPE
+
+    def _order(self, t: TensorType) -> list[int]:
+        raise NotImplementedError
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        order = self._order(t)
+        letters = "".join(t.layout.axes[i] for i in order)
+        return TensorType(t.dtype, tuple(t.shape[i] for i in order), Layout(letters, t.layout.origin))
+
+    def describe(self, inputs):
+        t = inputs[0]
+        return f"{self.kind} {t.layout.axes} -> {''.join(t.layout.axes[i] for i in self._order(t))}"
+
+    def lower(self, g, node, inputs, types, output):
+        return _moved(g, inputs[0], types[0], output)
+
+
+class Permute(_Move):
     """The axes in a new order, as PyTorch's `x.permute(0, 2, 3, 1)` (indices, or letters:
     `permute("NHWC")`, `permute(("N", "H", "W", "C"))`). Each axis keeps its role: NCHW permuted
     by (0, 2, 3, 1) is NHWC, and a following `layernorm` or `linear` works on its last axis, the
@@ -586,21 +610,9 @@ class Permute(Layer):
                                  rule="permute names every axis once", attributes=("dims",))
         return order
 
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        order = self._order(t)
-        letters = "".join(t.layout.axes[i] for i in order)
-        return TensorType(t.dtype, tuple(t.shape[i] for i in order), Layout(letters, t.layout.origin))
-
-    def describe(self, inputs):
-        t = inputs[0]
-        return f"permute {t.layout.axes} -> {''.join(t.layout.axes[i] for i in self._order(t))}"
-
-    def lower(self, g, node, inputs, types, output):
-        return _moved(g, inputs[0], types[0], output)
 
 
-class Transpose(Layer):
+class Transpose(_Move):
     """Two axes swapped, as PyTorch's `x.transpose(dim0, dim1)` (letters or indices); each keeps
     its role, as with `permute`."""
 
@@ -620,18 +632,6 @@ class Transpose(Layer):
         order[a], order[b] = b, a
         return order
 
-    def infer(self, inputs: list[TensorType]) -> TensorType:
-        (t,) = inputs
-        order = self._order(t)
-        letters = "".join(t.layout.axes[i] for i in order)
-        return TensorType(t.dtype, tuple(t.shape[i] for i in order), Layout(letters, t.layout.origin))
-
-    def describe(self, inputs):
-        t = inputs[0]
-        return f"transpose {t.layout.axes} -> {''.join(t.layout.axes[i] for i in self._order(t))}"
-
-    def lower(self, g, node, inputs, types, output):
-        return _moved(g, inputs[0], types[0], output)
 
 
 # ---------------------------------------------------------------- cutting one axis
