@@ -24,7 +24,6 @@ REFERENCES = sorted(DATA.glob("*_state_dict.json"))
 NOT_WRITTEN = {
     *(f"regnet_y_{s}" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
     *(f"regnet_x_{s}" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
-    "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
 }
 
 
