@@ -76,6 +76,7 @@ class Elaborator(Evaluator):
         self.graph = Graph("network")
         self.blocks: dict[str, _BlockSource] = {}
         self.expanding: list[str] = []          # blocks being expanded, for recursion errors
+        self.warned_unused: set = set()         # block bindings warned as unused (once per place)
         self.auto_names: dict[str, int] = {}
         self.instances: set[str] = set()        # block instance names (scopes, not graph nodes)
         self.imported: set[Path] = set()        # files whose blocks are collected already
@@ -1148,7 +1149,33 @@ class Elaborator(Evaluator):
             finally:
                 self.expanding.pop()
 
+    def _unused_in_block(self, definition: S.BlockDef, scope: Scope, mark: int, returned: str) -> None:
+        """Warn, once per binding of a block (however many instances), of a tensor the block
+        computes but its `return` does not use: its layers are still built and counted (a
+        `branch1` left over from another variant of the block adds parameters and MACs)."""
+        made = set(self.graph.added_since(mark))
+        reached, stack = set(), [returned]
+        while stack:  # what the return depends on, within this instance
+            name = stack.pop()
+            if name in made and name not in reached:
+                reached.add(name)
+                stack.extend(self.graph.node(name).inputs)
+        for statement in definition.body:
+            idents = [statement.name] if isinstance(statement, S.Binding) else \
+                statement.names if isinstance(statement, S.Unpack) else []
+            for ident in idents:
+                value = scope.values.get(ident.name)
+                if (isinstance(value, Tensor) and value.node in made and value.node not in reached
+                        and not isinstance(self.graph.node(value.node).layer, Owned)
+                        and ident.span not in self.warned_unused):
+                    self.warned_unused.add(ident.span)
+                    self.diag.warning(f"`{ident.name}` is computed in block `{definition.name.name}` but "
+                                      f"its `return` does not use it", ident.span, rule="unused binding",
+                                      hint="its layers are still built and counted: use it, remove it, "
+                                           "or choose it with `... if test else ...`")
+
     def _block_body(self, definition: S.BlockDef, scope: Scope, instance: BlockInstance) -> Any:
+        mark = len(self.graph)
         self._bindings(definition.body, scope)
         if not definition.returns:
             self.diag.error(f"block `{definition.name.name}` has no `return`", definition.name.span,
@@ -1169,6 +1196,7 @@ class Elaborator(Evaluator):
             value = self.expr(returned, scope, None)
         if isinstance(value, Tensor):
             instance.output = value.node
+            self._unused_in_block(definition, scope, mark, value.node)
         elif value is not POISON:
             self.diag.error(f"block `{definition.name.name}` returns {kind_name(value)}, not a tensor",
                             definition.returns[0].value.span, rule="a block returns a tensor")

@@ -82,12 +82,15 @@ class Graph:
     def __init__(self, name: str) -> None:
         self.name = name
         self._nodes: dict[str, LayerNode] = {}
+        self._order: list[str] = []  # names in creation order, to slice what a step added
         self._nx = None
         self.inputs: list[str] = []
         self.outputs: list[tuple[str, str]] = []   # (output name, producing node)
         self.parameters: dict[str, Any] = {}       # the network's parameters, as resolved
 
     def add(self, node: LayerNode) -> LayerNode:
+        if node.name not in self._nodes:
+            self._order.append(node.name)
         self._nodes[node.name] = node
         self._nx = None
         if node.layer is None:
@@ -103,6 +106,10 @@ class Graph:
     def __iter__(self) -> Iterator[LayerNode]:
         """Nodes in topological order: the order of creation, so source order where it can be."""
         return iter(list(self._nodes.values()))
+
+    def added_since(self, mark: int) -> list[str]:
+        """The names of the nodes created after the graph had `mark` of them (`len(graph)`)."""
+        return self._order[mark:]
 
     def __len__(self) -> int:
         return len(self._nodes)

@@ -503,3 +503,40 @@ def test_a_query_of_a_plain_value_or_a_failed_tensor():
     result = compile_text('network t\ninput x: f32[N, 3, 8, 8]\ny = x -> conv(size(x, "D"), 1)\noutput y\n')
     [d] = [d for d in result.diagnostics.items if d.severity == "error"]
     assert 'has no axis "D"' in d.message
+
+
+def test_a_binding_a_block_computes_but_does_not_return_is_warned_once_for_every_instance():
+    # ShuffleNet's stride-1 unit written over the stride-2 one: `branch1` is still built, with
+    # its parameters and MACs, in every instance; the warning says so once, at the binding.
+    result = compile_text("""\
+        input x: f32[N, 8, 16, 16]
+        block unit(x, c) {
+            branch1 = x -> conv(c, 1)
+            x1, x2 = x -> chunk(2)
+            branch2 = x2 -> conv(c // 2, 1)
+            return concat(x1, branch2) -> channel_shuffle(2)
+        }
+        y = x -> unit(8) -> unit(8) -> unit(8)
+        output y
+    """)
+    assert result.ok
+    warnings = [d for d in result.diagnostics.items if d.severity == "warning"]
+    assert [w.message for w in warnings] == [
+        "`branch1` is computed in block `unit` but its `return` does not use it"]
+    assert (warnings[0].span.line, warnings[0].span.column) == (3, 5)
+    assert "still built and counted" in warnings[0].hint
+
+
+def test_bindings_a_block_chooses_between_or_passes_through_are_not_warned():
+    result = compile_text("""\
+        input x: f32[N, 8, 16, 16]
+        block basic(x, c, down = false) {
+            y = x -> conv(c, 3, padding=1)
+            shortcut = (x -> conv(c, 1)) if down else x
+            gate = y -> sigmoid
+            return y * gate + shortcut
+        }
+        z = x -> basic(8) -> basic(16, down=true)
+        output z
+    """)
+    assert result.ok and not [d for d in result.diagnostics.items if d.severity == "warning"]
