@@ -1107,8 +1107,8 @@ class Elaborator(Evaluator):
             return POISON
         instance_name = name or self._auto_name(scope, block_name)
         self.instances.add(instance_name)
-        shown = [show_value(a.value) for a in positional if not isinstance(a.value, Tensor)] + \
-            [f"{k}={show_value(a.value)}" for k, a in keywords.items() if not isinstance(a.value, Tensor)]
+        shown = [_shown_argument(a.value) for a in positional if not isinstance(a.value, Tensor)] + \
+            [f"{k}={_shown_argument(a.value)}" for k, a in keywords.items() if not isinstance(a.value, Tensor)]
         instance = BlockInstance(instance_name, block_name, f"{block_name}({', '.join(shown)})", call.span)
         inner = Scope({}, source.file_scope, prefix=instance_name, blocks=scope.blocks + (instance,))
         given = list(zip(params, positional))
@@ -1202,6 +1202,15 @@ class Elaborator(Evaluator):
                             definition.returns[0].value.span, rule="a block returns a tensor")
             return POISON
         return value
+
+
+def _shown_argument(value: Any) -> str:
+    """A block argument as the table's Op column shows the call: a computed number to six
+    significant digits (ConvNeXt's stochastic-depth rates, `cn_block(0.00588235)`), the rest as
+    netspec source writes it."""
+    if isinstance(value, float) and len(repr(value)) > 8:
+        return f"{value:.6g}"
+    return show_value(value)
 
 
 def _nearby_file(target: Path, written: str) -> str | None:
