@@ -18,31 +18,18 @@ from netspec.report import totals
 DATA = Path(__file__).resolve().parent / "data"
 REFERENCES = sorted(DATA.glob("*_state_dict.json"))
 
-# Recorded models whose spec is still to be written (issue 12). The list must shrink to empty:
-# a spec that appears for one of them, or a missing spec not listed here, fails
-# test_the_zoo_is_complete_but_for_the_listed_models.
-NOT_WRITTEN = {
-    *(f"regnet_y_{s}" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf", "128gf")),
-    *(f"regnet_x_{s}" for s in ("800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
-}
-
 
 def reference_name(path: Path) -> str:
     return path.name.removesuffix("_state_dict.json")
 
 
-WRITTEN = [p for p in REFERENCES if reference_name(p) not in NOT_WRITTEN]
-
-
-def test_the_zoo_is_complete_but_for_the_listed_models():
+def test_every_recorded_model_has_its_spec():
     recorded = {reference_name(p) for p in REFERENCES}
     assert len(recorded) == 78, "tests/reference/dump_torchvision.py records 78 models"
-    written = {p.stem for p in networks()}
-    assert NOT_WRITTEN <= recorded
-    assert sorted(recorded - written) == sorted(NOT_WRITTEN), "update NOT_WRITTEN"
+    assert sorted(recorded - {p.stem for p in networks()}) == []
 
 
-@pytest.fixture(scope="module", params=WRITTEN, ids=reference_name)
+@pytest.fixture(scope="module", params=REFERENCES, ids=reference_name)
 def model(request):
     reference = json.loads(request.param.read_text(encoding="utf-8"))
     spec = SPECS / f"{reference_name(request.param)}.net"

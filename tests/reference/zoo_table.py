@@ -12,6 +12,7 @@ fixture, tests/test_parity_torchvision.py) or an independently written PyTorch t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -24,12 +25,17 @@ def rows() -> list[str]:
     specs = {p.stem: p for p in (ROOT / "specs").rglob("*.net") if "lib" not in p.relative_to(ROOT / "specs").parts}
     lines = ["| spec | input | params | buffers | GMACs | output compared with |",
              "|---|---|---:|---:|---:|---|"]
-    references = sorted(DATA.glob("*_state_dict.json"), key=lambda p: json.loads(p.read_text())["model"])
-    for path in references:
-        name = path.name.removesuffix("_state_dict.json")
+    docs = {p.name.removesuffix("_state_dict.json"): json.loads(p.read_text(encoding="utf-8"))
+            for p in DATA.glob("*_state_dict.json")}
+    # by family (the name up to its first digit or size word: resnet, regnet_x_, convnext), then
+    # by MACs
+    def family(name: str) -> str:
+        return re.sub(r"(\d.*|_(tiny|small|base|large))$", "", name)
+
+    for name in sorted(docs, key=lambda n: (family(n), docs[n]["macs"], n)):
         if name not in specs:
             continue
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        doc = docs[name]
         shape = "x".join(map(str, doc["input_shape"][1:]))
         parity = ("torchvision" if (DATA / "parity" / f"{name}.npz").exists()
                   else "a PyTorch twin" if name in TWINS else "")
