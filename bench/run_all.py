@@ -24,6 +24,9 @@ parameter names, so both sides can carry the very same weights.
    Target: netspec / torch median <= 1.03.
 5. Start-up, whole process: `netspec --version` and `netspec check specs/lenet5.net` against
    `python -c pass` and `python -c "import torch"`.
+6. The zoo's largest specs: `netspec check` of efficientnet_b7, regnet_y_128gf, densenet201,
+   resnet152 and s3d, whole process and in process. Target (issue 12): regnet_y_128gf and
+   efficientnet_b7 well under a second, taken as under 0.5 s.
 
 Whole-process figures are medians of runs interleaved round-robin (the order rotates every
 round, output discarded); in-process figures are medians after a warm-up call.
@@ -61,6 +64,9 @@ CHECK_MODELS = ("alexnet", "resnet50", "efficientnet_b0")
 EXPORT_MODELS = ("alexnet", "resnet50")
 INFER_MODELS = ("alexnet", "resnet50")
 SCALES = (100, 1_000, 10_000)
+# the zoo's largest specs: by layers (efficientnet_b7, densenet201, resnet152) and by parameters
+# (regnet_y_128gf, 645 M), and a 3-D one (s3d)
+ZOO_MODELS = ("efficientnet_b7", "regnet_y_128gf", "densenet201", "resnet152", "s3d")
 
 
 @dataclass
@@ -565,6 +571,37 @@ def bench_startup(s: Settings) -> Section:
     return sec
 
 
+def bench_zoo(s: Settings, targets: list[Target]) -> Section:
+    import netspec
+    from netspec.report import totals
+
+    sec = Section("6. The zoo's largest specs")
+    commands = {name: NETSPEC + ["check", f"specs/{name}.net"] for name in ZOO_MODELS}
+    log(f"[6] zoo: {len(commands)} commands x {s.check_runs} runs, whole process")
+    times = wall_interleaved(commands, s.check_runs, warmup=0 if s.quick else 1)
+    sec.lines += [
+        f"`netspec check` of the largest torchvision models under specs/, whole process, wall clock, "
+        f"median of {s.check_runs} interleaved runs (output discarded); in process, "
+        f"`netspec.load(spec).table()`, median of {s.inproc_runs} after a warm-up.",
+        "",
+        "| spec | layers | params | `netspec check` ms | in process ms |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    worst = 0.0
+    for name in ZOO_MODELS:
+        spec = ROOT / "specs" / f"{name}.net"
+        t = totals(netspec.load(spec).check().graph)
+        inproc = median(timed(lambda: netspec.load(spec).table(), s.inproc_runs))
+        whole = median(times[name])
+        worst = max(worst, whole)
+        sec.lines.append(f"| {name} | {t.layers:,} | {t.params:,} | {ms(whole)} | {ms(inproc)} |")
+    largest = {name: median(times[name]) for name in ("regnet_y_128gf", "efficientnet_b7")}
+    targets.append(Target("`netspec check` of regnet_y_128gf and efficientnet_b7 well under a second "
+                          "(whole process)", f"{ms(largest['regnet_y_128gf'])} ms and "
+                          f"{ms(largest['efficientnet_b7'])} ms", max(largest.values()) < 0.5))
+    return sec
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -628,7 +665,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
-    parser.add_argument("--only", default="1,2,3,4,5", help="which benchmarks, e.g. 1,5 (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="which benchmarks, e.g. 1,5 (default: all)")
     args = parser.parse_args()
     s = settings(args.quick)
     only = {int(x) for x in args.only.split(",") if x.strip()}
@@ -641,7 +678,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         steps = {1: lambda: bench_check(s, targets), 2: lambda: bench_scaling(s, targets, tmp),
                  3: lambda: bench_export(s, targets, tmp), 4: lambda: bench_inference(s, targets),
-                 5: lambda: bench_startup(s)}
+                 5: lambda: bench_startup(s), 6: lambda: bench_zoo(s, targets)}
         for number, step in steps.items():
             if number in only:
                 t0 = time.perf_counter()
@@ -653,7 +690,7 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     info.append(("load average at end (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in os.getloadavg())))
     command = "python bench/run_all.py" + (" --quick" if args.quick else "") + (
-        f" --only {args.only}" if only != {1, 2, 3, 4, 5} else "")
+        f" --only {args.only}" if only != {1, 2, 3, 4, 5, 6} else "")
     text = render(s, info, targets, sections, elapsed, command)
     write_atomically(args.output, text)
     print(text)
