@@ -16,7 +16,10 @@ writes, for each model:
   efficientnet_v2, 384 for regnet_y_128gf, 16 frames of 112 or 224 for video, 520 for
   segmentation). The counts are taken on the meta device, so the largest models cost no memory.
   MACs are the multiply-accumulates of the Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear
-  layers at batch 1 (forward hooks), torchvision's convention for its published GFLOPS.
+  layers at batch 1 (forward hooks), and of nn.MultiheadAttention's projections and its two
+  matrix products (Q K^T and A V), torchvision's convention for its published GFLOPS (ViT-B/16:
+  17.56 G). The vision transformers are at 224 but vit_h_14, built with image_size=518 as its
+  DEFAULT weights are.
 - for the models in PARITY, tests/data/parity/<model>.npz: torchvision's output, in eval mode,
   for weights drawn by tests/reference/weights.py from the recorded key list (the same function
   the test suite uses) and a seeded input of the shape given there (smaller than the default
@@ -58,6 +61,7 @@ CLASSIFICATION = [
     *(f"regnet_x_{s}" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")),
     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
 ]
+TRANSFORMERS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18", "s3d"]
 SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
@@ -67,7 +71,7 @@ SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv
 RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288, "efficientnet_b3": 300,
               "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
               "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
-              "regnet_y_128gf": 384, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              "regnet_y_128gf": 384, "vit_h_14": 518, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
               **{name: 520 for name in SEGMENTATION}}
 
 # model -> the input of its parity fixture: at least one model of every family
@@ -79,7 +83,7 @@ PARITY = {
     "shufflenet_v2_x0_5": [1, 3, 224, 224], "efficientnet_b0": [1, 3, 224, 224],
     "efficientnet_b5": [1, 3, 224, 224], "efficientnet_v2_s": [1, 3, 224, 224],
     "regnet_x_400mf": [1, 3, 224, 224], "regnet_y_400mf": [1, 3, 224, 224],
-    "convnext_tiny": [1, 3, 224, 224],
+    "convnext_tiny": [1, 3, 224, 224], "vit_b_32": [1, 3, 224, 224],
     "r3d_18": [1, 3, 8, 56, 56], "mc3_18": [1, 3, 8, 56, 56], "r2plus1d_18": [1, 3, 8, 56, 56],
     "s3d": [1, 3, 16, 224, 224],
     "fcn_resnet50": [1, 3, 64, 64], "deeplabv3_resnet50": [1, 3, 64, 64],
@@ -95,6 +99,8 @@ def build(name: str) -> nn.Module:
         return getattr(video, name)(weights=None)
     if name in ("googlenet", "inception_v3"):
         return getattr(models, name)(weights=None, aux_logits=False, init_weights=False)
+    if name in TRANSFORMERS and RESOLUTION.get(name, 224) != 224:  # vit_h_14's weights are at 518
+        return getattr(models, name)(weights=None, image_size=RESOLUTION[name])
     return getattr(models, name)(weights=None)
 
 
@@ -102,7 +108,8 @@ def constructor(name: str) -> str:
     module = ("torchvision.models.segmentation" if name in SEGMENTATION
               else "torchvision.models.video" if name in VIDEO else "torchvision.models")
     extra = (", weights_backbone=None, aux_loss=False" if name in SEGMENTATION
-             else ", aux_logits=False, init_weights=False" if name in ("googlenet", "inception_v3") else "")
+             else ", aux_logits=False, init_weights=False" if name in ("googlenet", "inception_v3")
+             else f", image_size={RESOLUTION[name]}" if name in TRANSFORMERS and name in RESOLUTION else "")
     return f"{module}.{name}(weights=None{extra})"
 
 
@@ -133,9 +140,16 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, list[int]]:
     def linear_hook(m, inputs, output):
         total[0] += (inputs[0].numel() // m.in_features) * m.in_features * m.out_features
 
+    def attention_hook(m, inputs, output):
+        # self-attention over [N, L, E] (batch_first): the input projection, Q K^T, A V and the
+        # output projection (called as F.linear inside, so its Linear hook does not fire)
+        (n, length, e) = inputs[0].shape
+        total[0] += n * (length * e * 3 * e + 2 * length * length * e + length * e * e)
+
     hooks = {nn.Conv1d: conv_hook, nn.Conv2d: conv_hook, nn.Conv3d: conv_hook,
              nn.ConvTranspose1d: convt_hook, nn.ConvTranspose2d: convt_hook,
-             nn.ConvTranspose3d: convt_hook, nn.Linear: linear_hook}
+             nn.ConvTranspose3d: convt_hook, nn.Linear: linear_hook,
+             nn.MultiheadAttention: attention_hook}
     # isinstance: the video models' Conv3DSimple and Conv3DNoTemporal are subclasses of Conv3d
     handles = [m.register_forward_hook(hook) for m in model.modules()
                for kind, hook in hooks.items() if isinstance(m, kind)]
@@ -157,7 +171,8 @@ def write_reference(name: str) -> dict:
     macs, output_shape = count_macs(model, torch.empty(shape, device="meta"))
     doc = {
         "comment": (f"Reference data for {constructor(name)}: trainable params, buffer elements, MACs "
-                    "(Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear weights, forward hooks, batch 1), "
+                    "(Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear weights, MultiheadAttention's projections and "
+                    "matrix products, forward hooks, batch 1), "
                     "output shape and state_dict keys/shapes in state_dict order. Produced with torch "
                     f"{torch.__version__} + torchvision {torchvision.__version__}, model.eval(), input "
                     f"{'x'.join(map(str, shape))}, by tests/reference/dump_torchvision.py."),
@@ -207,8 +222,9 @@ def write_parity(name: str, doc: dict) -> float:
 
 
 def main() -> None:
-    names = sys.argv[1:] or CLASSIFICATION + VIDEO + SEGMENTATION
-    unknown = [n for n in names if n not in CLASSIFICATION + VIDEO + SEGMENTATION]
+    everything = CLASSIFICATION + TRANSFORMERS + VIDEO + SEGMENTATION
+    names = sys.argv[1:] or everything
+    unknown = [n for n in names if n not in everything]
     if unknown:
         sys.exit(f"unknown model(s): {', '.join(unknown)}")
     (DATA / "parity").mkdir(parents=True, exist_ok=True)

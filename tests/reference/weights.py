@@ -5,9 +5,11 @@ only torchvision's *output*; the weights are regenerated from the key list and s
 in tests/data/<model>_state_dict.json. Each tensor is drawn from its own generator, seeded by
 the key's name, so the values do not depend on the key order or on which other keys exist:
 
-- convolution and linear weights (two or more axes): He (Kaiming) normal over the fan-in
-  (every axis but the first), so activations keep an O(1) scale through any depth;
-- biases: uniform in [-0.2, 0.2];
+- convolution and linear weights (two or more axes, `weight` or `in_proj_weight`): He (Kaiming)
+  normal over the fan-in (every axis but the first), so activations keep an O(1) scale through
+  any depth;
+- biases (`bias`, `in_proj_bias`): uniform in [-0.2, 0.2];
+- class tokens and position embeddings (a name with `token` or `embedding`): normal(0, 0.5);
 - norm scales (one-axis `weight`) and other one-axis or broadcast-shaped learned tensors
   (ConvNeXt's `layer_scale` [C, 1, 1]): uniform in [0.5, 1.5];
 - running means: normal(0, 0.3); running variances: uniform in [0.5, 2.0] (so inference-mode
@@ -40,11 +42,13 @@ def seeded_tensor(key: str, shape: list[int] | tuple[int, ...], seed: int = 0) -
         values = rng.normal(0.0, 0.3, shape)
     elif leaf == "running_var":
         values = rng.uniform(0.5, 2.0, shape)
-    elif leaf == "bias":
+    elif leaf.endswith("bias"):  # `bias`, nn.MultiheadAttention's `in_proj_bias`
         values = rng.uniform(-0.2, 0.2, shape)
-    elif leaf == "weight" and len(shape) >= 2:
+    elif leaf.endswith("weight") and len(shape) >= 2:  # `weight`, `in_proj_weight`
         fan_in = prod(shape[1:])
         values = rng.normal(0.0, (2.0 / fan_in) ** 0.5, shape)
+    elif "token" in leaf or "embedding" in leaf:  # ViT's class token and position embedding
+        values = rng.normal(0.0, 0.5, shape)
     else:  # norm scales, layer scales
         values = rng.uniform(0.5, 1.5, shape)
     return values.astype(np.float32)
