@@ -353,6 +353,16 @@ CASES: list[Case] = [
          inputs={"a": X, "b": "f32[N, 4, 3, 8]"}),
     Case("concat-w-index", "concat", "y = concat(a, b, axis=3)", fn(lambda a, b: torch.cat([a, b], 3)),
          inputs={"a": X, "b": "f32[N, 4, 8, 5]"}),
+    # ---------------------------------------------------------------- attention
+    Case("mha", "multihead_attention", "y = x -> multihead_attention(4)",
+         mod(lambda: _SelfAttention(nn.MultiheadAttention(16, 4, batch_first=True))),
+         inputs={"x": "f32[N, 7, 16] NLC"}),
+    Case("mha-no-bias", "multihead_attention", "y = x -> multihead_attention(2, bias=false, dropout=0.1)",
+         mod(lambda: _SelfAttention(nn.MultiheadAttention(8, 2, dropout=0.1, bias=False, batch_first=True))),
+         inputs={"x": "f32[N, 5, 8] NLC"}),
+    Case("mha-one-head-opset-13", "multihead_attention", "y = x -> multihead_attention(1)",
+         mod(lambda: _SelfAttention(nn.MultiheadAttention(6, 1, batch_first=True))),
+         inputs={"x": "f32[N, 3, 6] NLC"}, opset=13),
     # ---------------------------------------------------------------- NHWC inputs and outputs
     # (labelled layers, so the output binding `y` differs from the layer's name; the case
     # where they coincide is test_nhwc_output_named_like_its_layer)
@@ -593,6 +603,23 @@ CASES: list[Case] = [
          fn(lambda x: nn.ChannelShuffle(2)(nn.ChannelShuffle(2)(x)))),   # the two shuffles in turn
 
 ]
+
+
+class _SelfAttention(nn.Module):
+    """nn.MultiheadAttention(x, x, x, need_weights=False), its state_dict keys unchanged."""
+
+    def __init__(self, attention: nn.MultiheadAttention):
+        super().__init__()
+        self.attention = attention
+        for name, t in attention.state_dict().items():   # torch's biases start at 0: make them count
+            if name.endswith("bias"):
+                t.copy_(torch.randn(t.shape))
+
+    def forward(self, x):
+        return self.attention(x, x, x, need_weights=False)[0]
+
+    def state_dict(self, *args, **kwargs):
+        return self.attention.state_dict(*args, **kwargs)
 
 
 def _padded_conv(xs, pad, stride):
