@@ -164,14 +164,22 @@ class Concat(Layer):
 
     axis: Axis = "C"
 
+    unlaid_inputs = True  # a class token: a param with a batch axis of 1, expanded over the batch
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
-        _alike(inputs, "concat")
-        first = inputs[0]
+        laid = [t for t in inputs if not t.layout.is_unlaid]
+        if not laid:
+            raise ShapeError("concat of tensors of the network's own alone (params, buffers)",
+                             rule="concat joins activations; a param in it is expanded over their batch",
+                             hint="concatenate it with an activation")
+        _alike(laid, "concat")
+        first = laid[0]
         axis = resolve_axis(first, self.axis)
         if axis == first.layout.batch:
             raise ShapeError("concat along the batch axis is not supported",
                              rule="concat joins channels or spatial axes")
-        for other in inputs[1:]:
+        inputs = [self._expanded(t, first) for t in inputs]
+        for other in inputs:
             if other.rank != first.rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape))
                                                if i != axis):
                 raise ShapeError(f"shapes do not match along the other axes: {first} and {other}",
@@ -182,12 +190,44 @@ class Concat(Layer):
         shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
         return TensorType(first.dtype, shape, first.layout)
 
+    @staticmethod
+    def _expanded(t: TensorType, activation: TensorType) -> TensorType:
+        """A param (ViT's class token, [1, 1, D]) as the activation's type: its axes are the
+        activation's, in its declared layout, and its size 1 on the batch axis is expanded
+        over the batch (`class_token.expand(n, -1, -1)`)."""
+        if not t.layout.is_unlaid:
+            return t
+        batch = activation.layout.batch
+        if t.rank != activation.rank:
+            raise ShapeError(f"the tensor of the network's own {t} has {t.rank} axes, the activation {activation} "
+                             f"{activation.rank}", rule="a param in a concat has the activation's axes, its "
+                             "batch axis of size 1 (expanded over the batch)",
+                             hint=f"declare it with {activation.rank} sizes, 1 on the batch axis")
+        if t.shape[batch] != 1:
+            raise ShapeError(f"the tensor of the network's own {t} has size {t.shape[batch]} on the batch axis "
+                             f"(axis {batch} of {activation.layout})", rule="a param in a concat has size 1 on "
+                             "the batch axis: it is expanded over the batch",
+                             hint="make its first size 1, as ViT's class token `param(1, 1, d)`")
+        shape = t.shape[:batch] + (activation.shape[batch],) + t.shape[batch + 1:]
+        return TensorType(t.dtype, shape, activation.layout)
+
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_axis
 
-        return g.op("Concat", inputs, axis=canonical_axis(types[0], resolve_axis(types[0], self.axis)))
+        values = []
+        reference = next(v for v, t in zip(inputs, types) if not t.layout.is_unlaid)
+        for value, t in zip(inputs, types):
+            if t.layout.is_unlaid:  # canonical order, then expanded over the batch (canonical axis 0)
+                value = _canonical_operand(g, value, t, output)
+                batch = g.op("Slice", [g.op("Shape", [reference]), g.const([0], "i64", "start"),
+                                       g.const([1], "i64", "end")])
+                shape = g.op("Concat", [batch, g.const([1] * (t.rank - 1), "i64", "ones")], axis=0)
+                value = g.op("Expand", [value, shape])
+            values.append(value)
+        return g.op("Concat", values, axis=canonical_axis(output, resolve_axis(output, self.axis)))
 
     def describe(self, inputs):
-        if not inputs:
+        laid = [t for t in inputs if not t.layout.is_unlaid]
+        if not laid:
             return "concat"
-        return f"concat {inputs[0].layout.axes[resolve_axis(inputs[0], self.axis)]}"
+        return f"concat {laid[0].layout.axes[resolve_axis(laid[0], self.axis)]}"

@@ -1,0 +1,153 @@
+"""Attention and tokens: multihead_attention's rules, the class token's concat, and a tiny ViT
+(examples/tiny_vit.net) against torchvision's ViT structure re-implemented in plain torch, its
+state_dict loaded unchanged."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import netspec
+from netspec.diagnostics import NetspecError
+from netspec.lower import DEFAULT_OPSET, canonical_shape, lower
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_export import inferred_shapes, light_model, zero_weights  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY_VIT = ROOT / "examples" / "tiny_vit.net"
+
+
+def compile_text(tmp_path, text: str):
+    spec = tmp_path / "t.net"
+    spec.write_text(text)
+    return netspec.load(spec)
+
+
+def test_attention_shapes_params_and_macs(tmp_path):
+    net = compile_text(tmp_path, "network t\ninput x: f32[N, 7, 16] NLC\ny = x -> multihead_attention(4)\noutput y\n")
+    node = net.check().graph.node("y")
+    assert node.output.shape == ("N", 7, 16)
+    specs = {k: v.shape for k, v in net.graph.parameter_specs().items()}
+    assert specs == {"y.in_proj_weight": (48, 16), "y.in_proj_bias": (48,),
+                     "y.out_proj.weight": (16, 16), "y.out_proj.bias": (16,)}
+    assert net.totals().params == 4 * 16 * 16 + 4 * 16
+    assert net.totals().macs == 7 * 16 * 48 + 2 * 7 * 7 * 16 + 7 * 16 * 16
+
+
+def test_attention_heads_must_divide_the_width(tmp_path):
+    net = compile_text(tmp_path, "network t\ninput x: f32[N, 7, 16] NLC\ny = x -> multihead_attention(3)\noutput y\n")
+    with pytest.raises(NetspecError, match="embedding width 16 does not divide into 3 heads"):
+        net.check()
+
+
+def test_class_token_of_the_wrong_width(tmp_path):
+    net = compile_text(tmp_path, "network t\ninput x: f32[N, 4, 32] NLC\nclass_token = param(1, 1, 64)\n"
+                                 'y = concat(class_token, x, axis="L")\noutput y\n')
+    with pytest.raises(NetspecError, match=r"shapes do not match along the other axes: \[N, 4, 32\] and \[N, 1, 64\]"):
+        net.check()
+
+
+def test_class_token_with_a_batch_size(tmp_path):
+    net = compile_text(tmp_path, "network t\ninput x: f32[N, 4, 32] NLC\nclass_token = param(2, 1, 32)\n"
+                                 'y = concat(class_token, x, axis="L")\noutput y\n')
+    with pytest.raises(NetspecError, match="size 2 on the batch axis"):
+        net.check()
+
+
+# ================================================================ against torch
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+
+class EncoderBlock(nn.Module):
+    def __init__(self, heads, d, mlp):
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(d, eps=1e-6)
+        self.self_attention = nn.MultiheadAttention(d, heads, batch_first=True)
+        self.dropout = nn.Dropout(0.0)
+        self.ln_2 = nn.LayerNorm(d, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(d, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, d), nn.Dropout(0.0))
+
+    def forward(self, input):
+        x = self.ln_1(input)
+        x, _ = self.self_attention(x, x, x, need_weights=False)
+        x = self.dropout(x) + input
+        return x + self.mlp(self.ln_2(x))
+
+
+class Encoder(nn.Module):
+    def __init__(self, seq, layers, heads, d, mlp):
+        super().__init__()
+        self.pos_embedding = nn.Parameter(torch.empty(1, seq, d).normal_(std=0.02))
+        self.dropout = nn.Dropout(0.0)
+        self.layers = nn.Sequential(*[nn.Identity()] * 0)
+        for i in range(layers):
+            self.layers.add_module(f"encoder_layer_{i}", EncoderBlock(heads, d, mlp))
+        self.ln = nn.LayerNorm(d, eps=1e-6)
+
+    def forward(self, x):
+        return self.ln(self.layers(self.dropout(x + self.pos_embedding)))
+
+
+class TinyViT(nn.Module):
+    """torchvision's VisionTransformer, in plain torch, at 32x32, patch 8, 2 layers."""
+
+    def __init__(self, image=32, patch=8, layers=2, heads=4, d=32, mlp=64, classes=10):
+        super().__init__()
+        self.patch, self.d = patch, d
+        self.conv_proj = nn.Conv2d(3, d, patch, stride=patch)
+        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
+        self.encoder = Encoder((image // patch) ** 2 + 1, layers, heads, d, mlp)
+        self.heads = nn.Sequential()
+        self.heads.add_module("head", nn.Linear(d, classes))
+
+    def forward(self, x):
+        n = x.shape[0]
+        x = self.conv_proj(x).reshape(n, self.d, -1).permute(0, 2, 1)
+        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
+        return self.heads(self.encoder(x)[:, 0])
+
+
+def test_tiny_vit_matches_torch():
+    torch.manual_seed(0)
+    model = TinyViT().eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():  # nothing left at torch's zeros and ones
+            t.copy_(torch.randn(t.shape) * (0.3 if "weight" in name else 0.5))
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    net = netspec.load(TINY_VIT)
+    assert set(net.graph.parameter_specs()) == set(state)
+    assert net.totals().params == sum(v.numel() for v in model.parameters())
+    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = net.run({"image": x}, weights=state)["logits"]
+    scale = max(1.0, float(np.abs(want).max()))
+    assert np.abs(got - want).max() <= 1e-4 * scale
+
+
+def test_tiny_vit_macs_count_every_product():
+    net = netspec.load(TINY_VIT)
+    length, d, mlp = 17, 32, 64
+    attention = length * d * 3 * d + 2 * length * length * d + length * d * d
+    per_layer = attention + 2 * length * d * mlp
+    assert net.totals().macs == 16 * d * 3 * 64 + 2 * per_layer + d * 10
+
+
+def test_tiny_vit_onnx_passes_full_check_and_shape_inference():
+    net = netspec.load(TINY_VIT).check()
+    model = lower(net.graph, zero_weights(net), DEFAULT_OPSET, None)
+    onnx.checker.check_model(model, full_check=True)
+    shapes = inferred_shapes(light_model(net, 2))
+    problems = []
+    for node in net.graph:
+        want = [d if isinstance(d, int) else 2 for d in canonical_shape(node.output)]
+        if shapes.get(node.name) != want:
+            problems.append(f"{node.name} ({node.kind}): onnx {shapes.get(node.name)}, netspec {want}")
+    assert not problems, "\n".join(problems)
