@@ -151,3 +151,14 @@ def test_tiny_vit_onnx_passes_full_check_and_shape_inference():
         if shapes.get(node.name) != want:
             problems.append(f"{node.name} ({node.kind}): onnx {shapes.get(node.name)}, netspec {want}")
     assert not problems, "\n".join(problems)
+
+
+def test_matmul_shape_macs_and_mismatch(tmp_path):
+    net = compile_text(tmp_path, "network t\ninput a: f32[N, 2, 5, 4]\ninput b: f32[N, 1, 4, 3]\n"
+                                 "y = matmul(a, b)\noutput y\n")
+    assert net.check().graph.node("y").output.shape == ("N", 2, 5, 3)
+    assert net.totals().macs == 2 * 5 * 3 * 4
+    bad = compile_text(tmp_path, "network t\ninput a: f32[N, 5, 4] NLC\ninput b: f32[N, 5, 4] NLC\n"
+                                 "y = matmul(a, b)\noutput y\n")
+    with pytest.raises(NetspecError, match="inner sizes differ: .*a's channels is 4, b's length is 5"):
+        bad.check()

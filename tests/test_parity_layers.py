@@ -363,6 +363,13 @@ CASES: list[Case] = [
     Case("mha-one-head-opset-13", "multihead_attention", "y = x -> multihead_attention(1)",
          mod(lambda: _SelfAttention(nn.MultiheadAttention(6, 1, batch_first=True))),
          inputs={"x": "f32[N, 3, 6] NLC"}, opset=13),
+    Case("matmul-broadcast", "matmul", "y = matmul(a, b)", fn(torch.matmul),
+         inputs={"a": "f32[N, 2, 5, 4]", "b": "f32[N, 1, 4, 3]"}),
+    Case("matmul-tokens", "matmul", "y = matmul(a, b)", fn(torch.matmul),
+         inputs={"a": "f32[N, 5, 4] NLC", "b": "f32[N, 4, 6] NLC"}),
+    Case("matmul-param", "matmul", "w = param(4, 3)\ny = matmul(x, w)",
+         lambda xs: (lambda w: (torch.matmul(xs["x"], w), {"w": w.numpy()}))(torch.randn(4, 3)),
+         inputs={"x": "f32[N, 6, 5, 4] NHWC"}),
     # ---------------------------------------------------------------- NHWC inputs and outputs
     # (labelled layers, so the output binding `y` differs from the layer's name; the case
     # where they coincide is test_nhwc_output_named_like_its_layer)

@@ -111,3 +111,68 @@ class MultiheadAttention(Layer):
         if self.bias:
             y = g.op("Add", [y, g.param("out_proj.bias")])
         return g.op("Transpose", [y], perm=[0, 2, 1])                 # back to (N, E, L)
+
+
+class MatMul(Layer):
+    """`matmul(a, b)`: torch.matmul of two tensors of at least 2 axes, [..., M, K] @ [..., K, P] ->
+    [..., M, P], the leading axes broadcast; the result is laid out as `a`."""
+
+    kind = "matmul"
+    family = "attention"
+    arity = None
+    unlaid_inputs = True  # a param as either operand (a weight, a bias table)
+    foreign = Foreign(pytorch=("matmul",))
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        from netspec.shapes import broadcast
+
+        if len(inputs) != 2:
+            raise ShapeError(f"takes two tensors, got {len(inputs)}", rule="matmul(a, b) is a @ b")
+        a, b = inputs
+        laid = a if not a.layout.is_unlaid else b
+        for name, t in (("a", a), ("b", b)):
+            if t.rank < 2:
+                raise ShapeError(f"operand {name} {t} has {t.rank} axis; matmul needs at least 2",
+                                 rule="matmul multiplies the last two axes")
+            if not t.layout.is_unlaid and t.layout.batch >= t.rank - 2:
+                raise ShapeError(f"operand {name} {t} {t.layout} has the batch among its last two axes",
+                                 rule="matmul multiplies the last two axes; the batch is a leading one")
+        if a.shape[-1] != b.shape[-2]:
+            ra = a.layout.role(a.rank - 1) if not a.layout.is_unlaid else "last axis"
+            rb = b.layout.role(b.rank - 2) if not b.layout.is_unlaid else "second-to-last axis"
+            raise ShapeError(f"inner sizes differ: {a} @ {b}: a's {ra} is {a.shape[-1]}, b's {rb} is "
+                             f"{b.shape[-2]}", rule="a @ b needs a's last axis equal to b's second-to-last")
+        lead = broadcast([a.shape[:-2], b.shape[:-2]])
+        if lead is None:
+            raise ShapeError(f"leading axes do not broadcast: {a} @ {b}",
+                             rule="matmul's leading axes are equal, or 1, or missing (NumPy's rule)")
+        if a.layout.is_unlaid and b.layout.is_unlaid:
+            raise ShapeError("matmul of tensors of the network's own alone", rule="matmul takes an activation")
+        shape = tuple(lead) + (a.shape[-2], b.shape[-1])
+        if len(shape) != laid.rank:
+            raise ShapeError(f"the result {list(shape)} has more axes than the activation {laid}",
+                             rule="a param in a matmul has at most the activation's axes")
+        return TensorType(laid.dtype, shape, laid.layout)
+
+    def infer_dtype(self, inputs, names=()):
+        from netspec.layers.merge import same_dtype
+
+        super().infer_dtype(inputs, names)
+        return same_dtype(inputs, names)
+
+    def macs(self, inputs, output):
+        return output.sample_elements() * inputs[0].shape[-1]
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import canonical_perm
+
+        values = []
+        for value, t in zip(inputs, types):
+            perm = canonical_perm(t)   # canonical -> declared order
+            if not t.layout.is_unlaid and perm != sorted(perm):
+                inverse = [perm.index(i) for i in range(t.rank)]
+                value = g.op("Transpose", [value], perm=inverse)
+            values.append(value)
+        y = g.op("MatMul", values)
+        perm = canonical_perm(output)
+        return g.op("Transpose", [y], perm=perm) if perm != sorted(perm) else y
