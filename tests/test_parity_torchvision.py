@@ -45,7 +45,8 @@ FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg"
             "efficientnet_v2": "efficientnet_v2_s", "regnet_x": "regnet_x_400mf",
             "regnet_y": "regnet_y_400mf", "convnext": "convnext_tiny", "video_r3d": "r3d_18",
             "video_r2plus1d": "r2plus1d_18", "video_s3d": "s3d", "fcn": "fcn_resnet50",
-            "deeplabv3": "deeplabv3_resnet50", "lraspp": "lraspp_mobilenet_v3_large"}
+            "deeplabv3": "deeplabv3_resnet50", "lraspp": "lraspp_mobilenet_v3_large",
+            "vit": "vit_b_32"}
 
 
 def test_every_family_has_a_fixture():
