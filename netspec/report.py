@@ -125,8 +125,9 @@ def _type_json(t: TensorType | None) -> dict | None:
 
 
 def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None,
-            explain: bool = False) -> dict[str, Any]:
-    """The stable `netspec.check/1` document (documented in the README)."""
+            explain: bool = False, flops: bool = False) -> dict[str, Any]:
+    """The stable `netspec.check/1` document (documented in the README). `flops` adds each
+    layer's and the total's `flops` (2 x MACs)."""
     doc: dict[str, Any] = {"schema": JSON_SCHEMA, "file": path,
                            "ok": not any(d.severity == "error" for d in diagnostics)}
     if graph is not None:
@@ -146,9 +147,14 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
                 layer["receptive_field"] = fields[row.node.name].to_json()
             if explain:
                 layer["explain"], layer["notes"] = explanation(graph, row.node)
+        if flops:
+            for layer in doc["layers"]:
+                layer["flops"] = 2 * layer["macs"]
         doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
                          "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,
                          "layers": t.layers}
+        if flops:
+            doc["totals"]["flops"] = 2 * t.macs
     doc["diagnostics"] = [d.to_json() for d in diagnostics]
     return doc
 
@@ -211,17 +217,18 @@ def explanation(graph: Graph, node: LayerNode) -> tuple[list[str], list[str]]:
     return node.layer.explain([graph.node(n).output for n in node.inputs], node.output)
 
 
-def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...] | None = None
-                ) -> tuple[list[str], list[list[str]], list[Row]]:
+def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...] | None = None,
+                flops: bool = False) -> tuple[list[str], list[list[str]], list[Row]]:
     """The table as strings: column titles, one list of cells per row, and the rows.
     `columns` picks optional columns (rf, jump, start, from); None shows `from` when the
-    graph branches."""
+    graph branches. `flops` adds a FLOPs column (2 x MACs) after the MACs."""
     table_rows = rows(graph, depth)
     show_buffers = any(r.buffers for r in table_rows)
     if columns is None:
         columns = ("from",) if branches(graph) else ()
     fields = receptive_fields(graph) if set(columns) & {"rf", "jump", "start"} else {}
-    titles = ["Layer", "Op", "Output shape", "Params", "MACs"] + (["Buffers"] if show_buffers else [])
+    titles = ["Layer", "Op", "Output shape", "Params", "MACs"] + (["FLOPs"] if flops else []) \
+        + (["Buffers"] if show_buffers else [])
     titles += [OPTIONAL_COLUMNS[c] for c in columns]
     cells = []
     for row in table_rows:
@@ -232,6 +239,8 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
             cells.append(line)
             continue
         line += [f"{row.params:,}" if row.params else "", f"{row.macs:,}" if row.macs else ""]
+        if flops:
+            line.append(f"{2 * row.macs:,}" if row.macs else "")
         if show_buffers:
             line.append(f"{row.buffers:,}" if row.buffers else "")
         field = fields.get(row.node.name) if row.node is not None else None
@@ -247,15 +256,15 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
 
 
 def render_table(graph: Graph, depth: int | None = None, styled: bool = False, file=None,
-                 explain: bool = False, columns: tuple[str, ...] | None = None) -> None:
+                 explain: bool = False, columns: tuple[str, ...] | None = None, flops: bool = False) -> None:
     """Print the per-layer table and the totals.
 
     Columns are laid out here: rich's Table engine costs about 0.6 ms a row, which made a
     2,000-layer table take over a second. rich styles the text on a terminal (`styled`);
     elsewhere the same text goes out plain, without importing rich (about 55 ms).
     """
-    titles, cells, table_rows = table_cells(graph, depth, columns)
-    right = {"Params", "MACs", "Buffers", "RF", "Jump", "Start"}
+    titles, cells, table_rows = table_cells(graph, depth, columns, flops)
+    right = {"Params", "MACs", "FLOPs", "Buffers", "RF", "Jump", "Start"}
     widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
 
     def layout(values: list[str]) -> list[str]:
@@ -276,7 +285,7 @@ def render_table(graph: Graph, depth: int | None = None, styled: bool = False, f
             pieces += [(f"{indent}{line}\n", "dim") for line in lines]
             pieces += [(f"{indent}note: {note}\n", "yellow") for note in notes]
     pieces.append(("\n", ""))
-    for label, value in summary_lines(graph):
+    for label, value in summary_lines(graph, flops):
         pieces += [(f"{label:<19}", "bold"), (value + "\n", "")]
     if styled:
         from rich.console import Console
@@ -291,12 +300,12 @@ def render_table(graph: Graph, depth: int | None = None, styled: bool = False, f
         out.write("".join(chunk for chunk, _ in pieces))
 
 
-def summary_lines(graph: Graph) -> list[tuple[str, str]]:
-    """The totals under the table, as (label, value) pairs."""
+def summary_lines(graph: Graph, flops: bool = False) -> list[tuple[str, str]]:
+    """The totals under the table, as (label, value) pairs (`flops`: with a FLOPs line)."""
     t = totals(graph)
     inputs = ", ".join(f"{n} {graph.node(n).output}" for n in graph.inputs if graph.node(n).output)
     outputs = ", ".join(f"{name} {graph.node(node).output}" for name, node in graph.outputs)
-    return [
+    lines = [
         ("Parameters", f"{t.params:,} trainable ({human(t.params)})"),
         ("Buffers", f"{t.buffers:,} ({_buffer_kinds(graph)})" if t.buffers else "0"),
         ("MACs", f"{t.macs:,} per sample ({human(t.macs)})"),
@@ -305,6 +314,9 @@ def summary_lines(graph: Graph) -> list[tuple[str, str]]:
         ("Inputs", inputs),
         ("Outputs", outputs),
     ]
+    if flops:
+        lines.insert(3, ("FLOPs", f"{2 * t.macs:,} per sample ({human(2 * t.macs)}: 2 x MACs)"))
+    return lines
 
 
 def _buffer_kinds(graph: Graph) -> str:

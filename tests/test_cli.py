@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import netspec
+from cli_runner import cli
 from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -498,3 +499,21 @@ def test_wheel_contains_the_grammar(tmp_path):
     assert module_file.startswith(str(tmp_path / "site"))
     assert grammar_file == str(tmp_path / "site" / "netspec" / "grammar" / "netspec.lark")
     assert "[N, 6, 28, 28]" in proc.stdout
+
+
+def test_flops_are_twice_the_macs_in_the_table_the_totals_and_the_json(capsys):
+    code, out, _ = cli(["check", LENET, "--flops"], capsys)
+    assert code == 0
+    header = out.splitlines()[2].split()
+    assert header[header.index("MACs") + 1] == "FLOPs"
+    row = next(line for line in out.splitlines() if line.startswith("features.0 "))
+    assert "117,600" in row and "235,200" in row
+    assert "FLOPs              833,040 per sample (833 k: 2 x MACs)" in out
+    code, out, _ = cli(["check", LENET, "--flops", "--json"], capsys)
+    doc = json.loads(out)
+    assert doc["totals"]["flops"] == 2 * doc["totals"]["macs"] == 833_040
+    assert all(layer["flops"] == 2 * layer["macs"] for layer in doc["layers"])
+    code, out, _ = cli(["check", LENET, "--json"], capsys)
+    assert "flops" not in json.loads(out)["totals"]  # only when asked: the schema's figures stay
+    code, out, _ = cli(["check", LENET], capsys)
+    assert "FLOPs" not in out

@@ -30,6 +30,9 @@ def register(commands) -> None:
                        help="optional columns, comma-separated: rf (receptive field), jump (effective "
                             "stride), start (centre of the first unit), from (each row's inputs; "
                             "shown by default when the graph branches); e.g. --columns rf,jump,start")
+    check.add_argument("--flops", action="store_true",
+                       help="also show FLOPs, 2 x MACs (a multiply and an add each), in the table, "
+                            "the totals and --json")
     check.set_defaults(handler=run)
 
 
@@ -52,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         from netspec.report import to_json
 
         graph = result.graph if result.ok else None
-        print(json.dumps(to_json(graph, diagnostics, str(args.spec), args.depth, args.explain), indent=2))
+        print(json.dumps(to_json(graph, diagnostics, str(args.spec), args.depth, args.explain, args.flops), indent=2))
         return EXIT_OK if result.ok else EXIT_SPEC
     if diagnostics:
         print_diagnostics(diagnostics, result.diagnostics.sources)
@@ -60,5 +63,6 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_SPEC
     from netspec.report import render_table
 
-    render_table(result.graph, args.depth, styled=color(sys.stdout), explain=args.explain, columns=columns)
+    render_table(result.graph, args.depth, styled=color(sys.stdout), explain=args.explain, columns=columns,
+                 flops=args.flops)
     return EXIT_OK
