@@ -116,3 +116,10 @@ def test_the_zoo_section_quotes_a_real_spec_and_the_real_table():
     assert (ROOT / "specs" / "resnet101.net").read_text(encoding="utf-8") in text
     table = text.split("<!-- zoo table -->\n", 1)[1].split("<!-- end zoo table -->", 1)[0]
     assert table.strip().splitlines() == zoo_table.rows()
+
+
+def test_the_vit_table_is_real():
+    command = "netspec check specs/vit_b_16.net --depth 1"
+    result = run(*command.split()[1:])
+    expected = [line.rstrip() for line in quoted_output(command).splitlines()]
+    assert [line.rstrip() for line in result.stdout.splitlines()] == expected
