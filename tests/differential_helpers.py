@@ -93,6 +93,7 @@ class Chain:
     name: str
     source: str
     layers: list[Layer]
+    layout: str | None = None   # the binding's declared layout where it is not the network's (a matmul operand)
 
     def node_names(self) -> list[str]:
         """Layer names by the README's rule: a chain of one layer is the binding's name, else
@@ -108,12 +109,13 @@ class Chain:
 @dataclass
 class Merge:
     name: str
-    kind: str               # "add" or "concat"
+    kind: str               # "add", "concat" or "matmul"
     sources: list[str]
     axis: Any = None        # concat: as written ("H", 2, -1, ...), None for the default
     axis_keyword: str = "axis"
     form: str = "call"      # "call": add(a, b) / concat(a, b); "arrow": a -> add(b); "plus": a + b
     axis_letter: str = "C"  # the axis joined, as a layout letter
+    layouts: list | None = None  # matmul: each operand's declared layout
 
     def node_names(self) -> list[str]:
         return [self.name]
@@ -162,6 +164,18 @@ class Net:
     outputs: list[str]
     order: list[int]             # the order the statements are written in (bindings may come in any order)
     opset: int = 17
+    image: tuple | None = None   # a patch-embedding network: the image input's (C, H, W), declared NCHW;
+                                 # layout, c and sizes are then the tokens' (NLC, E, (L,)) after the first chain
+    write_image_layout: bool = False
+
+    @property
+    def input_layout(self) -> str:
+        return "NCHW" if self.image else self.layout
+
+    @property
+    def input_shape(self) -> tuple:
+        """The input's canonical shape without the batch: (C, *spatial)."""
+        return self.image if self.image else (self.c, *self.sizes)
 
     @property
     def rank(self) -> int:
@@ -173,8 +187,11 @@ class Net:
         return "NC" + LETTERS[self.rank]
 
     def text(self) -> str:
-        dims = {"N": "N", "C": str(self.c), **{a: str(n) for a, n in zip(LETTERS[self.rank], self.sizes)}}
-        decl = f"f32[{', '.join(dims[a] for a in self.layout)}]" + (f" {self.layout}" if self.write_layout else "")
+        if self.image:
+            decl = f"f32[N, {', '.join(map(str, self.image))}]" + (" NCHW" if self.write_image_layout else "")
+        else:
+            dims = {"N": "N", "C": str(self.c), **{a: str(n) for a, n in zip(LETTERS[self.rank], self.sizes)}}
+            decl = f"f32[{', '.join(dims[a] for a in self.layout)}]" + (f" {self.layout}" if self.write_layout else "")
         lines = ["network diff", f"input x: {decl}"]
         lines += [self.statements[i].text() for i in self.order]
         lines.append("output " + ", ".join(self.outputs))
@@ -605,6 +622,133 @@ def draw_spatial_layer(draw, shape):
     return draw_activation(draw, shape, flat=False)
 
 
+# ---------------------------------------------------------------------------- tokens
+#
+# Tokens are the 1-D networks' tensors read as [N, L, E]: canonically (N, C, L), the embedding E
+# the channels, in any layout (netspec reads attention's axes by role). A patch-embedding network
+# makes them from an image as a ViT does: `conv(E, p, stride=p) -> flatten(2, layout="NCL") ->
+# permute(0, 2, 1)`, [N, L, E] NLC from there on.
+
+
+def draw_attention(draw, shape):
+    """multihead_attention(num_heads), the twin nn.MultiheadAttention(E, heads, batch_first=True)."""
+    e = shape[0]
+    heads = draw(st.sampled_from(divisors(e)))
+    args, kwargs = (heads,), {}
+    dropout = draw(st.sampled_from([0.0, 0.0, 0.1]))
+    if dropout or draw(st.integers(0, 3)) == 0:
+        args += (dropout,)
+    bias = draw(st.integers(0, 3)) > 0
+    if not bias or draw(st.integers(0, 3)) == 0:
+        kwargs["bias"] = bias
+    return Layer("multihead_attention", args, kwargs, dict(heads=heads, dropout=dropout, bias=bias)), shape
+
+
+def draw_channels_last_linear(draw, shape):
+    """linear over the channels of a channels-last tensor, at every position (nn.Linear on the last axis)."""
+    out = draw(st.integers(1, MAX_CH))
+    bias = draw(st.booleans())
+    return Layer("linear", (out,), {} if bias else {"bias": False}, dict(out=out, bias=bias)), (out, *shape[1:])
+
+
+def draw_chain_layer(draw, shape, layout: str, tokens: bool = False):
+    """A layer of a chain: mostly draw_spatial_layer; over tokens (a 1-D tensor) now and then
+    attention, layernorm or a linear (channels last), more often in a patch-embedding network."""
+    rank = len(shape) - 1
+    last = layout[-1] == "C"
+    odds = 2 if tokens else 6 if rank == 1 else 12 if last else 0
+    if odds and draw(st.integers(0, odds - 1)) == 0:
+        kinds = (["attention", "attention", "layernorm"] if rank == 1 else []) + (["linear"] if last else [])
+        kind = draw(st.sampled_from(kinds))
+        if kind == "attention":
+            return draw_attention(draw, shape)
+        if kind == "linear":
+            return draw_channels_last_linear(draw, shape)
+        return Layer("layernorm"), shape
+    return draw_spatial_layer(draw, shape)
+
+
+def draw_patch_embedding(draw, names: Names):
+    """An NCHW image to tokens: conv(E, p, stride=p) -> flatten(2, layout="NCL") -> permute(0, 2, 1).
+    Returns the chain, the image's (C, H, W) and the tokens' (E, L)."""
+    low, high = INPUT_SIZES[2]
+    c, h, w = draw(st.integers(1, 4)), draw(st.integers(low, high)), draw(st.integers(low, high))
+    p = draw(st.sampled_from([q for q in (2, 4, 5, 8) if (h // q) * (w // q) <= MAX_SIZE[1]]))
+    e = draw(st.sampled_from([1, 2, 4, 6, 8, 12]))
+    bias = draw(st.booleans())
+    conv = Layer("conv", (e, p), {"stride": p} if bias else {"stride": p, "bias": False},
+                 dict(out=e, kernel=(p, p), stride=(p, p), dilation=(1, 1), padding=0, pads=[(0, 0)] * 2,
+                      groups=1, bias=bias))
+    flatten = _rearranged("flatten", (draw(st.sampled_from([2, "H", -2])),), {"layout": "NCL"}, "NCHW", "NCL",
+                          lambda t: t.flatten(2))
+    perm = draw(st.sampled_from([(0, 2, 1), ((0, 2, 1),), ("NLC",)]))
+    permute = _rearranged("permute", perm, {}, "NCL", "NLC", lambda t: t.permute(0, 2, 1))
+    length = (h // p) * (w // p)
+    return Chain(names.fresh(), "x", [conv, flatten, permute]), (c, h, w), (e, length)
+
+
+def matmul_ok(layout: str) -> bool:
+    """README: matmul's batch is a leading axis (not among the last two)."""
+    return layout.index("N") < len(layout) - 2
+
+
+def draw_matmul(draw, names: Names, source: str, shape, layout: str):
+    """`matmul(a, b)` of two activations from `source` ([..., M, K] in the declared layout): b is
+    the source transposed on its last two axes ([..., K, P], P <= M after a narrow), or the
+    source itself (or an activation of it) when M == K; now and then one operand narrowed to 1 on
+    a leading axis (broadcast). The twin is torch.matmul on the declared tensors."""
+    rank = len(shape) - 1
+    letters = "C" + LETTERS[rank]
+    size = dict(zip(letters, shape))
+    m_letter, k_letter = layout[-2], layout[-1]
+    lead = [a for a in layout[:-2] if a != "N"]
+    a_size, b_size = dict(size), dict(size)
+    statements, a_layers, b_layers = [], [], []
+    if lead and draw(st.booleans()):   # broadcast a leading axis of size 1 against the other's
+        letter = draw(st.sampled_from(lead))
+        axis = layout.index(letter)
+        start = draw(st.integers(0, size[letter] - 1))
+        narrow = _rearranged("narrow", (_letter_or_index(draw, layout, axis), start, 1), {}, layout, layout,
+                             lambda t, a=axis, b=start: t.narrow(a, b, 1))
+        if draw(st.booleans()):
+            a_layers.append(narrow)
+            a_size[letter] = 1
+        else:
+            b_layers.append(narrow)
+            b_size[letter] = 1
+    if draw(st.booleans()):
+        layer, _ = draw_activation(draw, (size["C"],), flat=True)   # softmax/log_softmax over C
+        b_layers.append(layer)
+    b_layout = layout
+    if size[m_letter] == size[k_letter] and draw(st.booleans()):
+        p = size[k_letter]   # square: b in the source's layout
+    else:
+        cap = MAX_CH if k_letter == "C" else MAX_SIZE[rank]
+        m = size[m_letter]
+        p = draw(st.integers(1, min(m, cap)))
+        axis = layout.index(m_letter)
+        if p < m or draw(st.integers(0, 3)) == 0:
+            start = draw(st.integers(0, m - p))
+            b_layers.append(_rearranged("narrow", (_letter_or_index(draw, layout, axis), start, p), {}, layout,
+                                        layout, lambda t, a=axis, b=start, k=p: t.narrow(a, b, k)))
+        b_layout = layout[:-2] + k_letter + m_letter
+        r = len(layout)
+        args = draw(st.sampled_from([(-2, -1), (-1, -2), (r - 2, r - 1), (m_letter, k_letter)]))
+        b_layers.append(_rearranged("transpose", args, {}, layout, b_layout,
+                                    lambda t: t.transpose(-2, -1)))
+    operands = []
+    for layers, lay in ((a_layers, layout), (b_layers, b_layout)):
+        if layers:
+            statements.append(Chain(names.fresh(), source, layers, layout=None if lay == layout else lay))
+            operands.append(statements[-1].name)
+        else:
+            operands.append(source)
+    out = {a: max(a_size[a], b_size[a]) for a in letters}
+    out[m_letter], out[k_letter] = a_size[m_letter], p
+    statements.append(Merge(names.fresh(), "matmul", operands, layouts=[layout, b_layout]))
+    return statements, tuple(out[a] for a in letters)
+
+
 # ---------------------------------------------------------------------------- merges
 
 
@@ -931,18 +1075,28 @@ INPUT_SIZES = {1: (8, 48), 2: (8, 40), 3: (3, 10)}
 
 @st.composite
 def networks(draw) -> Net:
-    rank = draw(st.sampled_from([2, 2, 1, 3]))   # half the networks 2-D, a quarter each 1-D and 3-D
-    layout = draw(st.sampled_from(LAYOUTS[rank]))
-    write_layout = layout != "NC" + LETTERS[rank] or draw(st.booleans())
-    c = draw(st.integers(1, 8))
-    low, high = INPUT_SIZES[rank]
-    sizes = tuple(draw(st.integers(low, high)) for _ in range(rank))
     names = Names()
     statements: list = []
-    current, shape = "x", (c, *sizes)
+    image = None
+    if draw(st.integers(0, 7)) == 0:   # a ViT's patch embedding: the rest of the network works on tokens
+        patches, image, shape = draw_patch_embedding(draw, names)
+        rank, layout, write_layout = 1, "NLC", draw(st.booleans())
+        c, sizes = shape[0], tuple(shape[1:])
+        statements.append(patches)
+        current = patches.name
+    else:
+        rank = draw(st.sampled_from([2, 2, 1, 3]))   # half the networks 2-D, a quarter each 1-D and 3-D
+        layout = draw(st.sampled_from(LAYOUTS[rank]))
+        write_layout = layout != "NC" + LETTERS[rank] or draw(st.booleans())
+        c = draw(st.integers(1, 8))
+        low, high = INPUT_SIZES[rank]
+        sizes = tuple(draw(st.integers(low, high)) for _ in range(rank))
+        current, shape = "x", (c, *sizes)
     for _ in range(draw(st.integers(1, 5))):
         if draw(st.integers(0, 4)) == 0:
             new, shape = draw_rearrange(draw, names, current, shape, layout)
+        elif matmul_ok(layout) and draw(st.integers(0, 6)) == 0:
+            new, shape = draw_matmul(draw, names, current, shape, layout)
         elif draw(st.integers(0, 3)) == 0:
             new, shape = draw_merge(draw, names, current, shape)
             for s in new:
@@ -952,7 +1106,7 @@ def networks(draw) -> Net:
         else:
             layers = []
             for _ in range(draw(st.integers(1, 3))):
-                layer, shape = draw_spatial_layer(draw, shape)
+                layer, shape = draw_chain_layer(draw, shape, layout, tokens=image is not None)
                 layers.append(layer)
             new = [Chain(names.fresh(), current, layers)]
         statements += new
@@ -997,7 +1151,8 @@ def networks(draw) -> Net:
         opset = max(opset, 17)   # README: ONNX has LayerNormalization from opset 17
     if "pool_ceil_mode_mixed_axes" in KNOWN_BUGS and any(layer.sem.get("mixed_ceil") for layer in layers):
         opset = 22
-    return Net(layout, write_layout, c, sizes, statements, extra + [current], list(order), opset)
+    return Net(layout, write_layout, c, sizes, statements, extra + [current], list(order), opset,
+               image=image, write_image_layout=bool(image) and draw(st.booleans()))
 
 
 # ============================================================================ the torch twin
@@ -1088,7 +1243,11 @@ class Twin:
                     self.layers[name] = t
             else:
                 ts = [self.bindings[n] for n in s.sources]
-                if s.kind == "add":
+                if s.kind == "matmul":   # torch.matmul on the declared tensors, back to canonical
+                    declared = [u.permute(*[canonical_order(lay).index(i) for i in range(len(lay))])
+                                for u, lay in zip(ts, s.layouts)]
+                    t = torch.matmul(*declared).permute(*canonical_order(s.layouts[0]))
+                elif s.kind == "add":
                     t = ts[0]
                     for other in ts[1:]:
                         t = t + other
@@ -1161,8 +1320,19 @@ class Twin:
         if k == "flatten":  # the batch, then every other axis in the declared layout's order
             perm = [0] + [self.net.canonical.index(letter) for letter in self.net.layout if letter != "N"]
             return x.permute(*perm).flatten(1)
-        if k == "linear":
-            return self.module(nn.Linear(x.shape[1], a["out"], a["bias"]), name)(x)
+        if k == "linear":   # [N, features], or over the channels of a channels-last tensor
+            m = self.module(nn.Linear(x.shape[1], a["out"], a["bias"]), name)
+            return m(x) if flat else channels_first(m(channels_last(x)))
+        if k == "multihead_attention":   # tokens (N, E, L) canonically; batch_first reads (N, L, E)
+            e = x.shape[1]
+            m = nn.MultiheadAttention(e, a["heads"], dropout=a["dropout"], bias=a["bias"], batch_first=True)
+            if a["bias"]:   # PyTorch starts them at zero: away from it, so they matter
+                with torch.no_grad():
+                    m.in_proj_bias.copy_(torch.randn(3 * e, generator=self.generator) * 0.5)
+                    m.out_proj.bias.copy_(torch.randn(e, generator=self.generator) * 0.5)
+            m = self.module(m, name)
+            tokens = x.transpose(1, 2)
+            return m(tokens, tokens, tokens, need_weights=False)[0].transpose(1, 2)
         if k == "batchnorm":   # BatchNorm1d takes [N, C] and [N, C, L]
             module = getattr(nn, f"BatchNorm{max(r, 1)}d")
             return self.module(module(x.shape[1]), name, randomize=True)(x)
@@ -1246,7 +1416,7 @@ def check_network(net: Net, numerics: bool = True) -> None:
 
         stage = "torch"
         rng = np.random.default_rng(zlib.crc32(text.encode()))
-        x = rng.standard_normal((BATCH, net.c, *net.sizes)).astype(np.float32)
+        x = rng.standard_normal((BATCH, *net.input_shape)).astype(np.float32)
         twin = Twin(net)
         with torch.no_grad():
             twin.run(torch.from_numpy(x.copy()))
@@ -1270,10 +1440,11 @@ def check_network(net: Net, numerics: bool = True) -> None:
             raise Disagreement("layer shapes differ from torch:\n  " + "\n  ".join(problems))
 
         stage = "onnx"
-        results = compiled.run({"x": to_declared(x, net.layout, net.canonical)}, weights=twin.weights,
-                               opset=net.opset)
+        results = compiled.run({"x": to_declared(x, net.input_layout, "NC" + LETTERS[len(net.input_shape) - 1])},
+                               weights=twin.weights, opset=net.opset)
+        layouts = {s.name: s.layout for s in net.statements if getattr(s, "layout", None)}
         for out in net.outputs:
-            want = to_declared(twin.bindings[out].numpy(), net.layout, net.canonical)
+            want = to_declared(twin.bindings[out].numpy(), layouts.get(out, net.layout), net.canonical)
             declared = [BATCH if d == "N" else d for d in graph.node(dict(graph.outputs)[out]).output.shape]
             got = results[out]
             if list(got.shape) != declared or got.shape != want.shape:

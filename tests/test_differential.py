@@ -19,6 +19,14 @@ the branches' shapes matched by construction) of
   replicate); adaptive (average and max) and global pools;
 - batchnorm, layernorm, groupnorm; relu, leaky_relu, sigmoid, tanh, relu6, hardsigmoid,
   hardswish, gelu, silu, elu, prelu, softmax (axis as a letter or an index), dropout, identity;
+- tokens [N, L, E] (the 1-D networks' tensors, or an NCHW image's patch embedding
+  `conv(E, p, stride=p) -> flatten(2, layout="NCL") -> permute(0, 2, 1)`, NLC): multihead_attention
+  (heads dividing E, dropout, bias on/off; twin nn.MultiheadAttention(E, heads, batch_first=True)
+  with netspec's weights, need_weights=False), layernorm, linear over the channels of a
+  channels-last tensor (any rank);
+- matmul(a, b) of two activations (torch.matmul on the declared tensors): b the source
+  transposed on its last two axes (and narrowed), or the source when square, one operand now and
+  then narrowed to 1 on a leading axis (broadcast);
 - sometimes a head: flatten, linear layers (bias on/off), activations, norms.
 Bindings are sometimes written out of order and some intermediate bindings are outputs too;
 the ONNX opset is one of 13, 17, 18, 20, 22.

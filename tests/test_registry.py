@@ -21,11 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Kinds the differential fuzzer does not generate, and why. Anything else it must generate.
 NOT_GENERATED: dict[str, str] = {
-    "matmul": "not yet generated (issue 13's next increment); checked against torch.matmul with broadcast, "
-              "channels-last and param operands in test_parity_layers",
-    "multihead_attention": "takes 3-D tokens [N, L, E] made by a patch embedding, which the fuzzer's image "
-                           "networks do not make; checked against nn.MultiheadAttention (its state_dict "
-                           "loaded unchanged) in test_parity_layers and in test_attention's tiny ViT",
     "mul": "checked against torch.mul (and broadcast gates) in test_parity_layers",
     "identity": "checked against nn.Identity in test_parity_layers",
     "cast": "changes the dtype, which the fuzzer keeps f32; checked against torch's .to() in "
