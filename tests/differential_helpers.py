@@ -1369,9 +1369,8 @@ class Twin:
 
 def to_canonical(shape: tuple, layout: str, canonical: str) -> tuple:
     """A netspec shape in its declared layout, in canonical (N, C, *spatial) order (2-D shapes
-    are (N, C)); axes without a role last, in their declared order (README)."""
-    if len(shape) == 2:
-        return tuple(shape)
+    are (N, C), an LN one after a select too); axes without a role last, in their declared order
+    (README)."""
     return tuple(shape[i] for i in canonical_order(layout))
 
 
