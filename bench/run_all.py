@@ -493,7 +493,7 @@ def bench_inference(s: Settings, targets: list[Target]) -> Section:
                 gb = onnx_speed.optimized_graph(b_bytes, session_options)
                 if ga == gb:
                     same = "yes"
-                elif sorted(ga) == sorted(gb):
+                elif sorted(ga, key=repr) == sorted(gb, key=repr):
                     same = f"same {len(ga)} nodes, in another order"
                 else:
                     same = f"no ({len(ga)} / {len(gb)} nodes)"
