@@ -62,7 +62,7 @@ _SCRIPT = Path(PYTHON).parent / "netspec"
 NETSPEC = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "netspec"]
 CHECK_MODELS = ("alexnet", "resnet50", "efficientnet_b0")
 EXPORT_MODELS = ("alexnet", "resnet50")
-INFER_MODELS = ("alexnet", "resnet50")
+INFER_MODELS = ("alexnet", "resnet50", "vit_b_16")
 SCALES = (100, 1_000, 10_000)
 # the zoo's largest specs: by layers (efficientnet_b7, densenet201, resnet152) and by parameters
 # (regnet_y_128gf, 645 M), and a 3-D one (s3d)
@@ -493,7 +493,7 @@ def bench_inference(s: Settings, targets: list[Target]) -> Section:
                 gb = onnx_speed.optimized_graph(b_bytes, session_options)
                 if ga == gb:
                     same = "yes"
-                elif sorted(ga) == sorted(gb):
+                elif sorted(ga, key=repr) == sorted(gb, key=repr):
                     same = f"same {len(ga)} nodes, in another order"
                 else:
                     same = f"no ({len(ga)} / {len(gb)} nodes)"

@@ -153,6 +153,17 @@ def test_tiny_vit_onnx_passes_full_check_and_shape_inference():
     assert not problems, "\n".join(problems)
 
 
+def test_tiny_vit_onnx_keeps_tokens_nlc_for_linears():
+    """The MLP's linears on tokens lower to MatMul between Transposes, not to 1x1 convolutions:
+    onnxruntime then cancels the Transposes and fuses a Gemm, as for torch.onnx.export's ViT
+    (bench/run_all.py section 4: ViT-B/16 was 11% slower than torch's ONNX with Conv)."""
+    net = netspec.load(TINY_VIT).check()
+    model = lower(net.graph, zero_weights(net), DEFAULT_OPSET, None)
+    ops = [n.op_type for n in model.graph.node]
+    assert ops.count("Conv") == 1  # conv_proj only
+    assert ops.count("MatMul") == 2 * (4 + 2)  # per layer: in_proj, QK^T, AV, out_proj, mlp.0, mlp.3
+
+
 def test_matmul_shape_macs_and_mismatch(tmp_path):
     net = compile_text(tmp_path, "network t\ninput a: f32[N, 2, 5, 4]\ninput b: f32[N, 1, 4, 3]\n"
                                  "y = matmul(a, b)\noutput y\n")

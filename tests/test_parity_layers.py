@@ -209,6 +209,9 @@ CASES: list[Case] = [
     Case("linear-nhwc", "linear", "y = x -> linear(6)", mod(lambda: nn.Linear(3, 6)), inputs={"x": NHWC}),
     Case("linear-nlc-nobias", "linear", "y = x -> linear(5, bias=false)",
          mod(lambda: nn.Linear(4, 5, bias=False)), inputs={"x": "f32[N, 10, 4] NLC"}),
+    # tokens with a bias: lowered as Transpose, MatMul, Add, Transpose (not a 1x1 convolution)
+    Case("linear-nlc", "linear", "y = x -> linear(6)", mod(lambda: nn.Linear(4, 6)),
+         inputs={"x": "f32[N, 10, 4] NLC"}),
     Case("log_softmax", "log_softmax", "y = x -> log_softmax", fn(lambda x: F.log_softmax(x, 1)),
          inputs={"x": X2}, scale=3.0),
     Case("log_softmax-axis-w", "log_softmax", 'y = x -> log_softmax("W")', fn(lambda x: F.log_softmax(x, 3)),
