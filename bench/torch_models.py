@@ -15,7 +15,6 @@ import importlib.util
 import sys
 from pathlib import Path
 
-import torch
 from torch import nn
 
 _TESTS_MODELS = Path(__file__).resolve().parent.parent / "tests" / "torch_models.py"
@@ -171,59 +170,5 @@ MODELS = {"alexnet": AlexNet, "resnet18": ResNet18, "resnet50": ResNet50, "effic
 
 # ----------------------------------------------------------------------------- ViT-B/16
 
-
-class EncoderBlock(nn.Module):
-    """torchvision's EncoderBlock: pre-norm self-attention (nn.MultiheadAttention, batch_first)
-    and an MLPBlock (linear, GELU, dropout, linear, dropout: keys mlp.0 and mlp.3)."""
-
-    def __init__(self, heads: int, d: int, mlp: int):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(d, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.ln_2 = nn.LayerNorm(d, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(d, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, d), nn.Dropout(0.0))
-
-    def forward(self, input):
-        x = self.ln_1(input)
-        x, _ = self.self_attention(x, x, x, need_weights=False)
-        x = self.dropout(x) + input
-        return x + self.mlp(self.ln_2(x))
-
-
-class Encoder(nn.Module):
-    def __init__(self, seq: int, layers: int, heads: int, d: int, mlp: int):
-        super().__init__()
-        self.pos_embedding = nn.Parameter(torch.empty(1, seq, d).normal_(std=0.02))
-        self.dropout = nn.Dropout(0.0)
-        self.layers = nn.Sequential()
-        for i in range(layers):
-            self.layers.add_module(f"encoder_layer_{i}", EncoderBlock(heads, d, mlp))
-        self.ln = nn.LayerNorm(d, eps=1e-6)
-
-    def forward(self, x):
-        return self.ln(self.layers(self.dropout(x + self.pos_embedding)))
-
-
-class VisionTransformer(nn.Module):
-    """torchvision's VisionTransformer (torchvision.models.vision_transformer) at inference, in plain
-    torch: patch convolution, class token, encoder, the class token's output to heads.head."""
-
-    def __init__(self, image: int = 224, patch: int = 16, layers: int = 12, heads: int = 12, d: int = 768,
-                 mlp: int = 3072, classes: int = 1000):
-        super().__init__()
-        self.d = d
-        self.conv_proj = nn.Conv2d(3, d, patch, stride=patch)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.encoder = Encoder((image // patch) ** 2 + 1, layers, heads, d, mlp)
-        self.heads = nn.Sequential()
-        self.heads.add_module("head", nn.Linear(d, classes))
-
-    def forward(self, x):
-        n = x.shape[0]
-        x = self.conv_proj(x).reshape(n, self.d, -1).permute(0, 2, 1)
-        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
-        return self.heads(self.encoder(x)[:, 0])
-
-
+VisionTransformer = _tests.VisionTransformer  # its defaults are ViT-B/16's
 MODELS["vit_b_16"] = VisionTransformer

@@ -63,55 +63,13 @@ def test_class_token_with_a_batch_size(tmp_path):
 
 torch = pytest.importorskip("torch")
 nn = torch.nn
+import torch_models as tm  # noqa: E402  (tests/ is on sys.path)
 
 
-class EncoderBlock(nn.Module):
-    def __init__(self, heads, d, mlp):
-        super().__init__()
-        self.ln_1 = nn.LayerNorm(d, eps=1e-6)
-        self.self_attention = nn.MultiheadAttention(d, heads, batch_first=True)
-        self.dropout = nn.Dropout(0.0)
-        self.ln_2 = nn.LayerNorm(d, eps=1e-6)
-        self.mlp = nn.Sequential(nn.Linear(d, mlp), nn.GELU(), nn.Dropout(0.0), nn.Linear(mlp, d), nn.Dropout(0.0))
-
-    def forward(self, input):
-        x = self.ln_1(input)
-        x, _ = self.self_attention(x, x, x, need_weights=False)
-        x = self.dropout(x) + input
-        return x + self.mlp(self.ln_2(x))
-
-
-class Encoder(nn.Module):
-    def __init__(self, seq, layers, heads, d, mlp):
-        super().__init__()
-        self.pos_embedding = nn.Parameter(torch.empty(1, seq, d).normal_(std=0.02))
-        self.dropout = nn.Dropout(0.0)
-        self.layers = nn.Sequential(*[nn.Identity()] * 0)
-        for i in range(layers):
-            self.layers.add_module(f"encoder_layer_{i}", EncoderBlock(heads, d, mlp))
-        self.ln = nn.LayerNorm(d, eps=1e-6)
-
-    def forward(self, x):
-        return self.ln(self.layers(self.dropout(x + self.pos_embedding)))
-
-
-class TinyViT(nn.Module):
-    """torchvision's VisionTransformer, in plain torch, at 32x32, patch 8, 2 layers."""
-
-    def __init__(self, image=32, patch=8, layers=2, heads=4, d=32, mlp=64, classes=10):
-        super().__init__()
-        self.patch, self.d = patch, d
-        self.conv_proj = nn.Conv2d(3, d, patch, stride=patch)
-        self.class_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.encoder = Encoder((image // patch) ** 2 + 1, layers, heads, d, mlp)
-        self.heads = nn.Sequential()
-        self.heads.add_module("head", nn.Linear(d, classes))
-
-    def forward(self, x):
-        n = x.shape[0]
-        x = self.conv_proj(x).reshape(n, self.d, -1).permute(0, 2, 1)
-        x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
-        return self.heads(self.encoder(x)[:, 0])
+def TinyViT():
+    """torchvision's VisionTransformer in plain torch (tests/torch_models.py), at 32x32, patch 8,
+    2 layers of 4 heads, width 32: examples/tiny_vit.net's twin."""
+    return tm.VisionTransformer(image=32, patch=8, layers=2, heads=4, d=32, mlp=64, classes=10)
 
 
 def test_tiny_vit_matches_torch():
