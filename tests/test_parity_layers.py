@@ -144,16 +144,6 @@ def channels_norm(c: int) -> Callable:
     return ref
 
 
-def layernorm2d(factory_c: int) -> Callable:
-    """ConvNeXt's LayerNorm2d: nn.LayerNorm(C) at each position of an NCHW tensor."""
-    def ref(xs):
-        torch.manual_seed(0)
-        m = randomize(nn.LayerNorm(factory_c)).eval()
-        (x,) = xs.values()
-        return m(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2), state(m)
-    return ref
-
-
 class _Permute(nn.Module):
     """torchvision.ops.Permute, without torchvision."""
 
@@ -228,7 +218,7 @@ CASES: list[Case] = [
     Case("batchnorm-noaffine", "batchnorm", "y = x -> batchnorm(affine=false)",
          mod(lambda: nn.BatchNorm2d(4, affine=False))),
     Case("layernorm-nc", "layernorm", "y = x -> layernorm", mod(lambda: nn.LayerNorm(12)), inputs={"x": X2}),
-    Case("layernorm-nchw", "layernorm", "y = x -> layernorm", layernorm2d(4)),
+    Case("layernorm-nchw", "layernorm", "y = x -> layernorm", channels_norm(4)),  # ConvNeXt's LayerNorm2d
     Case("layernorm-nobias", "layernorm", "y = x -> layernorm(bias=false)",
          mod(lambda: nn.LayerNorm(12, bias=False)), inputs={"x": X2}),
     Case("groupnorm", "groupnorm", "y = x -> groupnorm(2)", mod(lambda: nn.GroupNorm(2, 4))),
