@@ -132,7 +132,7 @@ class Network:
         graph = self.check().graph
         dtypes = graph.parameter_dtypes()
         out = {}
-        for key, spec in graph.parameter_specs().items():
+        for key, spec in graph.state_dict_specs().items():
             out[key] = {"shape": spec.shape, "dtype": dtypes[key], "trainable": spec.trainable}
         return out
 

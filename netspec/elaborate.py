@@ -32,6 +32,7 @@ from netspec.graph import BlockInstance, Graph, LayerNode
 from netspec.layers import LAYERS, ArgumentError, Layer
 from netspec.layers.base import show_value
 from netspec.infer import output_type
+from netspec.constants import Constant
 from netspec.owned import OWNED, Owned
 from netspec.types import DTYPES, FLOATS, MAX_SIZE, Layout, ShapeError, TensorType, representable
 
@@ -530,10 +531,11 @@ class Elaborator(Evaluator):
     def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
         return self._chain(chain, scope, bound)
 
-    def tensor_op(self, kind: str, operands: list[Tensor], expr: S.BinOp, scope: Scope,
-                  bound: str | None) -> Any:
-        inputs = [Argument(operand, side.span, side) for operand, side in zip(operands, (expr.left, expr.right))]
-        return self._layer_node(LAYERS[kind](), inputs, expr.span, scope, bound)
+    def tensor_op(self, kind: str, operands: list[Tensor], sides: list[S.Expr], span: Span, scope: Scope,
+                  bound: str | None, scalar: float | None = None) -> Any:
+        inputs = [Argument(operand, side.span, side) for operand, side in zip(operands, sides)]
+        layer = LAYERS[kind]() if scalar is None else LAYERS[kind](scalar=scalar)
+        return self._layer_node(layer, inputs, span, scope, bound)
 
     # ================================================================ chains and repeats
 
@@ -736,10 +738,13 @@ class Elaborator(Evaluator):
                                     rule=rule, hint=division_hint(size, arg.expr))
                     return POISON
                 shape.append(size)
+        known = ["init", "dtype"] + (["persistent"] if not cls.trainable else [])
         for key, arg in keywords.items():
-            if key not in ("init", "dtype"):
-                hint = did_you_mean(key, ["init", "dtype"]) or f"{kind} takes sizes, `init=` and `dtype=`"
-                if key == "requires_grad":
+            if key not in known:
+                hint = did_you_mean(key, known) or f"{kind} takes sizes, " + ", ".join(f"`{k}=`" for k in known)
+                if key == "persistent":
+                    hint = "a param is always in the state_dict; a constant outside it is a `buffer(..., persistent=false)`"
+                elif key == "requires_grad":
                     hint = ("a tensor that is not trained is a `buffer(...)`" if kind == "param"
                             else "a buffer is never trained; a trained tensor is a `param(...)`")
                 elif key in ("shape", "size"):
@@ -752,11 +757,17 @@ class Elaborator(Evaluator):
         init = self._owned_init(cls, keywords.get("init"), dtype, shape, rule)
         if init is POISON:
             return POISON
+        persistent = keywords["persistent"] if "persistent" in keywords else None
+        if persistent is not None and not isinstance(persistent.value, bool):
+            self.diag.error(f"`persistent` is true or false, got {kind_name(persistent.value)}", persistent.span,
+                            rule="persistent=false keeps a buffer out of the state_dict")
+            return POISON
         if name is None:
             self.diag.error(f"a {kind} needs a name: it is a state_dict key", call.span, rule=rule,
                             hint=f"bind it, `scale = {kind}(...)`, or label it, `scale: {kind}(...)`")
             return POISON
-        layer = cls.model_construct(shape=tuple(shape), dtype=dtype, init=init)
+        layer = cls.model_construct(shape=tuple(shape), dtype=dtype, init=init,
+                                    persistent=True if persistent is None else persistent.value)
         return self._layer_node(layer, [], call.span, scope, name)
 
     def _owned_dtype(self, cls: type[Owned], arg: Argument | None, rule: str) -> Any:
@@ -789,6 +800,17 @@ class Elaborator(Evaluator):
         elements = 1
         for size in shape:
             elements *= size
+        if isinstance(value, Constant):  # computed values (netspec.constants): their kind and count
+            if not value.integral and dtype not in FLOATS:
+                self.diag.error(f"`{value.call}` is real numbers; this {cls.kind} is {dtype}", arg.span, rule=rule,
+                                hint="give it a floating-point dtype, e.g. `dtype=f32`")
+                return POISON
+            if len(value) != elements:
+                self.diag.error(f"`{value.call}` gives {len(value):,} values, but the {cls.kind} "
+                                f"[{', '.join(map(str, shape))}] has {elements:,} elements", arg.span, rule=rule,
+                                hint="give the buffer as many elements as the function computes")
+                return POISON
+            return value
         if value == "normal" and isinstance(value, str):
             if dtype not in FLOATS:
                 self.diag.error(f"`init=\"normal\"` draws floating-point values; this {cls.kind} is {dtype}",
@@ -836,7 +858,8 @@ class Elaborator(Evaluator):
         t = self._type_of(positional[0].value.node)
         if t is None:
             return POISON  # a layer before it failed: inference reports that
-        if t.layout.is_unlaid:
+        by_index = name == "size" and len(positional) > 1 and isinstance(positional[1].value, int)
+        if t.layout.is_unlaid and not by_index:  # a param's sizes by index are known: `size(table, 1)`
             self.diag.error(f"`{name}` reads an activation's axes; `{positional[0].value.node}` is a tensor "
                             f"of the network's own, {t}, with no layout", positional[0].span,
                             rule=DESCRIPTIONS[name], hint="ask the activation it meets instead")

@@ -175,8 +175,10 @@ class Evaluator:
     def chain(self, chain: S.Chain, scope: Scope, bound: str | None) -> Any:
         raise NotImplementedError
 
-    def tensor_op(self, kind: str, operands: list[Tensor], expr: S.BinOp, scope: Scope,
-                  bound: str | None) -> Any:
+    def tensor_op(self, kind: str, operands: list[Tensor], sides: list[S.Expr], span: Span, scope: Scope,
+                  bound: str | None, scalar: float | None = None) -> Any:
+        """The layer of a tensor operator: `a + b` (add), `a * b` (mul), `a @ b` (matmul), or a
+        tensor and a number (`scalar`); `sides` are the tensors' expressions."""
         raise NotImplementedError
 
     def input_hint(self, scope: Scope) -> str:
@@ -325,7 +327,29 @@ class Evaluator:
         "/": lambda a, b: a / b, "//": lambda a, b: a // b, "%": lambda a, b: a % b,
         "**": lambda a, b: _power(a, b),
     }
-    _TENSOR_OPS = {"+": "add", "*": "mul"}
+    _TENSOR_OPS = {"+": "add", "*": "mul", "@": "matmul"}
+
+    def _scaled(self, expr: S.BinOp, left: Any, right: Any, scope: Scope, bound: str | None) -> Any:
+        """A tensor and a number: `q * d ** -0.5`, `16 * x`, `x / 8`, `x + 1`, `x - 0.5`, an
+        `add` or `mul` layer with the number as its `scalar` (a division multiplies by the
+        inverse, a subtraction adds the negation)."""
+        tensor_left = isinstance(left, Tensor)
+        tensor, number = (left, right) if tensor_left else (right, left)
+        side = expr.left if tensor_left else expr.right
+        allowed = ("+", "-", "*", "/") if tensor_left else ("+", "*")
+        if isinstance(number, bool) or not isinstance(number, (int, float)) or expr.op not in allowed:
+            what = kind_name(number)
+            written = "`x + n`, `n + x`, `x - n`, `x * n`, `n * x` and `x / n`"
+            self.diag.error(f"cannot combine a tensor and {what} with `{expr.op}`", expr.span,
+                            rule=f"`+` and `*` between tensors are element-wise; a tensor and a number "
+                                 f"combine as {written}")
+            return POISON
+        if expr.op == "/" and number == 0:
+            self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")
+            return POISON
+        scalar = {"-": -number, "/": 1 / number}.get(expr.op, number)
+        kind = "add" if expr.op in ("+", "-") else "mul"
+        return self.tensor_op(kind, [tensor], [side], expr.span, scope, bound, scalar=scalar)
 
     def binop(self, expr: S.BinOp, scope: Scope, bound: str | None) -> Any:
         left = self.expr(expr.left, scope, None)
@@ -341,15 +365,19 @@ class Evaluator:
             kind = self._TENSOR_OPS.get(expr.op)
             if kind is None:
                 self.diag.error(f"`{expr.op}` between tensors is not supported", expr.span,
-                                rule="tensors combine with `+` (add), `*` (multiply) or concat(...)")
+                                rule="tensors combine with `+` (add), `*` (multiply), `@` (matrix "
+                                     "product) or concat(...)")
                 return POISON
-            return self.tensor_op(kind, [left, right], expr, scope, bound)
-        if isinstance(left, Tensor) or isinstance(right, Tensor):
-            other = right if isinstance(left, Tensor) else left
-            self.diag.error(f"cannot combine a tensor and {kind_name(other)} with `{expr.op}`",
-                            expr.span, rule="`+` and `*` between tensors are element-wise; "
-                            "between numbers they are arithmetic")
+            return self.tensor_op(kind, [left, right], [expr.left, expr.right], expr.span, scope, bound)
+        if expr.op == "@":
+            other = left if not isinstance(left, Tensor) else right
+            self.diag.error(f"`@` multiplies two tensors; this operand is {kind_name(other)}",
+                            (expr.left if other is left else expr.right).span,
+                            rule="`a @ b` is the matrix product of tensors a and b",
+                            hint="scale a tensor with `*`: `x * 0.125`")
             return POISON
+        if isinstance(left, Tensor) or isinstance(right, Tensor):
+            return self._scaled(expr, left, right, scope, bound)
         numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (left, right))
         if not numeric:
             self.diag.error(f"cannot apply `{expr.op}` to {kind_name(left)} and {kind_name(right)}",

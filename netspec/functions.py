@@ -9,6 +9,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from netspec.constants import CONSTANTS
+from netspec.constants import DESCRIPTIONS as CONSTANT_DESCRIPTIONS
+
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
     """Round `value` to the nearest multiple of `divisor`, never below `min_value` (default:
@@ -34,6 +37,19 @@ def _ceil(value: float) -> int:
     return math.ceil(value)
 
 
+def _log(value: float) -> float:
+    """The natural logarithm (Swin V2's bound on its logit scale is log(100))."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"log takes a positive number, got {value!r}")
+    return math.log(value)
+
+
+def _sqrt(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise ValueError(f"sqrt takes a number >= 0, got {value!r}")
+    return math.sqrt(value)
+
+
 def _floor(value: float) -> int:
     return math.floor(value)
 
@@ -45,6 +61,9 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "ceil": _ceil,
     "floor": _floor,
     "make_divisible": make_divisible,
+    "log": _log,
+    "sqrt": _sqrt,
+    **CONSTANTS,
 }
 
 def _channels(t) -> int:
@@ -86,4 +105,7 @@ DESCRIPTIONS: dict[str, str] = {
     "floor": "`floor(x)`: the largest integer <= `x`",
     "make_divisible": "`make_divisible(v, divisor=8, min_value=divisor)`: `v` rounded to a multiple "
                       "of `divisor`, at least `min_value` and not 10% below `v` (MobileNet's channel rounding)",
+    "log": "`log(x)`: the natural logarithm of `x` > 0",
+    "sqrt": "`sqrt(x)`: the square root of `x` >= 0",
+    **CONSTANT_DESCRIPTIONS,
 }

@@ -73,7 +73,7 @@ class LayerNode:
 
     @property
     def buffers(self) -> int:
-        return sum(p.elements for p in self.params.values() if not p.trainable)
+        return sum(p.elements for p in self.params.values() if not p.trainable and p.persistent)
 
 
 class Graph:
@@ -142,6 +142,11 @@ class Graph:
         """Every parameter and buffer by its state_dict key, in order."""
         return {tensor_key(node.name, suffix): spec
                 for node in self for suffix, spec in node.params.items()}
+
+    def state_dict_specs(self) -> dict[str, ParamSpec]:
+        """The parameters and buffers a state_dict holds: all but the constants kept out of it
+        (`buffer(..., persistent=false)`)."""
+        return {key: spec for key, spec in self.parameter_specs().items() if spec.persistent}
 
     def parameter_dtypes(self) -> dict[str, str]:
         """Every parameter's and buffer's dtype, by state_dict key: its ParamSpec's own

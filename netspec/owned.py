@@ -12,6 +12,7 @@ classes are its rules: type, tensor, lowering. They are Layer subclasses kept ou
 
 from typing import Any, ClassVar
 
+from netspec.constants import Constant
 from netspec.layers.base import Layer, ParamSpec
 from netspec.types import Layout, TensorType
 
@@ -28,8 +29,10 @@ class Owned(Layer):
 
     shape: tuple[int, ...]
     dtype: str
-    # a number (every element), a tuple (the values, row-major), or "normal" (seeded N(0, 0.02^2))
+    # a number (every element), a tuple (the values, row-major; a netspec.constants.Constant
+    # when a function computed them), or "normal" (seeded N(0, 0.02^2))
     init: Any
+    persistent: bool = True  # in the state_dict (a buffer may be a constant outside it)
 
     def infer_dtype(self, inputs, names=()):
         return self.dtype
@@ -38,27 +41,36 @@ class Owned(Layer):
         return TensorType(self.dtype, tuple(self.shape), Layout.unlaid(len(self.shape)))
 
     def spec(self) -> ParamSpec:
+        shape, persistent = tuple(self.shape), self.persistent
         if isinstance(self.init, tuple):
-            return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "values", values=self.init)
+            return ParamSpec(shape, self.trainable, self.dtype, "values", values=self.init, persistent=persistent)
         if self.init == "normal":
-            return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "normal", NORMAL_STD)
-        return ParamSpec(tuple(self.shape), self.trainable, self.dtype, "fill", self.init)
+            return ParamSpec(shape, self.trainable, self.dtype, "normal", NORMAL_STD, persistent=persistent)
+        return ParamSpec(shape, self.trainable, self.dtype, "fill", self.init, persistent=persistent)
 
     def parameters(self, inputs, output):
         return {"": self.spec()}
 
     def describe(self, inputs):
+        kept = "" if self.persistent else " (not in the state_dict)"
+        return f"{self.kind} {self.dtype} {self._init_text()}{kept}"
+
+    def _init_text(self) -> str:
+        if isinstance(self.init, Constant):
+            return self.init.call
         if isinstance(self.init, tuple):
             init = "values"
         elif self.init == "normal":
             init = f"normal(std={NORMAL_STD})"
         else:
             init = f"= {self.init!r}" if not isinstance(self.init, bool) else f"= {str(self.init).lower()}"
-        return f"{self.kind} {self.dtype} {init}"
+        return init
 
     def attributes(self) -> dict[str, Any]:
-        init = list(self.init) if isinstance(self.init, tuple) else self.init
-        return {"shape": list(self.shape), "dtype": self.dtype, "init": init}
+        init = self.init.call if isinstance(self.init, Constant) else \
+            list(self.init) if isinstance(self.init, tuple) else self.init
+        out = {"shape": list(self.shape), "dtype": self.dtype, "init": init}
+        return out if self.persistent else {**out, "persistent": False}
 
     def lower(self, g, node, inputs, types, output):
         return g.param("")  # the initializer, named by the node's own state_dict key
@@ -71,7 +83,9 @@ class Param(Owned):
 
 
 class Buffer(Owned):
-    """`buffer(sizes..., init=..., dtype=...)`: a constant, as PyTorch's register_buffer."""
+    """`buffer(sizes..., init=..., dtype=..., persistent=...)`: a constant, as PyTorch's
+    register_buffer; `persistent=false` keeps it out of the state_dict (Swin's mask of shifted
+    windows, which torchvision computes in its forward)."""
 
     kind = "buffer"
     trainable = False

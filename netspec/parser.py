@@ -215,6 +215,7 @@ class _AstBuilder(Transformer_NonRecursive):
 
     add, sub, mul = _binop("+"), _binop("-"), _binop("*")
     div, floordiv, mod, pow = _binop("/"), _binop("//"), _binop("%"), _binop("**")
+    matmul_op = _binop("@")
 
     def compare(self, meta, children):
         left, op, right = children
@@ -306,7 +307,7 @@ _NAMED_TERMINALS = {"NAME": "a name", "INT": "an integer", "FLOAT": "a number",
                     "COMPARE": "a comparison"}
 _EXPRESSION_STARTS = {"NAME", "INT", "FLOAT", "STRING"}
 # After any value an operator could follow; naming them all in a message only hides the point.
-_OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "and", "or", "if"}
+_OPERATORS = {"+", "-", "*", "/", "//", "%", "**", "@", "and", "or", "if"}
 
 
 def _terminal_text(lark: Lark, name: str) -> str | None:

@@ -106,7 +106,7 @@ def totals(graph: Graph) -> Totals:
         for spec in node.params.values():
             if spec.trainable:
                 params += spec.elements
-            else:
+            elif spec.persistent:  # a constant outside the state_dict is no buffer of PyTorch's count
                 buffers += spec.elements
             size = DTYPES[spec.dtype] if spec.dtype in DTYPES else itemsize
             param_bytes += spec.elements * size

@@ -81,7 +81,7 @@ class TupleExpr(Node):
 
 
 class BinOp(Node):
-    op: Literal["+", "-", "*", "/", "//", "%", "**"]
+    op: Literal["+", "-", "*", "/", "//", "%", "**", "@"]
     left: Expr
     right: Expr
 

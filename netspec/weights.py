@@ -36,20 +36,33 @@ def initialize(graph: Graph, seed: int = 0, progress=None) -> dict[str, np.ndarr
     dtypes = parameter_dtypes(graph)
     weights: dict[str, np.ndarray] = {}
     for name, spec in graph.parameter_specs().items():
-        if spec.init == "uniform":
-            values = rng.uniform(-spec.scale, spec.scale, spec.shape)
-        elif spec.init == "fill":
-            values = np.full(spec.shape, spec.scale)
-        elif spec.init == "normal":
-            values = rng.normal(0.0, spec.scale, spec.shape)
-        elif spec.init == "values":
-            values = np.asarray(spec.values).reshape(spec.shape)
-        else:
-            values = np.zeros(spec.shape)
-        weights[name] = np.asarray(values, dtype=NUMPY_DTYPES[dtypes[name]])
+        weights[name] = np.asarray(_initial(spec, rng), dtype=NUMPY_DTYPES[dtypes[name]])
         if progress is not None:
             progress(spec.elements)
     return weights
+
+
+def _initial(spec, rng: np.random.Generator) -> np.ndarray:
+    if spec.init == "uniform":
+        return rng.uniform(-spec.scale, spec.scale, spec.shape)
+    if spec.init == "fill":
+        return np.full(spec.shape, spec.scale)
+    if spec.init == "normal":
+        return rng.normal(0.0, spec.scale, spec.shape)
+    if spec.init == "values":
+        return np.asarray(spec.values).reshape(spec.shape)
+    return np.zeros(spec.shape)
+
+
+def constants(graph: Graph) -> dict[str, np.ndarray]:
+    """The buffers kept out of the state_dict (`persistent=false`): no weights file holds them,
+    so they always take the spec's values."""
+    from netspec.lower import NUMPY_DTYPES
+
+    dtypes = parameter_dtypes(graph)
+    rng = np.random.default_rng(0)
+    return {name: np.asarray(_initial(spec, rng), dtype=NUMPY_DTYPES[dtypes[name]])
+            for name, spec in graph.parameter_specs().items() if not spec.persistent}
 
 
 def read_weights(path: Path) -> dict[str, np.ndarray]:
@@ -166,7 +179,7 @@ def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str,
     from netspec.lower import NUMPY_DTYPES
 
     tensors = rename(tensors, prefixes)
-    expected = graph.parameter_specs()
+    expected = graph.state_dict_specs()
     dtypes = parameter_dtypes(graph)
     problems: list[Diagnostic] = []
     missing = [name for name in expected if name not in tensors]
@@ -216,7 +229,8 @@ def check_weights(graph: Graph, tensors: dict[str, np.ndarray], source: str,
         out[name] = converted
     if problems:
         raise NetspecError(problems)
-    return out
+    kept_out = constants(graph)
+    return {name: out[name] if name in out else kept_out[name] for name in graph.parameter_specs()}
 
 
 def _dims(shape) -> str:

@@ -381,7 +381,7 @@ def test_dtype_rules_are_declared_once_per_layer_class():
     assert Layer.dtypes == FLOATS
     takes = {kind: cls.dtypes for kind, cls in LAYERS.items()}
     rearrangements = {"reshape", "unflatten", "squeeze", "unsqueeze", "permute", "transpose", "slice",
-                      "narrow", "select", "split", "chunk", "channel_shuffle"}
+                      "narrow", "select", "split", "chunk", "roll", "gather", "channel_shuffle"}
     assert {k for k, v in takes.items() if v == ANY_DTYPE} == {"flatten", "identity", "dropout", "pad",
                                                                "concat", "cast", "stochastic_depth",
                                                                *rearrangements}

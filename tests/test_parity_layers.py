@@ -17,6 +17,7 @@ from __future__ import annotations
 import re
 import zlib
 from dataclasses import dataclass, field
+import math
 from typing import Callable
 
 import numpy as np
@@ -363,6 +364,39 @@ CASES: list[Case] = [
     Case("matmul-param", "matmul", "w = param(4, 3)\ny = matmul(x, w)",
          lambda xs: (lambda w: (torch.matmul(xs["x"], w), {"w": w.numpy()}))(torch.randn(4, 3)),
          inputs={"x": "f32[N, 6, 5, 4] NHWC"}),
+    Case("matmul-operator-scaled", "matmul", "y = (a * 0.25) @ (b -> transpose(-2, -1)) / 2 - 1",
+         fn(lambda a, b: torch.matmul(a * 0.25, b.transpose(-2, -1)) / 2 - 1),
+         inputs={"a": "f32[N, 3, 5, 4]", "b": "f32[N, 3, 6, 4]"}),
+    # ---------------------------------------------------------------- window attention's pieces
+    Case("roll-hw", "roll", 'y = x -> roll((-3, 2), ("H", "W"))',
+         fn(lambda x: torch.roll(x, (-3, 2), (2, 3))), inputs={"x": X}),
+    Case("roll-nhwc", "roll", 'y = x -> roll(5, "W")',
+         fn(lambda x: torch.roll(x, 5, 2)), inputs={"x": "f32[N, 6, 7, 3] NHWC"}),
+    Case("gather-bias-table", "gather",
+         "table = param(9, 2)\nindex = buffer(16, dtype=i64, init=relative_position_index(2))\n"
+         "bias = gather(table, index) -> reshape((4, 4, 2)) -> permute(2, 0, 1)\ny = x + bias",
+         lambda xs: (lambda t: (xs["x"] + _swin_bias(t, 2), {"table": t.numpy(),
+                                                              "index": _swin_index(2).numpy()}))(torch.randn(9, 2)),
+         inputs={"x": "f32[N, 3, 2, 4, 4]"}),
+    Case("gather-activation-axis", "gather",
+         "index = buffer(2, 3, dtype=i64, init=(0, 2, 2, 1, 0, 1))\ny = gather(x, index, axis=2)",
+         lambda xs: (lambda i: (xs["x"][:, :, i], {"index": i.numpy()}))(torch.tensor([[0, 2, 2], [1, 0, 1]])),
+         inputs={"x": "f32[N, 4, 3, 5]"}),
+    Case("normalize-last", "normalize", "y = x -> normalize(-1)",
+         fn(lambda x: F.normalize(x, dim=-1)), inputs={"x": "f32[N, 3, 5, 8]"}),
+    Case("normalize-channels", "normalize", "y = x -> normalize",
+         fn(lambda x: F.normalize(x, dim=1)), inputs={"x": X}),
+    Case("clamp-both", "clamp", "y = x -> clamp(-0.5, 0.7)", fn(lambda x: torch.clamp(x, -0.5, 0.7)),
+         inputs={"x": X}),
+    Case("clamp-max-of-a-param", "clamp", "s = param(3, 1, 1)\ny = x * (s -> clamp(max=log(100)) -> exp)",
+         lambda xs: (lambda s: (xs["x"] * torch.clamp(s, max=math.log(100)).exp(), {"s": s.numpy()}))(
+             torch.rand(3, 1, 1) * 6), inputs={"x": "f32[N, 3, 5, 5]"}),
+    Case("exp", "exp", "y = x -> exp", fn(torch.exp), inputs={"x": X}),
+    Case("linear-of-a-buffer", "linear",
+         "t = buffer(1, 3, 3, 2, init=relative_coords_table(2))\n"
+         "b = t -> mlp: seq { linear(8) -> relu -> linear(4, bias=false) } -> reshape((9, 4)) -> permute(1, 0)\n"
+         "y = x + 16 * (b -> sigmoid)",
+         lambda xs: _cpb_reference(xs["x"]), inputs={"x": "f32[N, 2, 4, 9]"}),
     # ---------------------------------------------------------------- NHWC inputs and outputs
     # (labelled layers, so the output binding `y` differs from the layer's name; the case
     # where they coincide is test_nhwc_output_named_like_its_layer)
@@ -620,6 +654,36 @@ class _SelfAttention(nn.Module):
 
     def state_dict(self, *args, **kwargs):
         return self.attention.state_dict(*args, **kwargs)
+
+
+def _swin_index(window: int) -> torch.Tensor:
+    """torchvision's ShiftedWindowAttention.define_relative_position_index, for a square window."""
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij"))
+    flat = torch.flatten(coords, 1)
+    relative = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+    relative[:, :, 0] += window - 1
+    relative[:, :, 1] += window - 1
+    relative[:, :, 0] *= 2 * window - 1
+    return relative.sum(-1).flatten()
+
+
+def _swin_bias(table: torch.Tensor, window: int) -> torch.Tensor:
+    area = window * window
+    return table[_swin_index(window)].view(area, area, -1).permute(2, 0, 1)
+
+
+def _cpb_reference(x: torch.Tensor):
+    """Swin V2's continuous position bias for a 2x2 window: an MLP over torchvision's log-spaced
+    relative_coords_table, 16 * sigmoid of it, added to x."""
+    torch.manual_seed(0)
+    h = torch.arange(-1, 2, dtype=torch.float32)
+    table = torch.stack(torch.meshgrid([h, h], indexing="ij")).permute(1, 2, 0).contiguous().unsqueeze(0)
+    table = table * 8
+    table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+    mlp = randomize(nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 4, bias=False)))
+    bias = mlp(table).view(9, 4).permute(1, 0)
+    weights = {"t": table.numpy(), **{f"mlp.{k}": v.numpy() for k, v in mlp.state_dict().items()}}
+    return x + 16 * torch.sigmoid(bias), weights
 
 
 def _padded_conv(xs, pad, stride):

@@ -135,6 +135,47 @@ class Hardtanh(Activation):
         return g.op("Clip", [inputs[0], low, high])
 
 
+class Clamp(Activation):
+    """min(max(x, min), max), as `torch.clamp`: either bound may be left out (Swin V2's logit
+    scale, `clamp(max=log(100))`)."""
+
+    kind = "clamp"
+    foreign = Foreign(pytorch_args=("min", "max"))
+    positional = ("min", "max")
+    aliases = {"min_val": "min", "max_val": "max"}
+
+    min: float | None = None
+    max: float | None = None
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        if self.min is None and self.max is None:
+            raise ShapeError("clamp needs a bound: `min`, `max` or both", rule="clamp(min, max)",
+                             attributes=("min", "max"))
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ShapeError(f"min {self.min:g} is larger than max {self.max:g}",
+                             rule="clamp(min, max) with min <= max", attributes=("min", "max"))
+        return inputs[0]
+
+    def describe(self, inputs):
+        low = "" if self.min is None else f"{self.min:.6g}"
+        high = "" if self.max is None else f"{self.max:.6g}"
+        return f"clamp {low}..{high}"
+
+    def lower(self, g, node, inputs, types, output):
+        dtype = types[0].dtype
+        low = "" if self.min is None else g.const(self.min, dtype, "min")
+        high = "" if self.max is None else g.const(self.max, dtype, "max")
+        return g.op("Clip", [inputs[0], low, high] if high else [inputs[0], low])
+
+
+class Exp(Activation):
+    """e to the power x (Swin V2's learned logit scale is a logarithm)."""
+
+    kind = "exp"
+    foreign = Foreign(pytorch=("exp",))
+    onnx_op = "Exp"
+
+
 class HardSigmoid(Activation):
     """relu6(x + 3) / 6: a piecewise-linear sigmoid (MobileNetV3's gates)."""
 

@@ -87,6 +87,9 @@ class ParamSpec:
     init: str = "zeros"
     scale: float = 0.0
     values: tuple | None = None
+    # False: a constant that is no state_dict entry (PyTorch's register_buffer(...,
+    # persistent=False)): no weights file holds it, and the buffer count leaves it out
+    persistent: bool = True
 
     @property
     def elements(self) -> int:

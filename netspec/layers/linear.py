@@ -26,8 +26,18 @@ class Linear(Layer):
     out_features: PositiveInt
     bias: bool = True
 
+    # over the last axis of a tensor of the network's own too: Swin V2's continuous position
+    # bias is an MLP over a constant table of coordinates
+    unlaid_inputs = True
+
+    @staticmethod
+    def _in_features(t: TensorType) -> int:
+        return t.shape[-1] if t.layout.is_unlaid else t.channels  # type: ignore[return-value]
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
+        if t.layout.is_unlaid:
+            return TensorType(t.dtype, (*t.shape[:-1], self.out_features), t.layout)
         if t.rank > 2 and t.layout.channel != t.rank - 1:
             last = t.layout.role(t.rank - 1)
             flat = all(isinstance(d, int) for i, d in enumerate(t.shape) if i != t.layout.batch)
@@ -43,17 +53,18 @@ class Linear(Layer):
 
     def parameters(self, inputs, output):
         (t,) = inputs
-        params = {"weight": fan_in_uniform((self.out_features, t.channels), t.channels)}
+        n = self._in_features(t)
+        params = {"weight": fan_in_uniform((self.out_features, n), n)}
         if self.bias:
-            params["bias"] = fan_in_uniform((self.out_features,), t.channels)
+            params["bias"] = fan_in_uniform((self.out_features,), n)
         return params
 
     def macs(self, inputs, output):
         # every output element is one dot product of in_features terms
-        return output.sample_elements() * inputs[0].channels
+        return output.sample_elements() * self._in_features(inputs[0])
 
     def explain(self, inputs, output):
-        n = inputs[0].channels
+        n = self._in_features(inputs[0])
         terms = [f"{self.out_features} * {n}"] + ([str(self.out_features)] if self.bias else [])
         positions = output.sample_elements() // self.out_features
         mac_terms = ([str(positions)] if positions != 1 else []) + [str(n), str(self.out_features)]
@@ -61,6 +72,9 @@ class Linear(Layer):
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
+        if t.layout.is_unlaid:  # values in the order written: the last axis is the features
+            y = g.op("MatMul", [inputs[0], g.op("Transpose", [g.param("weight")], perm=[1, 0])])
+            return g.op("Add", [y, g.param("bias")]) if self.bias else y
         if t.rank == 2:
             weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
             return g.op("Gemm", weights, transB=1)

@@ -3,7 +3,7 @@
 
 from typing import ClassVar, Sequence
 
-from netspec.layers.base import Axis, Foreign, Layer, Refusal
+from netspec.layers.base import Axis, Foreign, Layer, Refusal, show_value
 from netspec.shapes import broadcast
 from netspec.types import ANY_DTYPE, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
 
@@ -67,7 +67,8 @@ def same_dtype(inputs: list[TensorType], names: Sequence[str]) -> str:
 
 
 class Elementwise(Layer):
-    """Base of `+` and `*`: equal shapes, or shapes that broadcast by NumPy's rules."""
+    """Base of `+` and `*`: equal shapes, or shapes that broadcast by NumPy's rules; or one
+    tensor and a number, `scalar` (`q * d ** -0.5`, `16 * x`, `x - 1`)."""
 
     family = "merge"
     arity = None
@@ -76,11 +77,31 @@ class Elementwise(Layer):
     onnx_op: ClassVar[str] = ""
     unlaid_inputs = True  # a param (layer scale) or a buffer broadcasts against the activation
 
+    scalar: float | None = None
+
     def infer_dtype(self, inputs, names=()):
         super().infer_dtype(inputs, names)
+        if self.scalar is not None:
+            (t,) = inputs
+            if t.dtype not in FLOATS and not float(self.scalar).is_integer():
+                raise DTypeError(f"`{self.symbol} {show_value(self.scalar)}` on {t}: a fraction is not a "
+                                 f"value of {t.dtype}", rule="a tensor and a number share the tensor's dtype",
+                                 hint=f"cast it first: `x -> cast(f32) {self.symbol} ...`")
+            return t.dtype
         return same_dtype(inputs, names)
 
+    def describe(self, inputs):
+        if self.scalar is None:
+            return self.kind
+        return f"{self.kind} {self.scalar:.6g}"
+
+    def attributes(self):
+        return {} if self.scalar is None else {"scalar": self.scalar}
+
     def infer(self, inputs: list[TensorType]) -> TensorType:
+        if self.scalar is not None:
+            (t,) = inputs
+            return t
         laid = [t for t in inputs if not t.layout.is_unlaid] or inputs
         _alike(laid, self.kind)
         widest = max(laid, key=lambda t: t.rank)
@@ -105,6 +126,8 @@ class Elementwise(Layer):
         return None
 
     def lower(self, g, node, inputs, types, output):
+        if self.scalar is not None:
+            return g.op(self.onnx_op, [inputs[0], g.const(self.scalar, types[0].dtype, name="scalar")])
         values = [_canonical_operand(g, v, t, output) for v, t in zip(inputs, types)]
         value = values[0]
         for other in values[1:]:

@@ -1,7 +1,8 @@
 """Normalisation layers."""
 
 
-from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt, Refusal
+from netspec.layers.base import Axis, Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt, Refusal
+from netspec.layers.merge import resolve_axis
 from netspec.types import ShapeError, TensorType
 
 
@@ -176,3 +177,36 @@ class GroupNorm(ChannelNorm):
 
     def describe(self, inputs):
         return f"groupnorm {self.num_groups}"
+
+
+class Normalize(Layer):
+    """Each vector along `axis` divided by its Euclidean length (at least `eps`), as PyTorch's
+    `F.normalize(x, dim=axis)`: Swin V2's cosine attention normalises queries and keys over
+    the last axis. No parameters."""
+
+    kind = "normalize"
+    family = "norm"
+    foreign = Foreign(pytorch=("normalize",), pytorch_args=("p", "dim", "eps"))
+    positional = ("axis",)
+    aliases = {"dim": "axis"}
+
+    axis: Axis = "C"
+    eps: PositiveFloat = 1e-12
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        resolve_axis(t, self.axis)
+        return t
+
+    def describe(self, inputs):
+        t = inputs[0]
+        return f"normalize {t.layout.axes[resolve_axis(t, self.axis)]}"
+
+    def lower(self, g, node, inputs, types, output):
+        from netspec.lower import canonical_axis
+
+        t, x = types[0], inputs[0]
+        axis = canonical_axis(t, resolve_axis(t, self.axis))
+        squares = g.op("ReduceSum", [g.op("Mul", [x, x]), g.const([axis], name="axes")], keepdims=1)
+        length = g.op("Max", [g.op("Sqrt", [squares]), g.const(self.eps, t.dtype, "eps")])
+        return g.op("Div", [x, length])

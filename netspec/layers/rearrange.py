@@ -1,5 +1,6 @@
 """Layers that rearrange a tensor's elements without computing: reshape, flatten, unflatten,
-squeeze, unsqueeze, permute, transpose, slice, narrow, select, split, chunk, channel_shuffle.
+squeeze, unsqueeze, permute, transpose, slice, narrow, select, split, chunk, roll, gather,
+channel_shuffle.
 
 How the layout follows (README, "Layouts through permute and reshape"): every axis is a letter
 of the layout, and its letter is its role (N batch, C channels, D/H/W/L spatial; a lowercase
@@ -30,7 +31,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from netspec.layers.base import ArgumentError, Axis, Expect, Foreign, Layer, PositiveInt, show_value
-from netspec.types import ANY_DTYPE, ROLELESS_LETTERS, Layout, ShapeError, TensorType
+from netspec.types import ANY_DTYPE, ROLELESS_LETTERS, DTypeError, Layout, ShapeError, TensorType
 
 # The layer that made a layout, filled in by inference (netspec.infer.output_type) with the
 # layer's kind, name and line: "the reshape `r` (line 7)".
@@ -83,7 +84,7 @@ def axis_of(t: TensorType, axis: int | str, attribute: str = "axis", batch_ok: b
             raise ShapeError(f"`{attribute}` is {axis}, out of range for {t} ({t.rank}-D {t.layout.axes})",
                              rule=f"an index from {-rank} to {rank - 1}", attributes=(attribute,))
         index = axis % rank
-    if not batch_ok and index < t.rank and index == t.layout.batch:
+    if not batch_ok and not t.layout.is_unlaid and index < t.rank and index == t.layout.batch:
         raise ShapeError(f"cannot {kind or 'work on'} the batch axis N of {t}: its size is "
                          f"symbolic, and netspec keeps the batch whole",
                          rule="rearrangements leave the batch axis alone", attributes=(attribute,),
@@ -142,8 +143,9 @@ def result_layout(t: TensorType, letters: str, given: str | None, made_here: boo
 
 
 def non_batch(t: TensorType, kind: str) -> list[int]:
-    """The non-batch axes in declared order; each must have a fixed size."""
-    axes = [i for i in range(t.rank) if i != t.layout.batch]
+    """The non-batch axes in declared order (every axis of a tensor of the network's own); each
+    must have a fixed size."""
+    axes = [i for i in range(t.rank) if t.layout.is_unlaid or i != t.layout.batch]
     symbolic = [t.shape[i] for i in axes if not isinstance(t.shape[i], int)]
     if symbolic:
         raise ShapeError(f"cannot {kind} {t}: axis {symbolic[0]} has no fixed size",
@@ -274,6 +276,8 @@ class Reshape(Layer):
     shape: Shape
     layout: LayoutText | None = None
 
+    unlaid_inputs = True  # a param's or buffer's every axis (Swin's relative position bias)
+
     @classmethod
     def from_arguments(cls, positional, keywords):
         if len(positional) > 1 and "shape" not in keywords:  # PyTorch's x.reshape(n, 4, 8)
@@ -292,6 +296,13 @@ class Reshape(Layer):
         (t,) = inputs
         axes = non_batch(t, "reshape")
         sizes = [t.shape[i] for i in axes]
+        if t.layout.is_unlaid:
+            out = resolve_sizes(self._sizes(), prod(sizes), t, "reshape", "shape", f"{t} ({_product(sizes)})")
+            if self.layout is not None:
+                raise ShapeError(f"`layout` names the axes of an activation; {t} is a tensor of the "
+                                 "network's own, whose axes take their meaning from the activation it meets",
+                                 rule="a param's or buffer's axes have no roles", attributes=("layout",))
+            return TensorType(t.dtype, tuple(out), Layout.unlaid(len(out)))
         out = resolve_sizes(self._sizes(), prod(sizes), t, "reshape", "shape",
                             f"each sample of {t} ({_product(sizes) or 1})")
         shape = (t.batch, *out)
@@ -305,7 +316,7 @@ class Reshape(Layer):
 
     def explain(self, inputs, output):
         t = inputs[0]
-        sizes = [str(t.shape[i]) for i in range(t.rank) if i != t.layout.batch]
+        sizes = [str(t.shape[i]) for i in non_batch(t, "reshape")]
         return [f"elements per sample: {' * '.join(sizes)} = {output.sample_elements():,}",
                 f"layout: {t.layout.axes} -> {output.layout.axes}"], []
 
@@ -313,6 +324,8 @@ class Reshape(Layer):
         return _spatial_changed(inputs[0], self.infer(inputs))
 
     def lower(self, g, node, inputs, types, output):
+        if types[0].layout.is_unlaid:
+            return g.op("Reshape", [inputs[0], g.const(list(output.shape), name="shape")])
         return lower_reshape(g, inputs[0], types[0], output)
 
 
@@ -453,9 +466,11 @@ class Squeeze(Layer):
 
     axis: OptionalAxes = None
 
+    unlaid_inputs = True
+
     def _removed(self, t: TensorType) -> list[int]:
         if self.axis is None:
-            found = [i for i in range(t.rank) if i != t.layout.batch and t.shape[i] == 1]
+            found = [i for i in non_batch(t, "squeeze") if t.shape[i] == 1]
             if not found:
                 raise ShapeError(f"{t} ({t.layout.axes}) has no axis of size 1 to remove",
                                  rule="squeeze removes axes of size 1")
@@ -508,6 +523,8 @@ class Unsqueeze(Layer):
     axis: Index
     layout: LayoutText | None = None
 
+    unlaid_inputs = True
+
     def _position(self, t: TensorType) -> int:
         if isinstance(self.axis, bool) or not -(t.rank + 1) <= self.axis <= t.rank:
             raise ShapeError(f"`axis` is {self.axis}, out of range for {t} ({t.rank}-D): the new axis goes "
@@ -519,6 +536,8 @@ class Unsqueeze(Layer):
         (t,) = inputs
         at = self._position(t)
         shape = (*t.shape[:at], 1, *t.shape[at:])
+        if t.layout.is_unlaid:
+            return TensorType(t.dtype, shape, Layout.unlaid(len(shape)))
         if self.layout is not None:
             check_layout(self.layout, shape, t.layout.batch + (1 if t.layout.batch >= at else 0))
         letters = t.layout.axes[:at] + fresh_layout([None], t.layout.axes) + t.layout.axes[at:]
@@ -532,6 +551,8 @@ class Unsqueeze(Layer):
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
+        if t.layout.is_unlaid:
+            return g.op("Unsqueeze", [inputs[0], g.const([self._position(t)], name="axes")])
         # the new axis last in canonical order, then where the output's canonical order has it
         y = g.op("Unsqueeze", [inputs[0], g.const([t.rank], name="axes")])
         at = self._position(t)
@@ -556,6 +577,7 @@ class _Move(Layer):
 
     family = "rearrange"
     dtypes = ANY_DTYPE
+    unlaid_inputs = True  # a param's axes move too (the relative position bias's heads first)
 
     def _order(self, t: TensorType) -> list[int]:
         raise NotImplementedError
@@ -563,14 +585,20 @@ class _Move(Layer):
     def infer(self, inputs: list[TensorType]) -> TensorType:
         (t,) = inputs
         order = self._order(t)
+        if t.layout.is_unlaid:
+            return TensorType(t.dtype, tuple(t.shape[i] for i in order), t.layout)
         letters = "".join(t.layout.axes[i] for i in order)
         return TensorType(t.dtype, tuple(t.shape[i] for i in order), Layout(letters, t.layout.origin))
 
     def describe(self, inputs):
         t = inputs[0]
+        if t.layout.is_unlaid:
+            return f"{self.kind} {show_value(tuple(self._order(t)))}"
         return f"{self.kind} {t.layout.axes} -> {''.join(t.layout.axes[i] for i in self._order(t))}"
 
     def lower(self, g, node, inputs, types, output):
+        if types[0].layout.is_unlaid:
+            return _transpose(g, inputs[0], self._order(types[0]))
         return _moved(g, inputs[0], types[0], output)
 
 
@@ -641,6 +669,7 @@ class _Cut(Layer):
     """A layer that keeps a range of one axis (start, size, step): the axis keeps its role."""
 
     dtypes = ANY_DTYPE
+    unlaid_inputs = True  # a third of a param (Swin V2's qkv bias without its keys' part)
 
     def _cut(self, t: TensorType) -> tuple[int, int, int, int]:
         """(axis, start, stop, step), resolved against the input."""
@@ -753,6 +782,8 @@ class Select(Layer):
     axis: Axis
     index: Index
 
+    unlaid_inputs = True
+
     def _at(self, t: TensorType) -> tuple[int, int]:
         axis = axis_of(t, self.axis, "axis", kind="select")
         return axis, _position(t, axis, self.index, "index", False)
@@ -856,6 +887,136 @@ class Split(_Pieces):
                              attributes=("split_size_or_sections",))
         starts = [sum(sizes[:i]) for i in range(len(sizes))]
         return list(zip(starts, sizes))
+
+
+# ---------------------------------------------------------------- rolling and gathering
+
+
+class Roll(Layer):
+    """Elements shifted cyclically along one axis or several, as PyTorch's `torch.roll(x,
+    shifts, dims)`: `shifts` and `axes` are an integer or a letter each, or tuples of the same
+    length; an element at position i goes to i + shift (modulo the size). Swin's shifted
+    windows roll H and W by minus half a window, and back. Not the batch."""
+
+    kind = "roll"
+    family = "rearrange"
+    positional = ("shifts", "axes")
+    aliases = {"dims": "axes", "dim": "axes", "shift": "shifts"}
+    dtypes = ANY_DTYPE
+    foreign = Foreign(pytorch=("roll",), pytorch_args=("shifts", "dims"))
+
+    shifts: Annotated[int | Annotated[tuple[int, ...], Field(min_length=1)], Field(),
+                      Expect("an integer shift, or a tuple of them (one per axis)")]
+    axes: Annotated[int | str | Annotated[tuple[int | str, ...], Field(min_length=1)], Field(),
+                    Expect('an axis (a letter such as "H", or an index), or a tuple of them')]
+
+    def _rolls(self, t: TensorType) -> list[tuple[int, int]]:
+        """(axis, shift) pairs, the shift taken modulo the axis's size."""
+        shifts = self.shifts if isinstance(self.shifts, tuple) else (self.shifts,)
+        axes = self.axes if isinstance(self.axes, tuple) else (self.axes,)
+        if len(shifts) != len(axes):
+            raise ShapeError(f"{len(shifts)} shifts for {len(axes)} axes", rule="one shift per axis",
+                             attributes=("shifts", "axes"))
+        rolls = []
+        for shift, named in zip(shifts, axes):
+            axis = axis_of(t, named, "axes", kind="roll")
+            if any(a == axis for a, _ in rolls):
+                raise ShapeError(f"`axes` names {describe_axis(t, axis)} twice", rule="each axis once",
+                                 attributes=("axes",))
+            rolls.append((axis, shift % t.shape[axis]))
+        return rolls
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        (t,) = inputs
+        self._rolls(t)
+        return t
+
+    def describe(self, inputs):
+        t = inputs[0]
+        shifts = self.shifts if isinstance(self.shifts, tuple) else (self.shifts,)
+        return "roll " + " ".join(f"{t.layout.axes[a]}{s:+d}" for (a, _), s in zip(self._rolls(t), shifts))
+
+    def geometry(self, inputs):
+        # an element can come from the far end of a rolled spatial axis
+        t = inputs[0]
+        return "global" if any(a in t.layout.spatial and s for a, s in self._rolls(t)) else None
+
+    def lower(self, g, node, inputs, types, output):
+        t, y = types[0], inputs[0]
+        for axis, shift in self._rolls(t):
+            if shift == 0:
+                continue
+            n, at = t.shape[axis], canonical_index(t, axis)
+            # the last `shift` elements come first: x[n - shift:] then x[:n - shift]
+            tail = g.op("Slice", [y, g.const([n - shift], name="starts"), g.const([n], name="ends"),
+                                  g.const([at], name="axes")])
+            head = g.op("Slice", [y, g.const([0], name="starts"), g.const([n - shift], name="ends"),
+                                  g.const([at], name="axes")])
+            y = g.op("Concat", [tail, head], axis=at)
+        return y
+
+
+class Gather(Layer):
+    """`gather(table, index)`: the entries of `table` that an integer tensor `index` picks along
+    `axis` (default 0), as NumPy's `take`, ONNX's Gather and PyTorch's `table[index]` (not
+    `torch.gather`): the result's shape is the table's with that axis replaced by the index's
+    shape. Swin's relative position bias is a learned table indexed by a constant buffer. The
+    index is a tensor of the network's own (a buffer of i64 or i32); the table may be one too,
+    or an activation (not along its batch)."""
+
+    kind = "gather"
+    family = "rearrange"
+    arity = None
+    positional = ("axis",)
+    aliases = {"dim": "axis"}
+    dtypes = ANY_DTYPE
+    unlaid_inputs = True
+    foreign = Foreign(pytorch=("index_select", "take"), pytorch_args=("dim", "index"))
+
+    axis: Axis = 0
+
+    def infer_dtype(self, inputs, names=()):
+        super().infer_dtype(inputs, names)
+        if len(inputs) == 2 and inputs[1].dtype not in ("i64", "i32"):
+            shown = f"`{names[1]}` " if len(names) > 1 else ""
+            raise DTypeError(f"the index {shown}{inputs[1]} is {inputs[1].dtype}", rule="an index is i64 or i32",
+                             hint="declare it `buffer(..., dtype=i64)`")
+        return inputs[0].dtype
+
+    def infer(self, inputs: list[TensorType]) -> TensorType:
+        if len(inputs) != 2:
+            raise ShapeError(f"takes two tensors, got {len(inputs)}", rule="gather(table, index)")
+        table, index = inputs
+        if not index.layout.is_unlaid:
+            raise ShapeError(f"the index {index} is an activation", rule="the index is a tensor of the "
+                             "network's own: a buffer of integers", hint="make it `buffer(..., dtype=i64, init=...)`")
+        axis = axis_of(table, self.axis, "axis", kind="gather along")
+        shape = (*table.shape[:axis], *index.shape, *table.shape[axis + 1:])
+        if table.layout.is_unlaid:
+            return TensorType(table.dtype, shape, Layout.unlaid(len(shape)))
+        kept = table.layout.axes[:axis] + table.layout.axes[axis + 1:]
+        new = table.layout.axes[axis] if index.rank == 1 else fresh_layout([None] * index.rank, kept)
+        letters = table.layout.axes[:axis] + new + table.layout.axes[axis + 1:]
+        return TensorType(table.dtype, shape, result_layout(table, letters, None, index.rank != 1))
+
+    def describe(self, inputs):
+        table = inputs[0]
+        axis = axis_of(table, self.axis, "axis")
+        return "gather" if table.layout.is_unlaid else f"gather {table.layout.axes[axis]}"
+
+    def geometry(self, inputs):
+        t = inputs[0]
+        return None if t.layout.is_unlaid else _spatial_changed(t, self.infer(inputs))
+
+    def lower(self, g, node, inputs, types, output):
+        table = types[0]
+        axis = axis_of(table, self.axis, "axis")
+        if table.layout.is_unlaid:
+            return g.op("Gather", inputs, axis=axis)
+        # an activation: gather in declared order, then the result's canonical order
+        order = list(range(table.rank))
+        y = g.op("Gather", [from_canonical(g, inputs[0], table, order), inputs[1]], axis=axis)
+        return to_canonical(g, y, output, list(range(output.rank)))
 
 
 # ---------------------------------------------------------------- channel shuffle
