@@ -46,12 +46,31 @@ FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg"
             "regnet_y": "regnet_y_400mf", "convnext": "convnext_tiny", "video_r3d": "r3d_18",
             "video_r2plus1d": "r2plus1d_18", "video_s3d": "s3d", "fcn": "fcn_resnet50",
             "deeplabv3": "deeplabv3_resnet50", "lraspp": "lraspp_mobilenet_v3_large",
-            "vit": "vit_b_32"}
+            "vit": "vit_b_32", "swin": "swin_t", "swin_v2": "swin_v2_t"}
 
 
 def test_every_family_has_a_fixture():
     recorded = {p.stem for p in FIXTURES}
     assert set(FAMILIES.values()) <= recorded, sorted(set(FAMILIES.values()) - recorded)
+
+
+def own_constants(net, recorded) -> dict[str, np.ndarray]:
+    """The architecture's constant buffers (Swin's relative_position_index, Swin V2's
+    relative_coords_table: tests/reference/weights.py does not seed them), as netspec's spec
+    computes them, checked against torchvision's own values stored in the fixture
+    (`constant/<key>`): integers exactly, floats to float32's rounding."""
+    theirs = {key.removeprefix("constant/"): recorded[key] for key in recorded.files if key.startswith("constant/")}
+    if not theirs:
+        return {}
+    ours = net.weights()
+    for key, value in theirs.items():
+        assert key in ours, f"torchvision's constant buffer `{key}` is not in the spec"
+        assert ours[key].dtype == value.dtype and ours[key].shape == value.shape, key
+        if value.dtype.kind in "iu":
+            assert np.array_equal(ours[key], value), f"`{key}` differs from torchvision's"
+        else:
+            np.testing.assert_allclose(ours[key], value, rtol=1e-6, atol=1e-7, err_msg=key)
+    return {key: ours[key] for key in theirs}
 
 
 @pytest.mark.parametrize("fixture", FIXTURES, ids=lambda p: p.stem)
@@ -64,7 +83,9 @@ def test_torchvision_parity(fixture):
     spec = SPECS / f"{name}.net"
     (input_name,) = netspec.load(spec).graph.inputs
     net = netspec.load(spec, input_shapes={input_name: shape})
-    outputs = net.run(seeded_input(shape), weights=seeded_state_dict(reference["state_dict"]))
+    weights = seeded_state_dict(reference["state_dict"])
+    weights.update(own_constants(net, recorded))
+    outputs = net.run(seeded_input(shape), weights=weights)
     (actual,) = outputs.values()
     assert list(actual.shape) == [int(d) for d in recorded["full_shape"]]
     if stride > 1:

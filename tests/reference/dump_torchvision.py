@@ -19,13 +19,23 @@ writes, for each model:
   layers at batch 1 (forward hooks), and of nn.MultiheadAttention's projections and its two
   matrix products (Q K^T and A V), torchvision's convention for its published GFLOPS (ViT-B/16:
   17.56 G). The vision transformers are at 224 but vit_h_14, built with image_size=518 as its
-  DEFAULT weights are.
+  DEFAULT weights are. Swin and MaxViT (WINDOWED, at 224, the Swin V2 models at 256) compute
+  their windowed attention functionally, out of the hooks' sight: F.linear with the qkv and proj
+  weights, q.matmul(k^T), attn @ v, einsum. Every such matrix product outside the hooked
+  modules is counted too, as batch x M x K x N (a TorchFunctionMode sees the calls), and only
+  those models' comment says so: no other model makes such a call, so their records are what
+  the hooks alone gave. Softmax, norms and elementwise ops count 0; Swin V2's cpb_mlp, Linear
+  layers applied to a constant table, counts as any Linear.
 - for the models in PARITY, tests/data/parity/<model>.npz: torchvision's output, in eval mode,
   for weights drawn by tests/reference/weights.py from the recorded key list (the same function
   the test suite uses) and a seeded input of the shape given there (smaller than the default
   where the default would make the test slow), computed in float64 (the exact answer, near
   enough), with how far torchvision's own float32 run is from it (`torch_float32_error`,
-  relative to the output's scale). Segmentation outputs are kept every 4th pixel.
+  relative to the output's scale). Segmentation outputs are kept every 4th pixel. The constant
+  buffers that weights.py does not draw (CONSTANT_BUFFERS: Swin's and MaxViT's
+  relative_position_index, Swin V2's relative_coords_table) keep the module's own values, and
+  each is stored exactly, under `constant/<state_dict key>`, so a test can check that netspec
+  computes the same constants at compile time.
 """
 
 from __future__ import annotations
@@ -36,13 +46,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision
 from torch import nn
+from torch.overrides import TorchFunctionMode
 from torchvision import models
 from torchvision.models import segmentation, video
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from weights import seeded_input, seeded_state_dict  # noqa: E402
+from weights import is_constant, seeded_input, seeded_state_dict  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -62,6 +74,8 @@ CLASSIFICATION = [
     "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
 ]
 TRANSFORMERS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
+# windowed attention, computed functionally (see `FunctionalProducts`)
+WINDOWED = ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "maxvit_t"]
 VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18", "s3d"]
 SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
@@ -72,6 +86,7 @@ RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 28
               "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
               "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
               "regnet_y_128gf": 384, "vit_h_14": 518, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              "swin_v2_t": 256, "swin_v2_s": 256, "swin_v2_b": 256,
               **{name: 520 for name in SEGMENTATION}}
 
 # model -> the input of its parity fixture: at least one model of every family
@@ -84,6 +99,7 @@ PARITY = {
     "efficientnet_b5": [1, 3, 224, 224], "efficientnet_v2_s": [1, 3, 224, 224],
     "regnet_x_400mf": [1, 3, 224, 224], "regnet_y_400mf": [1, 3, 224, 224],
     "convnext_tiny": [1, 3, 224, 224], "vit_b_32": [1, 3, 224, 224],
+    "swin_t": [1, 3, 224, 224], "swin_v2_t": [1, 3, 256, 256], "maxvit_t": [1, 3, 224, 224],
     "r3d_18": [1, 3, 8, 56, 56], "mc3_18": [1, 3, 8, 56, 56], "r2plus1d_18": [1, 3, 8, 56, 56],
     "s3d": [1, 3, 16, 224, 224],
     "fcn_resnet50": [1, 3, 64, 64], "deeplabv3_resnet50": [1, 3, 64, 64],
@@ -126,10 +142,65 @@ def output_of(out):
     return out["out"] if isinstance(out, dict) else out
 
 
-def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, list[int]]:
-    """Multiply-accumulates of conv / transposed-conv / linear weights for one forward pass."""
+class FunctionalProducts(TorchFunctionMode):
+    """Multiply-accumulates of the matrix products called as functions, which no hook sees.
+
+    Swin computes its window attention in a function (F.linear with the qkv and proj weights,
+    q.matmul(k.transpose(-2, -1)), attn.matmul(v); Swin V2's cosine attention uses @) and MaxViT
+    with torch.einsum. Each such call is counted as batch x M x K x N: its output's elements
+    times the contracted length (for einsum, the product of every index's size). Calls made while
+    a hooked module runs (`inside` > 0) are not counted: nn.Linear's own F.linear is its hook's,
+    and nn.MultiheadAttention's products are in its analytic count. A mode handles one call at a
+    time: what a function calls inside (einsum's own kernels) does not reach it again.
+    """
+
+    MATMULS = (torch.matmul, torch.Tensor.matmul, torch.Tensor.__matmul__, torch.Tensor.__rmatmul__,
+               torch.bmm, torch.Tensor.bmm, torch.mm, torch.Tensor.mm)
+
+    def __init__(self):
+        super().__init__()
+        self.macs = 0
+        self.inside = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.inside == 0:
+            if func is F.linear:  # out = x W^T: K is the weight's in_features
+                weight = kwargs.get("weight", args[1] if len(args) > 1 else None)
+                self.macs += out.numel() * weight.shape[-1]
+            elif func in self.MATMULS:
+                left = args[1] if func is torch.Tensor.__rmatmul__ else args[0]
+                self.macs += out.numel() * left.shape[-1]  # K: the left operand's last axis
+            elif func is torch.einsum:
+                self.macs += self.einsum_macs(args[0], args[1:] if len(args) > 2 else list(args[1]))
+        return out
+
+    @staticmethod
+    def einsum_macs(equation: str, operands) -> int:
+        """The product of every index's size: one multiply-accumulate per combination."""
+        inputs = equation.replace(" ", "").split("->")[0].split(",")
+        assert len(inputs) == len(operands) == 2 and "..." not in equation, equation
+        sizes = {}
+        for letters, operand in zip(inputs, operands):
+            for letter, size in zip(letters, operand.shape, strict=True):
+                assert sizes.setdefault(letter, size) == size, equation
+        return int(np.prod(list(sizes.values())))
+
+
+def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, list[int], int]:
+    """Multiply-accumulates of conv / transposed-conv / linear weights for one forward pass, and
+    of the functional matrix products outside those (`FunctionalProducts`); the last is returned
+    on its own too, so the comment can say where there were any."""
     assert x.shape[0] == 1
     total = [0]
+    functional = FunctionalProducts()
+
+    def enter(m, inputs):
+        functional.inside += 1
+
+    def leave(m, inputs, output):
+        functional.inside -= 1
 
     def conv_hook(m, inputs, output):
         total[0] += output.numel() * (m.in_channels // m.groups) * int(np.prod(m.kernel_size))
@@ -153,11 +224,15 @@ def count_macs(model: nn.Module, x: torch.Tensor) -> tuple[int, list[int]]:
     # isinstance: the video models' Conv3DSimple and Conv3DNoTemporal are subclasses of Conv3d
     handles = [m.register_forward_hook(hook) for m in model.modules()
                for kind, hook in hooks.items() if isinstance(m, kind)]
-    with torch.no_grad():
+    hooked = [m for m in model.modules() if isinstance(m, tuple(hooks))]
+    handles += [m.register_forward_pre_hook(enter) for m in hooked]
+    handles += [m.register_forward_hook(leave) for m in hooked]
+    with torch.no_grad(), functional:
         out = output_of(model(x))
     for h in handles:
         h.remove()
-    return total[0], list(out.shape)
+    assert functional.inside == 0
+    return total[0] + functional.macs, list(out.shape), functional.macs
 
 
 def write_reference(name: str) -> dict:
@@ -168,11 +243,17 @@ def write_reference(name: str) -> dict:
             model = build(name).eval()
     except NotImplementedError:  # RegNet computes its widths with tensors: build on the CPU
         model = build(name).eval().to("meta")
-    macs, output_shape = count_macs(model, torch.empty(shape, device="meta"))
+    macs, output_shape, functional = count_macs(model, torch.empty(shape, device="meta"))
+    # each phrase only where it applies, so that every record says what was counted in it (and
+    # the convolutional models' records, which never had either phrase, are remade byte for byte)
+    attention = (" MultiheadAttention's projections and matrix products,"
+                 if any(isinstance(m, nn.MultiheadAttention) for m in model.modules()) else "")
+    products = ("; and every matrix product called as a function outside those modules, F.linear, matmul/@, "
+                "bmm and einsum, as batch x M x K x N, seen by a TorchFunctionMode" if functional else "")
     doc = {
         "comment": (f"Reference data for {constructor(name)}: trainable params, buffer elements, MACs "
-                    "(Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear weights, MultiheadAttention's projections and "
-                    "matrix products, forward hooks, batch 1), "
+                    "(Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear weights,"
+                    f"{attention} forward hooks, batch 1{products}), "
                     "output shape and state_dict keys/shapes in state_dict order. Produced with torch "
                     f"{torch.__version__} + torchvision {torchvision.__version__}, model.eval(), input "
                     f"{'x'.join(map(str, shape))}, by tests/reference/dump_torchvision.py."),
@@ -198,10 +279,12 @@ def write_parity(name: str, doc: dict) -> float:
     model = build(name).eval()
     state = seeded_state_dict(doc["state_dict"])
     own = model.state_dict()  # the module's own tensors (load_state_dict would want MNASNet's version metadata)
-    assert list(own) == list(state)
+    # every key is drawn but the constant buffers, which keep the module's own values
+    assert [key for key in own if not is_constant(key)] == list(state)
+    constants = {f"constant/{key}": tensor.numpy().copy() for key, tensor in own.items() if is_constant(key)}
     with torch.no_grad():
-        for key, tensor in own.items():
-            tensor.copy_(torch.from_numpy(state[key]))
+        for key, array in state.items():
+            own[key].copy_(torch.from_numpy(array))
     x = seeded_input(PARITY[name])
     with torch.no_grad():
         out32 = output_of(model(torch.from_numpy(x))).numpy()
@@ -217,12 +300,13 @@ def write_parity(name: str, doc: dict) -> float:
     np.savez_compressed(DATA / "parity" / f"{name}.npz", output=kept.astype(np.float64),
                         input_shape=np.array(PARITY[name]), stride=np.array(stride),
                         full_shape=np.array(out.shape), torch_float32_error=np.array(float32_error),
-                        versions=np.array(f"torch {torch.__version__}, torchvision {torchvision.__version__}"))
+                        versions=np.array(f"torch {torch.__version__}, torchvision {torchvision.__version__}"),
+                        **constants)
     return float32_error
 
 
 def main() -> None:
-    everything = CLASSIFICATION + TRANSFORMERS + VIDEO + SEGMENTATION
+    everything = CLASSIFICATION + TRANSFORMERS + WINDOWED + VIDEO + SEGMENTATION
     names = sys.argv[1:] or everything
     unknown = [n for n in names if n not in everything]
     if unknown:
