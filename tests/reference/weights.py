@@ -16,6 +16,14 @@ the key's name, so the values do not depend on the key order or on which other k
   batch norm is really tested, not the identity of fresh statistics);
 - `num_batches_tracked`: 0 (int64).
 
+Constant buffers are left out (`CONSTANT_BUFFERS`, by leaf name): Swin's and MaxViT's
+`relative_position_index` (int64, which entry of the learned bias table each query/key pair
+reads) and Swin V2's `relative_coords_table` (float32, the log-spaced relative coordinates its
+`cpb_mlp` turns into that table). They are functions of the window size alone, computed when the
+module is built, not weights: a drawn value would be meaningless (an index out of range), and
+an implementation must compute them itself. The parity fixtures record torchvision's exact
+values of them (`constant/<key>`), so a test can check that it does.
+
 Imports numpy only: tests/reference/dump_torchvision.py uses it where torchvision is installed.
 """
 
@@ -25,6 +33,14 @@ import zlib
 from math import prod
 
 import numpy as np
+
+# state_dict leaf names of buffers that are constants of the architecture, not weights (see above)
+CONSTANT_BUFFERS = frozenset({"relative_position_index", "relative_coords_table"})
+
+
+def is_constant(key: str) -> bool:
+    """Whether state_dict entry `key` is a constant buffer, which `seeded_state_dict` leaves out."""
+    return key.rsplit(".", 1)[-1] in CONSTANT_BUFFERS
 
 
 def _generator(key: str, seed: int) -> np.random.Generator:
@@ -55,8 +71,8 @@ def seeded_tensor(key: str, shape: list[int] | tuple[int, ...], seed: int = 0) -
 
 
 def seeded_state_dict(shapes: dict[str, list[int]], seed: int = 0) -> dict[str, np.ndarray]:
-    """Every entry of a state_dict, from its key -> shape mapping."""
-    return {key: seeded_tensor(key, shape, seed) for key, shape in shapes.items()}
+    """Every entry of a state_dict but its constant buffers, from its key -> shape mapping."""
+    return {key: seeded_tensor(key, shape, seed) for key, shape in shapes.items() if not is_constant(key)}
 
 
 def seeded_input(shape: list[int] | tuple[int, ...], seed: int = 1234) -> np.ndarray:
