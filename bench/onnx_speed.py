@@ -19,7 +19,8 @@ directly comparable; bench/run_all.py also times the dynamo exporter (torch 2.13
 needs onnxscript from the bench extra). bench/run_all.py imports this module's helpers (twin,
 netspec_onnx, torch_onnx, optimized_graph, time_interleaved) for its inference benchmark.
 
-    --models takes any of bench/torch_models.py's MODELS: alexnet, resnet18, resnet50, efficientnet_b0, vit_b_16
+    --models takes any of bench/torch_models.py's MODELS: alexnet, resnet18, resnet50, efficientnet_b0, vit_b_16,
+    swin_t
 """
 
 from __future__ import annotations

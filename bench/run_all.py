@@ -62,7 +62,7 @@ _SCRIPT = Path(PYTHON).parent / "netspec"
 NETSPEC = [str(_SCRIPT)] if _SCRIPT.exists() else [PYTHON, "-m", "netspec"]
 CHECK_MODELS = ("alexnet", "resnet50", "efficientnet_b0")
 EXPORT_MODELS = ("alexnet", "resnet50")
-INFER_MODELS = ("alexnet", "resnet50", "vit_b_16")
+INFER_MODELS = ("alexnet", "resnet50", "vit_b_16", "swin_t")
 SCALES = (100, 1_000, 10_000)
 # the zoo's largest specs: by layers (efficientnet_b7, densenet201, resnet152) and by parameters
 # (regnet_y_128gf, 645 M), and a 3-D one (s3d)

@@ -172,3 +172,9 @@ MODELS = {"alexnet": AlexNet, "resnet18": ResNet18, "resnet50": ResNet50, "effic
 
 VisionTransformer = _tests.VisionTransformer  # its defaults are ViT-B/16's
 MODELS["vit_b_16"] = VisionTransformer
+
+
+# ----------------------------------------------------------------------------- Swin-T
+
+SwinTransformer = _tests.SwinTransformer  # its defaults are Swin-T's
+MODELS["swin_t"] = SwinTransformer

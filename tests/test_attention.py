@@ -131,3 +131,56 @@ def test_matmul_shape_macs_and_mismatch(tmp_path):
                                  "y = matmul(a, b)\noutput y\n")
     with pytest.raises(NetspecError, match="inner sizes differ: .*a's channels is 4, b's length is 5"):
         bad.check()
+
+
+# ================================================================ Swin's windows, against torch
+
+TINY_SWIN = f"""
+use "{ROOT / 'specs' / 'lib' / 'swin.net'}"
+network tiny_swin
+input image: f32[N, 3, 64, 64]
+features = image -> features: features(8, 2, 2, 2, 2, 1, 1, 2, 2, 2, 0.0)
+logits = features -> norm: layernorm -> permute(0, 3, 1, 2) -> adaptive_avgpool(1) -> flatten -> head: linear(10)
+output logits
+"""
+
+
+def TinySwin():
+    """torchvision's SwinTransformer in plain torch (tests/torch_models.py) at 64x64: width 8,
+    stages of 2 blocks, 2x2 windows (maps of 16, 8, 4 and 2: the last does not shift)."""
+    return tm.SwinTransformer(embed=8, depths=(2, 2, 2, 2), heads=(1, 1, 2, 2), window=2, classes=10)
+
+
+def test_tiny_swin_matches_torch(tmp_path):
+    torch.manual_seed(0)
+    model = TinySwin().eval()
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if t.dtype.is_floating_point:  # the relative position index keeps its values
+                t.copy_(torch.randn(t.shape) * (0.3 if "weight" in name else 0.5))
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    net = compile_text(tmp_path, TINY_SWIN)
+    assert list(net.tensors()) and set(net.tensors()) == set(state)
+    assert net.totals().params == sum(v.numel() for v in model.parameters())
+    own = net.weights()
+    for key in (k for k in state if k.endswith("relative_position_index")):
+        assert np.array_equal(own[key], state[key]), key
+    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(x)).numpy()
+    got = net.run({"image": x}, weights=state)["logits"]
+    scale = max(1.0, float(np.abs(want).max()))
+    assert np.abs(got - want).max() <= 1e-4 * scale
+
+
+def test_tiny_swin_onnx_passes_full_check_and_shape_inference(tmp_path):
+    net = compile_text(tmp_path, TINY_SWIN).check()
+    model = lower(net.graph, zero_weights(net), DEFAULT_OPSET, None)
+    onnx.checker.check_model(model, full_check=True)
+    shapes = inferred_shapes(light_model(net, 2))
+    problems = []
+    for node in net.graph:
+        want = [d if isinstance(d, int) else 2 for d in canonical_shape(node.output)]
+        if shapes.get(node.name) != want:
+            problems.append(f"{node.name} ({node.kind}): onnx {shapes.get(node.name)}, netspec {want}")
+    assert not problems, problems[:5]

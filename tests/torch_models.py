@@ -368,3 +368,122 @@ class VisionTransformer(nn.Module):
         x = self.conv_proj(x).reshape(n, self.d, -1).permute(0, 2, 1)
         x = torch.cat([self.class_token.expand(n, -1, -1), x], dim=1)
         return self.heads(self.encoder(x)[:, 0])
+
+
+# ----------------------------------------------------------------------------- Swin Transformer
+
+
+def _relative_position_index(window: int) -> torch.Tensor:
+    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0).contiguous()
+    relative[:, :, 0] += window - 1
+    relative[:, :, 1] += window - 1
+    relative[:, :, 0] *= 2 * window - 1
+    return relative.sum(-1).flatten()
+
+
+class ShiftedWindowAttention(nn.Module):
+    """torchvision's ShiftedWindowAttention (torchvision.models.swin_transformer) at inference, for
+    maps that divide into windows: roll by -shift, windows folded into the batch, scaled dot
+    products plus the relative position bias and the shifted windows' mask, softmax, proj,
+    windows merged, roll back."""
+
+    def __init__(self, dim: int, window: int, shift: int, heads: int):
+        super().__init__()
+        self.window, self.shift, self.heads = window, shift, heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        self.register_buffer("relative_position_index", _relative_position_index(window))
+
+    def _mask(self, h: int, w: int) -> torch.Tensor:
+        ws, s = self.window, self.shift
+        mask = torch.zeros((h, w))
+        count = 0
+        for hs in ((0, -ws), (-ws, -s), (-s, None)):
+            for vs in ((0, -ws), (-ws, -s), (-s, None)):
+                mask[hs[0]:hs[1], vs[0]:vs[1]] = count
+                count += 1
+        mask = mask.view(h // ws, ws, w // ws, ws).permute(0, 2, 1, 3).reshape(-1, ws * ws)
+        mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+        return mask.masked_fill(mask != 0, -100.0)
+
+    def forward(self, x):
+        b, h, w, c = x.shape
+        ws, heads = self.window, self.heads
+        shift = self.shift if ws < h else 0
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        windows = (h // ws) * (w // ws)
+        x = x.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b * windows, ws * ws, c)
+        qkv = self.qkv(x).reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
+        n = ws * ws
+        bias = self.relative_position_bias_table[self.relative_position_index].view(n, n, -1).permute(2, 0, 1)
+        attn = attn + bias.unsqueeze(0)
+        if shift:
+            attn = attn.view(b, windows, heads, n, n) + self._mask(h, w).unsqueeze(1).unsqueeze(0)
+            attn = attn.view(-1, heads, n, n)
+        x = F.softmax(attn, dim=-1).matmul(v).transpose(1, 2).reshape(x.size(0), n, c)
+        x = self.proj(x)
+        x = x.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(b, h, w, c)
+        if shift:
+            x = torch.roll(x, shifts=(shift, shift), dims=(1, 2))
+        return x
+
+
+class SwinBlock(nn.Module):
+    def __init__(self, dim: int, heads: int, window: int, shift: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = ShiftedWindowAttention(dim, window, shift, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(), nn.Dropout(0.0), nn.Linear(4 * dim, dim),
+                                 nn.Dropout(0.0))
+
+    def forward(self, x):
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class PatchMerging(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x):
+        x = torch.cat([x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :],
+                       x[..., 1::2, 1::2, :]], -1)
+        return self.reduction(self.norm(x))
+
+
+class _ToChannelsLast(nn.Module):
+    def forward(self, x):
+        return x.permute(0, 2, 3, 1)
+
+
+class SwinTransformer(nn.Module):
+    """torchvision's SwinTransformer (V1) at inference, in plain torch; its defaults are Swin-T's.
+    state_dict keys equal torchvision's (features.0.0.weight ... head.bias)."""
+
+    def __init__(self, embed: int = 96, depths: tuple = (2, 2, 6, 2), heads: tuple = (3, 6, 12, 24),
+                 window: int = 7, classes: int = 1000):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Sequential(nn.Conv2d(3, embed, 4, stride=4), _ToChannelsLast(),
+                                                 nn.LayerNorm(embed))]
+        for i, (depth, h) in enumerate(zip(depths, heads)):
+            dim = embed * 2 ** i
+            layers.append(nn.Sequential(*[SwinBlock(dim, h, window, 0 if j % 2 == 0 else window // 2)
+                                          for j in range(depth)]))
+            if i < len(depths) - 1:
+                layers.append(PatchMerging(dim))
+        self.features = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(embed * 2 ** (len(depths) - 1))
+        self.head = nn.Linear(embed * 2 ** (len(depths) - 1), classes)
+
+    def forward(self, x):
+        x = self.norm(self.features(x)).permute(0, 3, 1, 2)
+        return self.head(F.adaptive_avg_pool2d(x, 1).flatten(1))

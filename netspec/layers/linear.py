@@ -2,6 +2,7 @@
 
 
 from netspec.layers.base import Foreign, Layer, PositiveInt, explain_counts, fan_in_uniform
+from netspec.layers.rearrange import from_canonical, to_canonical
 from netspec.types import ShapeError, TensorType
 
 
@@ -78,21 +79,16 @@ class Linear(Layer):
         if t.rank == 2:
             weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
             return g.op("Gemm", weights, transB=1)
-        if t.rank == 3:
-            # tokens (N, C, L) inside the graph: as nn.Linear, a MatMul over (N, L, C) between two
-            # Transposes. Consecutive token layers (layernorm, attention, linear, GELU, residual
-            # adds) then meet Transpose to Transpose, which onnxruntime cancels, and the MatMul + Add
-            # becomes a Gemm: the encoder of a transformer runs in (N, L, C) as PyTorch's export
-            # does, not as 1x1 convolutions between transposes (ViT-B/16: 11% slower that way).
-            x = g.op("Transpose", [inputs[0]], perm=[0, 2, 1])
-            w = g.op("Transpose", [g.param("weight")], perm=[1, 0])
-            y = g.op("MatMul", [x, w])
-            if self.bias:
-                y = g.op("Add", [y, g.param("bias")])
-            return g.op("Transpose", [y], perm=[0, 2, 1])
-        # Inside the ONNX graph tensors are channels-first (N, C, spatial): the same sum over the
-        # channels at every position is a 1x1 convolution, its weight the linear's, reshaped.
-        kernel = g.op("Reshape", [g.param("weight"), g.const([self.out_features, t.channels] + [1] * (t.rank - 2),
-                                                             name="kernel_shape")])
-        weights = [inputs[0], kernel] + ([g.param("bias")] if self.bias else [])
-        return g.op("Conv", weights, kernel_shape=[1] * (t.rank - 2))
+        # Channels last in the declared layout ([N, L, C] tokens, [N, H, W, C], Swin's windows
+        # [N, windows, area, C]) but first inside the graph (canonical order): as nn.Linear, a
+        # MatMul over the declared order between two Transposes. Consecutive channels-last layers
+        # (layernorm, linear, GELU, residual adds, reshapes) then meet Transpose to Transpose,
+        # which onnxruntime cancels, and the MatMul + Add becomes a Gemm: a transformer runs in
+        # (N, L, C) as PyTorch's export does, not as 1x1 convolutions between transposes (ViT-B/16:
+        # 11% slower that way).
+        order = list(range(t.rank))
+        x = from_canonical(g, inputs[0], t, order)
+        y = g.op("MatMul", [x, g.op("Transpose", [g.param("weight")], perm=[1, 0])])
+        if self.bias:
+            y = g.op("Add", [y, g.param("bias")])
+        return to_canonical(g, y, output, order)
