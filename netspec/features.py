@@ -1,8 +1,8 @@
 """`netspec features`: look at what a network's layers compute.
 
 The chosen layers' values are added to the ONNX model as extra graph outputs (they exist as
-values named after the layers, in canonical (N, C, H, W) order), the model runs in onnxruntime,
-and each feature map (one channel: one filter's response) becomes a tile of a PNG, coloured
+values named after the layers, in their declared layouts), the model runs in onnxruntime, each
+is turned to (N, C, H, W) order (an NHWC network's maps too), and each feature map (one channel: one filter's response) becomes a tile of a PNG, coloured
 with a colour map and labelled with its channel and value range; or the raw arrays go to a
 `.npz`.
 
@@ -120,15 +120,15 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
     from onnx import helper
 
     from netspec import runtime
-    from netspec.lower import ONNX_DTYPES, canonical_perm, canonical_shape
+    from netspec.lower import ONNX_DTYPES
 
     graph = net.check().graph
     chosen = _resolve_layers(graph, list(layers))
     feeds = net.feeds(inputs, seed, batch)
     model = net.to_onnx(opset=opset, batch=batch, weights=weights, seed=seed, weights_prefix=weights_prefix)
 
-    # the value each layer's final node produces: its own name, or `<layer>/nchw` for an output
-    # the lowering turns back to NHWC; a graph input in canonical order has no node at all
+    # the value each layer's final node produces, in its declared layout (a graph input has no
+    # node at all)
     produced = {node.name: node.output[0] for node in model.graph.node}
     existing = {o.name for o in model.graph.output}
     values: dict[str, str] = {}
@@ -137,13 +137,13 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
         t = graph.node(name).output
         if name in produced:
             values[name] = produced[name]
-        elif name in graph.inputs:  # the input itself, already in canonical order
-            direct[name] = np.transpose(feeds[name], canonical_perm(t))
+        elif name in graph.inputs:  # the input itself
+            direct[name] = feeds[name]
             continue
         else:
             raise _error(f"layer `{name}` has no value in the ONNX model", layer=name)
         if values[name] not in existing:
-            dims = [batch if (i == 0 and batch is not None) else d for i, d in enumerate(canonical_shape(t))]
+            dims = [batch if (i == 0 and batch is not None) else d for i, d in enumerate(t.shape)]
             model.graph.output.append(helper.make_tensor_value_info(values[name], ONNX_DTYPES[t.dtype], dims))
             existing.add(values[name])
 
@@ -156,7 +156,10 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
             raise net.locate(exc) from None
         by_value = dict(zip(wanted, arrays))
         results = {name: by_value[value] for name, value in values.items()}
-    return {name: np.ascontiguousarray(results[name] if name in results else direct[name]) for name in chosen}
+    # channels first, as the maps are drawn: (N, C, H, W) whatever the declared layout
+    return {name: np.ascontiguousarray(np.transpose(results[name] if name in results else direct[name],
+                                                    graph.node(name).output.layout.channels_first))
+            for name in chosen}
 
 
 # ---------------------------------------------------------------- rendering

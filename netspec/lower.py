@@ -1,9 +1,11 @@
 """Typed graph to ONNX: every layer lowers itself through a `Builder`; this module adds the graph
 inputs and outputs, layouts, initializers and the opset/IR versions.
 
-Inside the ONNX graph every value is in canonical (N, C, spatial) order, which is what ONNX's
-Conv and pooling operators expect: an NHWC input gets a Transpose in, and an output that is
-spatial and declared NHWC gets a Transpose back out. The node producing a layer's value is
+Inside the ONNX graph every value has its declared layout, as PyTorch's export has it: NCHW
+images, [N, L, C] tokens, channels-last maps (ConvNeXt's and Swin's NHWC). A layer that ONNX
+defines channels first (Conv, pools, BatchNormalization: `Layer.channels_first`) is lowered
+between a Transpose to (N, C, spatial) and one back where its input is declared otherwise (an
+NHWC input's first conv); onnxruntime cancels the pairs between such layers. The node producing a layer's value is
 named after the layer, and so is the value (readable in Netron); a layer's other nodes are
 `<layer>/<op>` and their values `<layer>/<op>:out`; initializers are named like the parameters
 (`layer1.0.conv1.weight`). Values keep the dtype the spec declares: weights take the dtype of
@@ -22,7 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.graph import Graph, LayerNode
-from netspec.types import TensorType
+from netspec.types import Layout, TensorType
 
 from netspec.opsets import DEFAULT_OPSET, MAX_OPSET, MIN_OPSET, OPSET_RANGE  # noqa: F401  (re-exported)
 MAX_IR_VERSION = 13
@@ -122,7 +124,6 @@ class Builder:
         self._node: LayerNode | None = None
         self._first = 0                      # index of the current layer's first node
         self.types: dict[str, int] = {}      # value name -> ONNX element type, where known
-        self.transposed_outputs: set[str] = set()  # layers whose own name is a transposed output
 
     def start(self, node: LayerNode) -> None:
         """Begin a layer: the nodes emitted next are named after it."""
@@ -206,9 +207,7 @@ class Builder:
         one's node named `<layer>`."""
         layer = self._node.name
         if isinstance(result, str):
-            if value_name is None:
-                value_name = f"{layer}/nchw" if layer in self.transposed_outputs else layer
-            return self._claim(result, layer, value_name)
+            return self._claim(result, layer, value_name or layer)
         return tuple(self._claim(value, layer if i == 0 else None, f"{layer}:{i}")
                      for i, value in enumerate(result))
 
@@ -292,6 +291,31 @@ def _read_from_output(nodes: list, identity: onnx.NodeProto, layer: str) -> None
                 later.input[j] = output
 
 
+def _channels_first(t: TensorType) -> tuple[list[int], TensorType]:
+    """The order ONNX's channels-first operators read `t`'s axes in, and `t` so laid out."""
+    order = list(t.layout.channels_first)
+    laid = Layout("".join(t.layout.axes[i] for i in order), t.layout.origin)
+    return order, TensorType(t.dtype, tuple(t.shape[i] for i in order), laid)
+
+
+def _lower_layer(g: "Builder", node: LayerNode, inputs: list[str], types: list[TensorType],
+                 output: TensorType) -> str | tuple[str, ...]:
+    """One layer's lowering; a `channels_first` layer sees its inputs transposed to (N, C,
+    spatial) where they are declared otherwise (NHWC, NLC), and its value is transposed back."""
+    if not node.layer.channels_first:
+        return node.layer.lower(g, node, inputs, types, output)
+    moved, laid = [], []
+    for value, t in zip(inputs, types):
+        order, first = _channels_first(t)
+        moved.append(value if order == sorted(order) else g.op("Transpose", [value], perm=order))
+        laid.append(first)
+    order, first = _channels_first(output)
+    y = node.layer.lower(g, node, moved, laid, first)
+    if order == sorted(order):
+        return y
+    return g.op("Transpose", [y], perm=[order.index(i) for i in range(len(order))])
+
+
 def ir_version_for(opset: int) -> int:
     """The oldest IR version that carries this opset (widest compatibility)."""
     return min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), MAX_IR_VERSION)
@@ -315,26 +339,20 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     g = Builder(opset, weights, detached)
     values: dict[str, Any] = {}
     inputs, outputs, problems = [], [], []
-    for name, node_name in graph.outputs:
-        perm = canonical_perm(graph.node(node_name).output)
-        if perm != sorted(perm):
-            g.transposed_outputs.add(name)
     for node in graph:
         t = node.output
         g.start(node)
         if node.layer is None:
             inputs.append(_value_info(node.name, t, t.shape, batch))
             g.declare(node.name, t.dtype)
-            perm = canonical_perm(t)
-            values[node.name] = (node.name if perm == sorted(perm) else  # the node is named after the input
-                                 g.finish(g.op("Transpose", [node.name], perm=perm), f"{node.name}/nchw"))
+            values[node.name] = node.name
             continue
         types = [graph.node(name).output for name in node.inputs]
         try:
             refusal = node.layer.refusal(types, t, opset)  # what the layer itself says ONNX cannot do
             if refusal is not None:
                 raise LoweringError(refusal.message, refusal.hint)
-            lowered = node.layer.lower(g, node, [values[n] for n in node.inputs], types, t)
+            lowered = _lower_layer(g, node, [values[n] for n in node.inputs], types, t)
             # a param's value is its initializer, already named by the node
             values[node.name] = lowered if not node.inputs and lowered == node.name else g.finish(lowered)
         except LoweringError as exc:  # report every layer that cannot be lowered
@@ -352,11 +370,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
     for name, node_name in graph.outputs:
         t = graph.node(node_name).output
         g.start(graph.node(node_name))
-        perm = canonical_perm(t)
-        if perm != sorted(perm):  # back to the declared layout
-            inverse = [perm.index(i) for i in range(len(perm))]
-            g.op("Transpose", [values[node_name]], name, perm=inverse)
-        elif values[node_name] != name:
+        if values[node_name] != name:
             if name in g._names:
                 raise NetspecError([Diagnostic(f"output `{name}` has the name of another layer's value",
                                                graph.node(node_name).span, layer=node_name,

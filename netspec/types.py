@@ -84,7 +84,7 @@ def _spatial_indices(axes: str) -> tuple[int, ...]:
 
 
 @lru_cache(maxsize=None)
-def _canonical(axes: str) -> tuple[int, ...]:
+def _channels_first(axes: str) -> tuple[int, ...]:
     batch = [axes.index("N")] if "N" in axes else []
     channel = [axes.index("C")] if "C" in axes else []
     others = [i for i, a in enumerate(axes) if a not in "NC" and a not in _SPATIAL_LETTERS]
@@ -152,9 +152,18 @@ class Layout:
 
     @property
     def canonical(self) -> tuple[int, ...]:
-        """The order of the axes inside ONNX's graph: the batch, the channels, the spatial axes
-        in D, H, W (or L) order, then the axes without a role in their declared order."""
-        return _canonical(self.axes)
+        """The order of the axes inside ONNX's graph: the declared order, as PyTorch's export has
+        them (a permute moves data; tokens [N, L, C] and channels-last maps stay channels last,
+        so their linears, norms and residual adds need no Transposes)."""
+        return tuple(range(len(self.axes)))
+
+    @property
+    def channels_first(self) -> tuple[int, ...]:
+        """The axes in the order ONNX's Conv, pools and BatchNormalization read them: the batch,
+        the channels, the spatial axes in D, H, W (or L) order, then the axes without a role in
+        their declared order (netspec.lower puts a layer with `channels_first` between
+        Transposes to it and back, where the declared order is another)."""
+        return _channels_first(self.axes)
 
     def no_channels(self) -> "RoleError":
         """The error of a layer that needs channels on a tensor that has none."""

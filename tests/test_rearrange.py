@@ -334,7 +334,7 @@ def test_the_lowered_model_passes_the_full_check_and_infers_netspec_s_shapes(net
         shapes = inferred_shapes(light_model(network, batch))
         for node in network.graph:
             if node.layer is None:
-                continue   # a graph input is in its declared layout; its canonical value is `<name>/nchw`
+                continue   # a graph input: its declared layout
             want = [d if isinstance(d, int) else batch for d in canonical_shape(node.output)]
             got = shapes.get(node.name)
             assert isinstance(got, list) and len(got) == len(want), (node.name, got, want)
@@ -348,11 +348,14 @@ def test_the_lowered_model_passes_the_full_check_and_infers_netspec_s_shapes(net
                 [w if isinstance(w, int) else None for w in want], (name, got, want)
 
 
-def test_a_permute_that_keeps_roles_moves_no_data(network):
+def test_a_permute_moves_the_data_as_pytorch_does(network):
+    """Values keep their declared layouts inside ONNX: NCHW -> NHWC is a Transpose, as in
+    PyTorch's export, and so is a swap of two axes without a role."""
     model = network.to_onnx()
-    ops = {n.name: n.op_type for n in model.graph.node}
-    assert ops["mlp.0"] == "Identity" and ops["mlp.4"] == "Identity"   # NCHW <-> NHWC: roles only
-    assert ops["g.1"] == "Transpose"                                    # two axes without a role swap
+    nodes = {n.name: n for n in model.graph.node}
+    assert nodes["mlp.0"].op_type == "Transpose" and list(nodes["mlp.0"].attribute[0].ints) == [0, 2, 3, 1]
+    assert nodes["mlp.4"].op_type == "Transpose" and list(nodes["mlp.4"].attribute[0].ints) == [0, 3, 1, 2]
+    assert nodes["g.1"].op_type == "Transpose"
 
 
 def test_the_lowered_model_runs_as_torch_computes(network):

@@ -249,6 +249,8 @@ class PReLU(Activation):
     """x if x > 0 else a * x, with a learned slope `a`: one shared (`num_parameters=1`) or one
     per channel (`num_parameters` = the channels). Its parameter is `weight`, as in PyTorch."""
 
+    channels_first = True  # its slope broadcasts as [C, 1, 1]
+
     kind = "prelu"
     unlaid_inputs = False  # reads the channel axis
     foreign = Foreign(pytorch=("PReLU",), pytorch_args=("num_parameters", "init"), keras=("PReLU",))

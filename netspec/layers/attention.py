@@ -8,6 +8,7 @@ role just the same). Every product is counted in the MACs: the projections, QK^T
 
 
 from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveInt, Probability, explain_counts
+from netspec.layers.rearrange import from_canonical, to_canonical
 from netspec.types import ShapeError, TensorType
 
 
@@ -89,8 +90,10 @@ class MultiheadAttention(Layer):
         e, h = t.channels, self.num_heads
         d = e // h
         dtype = t.dtype
-        # inside ONNX tokens are canonical, (N, E, L): to (N, L, E) and back
-        x = g.op("Transpose", [inputs[0]], perm=[0, 2, 1])
+        # tokens as nn.MultiheadAttention(batch_first=True) reads them, (N, L, E): NLC as declared
+        order = [t.layout.batch, next(i for i in range(3) if i not in (t.layout.batch, t.layout.channel)),
+                 t.layout.channel]
+        x = from_canonical(g, inputs[0], t, order)
         w_in = g.op("Transpose", [g.param("in_proj_weight")], perm=[1, 0])
         qkv = g.op("MatMul", [x, w_in])
         if self.bias:
@@ -110,7 +113,7 @@ class MultiheadAttention(Layer):
         y = g.op("MatMul", [merged, w_out])
         if self.bias:
             y = g.op("Add", [y, g.param("out_proj.bias")])
-        return g.op("Transpose", [y], perm=[0, 2, 1])                 # back to (N, E, L)
+        return to_canonical(g, y, output, order)
 
 
 class MatMul(Layer):

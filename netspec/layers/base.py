@@ -187,6 +187,10 @@ class Layer(BaseModel):
     # Whether the layer takes a value with no layout (a param's, netspec.owned), as an input:
     # the merges `+` and `*`, and what works element by element without reading an axis.
     unlaid_inputs: ClassVar[bool] = False
+    # lowered as ONNX defines the operator, channels first (Conv, pools, BatchNormalization):
+    # netspec.lower gives it its inputs, types and output type in Layout.channels_first order,
+    # between Transposes where the declared order is another (NHWC, NLC)
+    channels_first: ClassVar[bool] = False
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -291,8 +295,9 @@ class Layer(BaseModel):
         """Emit this layer's ONNX nodes through `g` (a netspec.lower.Builder: `g.op`,
         `g.param`, `g.const`) and return the value it produces (or a tuple of values). The
         lowering pass gives that value, and the node producing it, the layer's name; every
-        other node is `<layer>/<op>`. `inputs` are ONNX value names in canonical (N, C,
-        spatial) order; `types` are the inputs' netspec types. Constants that meet the data
+        other node is `<layer>/<op>`. `inputs` are ONNX value names, their axes in the
+        order of `types` (the declared layout; for a `channels_first` layer, N, C, spatial);
+        `types` are the inputs' netspec types. Constants that meet the data
         take its dtype: `g.const(0.5, types[0].dtype)`."""
         raise NotImplementedError(f"{self.kind} has no ONNX lowering")
 

@@ -53,6 +53,8 @@ class ConvBase(Layer):
     defaults (padding differs, so each declares its own), a weight and an optional bias, and
     the per-axis attributes read against the input's spatial axes."""
 
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
+
     family = "conv"
     positional = ("out_channels", "kernel")
     aliases = {"kernel_size": "kernel"}

@@ -47,6 +47,8 @@ class BatchNorm(ChannelNorm):
     `num_batches_tracked` (when `track_running_stats`), named as in a PyTorch state_dict.
     """
 
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
+
     kind = "batchnorm"
     foreign = Foreign(pytorch=("BatchNorm2d", "BatchNorm1d", "BatchNorm3d", "LazyBatchNorm2d",
                                "LazyBatchNorm1d", "LazyBatchNorm3d"),
@@ -122,20 +124,22 @@ class LayerNorm(ChannelNorm):
         c, rank = types[0].channels, types[0].rank
         scale = g.param("weight") if self.elementwise_affine else g.const([1.0] * c, types[0].dtype, "scale")
         inputs_ = [scale] + ([g.param("bias")] if self.elementwise_affine and self.bias else [])
-        if rank == 2:
+        channel = types[0].layout.channel
+        if channel == rank - 1:  # [N, C], tokens [N, L, C], channels-last maps: ONNX's own axis
             return g.op("LayerNormalization", [inputs[0], *inputs_], axis=-1, epsilon=self.eps)
-        # normalise over C at each position: move C last, normalise, move it back
-        last = list(range(rank))
-        to_last = [0, *range(2, rank), 1]
+        # normalise over C at each position (ConvNeXt's LayerNorm2d on NCHW): move C last,
+        # normalise, move it back
+        to_last = [i for i in range(rank) if i != channel] + [channel]
         moved = g.op("Transpose", [inputs[0]], perm=to_last)
         normed = g.op("LayerNormalization", [moved, *inputs_], axis=-1, epsilon=self.eps)
-        back = [to_last.index(i) for i in last]
-        return g.op("Transpose", [normed], perm=back)
+        return g.op("Transpose", [normed], perm=[to_last.index(i) for i in range(rank)])
 
 
 class GroupNorm(ChannelNorm):
     """Group normalisation, as PyTorch's `nn.GroupNorm`: channels in `num_groups` groups, each
     normalised over its channels and all positions. Parameters `weight`, `bias` of C elements."""
+
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
 
     kind = "groupnorm"
     positional = ("num_groups",)

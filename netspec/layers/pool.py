@@ -16,6 +16,8 @@ class WindowPool(Layer):
     """Base of max, average and power-average pooling: a kernel sliding with a stride (default:
     the kernel), each one value for every spatial axis or one per axis."""
 
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
+
     family = "pool"
     positional = ("kernel", "stride")
     aliases = {"kernel_size": "kernel"}
@@ -198,6 +200,8 @@ class GlobalPool(Layer):
     """Base of the global pools: [N, C, *spatial] -> [N, C, 1, ...] (in the declared layout),
     for any number of spatial axes."""
 
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
+
     family = "pool"
 
     def geometry(self, inputs):
@@ -242,6 +246,8 @@ class AdaptivePool(Layer):
     of an axis pools input positions floor(i*in/out) to ceil((i+1)*in/out) - 1. When the input
     size is a multiple of the output size, every window has the same size and stride, so it is
     an ordinary pool (and lowers to one); otherwise the windows differ and overlap."""
+
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
 
     family = "pool"
     positional = ("output_size",)

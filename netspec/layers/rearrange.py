@@ -19,9 +19,9 @@ letter, or any other letter a spec names, is an axis without a role).
 The batch is never merged, split, sliced, moved across by a reshape or removed: its size is
 symbolic. A layer that needs the channels and finds none says which layer left the axes so.
 
-Inside ONNX's graph every value is in canonical order (netspec.types.Layout.canonical: N, C,
-the spatial axes, then the axes without a role in their declared order), so a permute of
-axes with roles moves no data at all; the reshapes go through the declared order.
+Inside ONNX's graph every value has its declared layout (netspec.types.Layout.canonical, the
+order PyTorch's export has too), so a permute is a Transpose and a reshape a Reshape of the
+declared order (the batch moved first where it is not).
 """
 
 
@@ -1026,6 +1026,8 @@ class ChannelShuffle(Layer):
     """ShuffleNet's channel shuffle, as PyTorch's `nn.ChannelShuffle(groups)`: the channels,
     seen as `groups` rows of C/groups, read column by column (reshape to [N, g, C/g, ...],
     swap those two axes, reshape back). The layout is kept."""
+
+    channels_first = True  # reshapes (N, C, spatial)
 
     kind = "channel_shuffle"
     family = "rearrange"

@@ -19,6 +19,8 @@ class Upsample(Layer):
     it: "linear" for a 1-D input, "bilinear" for 2-D, "trilinear" for 3-D; `align_corners`
     (the linear modes only) aligns the corner pixels of input and output, as in PyTorch."""
 
+    channels_first = True  # ONNX's operator reads (N, C, spatial)
+
     kind = "upsample"
     family = "resample"
     positional = ("scale_factor",)

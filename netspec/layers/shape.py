@@ -89,6 +89,8 @@ class Pad(Layer):
     "reflect" mirrors without repeating the edge (needs padding < size); "replicate" repeats the
     edge; "circular" wraps around (needs padding <= size)."""
 
+    channels_first = True  # its pads are of (N, C, spatial)
+
     kind = "pad"
     # (the 3-D modules are not listed: their six sizes, last axis first, would need reordering
     # by rank, which the translation of a PyTorch call does not know; the 1-D ones' (left,
