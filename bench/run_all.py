@@ -20,13 +20,17 @@ parameter names, so both sides can carry the very same weights.
    exporters: dynamo=True (torch 2.13's default; needs onnxscript) and dynamo=False (TorchScript).
    Target: netspec faster than each.
 4. Inference: onnxruntime CPU latency of netspec's ONNX against torch.onnx.export's (dynamo=False,
-   opset 17, as bench/onnx_speed.py), same weights, interleaved in one process, batch 1 and 8.
+   opset 17, as bench/onnx_speed.py), same weights, interleaved in one process, batch 1 and 8, for
+   alexnet, resnet50, vit_b_16 and swin_t.
    Target: netspec / torch median <= 1.03.
 5. Start-up, whole process: `netspec --version` and `netspec check specs/lenet5.net` against
    `python -c pass` and `python -c "import torch"`.
 6. The zoo's largest specs: `netspec check` of efficientnet_b7, regnet_y_128gf, densenet201,
    resnet152 and s3d, whole process and in process. Target (issue 12): regnet_y_128gf and
    efficientnet_b7 well under a second, taken as under 0.5 s.
+7. Fused attention: ONNX's Attention (opset 23) against the MatMul, Softmax, MatMul netspec
+   emits, at ViT-B/16's and Swin-T's attention shapes (bench/fused_attention.py): whether netspec
+   should lower to the fused operator.
 
 Whole-process figures are medians of runs interleaved round-robin (the order rotates every
 round, output discarded); in-process figures are medians after a warm-up call.
@@ -602,6 +606,29 @@ def bench_zoo(s: Settings, targets: list[Target]) -> Section:
     return sec
 
 
+def bench_fused_attention(s: Settings) -> Section:
+    import fused_attention
+    import onnxruntime as ort
+
+    sec = Section("7. Fused attention: ONNX's Attention (opset 23) against netspec's MatMul, Softmax, MatMul")
+    runs = 20 if s.quick else 60
+    log(f"[7] fused attention: {len(fused_attention.SHAPES)} shapes x {runs} interleaved runs")
+    rows = fused_attention.measure(runs)
+    sec.lines += [
+        f"onnxruntime {ort.__version__}, CPU, the attention core alone (softmax(q k^T / sqrt(d)) v over "
+        f"[batch, heads, tokens, d]), seeded inputs, outputs checked equal, median of {runs} interleaved runs "
+        "(bench/fused_attention.py). netspec lowers attention to MatMul, Mul, Softmax, MatMul at every "
+        "opset (onnxruntime fuses them into FusedMatMul, Softmax, MatMul); it would emit `Attention` at "
+        "opset 23 and up only where that is faster at every shape.",
+        "",
+        "| attention | Attention-23 ms | netspec's ms | ratio (fused / netspec's) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, fused, ours in rows:
+        sec.lines.append(f"| {name} | {fused * 1e3:.3f} | {ours * 1e3:.3f} | {fused / ours:.3f} |")
+    return sec
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -665,7 +692,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="which benchmarks, e.g. 1,5 (default: all)")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="which benchmarks, e.g. 1,5 (default: all)")
     args = parser.parse_args()
     s = settings(args.quick)
     only = {int(x) for x in args.only.split(",") if x.strip()}
@@ -678,7 +705,7 @@ def main() -> None:
         tmp = Path(tmp_name)
         steps = {1: lambda: bench_check(s, targets), 2: lambda: bench_scaling(s, targets, tmp),
                  3: lambda: bench_export(s, targets, tmp), 4: lambda: bench_inference(s, targets),
-                 5: lambda: bench_startup(s), 6: lambda: bench_zoo(s, targets)}
+                 5: lambda: bench_startup(s), 6: lambda: bench_zoo(s, targets), 7: lambda: bench_fused_attention(s)}
         for number, step in steps.items():
             if number in only:
                 t0 = time.perf_counter()
@@ -690,7 +717,7 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     info.append(("load average at end (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in os.getloadavg())))
     command = "python bench/run_all.py" + (" --quick" if args.quick else "") + (
-        f" --only {args.only}" if only != {1, 2, 3, 4, 5, 6} else "")
+        f" --only {args.only}" if only != {1, 2, 3, 4, 5, 6, 7} else "")
     text = render(s, info, targets, sections, elapsed, command)
     write_atomically(args.output, text)
     print(text)
