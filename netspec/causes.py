@@ -16,7 +16,7 @@ from __future__ import annotations
 from netspec.diagnostics import Diagnostic, Diagnostics, Label
 from netspec.graph import Graph, LayerNode
 from netspec.infer import Failure, propagate
-from netspec.types import DTypeError, Layout, TensorType
+from netspec.types import PLURAL_ROLES, DTypeError, Layout, TensorType
 
 STRIDES = (2, 4, 8, 16, 32, 64)  # the total strides a what-if on an input's size tries
 
@@ -65,6 +65,12 @@ def _roles(t: TensorType, axes: tuple[int, ...]) -> str:
     return roles[0] if len(roles) == 1 else ", ".join(roles[:-1]) + " and " + roles[-1]
 
 
+def _verb(roles: str, plural: str, singular: str) -> str:
+    """`channels differ`, `the embedding width differs`: the verb that agrees with `roles`."""
+    many = " and " in roles or roles in PLURAL_ROLES
+    return f"{roles} {plural}" if many else f"{roles} {singular}"
+
+
 def _sizes(t: TensorType, axes: tuple[int, ...]) -> tuple:
     return tuple(t.shape[a] for a in axes)
 
@@ -89,10 +95,12 @@ def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
     node, inputs, axes = failure.node, failure.inputs, failure.error.axes
     d = failure.diagnostic
     rank = max(t.rank for t in inputs)
-    reference = next(t for t in inputs if t.rank == rank)
+    # the axes' roles as an activation names them (a param's own axes have none)
+    reference = next((t for t in inputs if t.rank == rank and not t.layout.is_unlaid),
+                     next(t for t in inputs if t.rank == rank))
     roles = _roles(reference, axes)
     culprit, why = _culprit(graph, node, inputs, axes)
-    d.label = f"{roles} differ: " + " and ".join(_shown(a) for t in inputs
+    d.label = _verb(roles, "differ", "differs") + ": " + " and ".join(_shown(a) for t in inputs
                                                   if (a := _aligned(t, axes, rank)) is not None)
     for index, (producer, t) in enumerate(zip(node.inputs, inputs)):
         span = node.input_spans[index] if index < len(node.input_spans) else graph.node(producer).span
@@ -113,7 +121,7 @@ def _explain_merge(graph: Graph, failure: Failure, sources) -> None:
     setter = _setter(graph, node.inputs[culprit], axes)
     value = _shown(_aligned(t, axes, rank))
     if setter is not None and setter.layer is not None:
-        d.labels.append(Label(setter.span, f"{roles} become {value} here, in `{setter.name}`"))
+        d.labels.append(Label(setter.span, f"{_verb(roles, 'become', 'becomes')} {value} here, in `{setter.name}`"))
     d.notes.append(f"the likely culprit is `{node.inputs[culprit]}` ({t}), {why}")
     other = 1 - culprit if len(inputs) == 2 else None
     if node.kind == "add" and other is not None and node.inputs[other] in graph.ancestors([node.inputs[culprit]]):
@@ -180,7 +188,7 @@ def _common_operand(graph: Graph, merges: list[Failure], diagnostics: Diagnostic
         merged = Diagnostic(
             f"`{shown}` has {sized(value)}, where the {len(found)} merges it feeds (lines {lines}) "
             f"need {wanted}", where.span, layer=where.name,
-            rule=first.rule, label=f"{roles} become {value} here", labels=labels,
+            rule=first.rule, label=f"{_verb(roles, 'become', 'becomes')} {value} here", labels=labels,
             notes=[f"every other operand of those merges has {sized(wanted)}: `{shown}` "
                    f"(`{producer}`) is the one that differs"], chain=first.chain)
         folded = {id(f.diagnostic) for f, _ in found}

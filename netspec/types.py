@@ -51,6 +51,10 @@ def representable(value: float, dtype: str) -> bool:
 
 _DEFAULT_LAYOUTS = {2: "NC", 3: "NCL", 4: "NCHW", 5: "NCDHW"}
 AXIS_ROLES = {"N": "batch", "C": "channels", "D": "depth", "H": "height", "W": "width", "L": "length"}
+# the words for the axes of tokens [N, L, C] (a transformer's NLC), in messages
+TOKEN_ROLES = {"L": "tokens", "C": "embedding width"}
+# roles that read as plurals ("channels differ", "the height differs")
+PLURAL_ROLES = ("channels", "tokens")
 _SPATIAL_LETTERS = "DHWL"
 # Letters for the axes a reshape makes without a role (netspec.layers.rearrange): lowercase, so
 # they never read as a role. A spec names such axes with any other letter (`layout="NGCHW"`).
@@ -181,8 +185,12 @@ class Layout:
         return _spatial_indices(self.axes)
 
     def role(self, index: int) -> str:
-        """What an axis holds, in words: "channels", "height", ... (for messages)."""
-        return AXIS_ROLES.get(self.axes[index], f"axis {index} ({self.axes[index]}, no role)")
+        """What an axis holds, in words: "channels", "height", ...; of tokens [N, L, C] (NLC),
+        "tokens" and "embedding width" (for messages)."""
+        letter = self.axes[index]
+        if self.axes == "NLC" and letter in TOKEN_ROLES:
+            return TOKEN_ROLES[letter]
+        return AXIS_ROLES.get(letter, f"axis {index} ({letter}, no role)")
 
     def __str__(self) -> str:
         return self.axes

@@ -129,7 +129,7 @@ def test_matmul_shape_macs_and_mismatch(tmp_path):
     assert net.totals().macs == 2 * 5 * 3 * 4
     bad = compile_text(tmp_path, "network t\ninput a: f32[N, 5, 4] NLC\ninput b: f32[N, 5, 4] NLC\n"
                                  "y = matmul(a, b)\noutput y\n")
-    with pytest.raises(NetspecError, match="inner sizes differ: .*a's channels is 4, b's length is 5"):
+    with pytest.raises(NetspecError, match=r"inner sizes differ: .*a's last axis \(embedding width\) is 4, b's second-to-last \(tokens\) is 5"):
         bad.check()
 
 

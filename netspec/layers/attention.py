@@ -141,10 +141,11 @@ class MatMul(Layer):
                 raise ShapeError(f"operand {name} {t} {t.layout} has the batch among its last two axes",
                                  rule="matmul multiplies the last two axes; the batch is a leading one")
         if a.shape[-1] != b.shape[-2]:
-            ra = a.layout.role(a.rank - 1) if not a.layout.is_unlaid else "last axis"
-            rb = b.layout.role(b.rank - 2) if not b.layout.is_unlaid else "second-to-last axis"
-            raise ShapeError(f"inner sizes differ: {a} @ {b}: a's {ra} is {a.shape[-1]}, b's {rb} is "
-                             f"{b.shape[-2]}", rule="a @ b needs a's last axis equal to b's second-to-last")
+            ra = a.layout.role(a.rank - 1) if not a.layout.is_unlaid else "its own"
+            rb = b.layout.role(b.rank - 2) if not b.layout.is_unlaid else "its own"
+            raise ShapeError(f"inner sizes differ: {a} @ {b}: a's last axis ({ra}) is {a.shape[-1]}, b's "
+                             f"second-to-last ({rb}) is {b.shape[-2]}",
+                             rule="a @ b needs a's last axis equal to b's second-to-last")
         lead = broadcast([a.shape[:-2], b.shape[:-2]])
         if lead is None:
             raise ShapeError(f"leading axes do not broadcast: {a} @ {b}",

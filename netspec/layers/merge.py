@@ -25,6 +25,12 @@ def resolve_axis(t: TensorType, axis: int | str) -> int:
     return axis % t.rank
 
 
+def _along(t: TensorType, axis: int) -> str:
+    """`the tokens (L)`, `the channels (C)`, `axis 2 (a)`: a concat's axis, for its rule."""
+    role = t.layout.role(axis)
+    return f"axis {axis} ({t.layout.axes[axis]})" if role.startswith("axis") else f"the {role} ({t.layout.axes[axis]})"
+
+
 def _alike(inputs: list[TensorType], kind: str) -> None:
     """Merged tensors share one layout (their one dtype is the dtype rule's: `same_dtype`)."""
     first = inputs[0]
@@ -206,8 +212,7 @@ class Concat(Layer):
             if other.rank != first.rank or any(a != b for i, (a, b) in enumerate(zip(first.shape, other.shape))
                                                if i != axis):
                 raise ShapeError(f"shapes do not match along the other axes: {first} and {other}",
-                                 rule=f"concat along axis {axis} ({first.layout.axes[axis]}) needs every "
-                                      "other axis equal",
+                                 rule=f"concat along {_along(first, axis)} needs every other axis equal",
                                  axes=_disagreeing(inputs, skip=axis, broadcasts=False))
         total = sum(t.shape[axis] for t in inputs)
         shape = first.shape[:axis] + (total,) + first.shape[axis + 1:]
