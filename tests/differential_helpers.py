@@ -1,7 +1,9 @@
 """Random valid netspec networks and their PyTorch twins, for tests/test_differential.py.
 
-A `Net` is a list of statements in evaluation order: chains (`b3 = b2 -> conv(...) -> relu`)
-and merges (`b4 = b2 + b3`, `b5 = concat(b1, b4, axis="H")`), over an input of 1, 2 or 3
+A `Net` is a list of statements in evaluation order: chains (`b3 = b2 -> conv(...) -> relu`),
+merges (`b4 = b2 + b3`, `b5 = concat(b1, b4, axis="H")`), tensors the network owns
+(`b6 = param(9, 2)`, `b7 = buffer(16, dtype=i64, init=relative_position_index(2))`, chains over
+them, never outputs) and expressions (`b8 = b4 * 0.5`, `b9 = b3 + b7`), over an input of 1, 2 or 3
 spatial axes (NCL/NLC, NCHW/NHWC, NCDHW/NDHWC or another order of those letters). Every layer
 carries the attributes as written in the spec (`Layer.args`, `Layer.kwargs`) and the same
 attributes resolved for PyTorch (`Layer.sem`, one value per spatial axis). The generator keeps
@@ -59,14 +61,25 @@ KNOWN_BUGS = {
     # a dilated maxpool window that lies wholly in the padding: torch gives -inf, onnxruntime
     # the lowest float (-3.4e38); later layers turn either into different infinities or NaNs
     "maxpool_window_in_padding",
+    # flatten(start, end, layout=...) of a range before the batch (HWNC's H and W): netspec wants the
+    # batch of `layout` at its input position, not where the result has it (`f32[3, 4, N, 5] HWNC`
+    # -> `flatten(0, 1, layout="WNC")`: "must put the batch N at axis 2"; [12, N, 5] has it at 1),
+    # so a gather by a two-axis index there is not flattened back (one-axis indices only)
+    "flatten_layout_before_batch",
 }
 
 
 # ============================================================================ the model
 
 
+class Raw(str):
+    """Source text written as it is (a binding's name, a call such as relative_position_index(2))."""
+
+
 def fmt(value: Any) -> str:
     """A value as netspec source writes it."""
+    if isinstance(value, Raw):
+        return str(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, str):
@@ -94,15 +107,28 @@ class Chain:
     source: str
     layers: list[Layer]
     layout: str | None = None   # the binding's declared layout where it is not the network's (a matmul operand)
+    constant: bool = False      # over a param or buffer: no batch, no layout (never an output)
+    head_call: bool = False     # the first layer written as a call of the source: `gather(t, i) -> reshape(...)`
 
-    def node_names(self) -> list[str]:
+    def node_names(self) -> list:
         """Layer names by the README's rule: a chain of one layer is the binding's name, else
-        `name.0`, `name.1`, ... (as nn.Sequential)."""
-        if len(self.layers) == 1:
+        `name.0`, `name.1`, ... (as nn.Sequential). A head call is a layer inside an
+        expression (`<kind>`, `<kind>_2`, ...: None, not checked by name); the chain after it
+        is named as a chain of its own."""
+        head = [None] if self.head_call else []
+        rest = len(self.layers) - len(head)
+        if rest == 0:
             return [self.name]
-        return [f"{self.name}.{i}" for i in range(len(self.layers))]
+        if rest == 1:
+            return head + [self.name]
+        return head + [f"{self.name}.{i}" for i in range(rest)]
 
     def text(self) -> str:
+        if self.head_call:
+            first = self.layers[0]
+            parts = [self.source] + [fmt(a) for a in first.args] + [f"{k}={fmt(v)}" for k, v in first.kwargs.items()]
+            calls = [f"{first.kind}({', '.join(parts)})"] + [l.call() for l in self.layers[1:]]
+            return f"{self.name} = " + " -> ".join(calls)
         return f"{self.name} = {self.source} -> " + " -> ".join(l.call() for l in self.layers)
 
 
@@ -123,10 +149,74 @@ class Merge:
     def text(self) -> str:
         if self.form == "plus":
             return f"{self.name} = " + " + ".join(self.sources)
+        if self.form == "at":
+            return f"{self.name} = " + " @ ".join(self.sources)
         extra = [] if self.axis is None else [f"{self.axis_keyword}={fmt(self.axis)}"]
         if self.form == "arrow":
             return f"{self.name} = {self.sources[0]} -> {self.kind}({', '.join(self.sources[1:] + extra)})"
         return f"{self.name} = {self.kind}({', '.join(self.sources + extra)})"
+
+
+@dataclass
+class Tensor:
+    """`name = param(2, 3)` or `name = buffer(16, dtype=i64, init=..., persistent=false)`: a
+    tensor the network owns. `value` is what it holds (None: a param the twin draws at random,
+    N(0, 1)); a param and a persistent buffer go in the weights dict, a persistent=false buffer
+    must not (it takes its init)."""
+
+    name: str
+    kind: str                    # "param" or "buffer"
+    sizes: tuple
+    value: Any = None            # np.ndarray, or None
+    init: Any = None             # as written (a number, a tuple, Raw("relative_position_index(2)")), None: none
+    dtype: str | None = None     # as written ("i64", "i32"), None: the default
+    persistent: bool = True
+    constant = True
+
+    @property
+    def stored(self) -> bool:
+        return self.kind == "param" or self.persistent
+
+    @property
+    def layers(self) -> list:
+        return []
+
+    def node_names(self) -> list[str]:
+        return [self.name]
+
+    def text(self) -> str:
+        parts = [str(n) for n in self.sizes]
+        if self.dtype:
+            parts.append(f"dtype={self.dtype}")
+        if self.init is not None:
+            parts.append(f"init={fmt(self.init)}")
+        if not self.persistent:
+            parts.append("persistent=false")
+        return f"{self.name} = {self.kind}({', '.join(parts)})"
+
+
+@dataclass
+class Expr:
+    """A binding written as an expression of tensors and numbers (`b4 = b3 * 0.5`, `b5 = b4 +
+    bias`, `b6 = (b2 * 0.25) @ (b2 -> transpose(-2, -1))`), its node of kind `kind` named
+    `name`; `fn(bindings)` is its twin (canonical tensors in, the canonical result out).
+    `inner` lists the kinds of the layers inside the expression (not checked by name)."""
+
+    name: str
+    kind: str
+    rhs: str
+    fn: Any
+    inner: list = field(default_factory=list)
+
+    @property
+    def layers(self) -> list:
+        return [Layer(self.kind)] + [Layer(k) for k in self.inner]
+
+    def node_names(self) -> list[str]:
+        return [self.name]
+
+    def text(self) -> str:
+        return f"{self.name} = {self.rhs}"
 
 
 @dataclass
@@ -555,7 +645,7 @@ def draw_pad(draw, shape):
 
 ACTIVATIONS = ["relu", "leaky_relu", "sigmoid", "tanh", "relu6", "hardsigmoid", "hardswish", "gelu",
                "silu", "elu", "prelu", "softmax", "log_softmax", "hardtanh", "dropout", "stochastic_depth",
-               "identity"]
+               "identity", "clamp"]
 
 
 def draw_activation(draw, shape, flat: bool):
@@ -585,6 +675,8 @@ def draw_activation(draw, shape, flat: bool):
         args = (draw(st.sampled_from([0.1, 0.2])), draw(st.sampled_from(["row", "batch"])))
     elif kind == "dropout" and draw(st.booleans()):
         args = (draw(st.sampled_from([0.1, 0.5])),)
+    elif kind == "clamp":
+        return draw_clamp(draw), shape
     return Layer(kind, args, kwargs, sem), shape
 
 
@@ -717,7 +809,7 @@ def draw_matmul(draw, names: Names, source: str, shape, layout: str):
             b_layers.append(narrow)
             b_size[letter] = 1
     if draw(st.booleans()):
-        layer, _ = draw_activation(draw, (size["C"],), flat=True)   # softmax/log_softmax over C
+        layer, _ = draw_activation(draw, (b_size["C"],), flat=True)   # softmax/log_softmax over C; prelu of b's channels
         b_layers.append(layer)
     b_layout = layout
     if size[m_letter] == size[k_letter] and draw(st.booleans()):
@@ -736,6 +828,12 @@ def draw_matmul(draw, names: Names, source: str, shape, layout: str):
         args = draw(st.sampled_from([(-2, -1), (-1, -2), (r - 2, r - 1), (m_letter, k_letter)]))
         b_layers.append(_rearranged("transpose", args, {}, layout, b_layout,
                                     lambda t: t.transpose(-2, -1)))
+    # the operator: `a @ b`, or Swin's `(q * s) @ (k -> transpose(-2, -1))` with b's transpose inline
+    form = draw(st.sampled_from(["call", "at", "inline"]))
+    inline = None
+    if form == "inline" and b_layers and b_layers[-1].kind == "transpose":
+        inline = b_layers.pop()
+        b_layout = layout
     operands = []
     for layers, lay in ((a_layers, layout), (b_layers, b_layout)):
         if layers:
@@ -745,8 +843,339 @@ def draw_matmul(draw, names: Names, source: str, shape, layout: str):
             operands.append(source)
     out = {a: max(a_size[a], b_size[a]) for a in letters}
     out[m_letter], out[k_letter] = a_size[m_letter], p
-    statements.append(Merge(names.fresh(), "matmul", operands, layouts=[layout, b_layout]))
+    if inline is None:
+        statements.append(Merge(names.fresh(), "matmul", operands, layouts=[layout, b_layout],
+                                form="at" if form == "at" else "call"))
+        return statements, tuple(out[a] for a in letters)
+    a, b = operands
+    scale = draw(st.sampled_from([0.25, 0.5, 2, 0.125, 3]))
+    a_text = draw(st.sampled_from([f"({a} * {scale})", f"{a} * {scale}", f"{scale} * {a}"]))
+
+    def fn(bindings, a=a, b=b, s=scale):
+        q, k = declared_tensor(bindings[a], layout), declared_tensor(bindings[b], layout)
+        return canonical_tensor(torch.matmul(q * s, k.transpose(-2, -1)), layout)
+    statements.append(Expr(names.fresh(), "matmul", f"{a_text} @ ({b} -> {inline.call()})", fn,
+                           inner=["mul", "transpose"]))
     return statements, tuple(out[a] for a in letters)
+
+
+# ---------------------------------------------------------------------------- window attention's pieces
+#
+# Swin's constructs, each on the tensor in its declared layout (twins: torch.roll, indexing,
+# F.normalize, torch.clamp, torch.exp, the arithmetic itself): roll over non-batch axes; a
+# relative position bias (a param table gathered by a buffer index, reshaped and permuted,
+# added to an activation shaped to match); an activation gathered along an axis; normalize;
+# clamp and a bounded exp; a tensor and a number; a param or buffer (persistent or not) meeting
+# an activation in `+` or `*`, or Swin V2's `s -> clamp(max=...) -> exp` logit scale.
+
+
+def declared_tensor(t: torch.Tensor, layout: str) -> torch.Tensor:
+    """The twin's canonical tensor in the declared layout `layout`."""
+    order = canonical_order(layout)
+    return t.permute(*[order.index(i) for i in range(len(layout))])
+
+
+def canonical_tensor(t: torch.Tensor, layout: str) -> torch.Tensor:
+    return t.permute(*canonical_order(layout))
+
+
+def relative_position_index(h: int, w: int) -> np.ndarray:
+    """README: for each pair of positions of an h x w window, query first, the row of the bias
+    table for their offset, (dy + h - 1) * (2w - 1) + dx + w - 1 (torchvision's, flattened)."""
+    ys, xs = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    dy, dx = ys[:, None] - ys[None, :], xs[:, None] - xs[None, :]
+    return ((dy + h - 1) * (2 * w - 1) + dx + w - 1).reshape(-1).astype(np.int64)
+
+
+def _declared_sizes(shape, layout: str) -> list[int]:
+    size = dict(zip("C" + LETTERS[len(shape) - 1], shape))
+    return [size.get(a, BATCH) for a in layout]
+
+
+def draw_roll(draw, shape, layout: str) -> Layer:
+    """roll(shifts, axes): one axis or a tuple of them (letters or indices, never the batch),
+    shifts positive, negative, zero or past the size."""
+    declared = _declared_sizes(shape, layout)
+    others = [i for i, a in enumerate(layout) if a != "N"]
+    axes = draw(st.permutations(others))[:draw(st.integers(1, min(3, len(others))))]
+    shifts = []
+    for a in axes:
+        n = declared[a]
+        shifts.append(draw(st.one_of(st.integers(-n, n), st.sampled_from([0, n, -n, n + 1, 2 * n + 3, -(n + 2)]))))
+    written = [_letter_or_index(draw, layout, a) for a in axes]
+    if len(axes) == 1 and draw(st.booleans()):
+        args = (shifts[0], written[0])
+    else:
+        args = (tuple(shifts), tuple(written))
+    return _rearranged("roll", args, {}, layout, layout,
+                       lambda t, s=tuple(shifts), d=tuple(axes): torch.roll(t, s, d))
+
+
+def draw_normalize(draw, layout: str) -> Layer:
+    """normalize over the channels (the default) or the last axis; twin F.normalize."""
+    r = len(layout)
+    targets = ["C"] + (["last"] if layout[-1] != "N" else [])
+    target = draw(st.sampled_from(targets))
+    dim = layout.index("C") if target == "C" else r - 1
+    if target == "C" and draw(st.booleans()):
+        args = ()
+    elif target == "last" and draw(st.booleans()):
+        args = (-1,)
+    else:
+        args = (_letter_or_index(draw, layout, dim),)
+    kwargs, eps = {}, 1e-12
+    if draw(st.integers(0, 3)) == 0:
+        eps = kwargs["eps"] = draw(st.sampled_from([1e-6, 0.001]))
+    layer = _rearranged("normalize", args, kwargs, layout, layout,
+                        lambda t, d=dim, e=eps: F.normalize(t, dim=d, eps=e))
+    layer.sem["dim"] = dim
+    return layer
+
+
+CLAMP_LOW = [-1, -0.5, 0, 0.25]
+CLAMP_HIGH = [0.5, 1, 2.0, 3.0]
+
+
+def draw_clamp(draw, need_max: bool = False) -> Layer:
+    """clamp(min, max), either bound or both, positional or by keyword."""
+    which = "max" if need_max and draw(st.booleans()) else draw(
+        st.sampled_from(["both", "max"] if need_max else ["both", "min", "max"]))
+    low, high = draw(st.sampled_from(CLAMP_LOW)), draw(st.sampled_from(CLAMP_HIGH))
+    sem = {"min": low if which != "max" else None, "max": high if which != "min" else None}
+    if which == "both":
+        args, kwargs = ((low, high), {}) if draw(st.booleans()) else ((), {"min": low, "max": high})
+    elif which == "min":
+        args, kwargs = ((low,), {}) if draw(st.booleans()) else ((), {"min": low})
+    else:
+        args, kwargs = (), {"max": high}
+    return Layer("clamp", args, kwargs, sem)
+
+
+def draw_bounded_exp(draw) -> list[Layer]:
+    """exp after a layer that bounds it from above (clamp with a max, tanh, sigmoid): no overflow."""
+    first = draw(st.sampled_from(["clamp", "clamp", "tanh", "sigmoid"]))
+    return [draw_clamp(draw, need_max=True) if first == "clamp" else Layer(first), Layer("exp")]
+
+
+NUMBERS = [0.5, 2, 4, 0.25, 1.5, 3, -0.5, 1]
+
+
+def draw_arithmetic(draw, names: Names, source: str) -> Expr:
+    """A tensor and a number: x * 0.5, 2 * x, x / 4, x + 1, 1 + x, x - 0.25 (a mul or add with its scalar)."""
+    op = draw(st.sampled_from(["x*n", "n*x", "x/n", "x+n", "n+x", "x-n"]))
+    n = draw(st.sampled_from(NUMBERS))
+    rhs = {"x*n": "{x} * {n}", "n*x": "{n} * {x}", "x/n": "{x} / {n}", "x+n": "{x} + {n}", "n+x": "{n} + {x}",
+           "x-n": "{x} - {n}"}[op].format(x=source, n=n)
+    fns = {"x*n": lambda t: t * n, "n*x": lambda t: n * t, "x/n": lambda t: t / n,
+           "x+n": lambda t: t + n, "n+x": lambda t: n + t, "x-n": lambda t: t - n}
+    kind = "mul" if op in ("x*n", "n*x", "x/n") else "add"
+    return Expr(names.fresh(), kind, rhs, lambda b, f=fns[op], s=source: f(b[s]))
+
+
+def _trailing(layout: str) -> int:
+    """How many axes follow the batch in the declared layout (what a param may align with)."""
+    return len(layout) - 1 - layout.index("N")
+
+
+def draw_owned(draw, names: Names, source: str, shape, layout: str):
+    """A param or buffer (persistent or not) meeting an activation in `+` or `*`, broadcast on the
+    activation's last axes (sizes its own or 1); a param sometimes through Swin V2's
+    `clamp(max=...) -> exp` first."""
+    declared = _declared_sizes(shape, layout)
+    k = draw(st.integers(1, _trailing(layout)))
+    sizes = [d if draw(st.integers(0, 2)) else 1 for d in declared[-k:]]
+    for i in range(len(sizes)):
+        if math.prod(sizes) > 64:
+            sizes[i] = 1
+    sizes = tuple(sizes)
+    kind = draw(st.sampled_from(["param", "buffer", "buffer_temp", "buffer_temp"]))
+    name = names.fresh()
+    statements = []
+    if kind == "param":
+        tensor = Tensor(name, "param", sizes)
+    elif kind == "buffer":   # its value comes from the weights dict
+        tensor = Tensor(name, "buffer", sizes)
+    else:                    # persistent=false: its value is its init, and no weights file has it
+        if math.prod(sizes) <= 24 and draw(st.booleans()):
+            values = tuple(draw(st.sampled_from([-1.5, -0.5, 0.25, 0.75, 1.0, 2.0])) for _ in range(math.prod(sizes)))
+            init, value = values, np.array(values, np.float32).reshape(sizes)
+        else:
+            init = draw(st.sampled_from([0.5, -2.0, 1.25, 3]))
+            value = np.full(sizes, init, np.float32)
+        tensor = Tensor(name, "buffer", sizes, value=value, init=init, persistent=False)
+    statements.append(tensor)
+    other = name
+    op = draw(st.sampled_from(["+", "*"]))
+    if kind == "param" and op == "*" and draw(st.booleans()):   # Swin V2's logit scale
+        high = draw(st.sampled_from([1.0, 2.0, 4.6]))   # 4.6: about log(100), Swin V2's bound
+        clamp = Layer("clamp", (), {"max": high}, {"min": None, "max": high})
+        chain = Chain(names.fresh(), name, [clamp, Layer("exp")], constant=True)
+        statements.append(chain)
+        other = chain.name
+    first = draw(st.booleans())
+    rhs = f"{source} {op} {other}" if first else f"{other} {op} {source}"
+
+    def fn(b, s=source, o=other, mul=op == "*"):
+        a = declared_tensor(b[s], layout)
+        return canonical_tensor(a * b[o] if mul else a + b[o], layout)
+    statements.append(Expr(names.fresh(), "mul" if op == "*" else "add", rhs, fn))
+    return statements, shape
+
+
+def draw_relative_bias(draw, names: Names, source: str, shape, layout: str):
+    """Swin's relative position bias: a param table [K, heads] gathered by a buffer index
+    (relative_position_index(w), (h, w), or an explicit tuple of rows), reshaped to [A, A, heads]
+    and permuted to the activation's last three declared axes (the table's [M, heads], perhaps
+    transposed, against the last two of a 1-D tensor), added to the source shaped by a fixer."""
+    rank = len(shape) - 1
+    letters = "C" + LETTERS[rank]
+    three = rank >= 2
+    trail = layout[-3:] if three else layout[-2:]
+    if "N" in trail:   # a param aligns with the axes after the batch
+        return [], None
+    cap = {a: (MAX_CH if a == "C" else MAX_SIZE[rank]) for a in letters}
+    heads = draw(st.integers(1, 4))
+    form = draw(st.sampled_from(["square", "rect", "tuple"]))
+    limit = 9 if three else 8
+    if form == "square":
+        w = draw(st.sampled_from([x for x in (1, 2, 3) if x * x <= limit]))
+        h, call = w, Raw(f"relative_position_index({w})")
+    elif form == "rect":
+        h, w = draw(st.sampled_from([(hh, ww) for hh in (1, 2, 3) for ww in (1, 2, 3) if hh * ww <= limit]))
+        call = Raw(f"relative_position_index({h}, {w})")
+    if form == "tuple":
+        area = draw(st.integers(1, 3))
+        rows = draw(st.integers(1, 6))
+        values = tuple(draw(st.integers(0, rows - 1)) for _ in range(area * area))
+        index_value, init = np.array(values, np.int64), values
+    else:
+        area, rows = h * w, (2 * h - 1) * (2 * w - 1)
+        index_value, init = relative_position_index(h, w), call
+    m = area * area
+    dtype = draw(st.sampled_from(["i64", "i64", "i32"]))
+    index_value = index_value.astype(np.int32 if dtype == "i32" else np.int64)
+    persistent = draw(st.booleans())
+    table = Tensor(names.fresh(), "param", (rows, heads))
+    index = Tensor(names.fresh(), "buffer", (m,), value=index_value, init=init, dtype=dtype, persistent=persistent)
+    statements = [table, index]
+    gather = _rearranged("gather", (Raw(index.name),), {}, "??", "??",
+                         lambda t, i=torch.from_numpy(index_value.astype(np.int64)): t[i])
+    if three:
+        roles = draw(st.permutations(["q", "k", "h"]))   # which of [A, A, heads] each trailing axis takes
+        raw = {"q": 0, "k": 1, "h": 2}
+        perm = tuple(raw[r] for r in roles)
+        sizes = {"q": area, "k": area, "h": heads}
+        want = {letter: sizes[r] for letter, r in zip(trail, roles)}
+        layers = [gather, _rearranged("reshape", ((area, area, heads),), {}, "??", "???",
+                                      lambda t, a=area, n=heads: t.reshape(a, a, n))]
+        if perm != (0, 1, 2) or draw(st.booleans()):
+            args = (perm,) if draw(st.booleans()) else perm
+            layers.append(_rearranged("permute", args, {}, "???", "???", lambda t, p=perm: t.permute(*p)))
+    else:
+        flip = trail[0] == "C"   # [M, heads] against (C, L): transposed
+        want = {trail[0]: heads if flip else m, trail[1]: m if flip else heads}
+        layers = [gather]
+        if flip:
+            layers.append(_rearranged("transpose", draw(st.sampled_from([(0, 1), (1, 0), (-1, -2)])), {}, "??", "??",
+                                      lambda t: t.transpose(0, 1)))
+    if any(v > cap[a] for a, v in want.items()):
+        return [], None
+    head_call = draw(st.booleans())
+    if head_call or len(layers) == 1:
+        bias = Chain(names.fresh(), table.name, layers, constant=True, head_call=True)
+        statements.append(bias)
+    else:   # `g = table -> gather(index)`, then the rest
+        g = Chain(names.fresh(), table.name, layers[:1], constant=True)
+        bias = Chain(names.fresh(), g.name, layers[1:], constant=True)
+        statements += [g, bias]
+    fix, out = draw_fixer(draw, shape, tuple(want.get(a) for a in letters))
+    act = source
+    if fix:
+        statements.append(Chain(names.fresh(), source, fix))
+        act = statements[-1].name
+    first = draw(st.booleans())
+    rhs = f"{act} + {bias.name}" if first else f"{bias.name} + {act}"
+
+    def fn(b, s=act, o=bias.name):
+        return canonical_tensor(declared_tensor(b[s], layout) + b[o], layout)
+    statements.append(Expr(names.fresh(), "add", rhs, fn))
+    return statements, out
+
+
+def draw_gather_activation(draw, names: Names, source: str, shape, layout: str):
+    """gather(x, index, axis=k) along a non-batch axis with a buffer index of one axis (the
+    axis keeps its role) or two (then flatten(k, k + 1, layout=...) back); twin x[..., index]."""
+    rank = len(shape) - 1
+    declared = _declared_sizes(shape, layout)
+    R = len(layout)
+    axis = draw(st.sampled_from([i for i, a in enumerate(layout) if a != "N"]))
+    n, letter = declared[axis], layout[axis]
+    cap = MAX_CH if letter == "C" else MAX_SIZE[rank]
+    two_ok = not ("flatten_layout_before_batch" in KNOWN_BUGS and axis < layout.index("N"))
+    if two_ok and draw(st.booleans()):
+        a = draw(st.integers(1, 4))
+        sizes = (a, draw(st.integers(1, min(4, cap // a))))
+    else:
+        sizes = (draw(st.integers(1, min(12, cap))),)
+    count = math.prod(sizes)
+    values = tuple(draw(st.integers(0, n - 1)) for _ in range(count))
+    dtype = draw(st.sampled_from(["i64", "i64", "i32"]))
+    value = np.array(values, np.int32 if dtype == "i32" else np.int64).reshape(sizes)
+    index = Tensor(names.fresh(), "buffer", sizes, value=value, init=values, dtype=dtype,
+                   persistent=draw(st.integers(0, 3)) > 0)
+    mid = layout if len(sizes) == 1 else layout[:axis] + "??" + layout[axis + 1:]
+    kwargs, args = {}, (Raw(index.name),)
+    style = draw(st.sampled_from(["keyword", "positional", "default"]))
+    if style == "default" and axis != 0:
+        style = "keyword"
+    if style != "default":
+        written = _letter_or_index(draw, layout, axis)
+        if style == "keyword":
+            kwargs["axis"] = written
+        else:
+            args += (written,)
+    gather = _rearranged("gather", args, kwargs, layout, mid,
+                         lambda t, a=axis, i=torch.from_numpy(value.astype(np.int64)): t[(slice(None),) * a + (i,)])
+    layers = [gather]
+    if len(sizes) == 2:
+        start = axis if draw(st.booleans()) else axis - (R + 1)
+        end = axis + 1 if draw(st.booleans()) else axis + 1 - (R + 1)
+        layers.append(_rearranged("flatten", (start, end), {"layout": layout}, mid, layout,
+                                  lambda t, a=axis: torch.flatten(t, a, a + 1)))
+    declared[axis] = count
+    chain = Chain(names.fresh(), source, layers, head_call=draw(st.booleans()))
+    return [index, chain], _canonical_shape(declared, layout, "C" + LETTERS[rank])
+
+
+def draw_window(draw, names: Names, source: str, shape, layout: str):
+    """One of window attention's pieces on `source`: statements and the new shape."""
+    kinds = ["roll", "normalize", "clamp", "exp", "arithmetic", "gather", "bias"]
+    if _trailing(layout):
+        kinds.append("owned")
+    kind = draw(st.sampled_from(kinds))
+    if kind == "bias":
+        statements, out = draw_relative_bias(draw, names, source, shape, layout)
+        if statements:
+            return statements, out
+        kind = "roll"
+    if kind == "owned":
+        return draw_owned(draw, names, source, shape, layout)
+    if kind == "gather":
+        return draw_gather_activation(draw, names, source, shape, layout)
+    if kind == "arithmetic":
+        return [draw_arithmetic(draw, names, source)], shape
+    if kind == "roll":
+        layers = [draw_roll(draw, shape, layout)]
+    elif kind == "normalize":
+        layers = [draw_normalize(draw, layout)]
+    elif kind == "clamp":
+        layers = [draw_clamp(draw)]
+    else:
+        layers = draw_bounded_exp(draw)
+    if draw(st.booleans()):   # then an activation (Swin: softmax after the bias, dropout, gelu)
+        layers.append(draw_activation(draw, shape, flat=False)[0])
+    return [Chain(names.fresh(), source, layers)], shape
 
 
 # ---------------------------------------------------------------------------- merges
@@ -1097,6 +1526,8 @@ def networks(draw) -> Net:
             new, shape = draw_rearrange(draw, names, current, shape, layout)
         elif matmul_ok(layout) and draw(st.integers(0, 6)) == 0:
             new, shape = draw_matmul(draw, names, current, shape, layout)
+        elif draw(st.integers(0, 4)) == 0:
+            new, shape = draw_window(draw, names, current, shape, layout)
         elif draw(st.integers(0, 3)) == 0:
             new, shape = draw_merge(draw, names, current, shape)
             for s in new:
@@ -1137,7 +1568,7 @@ def networks(draw) -> Net:
             flat = flat or layer.kind == "flatten"
             if layer.kind in ("softmax", "log_softmax") and layer.args:
                 layer.args = (write_axis(draw, layer.sem["axis"], "NC" if flat else layout),)
-    others = [s.name for s in statements[:-1]]
+    others = [s.name for s in statements[:-1] if not getattr(s, "constant", False)]   # README: no param output
     extra = draw(st.lists(st.sampled_from(others), max_size=2, unique=True)) if others else []
     for s in statements:   # the pieces of an unpacking that the network does not go on from
         if isinstance(s, Unpack):
@@ -1216,6 +1647,15 @@ class Twin:
         if values.shape[-1] == 1 and values.numel() and float(values.abs().max()) > 4.0:
             self.ill_conditioned = True
 
+    def note_norms(self, x: torch.Tensor, sem: dict) -> None:
+        """normalize divides by each vector's length: a vector of (nearly) rounding noise
+        (0 < length < 1e-3) turns that noise into values of order 1."""
+        order = canonical_order(sem["before"])
+        declared = x.permute(*[order.index(i) for i in range(x.ndim)])
+        norms = torch.linalg.vector_norm(declared, dim=sem["dim"])
+        if bool(((norms > 0) & (norms < 1e-3)).any()):
+            self.ill_conditioned = True
+
     def module(self, m: nn.Module, name: str, randomize: bool = False) -> nn.Module:
         if randomize:
             _randomized(m, self.generator)
@@ -1232,6 +1672,18 @@ class Twin:
     def _run(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         self.bindings["x"] = x
         for s in self.net.statements:
+            if isinstance(s, Tensor):
+                if s.value is not None:
+                    value = torch.from_numpy(np.array(s.value))
+                else:
+                    value = torch.randn(s.sizes, generator=self.generator)
+                if s.stored:
+                    self.weights[s.name] = value.numpy().copy()
+                self.layers[s.name] = self.bindings[s.name] = value
+                continue
+            if isinstance(s, Expr):
+                self.layers[s.name] = self.bindings[s.name] = s.fn(self.bindings)
+                continue
             if isinstance(s, Unpack):
                 t = self.bindings[s.source]
                 axis = _piece_axis(s.layer, self.net.layout)
@@ -1272,6 +1724,8 @@ class Twin:
 
     def layer(self, layer: Layer, x: torch.Tensor, name: str) -> torch.Tensor:
         k, a = layer.kind, layer.sem
+        if k == "normalize":
+            self.note_norms(x, a)
         if "fn" in a:
             return self.rearrange(x, a["before"], a["after"], a["fn"])
         if k == "channel_shuffle":   # over the channels, in any layout
@@ -1354,6 +1808,10 @@ class Twin:
             return f(x, canonical_dim(a.get("axis", "C"), self.net.layout, flat, self.net.canonical))
         if k == "hardtanh":
             return F.hardtanh(x, *a.get("range", (-1.0, 1.0)))
+        if k == "clamp":
+            return torch.clamp(x, a.get("min"), a.get("max"))
+        if k == "exp":
+            return torch.exp(x)
         simple = {"relu": F.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "relu6": F.relu6,
                   "hardsigmoid": F.hardsigmoid, "hardswish": F.hardswish, "silu": F.silu,
                   "dropout": lambda t: t, "stochastic_depth": lambda t: t, "identity": lambda t: t}
@@ -1429,13 +1887,18 @@ def check_network(net: Net, numerics: bool = True) -> None:
         for s in net.statements:
             layers = s.layers * len(s.names) if isinstance(s, Unpack) else s.layers if isinstance(s, Chain) else [None]
             for layer, name in zip(layers, s.node_names()):
+                if name is None:   # a layer inside an expression: named `<kind>`, `<kind>_2`, ...
+                    continue
                 node = graph.node(name)
                 want_kind = layer.kind if layer else s.kind
                 if node.kind != want_kind:
                     problems.append(f"{name}: netspec kind {node.kind}, spec says {want_kind}")
                     continue
-                got = to_canonical(node.output.shape, str(node.output.layout), net.canonical)
-                want = ("N", *twin.layers[name].shape[1:])
+                if getattr(s, "constant", False):   # a param, a buffer, a chain over them: no batch, no layout
+                    got, want = tuple(node.output.shape), tuple(twin.layers[name].shape)
+                else:
+                    got = to_canonical(node.output.shape, str(node.output.layout), net.canonical)
+                    want = ("N", *twin.layers[name].shape[1:])
                 if got != want:
                     problems.append(f"{name} ({(layer.call() if layer else s.kind)}): netspec {list(node.output.shape)}"
                                     f" {node.output.layout} = canonical {list(got)}, torch {list(want)}")

@@ -21,18 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Kinds the differential fuzzer does not generate, and why. Anything else it must generate.
 NOT_GENERATED: dict[str, str] = {
-    "mul": "checked against torch.mul (and broadcast gates) in test_parity_layers",
     "identity": "checked against nn.Identity in test_parity_layers",
     "cast": "changes the dtype, which the fuzzer keeps f32; checked against torch's .to() in "
             "test_parity_layers and test_dtypes",
-    # window attention's pieces (issue 13): checked against torch.roll, torchvision's relative
-    # position bias, F.normalize, torch.clamp and torch.exp in test_parity_layers, and end to end
-    # in the Swin parity fixtures; the fuzzer does not generate them yet
-    "roll": "not generated yet; checked against torch.roll in test_parity_layers",
-    "gather": "not generated yet; checked against torchvision's relative position bias in test_parity_layers",
-    "normalize": "not generated yet; checked against F.normalize in test_parity_layers",
-    "clamp": "not generated yet; checked against torch.clamp in test_parity_layers",
-    "exp": "not generated yet; checked against torch.exp in test_parity_layers",
 }
 
 
