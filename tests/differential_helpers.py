@@ -61,11 +61,6 @@ KNOWN_BUGS = {
     # a dilated maxpool window that lies wholly in the padding: torch gives -inf, onnxruntime
     # the lowest float (-3.4e38); later layers turn either into different infinities or NaNs
     "maxpool_window_in_padding",
-    # flatten(start, end, layout=...) of a range before the batch (HWNC's H and W): netspec wants the
-    # batch of `layout` at its input position, not where the result has it (`f32[3, 4, N, 5] HWNC`
-    # -> `flatten(0, 1, layout="WNC")`: "must put the batch N at axis 2"; [12, N, 5] has it at 1),
-    # so a gather by a two-axis index there is not flattened back (one-axis indices only)
-    "flatten_layout_before_batch",
 }
 
 

@@ -100,8 +100,8 @@ def test_random_networks_agree_with_torch_and_onnxruntime(net):
 
 # ================================================================ regression tests
 #
-# Disagreements the differential test found, each reduced to one layer: seven fixed, two now
-# refused at export with a clear message, two open (xfail), and one rule of PyTorch's 3-D
+# Disagreements the differential test found, each reduced to one layer: eight fixed, two now
+# refused at export with a clear message, one open (xfail), and one rule of PyTorch's 3-D
 # average pools that netspec now follows. The generator steers around the refused and open ones
 # (differential_helpers.KNOWN_BUGS).
 
@@ -283,10 +283,8 @@ def test_avgpool_3d_input_smaller_than_its_kernel_is_refused_as_torch_does():
 
 
 # Found when the fuzzer learnt gather (a two-axis index along HWNC's H, flattened back with
-# `layout=`): flatten(start, end, layout=...) of a range before the batch checks `layout`'s
-# batch against the input's batch position, not the result's. Without `layout=` the shape is right.
-@pytest.mark.xfail(strict=True, reason="flatten's layout= check uses the input's batch position "
-                   "(axis 2 of HWNC) for a range before the batch; the result [12, N, 5] has it at 1")
+# `layout=`): flatten(start, end, layout=...) of a range before the batch checked `layout`'s
+# batch against the input's batch position, not the result's (fixed).
 def test_flatten_with_layout_of_a_range_before_the_batch():
     text = 'network regression\ninput x: f32[3, 4, N, 5] HWNC\ny = x -> flatten(0, 1, layout="WNC")\noutput y\n'
     net = Network(compile_file("regression.net", text=text)).check()

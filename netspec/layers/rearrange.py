@@ -381,8 +381,9 @@ class Flatten(Layer):
         letter = letters if len(letters) == 1 else "C" if "C" in letters else None
         kept = t.layout.axes[:start] + t.layout.axes[end + 1:]
         shape = (*t.shape[:start], prod(merged), *t.shape[end + 1:])
-        if self.layout is not None:
-            check_layout(self.layout, shape, t.layout.batch)
+        if self.layout is not None:  # the batch moves forward when the range is before it
+            batch = t.layout.batch if t.layout.batch < start else t.layout.batch - (end - start)
+            check_layout(self.layout, shape, batch)
         axes = kept[:start] + fresh_layout([letter], kept) + kept[start:]
         return TensorType(t.dtype, shape, result_layout(t, axes, self.layout, letter is None))
 
