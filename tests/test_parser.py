@@ -228,6 +228,17 @@ def test_chain_continued_after_a_trailing_arrow():
     assert isinstance(stmts[1], S.Output)
 
 
+def test_a_conditional_continues_before_else():
+    stmts = statements("""\
+        y = x -> conv(8, 1) if down
+            # the other branch
+            else x
+        output y
+    """)
+    assert isinstance(stmts[0].value, S.Conditional) and len(stmts) == 2
+    assert isinstance(stmts[1], S.Output)
+
+
 def test_argument_list_spanning_lines():
     call = value_of("x -> conv(\n    64,      # channels\n    3,\n    stride=2,\n)").stages[0]
     assert [v.value for v in positional(call)] == [64, 3]

@@ -396,3 +396,16 @@ def test_explain_shows_a_reshape_s_layouts(tmp_path, capsys):
 
 def test_default_opset_exports(network):
     assert network.to_onnx().opset_import[0].version == DEFAULT_OPSET
+
+
+def test_axes_without_a_role_match_by_position_in_a_merge(tmp_path):
+    """A transpose of two axes without a role (MaxViT's grid swap) gives NbaC; a reshape of the
+    same shape NabC: they add, axis by axis, as torch adds them."""
+    spec = tmp_path / "t.net"
+    spec.write_text("network t\ninput x: f32[N, 6, 6, 8] NHWC\nu = x -> reshape((3, 12, 8))\n"
+                    "t = u -> transpose(1, 2)\ns = u -> reshape((12, 3, 8))\ny = t + s\noutput y\n")
+    net = netspec.load(spec)
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 8)).astype(np.float32)
+    u = x.reshape(2, 3, 12, 8)
+    assert np.allclose(net.run(x)["y"], u.transpose(0, 2, 1, 3) + u.reshape(2, 12, 3, 8), atol=1e-6)
+

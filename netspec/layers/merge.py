@@ -5,7 +5,7 @@ from typing import ClassVar, Sequence
 
 from netspec.layers.base import Axis, Foreign, Layer, Refusal, show_value
 from netspec.shapes import broadcast
-from netspec.types import ANY_DTYPE, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
+from netspec.types import ANY_DTYPE, AXIS_ROLES, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
 
 
 def resolve_axis(t: TensorType, axis: int | str) -> int:
@@ -31,11 +31,18 @@ def _along(t: TensorType, axis: int) -> str:
     return f"axis {axis} ({t.layout.axes[axis]})" if role.startswith("axis") else f"the {role} ({t.layout.axes[axis]})"
 
 
+def _roles(t: TensorType) -> str:
+    """The layout with every axis without a role as `*`: such axes have no identity (a reshape
+    names them with fresh letters, a transpose swaps two), so merges match them by position."""
+    return "".join(a if a in AXIS_ROLES else "*" for a in t.layout.axes)
+
+
 def _alike(inputs: list[TensorType], kind: str) -> None:
-    """Merged tensors share one layout (their one dtype is the dtype rule's: `same_dtype`)."""
+    """Merged tensors share one layout, axes without a role matched by position (their one
+    dtype is the dtype rule's: `same_dtype`)."""
     first = inputs[0]
     for other in inputs[1:]:
-        if other.layout != first.layout and other.rank == first.rank:
+        if _roles(other) != _roles(first) and other.rank == first.rank:
             raise ShapeError(f"{kind} of tensors in different layouts: {first} {first.layout} and "
                              f"{other} {other.layout}", rule="inputs share one layout")
 
