@@ -14,15 +14,16 @@ writes, for each model:
   classifiers, segmentation models without the aux head) at the input size of its DEFAULT
   weights (224, 299 for inception_v3, 240 ... 600 for efficientnet_b1..b7, 384 and 480 for
   efficientnet_v2, 384 for regnet_y_128gf, 16 frames of 112 or 224 for video, the video Swins
-  included, 520 for segmentation). The counts are taken on the meta device, so the largest models cost no memory.
+  included, 520 for segmentation). The counts are taken on the meta device, so the largest
+  models cost no memory.
   MACs are the multiply-accumulates of the Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear
   layers at batch 1 (forward hooks), and of nn.MultiheadAttention's projections and its two
   matrix products (Q K^T and A V), torchvision's convention for its published GFLOPS (ViT-B/16:
   17.56 G). The vision transformers are at 224 but vit_h_14, built with image_size=518 as its
   DEFAULT weights are. Swin and MaxViT (WINDOWED, at 224, the Swin V2 models at 256) compute
   their windowed attention functionally, out of the hooks' sight: F.linear with the qkv and proj
-  weights, q.matmul(k^T), attn @ v, einsum; so do the video Swins (VIDEO, swin3d_t/s/b, 16
-  frames of 224). Every such matrix product outside the hooked
+  weights, q.matmul(k^T), attn @ v, einsum; so do the video Swins (in VIDEO: swin3d_t, _s, _b
+  at 16 frames of 224). Every such matrix product outside the hooked
   modules is counted too, as batch x M x K x N (a TorchFunctionMode sees the calls), and only
   those models' comment says so: no other model makes such a call, so their records are what
   the hooks alone gave. Softmax, norms and elementwise ops count 0; Swin V2's cpb_mlp, Linear
@@ -86,7 +87,8 @@ SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv
 RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 288, "efficientnet_b3": 300,
               "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
               "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
-              "regnet_y_128gf": 384, "vit_h_14": 518, "s3d": 224, "swin3d_t": 224, "swin3d_s": 224, "swin3d_b": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              "regnet_y_128gf": 384, "vit_h_14": 518, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              "swin3d_t": 224, "swin3d_s": 224, "swin3d_b": 224,
               "swin_v2_t": 256, "swin_v2_s": 256, "swin_v2_b": 256,
               **{name: 520 for name in SEGMENTATION}}
 
