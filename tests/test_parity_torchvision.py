@@ -52,7 +52,8 @@ FAMILIES = {"resnet": "resnext50_32x4d", "wide_resnet": "wide_resnet50_2", "vgg"
             "regnet_y": "regnet_y_400mf", "convnext": "convnext_tiny", "video_r3d": "r3d_18",
             "video_r2plus1d": "r2plus1d_18", "video_s3d": "s3d", "fcn": "fcn_resnet50",
             "deeplabv3": "deeplabv3_resnet50", "lraspp": "lraspp_mobilenet_v3_large",
-            "vit": "vit_b_32", "swin": "swin_t", "swin_v2": "swin_v2_t", "maxvit": "maxvit_t"}
+            "vit": "vit_b_32", "swin": "swin_t", "swin_v2": "swin_v2_t", "maxvit": "maxvit_t",
+            "swin3d": "swin3d_t"}
 
 
 def test_every_family_has_a_fixture():

@@ -13,15 +13,17 @@ writes, for each model:
   torchvision builds it with `weights=None` (googlenet and inception_v3 without their auxiliary
   classifiers, segmentation models without the aux head) at the input size of its DEFAULT
   weights (224, 299 for inception_v3, 240 ... 600 for efficientnet_b1..b7, 384 and 480 for
-  efficientnet_v2, 384 for regnet_y_128gf, 16 frames of 112 or 224 for video, 520 for
-  segmentation). The counts are taken on the meta device, so the largest models cost no memory.
+  efficientnet_v2, 384 for regnet_y_128gf, 16 frames of 112 or 224 for video, the video Swins
+  included, 520 for segmentation). The counts are taken on the meta device, so the largest
+  models cost no memory.
   MACs are the multiply-accumulates of the Conv1d/2d/3d, ConvTranspose1d/2d/3d and Linear
   layers at batch 1 (forward hooks), and of nn.MultiheadAttention's projections and its two
   matrix products (Q K^T and A V), torchvision's convention for its published GFLOPS (ViT-B/16:
   17.56 G). The vision transformers are at 224 but vit_h_14, built with image_size=518 as its
   DEFAULT weights are. Swin and MaxViT (WINDOWED, at 224, the Swin V2 models at 256) compute
   their windowed attention functionally, out of the hooks' sight: F.linear with the qkv and proj
-  weights, q.matmul(k^T), attn @ v, einsum. Every such matrix product outside the hooked
+  weights, q.matmul(k^T), attn @ v, einsum; so do the video Swins (in VIDEO: swin3d_t, _s, _b
+  at 16 frames of 224). Every such matrix product outside the hooked
   modules is counted too, as batch x M x K x N (a TorchFunctionMode sees the calls), and only
   those models' comment says so: no other model makes such a call, so their records are what
   the hooks alone gave. Softmax, norms and elementwise ops count 0; Swin V2's cpb_mlp, Linear
@@ -76,7 +78,7 @@ CLASSIFICATION = [
 TRANSFORMERS = ["vit_b_16", "vit_b_32", "vit_l_16", "vit_l_32", "vit_h_14"]
 # windowed attention, computed functionally (see `FunctionalProducts`)
 WINDOWED = ["swin_t", "swin_s", "swin_b", "swin_v2_t", "swin_v2_s", "swin_v2_b", "maxvit_t"]
-VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18", "s3d"]
+VIDEO = ["r3d_18", "mc3_18", "r2plus1d_18", "s3d", "swin3d_t", "swin3d_s", "swin3d_b"]
 SEGMENTATION = ["fcn_resnet50", "fcn_resnet101", "deeplabv3_resnet50", "deeplabv3_resnet101",
                 "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"]
 
@@ -86,6 +88,7 @@ RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 28
               "efficientnet_b4": 380, "efficientnet_b5": 456, "efficientnet_b6": 528, "efficientnet_b7": 600,
               "efficientnet_v2_s": 384, "efficientnet_v2_m": 480, "efficientnet_v2_l": 480,
               "regnet_y_128gf": 384, "vit_h_14": 518, "s3d": 224, "r3d_18": 112, "mc3_18": 112, "r2plus1d_18": 112,
+              "swin3d_t": 224, "swin3d_s": 224, "swin3d_b": 224,
               "swin_v2_t": 256, "swin_v2_s": 256, "swin_v2_b": 256,
               **{name: 520 for name in SEGMENTATION}}
 
@@ -101,7 +104,7 @@ PARITY = {
     "convnext_tiny": [1, 3, 224, 224], "vit_b_32": [1, 3, 224, 224],
     "swin_t": [1, 3, 224, 224], "swin_v2_t": [1, 3, 256, 256], "maxvit_t": [1, 3, 224, 224],
     "r3d_18": [1, 3, 8, 56, 56], "mc3_18": [1, 3, 8, 56, 56], "r2plus1d_18": [1, 3, 8, 56, 56],
-    "s3d": [1, 3, 16, 224, 224],
+    "s3d": [1, 3, 16, 224, 224], "swin3d_t": [1, 3, 17, 38, 38],
     "fcn_resnet50": [1, 3, 64, 64], "deeplabv3_resnet50": [1, 3, 64, 64],
     "deeplabv3_mobilenet_v3_large": [1, 3, 64, 64], "lraspp_mobilenet_v3_large": [1, 3, 64, 64],
 }
