@@ -92,7 +92,8 @@ RESOLUTION = {"inception_v3": 299, "efficientnet_b1": 240, "efficientnet_b2": 28
               "swin_v2_t": 256, "swin_v2_s": 256, "swin_v2_b": 256,
               **{name: 520 for name in SEGMENTATION}}
 
-# model -> the input of its parity fixture: at least one model of every family
+# model -> the input of its parity fixture: at least one model of every family (swin_t at 256 x 200:
+# maps that need padding to whole windows, an odd one for patch merging, a shift on H alone)
 PARITY = {
     "resnext50_32x4d": [1, 3, 224, 224], "wide_resnet50_2": [1, 3, 96, 128],
     "vgg11_bn": [1, 3, 224, 224], "densenet121": [1, 3, 224, 224], "squeezenet1_0": [1, 3, 224, 224],
@@ -102,7 +103,7 @@ PARITY = {
     "efficientnet_b5": [1, 3, 224, 224], "efficientnet_v2_s": [1, 3, 224, 224],
     "regnet_x_400mf": [1, 3, 224, 224], "regnet_y_400mf": [1, 3, 224, 224],
     "convnext_tiny": [1, 3, 224, 224], "vit_b_32": [1, 3, 224, 224],
-    "swin_t": [1, 3, 224, 224], "swin_v2_t": [1, 3, 256, 256], "maxvit_t": [1, 3, 224, 224],
+    "swin_t": [1, 3, 256, 200], "swin_v2_t": [1, 3, 256, 256], "maxvit_t": [1, 3, 224, 224],
     "r3d_18": [1, 3, 8, 56, 56], "mc3_18": [1, 3, 8, 56, 56], "r2plus1d_18": [1, 3, 8, 56, 56],
     "s3d": [1, 3, 16, 224, 224], "swin3d_t": [1, 3, 17, 38, 38],
     "fcn_resnet50": [1, 3, 64, 64], "deeplabv3_resnet50": [1, 3, 64, 64],
