@@ -124,6 +124,7 @@ class Builder:
         self._node: LayerNode | None = None
         self._first = 0                      # index of the current layer's first node
         self.types: dict[str, int] = {}      # value name -> ONNX element type, where known
+        self._shared: dict[Any, str] = {}    # a constant's key -> the initializer that holds it
 
     def start(self, node: LayerNode) -> None:
         """Begin a layer: the nodes emitted next are named after it."""
@@ -234,6 +235,14 @@ class Builder:
             self._node_names.discard(producer.name)
             producer.name = self._node_name(node_name)
         return new
+
+    def shared(self, key: Any, suffix: str = "") -> str:
+        """The current layer's parameter `suffix` as an initializer shared by every layer whose
+        constant has the same `key` (Swin's masks of shifted windows, one per block and equal
+        within a stage: one initializer, not one per block)."""
+        if key not in self._shared:
+            self._shared[key] = self.param(suffix)
+        return self._shared[key]
 
     def param(self, suffix: str) -> str:
         """The initializer holding the current layer's parameter `suffix` (e.g. `weight`)."""

@@ -73,6 +73,8 @@ class Owned(Layer):
         return out if self.persistent else {**out, "persistent": False}
 
     def lower(self, g, node, inputs, types, output):
+        if not self.persistent and isinstance(self.init, Constant):  # no weight: equal ones are one
+            return g.shared(("constant", self.init.call, self.dtype, tuple(self.shape)))
         return g.param("")  # the initializer, named by the node's own state_dict key
 
 

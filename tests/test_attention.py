@@ -184,3 +184,21 @@ def test_tiny_swin_matches_torch(tmp_path):
 
 def test_tiny_swin_onnx_passes_full_check_and_shape_inference(tmp_path):
     assert_onnx_checks_and_shapes_agree(compile_text(tmp_path, TINY_SWIN).check())
+
+
+def test_equal_constants_outside_the_state_dict_share_one_initializer(tmp_path):
+    """Swin's mask of shifted windows is the same in every shifted block of a stage: one
+    initializer holds it (each block's own relative_position_index stays its own: it is a
+    state_dict entry, a weight a file may give)."""
+    net = compile_text(tmp_path, TINY_SWIN).check()
+    model = lower(net.graph, zero_weights(net), DEFAULT_OPSET, None)
+    masks = [i.name for i in model.graph.initializer if i.name.endswith("attn_mask")]
+    shifted = [n.name for n in net.graph if n.name.endswith("attn_mask")]
+    assert len(shifted) == 3 and len(masks) == 3  # one shifted block per stage, the last not shifted
+    tiny = TINY_SWIN.replace("features(8, 2, 2, 2, 2, 1, 1, 2, 2, 2, 0.0)", "features(8, 2, 2, 6, 2, 1, 1, 2, 2, 2, 0.0)")
+    net = compile_text(tmp_path, tiny).check()
+    model = lower(net.graph, zero_weights(net), DEFAULT_OPSET, None)
+    masks = [i.name for i in model.graph.initializer if i.name.endswith("attn_mask")]
+    indices = [i.name for i in model.graph.initializer if i.name.endswith("relative_position_index")]
+    assert len([n for n in net.graph if n.name.endswith("attn_mask")]) == 5 and len(masks) == 3
+    assert len(indices) == 12
