@@ -1,6 +1,6 @@
 """Every netspec benchmark in one command; writes bench/RESULTS.md (atomically).
 
-    python bench/run_all.py            # the full run: about 10 minutes on 2 cores
+    python bench/run_all.py            # the full run: about 16 minutes on 2 cores
     python bench/run_all.py --quick    # fewer repetitions: about 2 minutes
     python bench/run_all.py --output /tmp/results.md
 
