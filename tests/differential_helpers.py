@@ -1191,7 +1191,7 @@ def _axis_candidates(n, t):
 def draw_fixer(draw, shape, target):
     """Layers that take `shape` to `target` (entries None: any size): one conv, conv_transpose,
     pool or upsample(size=...) for the spatial axes, then a 1x1 conv for the channels if needed."""
-    c, sizes = shape[0], tuple(shape[1:])
+    sizes = tuple(shape[1:])
     rank = len(sizes)
     tc = target[0]
     want = tuple(t or n for t, n in zip(target[1:], sizes))
