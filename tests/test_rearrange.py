@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import netspec
+from netspec.diagnostics import NetspecError
 from cli_runner import cli
 from netspec.compiler import compile_file
 from netspec.lower import DEFAULT_OPSET, canonical_shape
@@ -409,3 +410,20 @@ def test_axes_without_a_role_match_by_position_in_a_merge(tmp_path):
     u = x.reshape(2, 3, 12, 8)
     assert np.allclose(net.run(x)["y"], u.transpose(0, 2, 1, 3) + u.reshape(2, 12, 3, 8), atol=1e-6)
 
+
+
+def test_a_gather_index_out_of_range_is_a_located_error_at_export(tmp_path):
+    """The spec's index values, or a weights file's, are checked against the table's axis when the
+    model is lowered: one located error, not onnxruntime's failure when it runs."""
+    spec = tmp_path / "t.net"
+    spec.write_text("network t\ninput x: f32[N, 4, 3]\ntable = param(9, 3)\n"
+                    "index = buffer(4, dtype=i64, init=(0, 3, 9, 1))\ny = x + gather(table, index)\noutput y\n")
+    net = netspec.load(spec)
+    with pytest.raises(NetspecError, match=r"gather: the index holds 9, out of range for axis 0 \(9\): from -9 to 8"):
+        net.to_onnx()
+    weights = dict(net.weights())
+    weights["index"] = np.array([0, 1, -10, 2], dtype=np.int64)
+    with pytest.raises(NetspecError, match="the index holds -10"):
+        net.to_onnx(weights=weights)
+    weights["index"] = np.array([0, 1, -9, 8], dtype=np.int64)  # negative counts from the end
+    assert net.run(np.ones((2, 4, 3), np.float32), weights=weights)["y"].shape == (2, 4, 3)

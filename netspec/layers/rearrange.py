@@ -1012,12 +1012,28 @@ class Gather(Layer):
     def lower(self, g, node, inputs, types, output):
         table = types[0]
         axis = axis_of(table, self.axis, "axis")
+        _check_indices(g.weights.get(inputs[1]), table.shape[axis], describe_axis(table, axis)
+                       if not table.layout.is_unlaid else f"axis {axis} ({table.shape[axis]})")
         if table.layout.is_unlaid:
             return g.op("Gather", inputs, axis=axis)
         # an activation: gather in declared order, then the result's canonical order
         order = list(range(table.rank))
         y = g.op("Gather", [from_canonical(g, inputs[0], table, order), inputs[1]], axis=axis)
         return to_canonical(g, y, output, list(range(output.rank)))
+
+
+def _check_indices(index, size: int, where: str) -> None:
+    """An index's values (the spec's or a weights file's) within the axis it picks from, which
+    onnxruntime would refuse only when the model runs."""
+    if index is None or index.size == 0:
+        return
+    low, high = int(index.min()), int(index.max())
+    if low < -size or high >= size:
+        from netspec.lower import LoweringError
+
+        bad = high if high >= size else low
+        raise LoweringError(f"the index holds {bad}, out of range for {where}: from {-size} to {size - 1}",
+                            hint="an index picks entries of the table along `axis`")
 
 
 # ---------------------------------------------------------------- channel shuffle
