@@ -52,8 +52,8 @@ class LoweringError(Exception):
 
 
 def canonical_perm(t: TensorType) -> list[int]:
-    """Axis order that takes a tensor from its declared layout to (N, C, spatial) (then any axes
-    without a role, in their declared order: netspec.types.Layout.canonical)."""
+    """The order of a tensor's declared axes inside the ONNX graph (netspec.types.Layout.canonical:
+    the declared order itself; a channels-first layer's own view is Layout.channels_first)."""
     return list(t.layout.canonical)
 
 
@@ -62,7 +62,7 @@ def canonical_shape(t: TensorType) -> tuple:
 
 
 def canonical_axis(t: TensorType, axis: int) -> int:
-    """Where a declared-layout axis sits in canonical order."""
+    """Where a declared-layout axis sits inside the ONNX graph."""
     return canonical_perm(t).index(axis)
 
 

@@ -221,13 +221,15 @@ def batch_first(t: TensorType) -> list[int]:
 
 
 def from_canonical(g, x: str, t: TensorType, order: list[int]) -> str:
-    """`x`, a value of type `t` in canonical order, transposed to the declared axes `order`."""
+    """`x`, a value of type `t` as the ONNX graph holds it (its canonical order, the declared
+    one), transposed to the declared axes `order`."""
     canonical = list(t.layout.canonical)
     return _transpose(g, x, [canonical.index(axis) for axis in order])
 
 
 def to_canonical(g, y: str, t: TensorType, order: list[int]) -> str:
-    """`y`, a value of type `t` whose axes are the declared axes `order`, in canonical order."""
+    """`y`, a value of type `t` whose axes are the declared axes `order`, transposed to the order
+    the ONNX graph holds `t` in."""
     return _transpose(g, y, [order.index(axis) for axis in t.layout.canonical])
 
 
@@ -551,22 +553,16 @@ class Unsqueeze(Layer):
         return _spatial_changed(inputs[0], self.infer(inputs))
 
     def lower(self, g, node, inputs, types, output):
-        t = types[0]
-        if t.layout.is_unlaid:
-            return g.op("Unsqueeze", [inputs[0], g.const([self._position(t)], name="axes")])
-        # the new axis last in canonical order, then where the output's canonical order has it
-        y = g.op("Unsqueeze", [inputs[0], g.const([t.rank], name="axes")])
-        at = self._position(t)
-        old = [i if i < at else i + 1 for i in t.layout.canonical] + [at]  # output axes, y's order
-        return _transpose(g, y, [old.index(axis) for axis in output.layout.canonical])
+        # values keep their declared layouts inside the graph: the new axis goes where declared
+        return g.op("Unsqueeze", [inputs[0], g.const([self._position(types[0])], name="axes")])
 
 
 # ---------------------------------------------------------------- moving axes
 
 
 def _moved(g, x: str, t: TensorType, output: TensorType) -> str:
-    """A permute's lowering: the letters keep their roles, so in canonical order only the axes
-    without a role can move."""
+    """A permute's lowering: one Transpose, from the input's letters to the output's (each axis
+    keeps its letter)."""
     before = [t.layout.axes[i] for i in t.layout.canonical]
     after = [output.layout.axes[i] for i in output.layout.canonical]
     return _transpose(g, x, [before.index(letter) for letter in after])
@@ -1016,7 +1012,7 @@ class Gather(Layer):
                        if not table.layout.is_unlaid else f"axis {axis} ({table.shape[axis]})")
         if table.layout.is_unlaid:
             return g.op("Gather", inputs, axis=axis)
-        # an activation: gather in declared order, then the result's canonical order
+        # an activation: gather in declared order, the result in its own
         order = list(range(table.rank))
         y = g.op("Gather", [from_canonical(g, inputs[0], table, order), inputs[1]], axis=axis)
         return to_canonical(g, y, output, list(range(output.rank)))
