@@ -340,9 +340,14 @@ class Evaluator:
         if isinstance(number, bool) or not isinstance(number, (int, float)) or expr.op not in allowed:
             what = kind_name(number)
             written = "`x + n`, `n + x`, `x - n`, `x * n`, `n * x` and `x / n`"
+            hint = None
+            if not tensor_left and expr.op == "-" and isinstance(number, (int, float)) and not isinstance(number, bool):
+                from netspec.layers.base import show_value
+
+                hint = f"`{show_value(number)} - x` is `x * -1 + {show_value(number)}`"
             self.diag.error(f"cannot combine a tensor and {what} with `{expr.op}`", expr.span,
                             rule=f"`+` and `*` between tensors are element-wise; a tensor and a number "
-                                 f"combine as {written}")
+                                 f"combine as {written}", hint=hint)
             return POISON
         if expr.op == "/" and number == 0:
             self.diag.error("division by zero", expr.right.span, rule="the divisor is not 0")

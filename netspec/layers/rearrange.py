@@ -912,7 +912,8 @@ class Roll(Layer):
         shifts = self.shifts if isinstance(self.shifts, tuple) else (self.shifts,)
         axes = self.axes if isinstance(self.axes, tuple) else (self.axes,)
         if len(shifts) != len(axes):
-            raise ShapeError(f"{len(shifts)} shifts for {len(axes)} axes", rule="one shift per axis",
+            raise ShapeError(f"{len(shifts)} shift{'s' if len(shifts) != 1 else ''} for {len(axes)} "
+                             f"ax{'es' if len(axes) != 1 else 'is'}", rule="one shift per axis",
                              attributes=("shifts", "axes"))
         rolls = []
         for shift, named in zip(shifts, axes):
