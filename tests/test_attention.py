@@ -82,7 +82,13 @@ def test_tiny_vit_matches_torch():
     net = netspec.load(TINY_VIT)
     assert set(net.graph.parameter_specs()) == set(state)
     assert net.totals().params == sum(v.numel() for v in model.parameters())
-    x = np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)
+    assert_runs_as_torch(net, model, state, (3, 3, 32, 32))
+
+
+def assert_runs_as_torch(net, model, state: dict, shape: tuple) -> None:
+    """netspec's `logits` for a seeded `image` of `shape`, with `state` as weights, are the torch
+    model's within 1e-4 of their scale."""
+    x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     with torch.no_grad():
         want = model(torch.from_numpy(x)).numpy()
     got = net.run({"image": x}, weights=state)["logits"]
@@ -174,12 +180,7 @@ def test_tiny_swin_matches_torch(tmp_path):
     own = net.weights()
     for key in (k for k in state if k.endswith("relative_position_index")):
         assert np.array_equal(own[key], state[key]), key
-    x = np.random.default_rng(0).standard_normal((2, 3, 64, 64)).astype(np.float32)
-    with torch.no_grad():
-        want = model(torch.from_numpy(x)).numpy()
-    got = net.run({"image": x}, weights=state)["logits"]
-    scale = max(1.0, float(np.abs(want).max()))
-    assert np.abs(got - want).max() <= 1e-4 * scale
+    assert_runs_as_torch(net, model, state, (2, 3, 64, 64))
 
 
 def test_tiny_swin_onnx_passes_full_check_and_shape_inference(tmp_path):
