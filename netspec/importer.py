@@ -87,6 +87,19 @@ def _light(model):
     return light
 
 
+class _Refused(Exception):
+    """A node that matches no layer, and why."""
+
+
+_CHANNELS_FIRST = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+                   "batchnorm", "upsample", "pad"}
+_ANY_ORDER = {"relu", "relu6", "sigmoid", "tanh", "leaky_relu", "hardsigmoid",
+                   "hardswish", "silu", "gelu", "elu", "hardtanh", "clamp", "exp", "add", "mul"}
+_TO_FIRST = {3: [0, 2, 1], 4: [0, 3, 1, 2], 5: [0, 4, 1, 2, 3]}
+_TO_LAST = {3: [0, 2, 1], 4: [0, 2, 3, 1], 5: [0, 2, 3, 4, 1]}
+_LAST = {3: "NLC", 4: "NHWC", 5: "NDHWC"}
+
+
 class _Tensor:
     """An activation: a layer's (or an input's) output."""
 
@@ -152,6 +165,19 @@ class _Importer:
         self.skip: set[int] = set()
         self.gelus: dict[str, tuple[str, str]] = {}   # the final Mul's value -> (x, node name)
         self.inputs = [i for i in model_graph.input if i.name not in self.consts]
+        # a channels-last input (netspec's NHWC, or Keras's) is read through Transposes to
+        # channels first around each channels-first operator: `order` is, for the ONNX values of
+        # such tensors, "first" while in that order and "declared" once back
+        self.order: dict[str, str] = {}
+        self.layouts: dict[str, str] = {}
+        for info in self.inputs:
+            rank = len(self.shapes.get(info.name, []))
+            readers = self.consumers.get(info.name, [])
+            if rank in _TO_FIRST and readers and all(
+                    n.op_type == "Transpose" and [a.ints for a in n.attribute if a.name == "perm"] == [_TO_FIRST[rank]]
+                    for n in readers):
+                self.layouts[info.name] = _LAST[rank]
+                self.order[info.name] = "declared"
 
     # ------------------------------------------------------------ values
 
@@ -169,7 +195,15 @@ class _Importer:
     def shape(self, name: str) -> list:
         return self.shapes.get(name) or self.shapes.get(self.real(name)) or []
 
-    def add(self, layer: Layer) -> None:
+    def add(self, layer: Layer) -> str | None:
+        """Record `layer`; a reason it cannot be, where it reads a channels-last tensor in an
+        order its netspec layer would not."""
+        orders = {self.order.get(x, "declared") for x in layer.inputs}
+        if self.order.get(layer.inputs[0]) is not None or len(orders) > 1:
+            first = self.channels_first_order(layer.inputs[0])
+            if len(orders) > 1 or (layer.kind not in _ANY_ORDER and (layer.kind in _CHANNELS_FIRST) != first):
+                raise _Refused("a channels-last tensor read in another axis order than its layout's")
+            self.order[layer.output] = "first" if first else "declared"
         layer.inputs = [self.real(x) for x in layer.inputs]
         self.layers.append(layer)
         self.producer[layer.output] = layer
@@ -339,7 +373,10 @@ class _Importer:
         if any(not self.is_tensor(x) for x in tensor_inputs):
             self.unsupported_node(node, "reads a value that is not a tensor")
             return
-        why = handler(node, {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute})
+        try:
+            why = handler(node, {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute})
+        except _Refused as exc:
+            why = str(exc)
         if why:
             self.unsupported_node(node, why)
 
@@ -630,6 +667,8 @@ class _Importer:
             layer.node = node.name or layer.node  # the node that makes the layer's value
             self.tensors[node.output[0]] = self.tensors[layer.output]
             del self.producer[layer.output]
+            if layer.output in self.order:
+                self.order[node.output[0]] = self.order[layer.output]
             layer.output = node.output[0]
             self.producer[layer.output] = layer
             return None
@@ -660,6 +699,8 @@ class _Importer:
 
     def _retarget(self, layer: Layer, node) -> None:
         del self.producer[layer.output]
+        if layer.output in self.order:
+            self.order[node.output[0]] = self.order[layer.output]
         layer.output, layer.node = node.output[0], node.name
         self.producer[layer.output] = layer
         self.tensors[layer.output] = _Tensor(self.shape(layer.output))
@@ -668,6 +709,8 @@ class _Importer:
         return self._scalar(node, "mul", invert=True)
 
     def op_Concat(self, node, attrs):
+        if any(not self.is_tensor(x) for x in node.input):
+            return "a constant operand"
         rank = len(self.shape(node.input[0]))
         axis = attrs["axis"] + (rank if attrs["axis"] < 0 else 0)
         args = [] if axis == 1 else [f"axis={axis}"]
@@ -694,8 +737,23 @@ class _Importer:
             sizes = ", ".join(map(str, out[1:])) + ("," if len(out) == 2 else "")
             self.add(Layer("reshape", [f"({sizes})"], [node.input[0]], node.output[0], node.name))
 
+    def channels_first_order(self, name: str) -> bool:
+        return self.order.get(name) == "first"
+
     def op_Transpose(self, node, attrs):
         perm = attrs.get("perm")
+        x = node.input[0]
+        rank = len(perm or [])
+        if x in self.order and perm is not None:  # the lowering's Transposes around a channels-first op
+            order = self.order[x]
+            if order == "declared" and list(perm) == _TO_FIRST.get(rank):
+                self.alias[node.output[0]] = self.real(x)
+                self.order[node.output[0]] = "first"
+                return None
+            if order == "first" and list(perm) == _TO_LAST.get(rank):
+                self.alias[node.output[0]] = self.real(x)
+                self.order[node.output[0]] = "declared"
+                return None
         if perm is None or perm[0] != 0:
             return "a permutation that moves the batch"
         self.add(Layer("permute", [", ".join(map(str, perm))], [node.input[0]], node.output[0], node.name))
@@ -776,6 +834,9 @@ class _Importer:
                 label = prefixes.pop()
             elif layer.node and _LABEL.match(layer.node):  # netspec's own: nodes named after layers
                 label = layer.node
+            elif "/" in layer.node and _LABEL.match(layer.node.split("/")[0]) and \
+                    layer.node.split("/")[0] not in used_labels:  # netspec's `<layer>/<op>`
+                label = layer.node.split("/")[0]
             elif _module_path(layer.node):  # torch.onnx's `/layer1/layer1.0/conv1/Conv`
                 label = _module_path(layer.node)
                 if label in used_labels or layer.kind in _FUNCTIONAL:  # `/layer1/layer1.0/Add`: an op inside
@@ -873,7 +934,8 @@ class _Importer:
                 else:
                     raise _error(f"input `{info.name}`: axis {i} has no fixed size ({d or '?'}); netspec "
                                  "allows a symbolic size on the batch axis only")
-            lines.append(f"input {info.name}: {dtype}[{', '.join(shown)}]")
+            layout = f" {self.layouts[info.name]}" if info.name in self.layouts else ""
+            lines.append(f"input {info.name}: {dtype}[{', '.join(shown)}]{layout}")
         lines.append("")
         for layer in self.layers:
             v = layer.output
