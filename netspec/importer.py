@@ -335,7 +335,6 @@ class _Importer:
 
     def fold_shape(self, node, values) -> bool:
         """Shape arithmetic with a symbolic batch: 1-D object arrays of sizes and `?`."""
-        attrs = {a.name: self.onnx.helper.get_attribute_value(a) for a in node.attribute}
         op = node.op_type
         if op == "Slice":
             data, starts, ends = values[0], values[1], values[2]
@@ -470,6 +469,10 @@ class _Importer:
             padding = _padding(attrs.get("pads", []), rank)
             if padding:
                 args.append(f"padding={padding}")
+        self._convolution("conv", node, attrs, args, w, rank)
+
+    def _convolution(self, kind, node, attrs, args, w, rank):
+        """The attributes Conv and ConvTranspose share (dilation, groups, the bias) and the layer."""
         dilation = attrs.get("dilations", [1] * rank)
         if any(d != 1 for d in dilation):
             args.append(f"dilation={_size(dilation)}")
@@ -482,7 +485,7 @@ class _Importer:
             params["bias"] = (node.input[2], b)
         else:
             args.append("bias=false")
-        self.add(Layer("conv", args, [node.input[0]], node.output[0], node.name, params))
+        self.add(Layer(kind, args, [node.input[0]], node.output[0], node.name, params))
 
     def op_ConvTranspose(self, node, attrs):
         w = self.const(node.input[1])
@@ -504,18 +507,7 @@ class _Importer:
         out_pad = attrs.get("output_padding", [0] * rank)
         if any(out_pad):
             args.append(f"output_padding={_size(out_pad)}")
-        dilation = attrs.get("dilations", [1] * rank)
-        if any(d != 1 for d in dilation):
-            args.append(f"dilation={_size(dilation)}")
-        if group != 1:
-            args.append(f"groups={group}")
-        params = {"weight": (node.input[1], w)}
-        b = self.const(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-        if b is not None:
-            params["bias"] = (node.input[2], b)
-        else:
-            args.append("bias=false")
-        self.add(Layer("conv_transpose", args, [node.input[0]], node.output[0], node.name, params))
+        self._convolution("conv_transpose", node, attrs, args, w, rank)
 
     def _window(self, node, attrs, kind):
         kernel = attrs["kernel_shape"]
