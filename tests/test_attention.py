@@ -203,3 +203,15 @@ def test_equal_constants_outside_the_state_dict_share_one_initializer(tmp_path):
     indices = [i.name for i in model.graph.initializer if i.name.endswith("relative_position_index")]
     assert len([n for n in net.graph if n.name.endswith("attn_mask")]) == 5 and len(masks) == 3
     assert len(indices) == 12
+
+
+def test_a_class_token_concat_with_the_batch_not_first(tmp_path):
+    """The class token is expanded over the batch where the layout has it ([L, N, C], LNC):
+    values keep their declared layouts inside the graph, so the batch is not always axis 0."""
+    net = compile_text(tmp_path, 'network t\ninput x: f32[16, N, 32] LNC\ncls = param(1, 1, 32)\n'
+                                 'y = concat(cls, x, axis="L")\noutput y\n')
+    x = np.random.default_rng(0).standard_normal((16, 3, 32)).astype(np.float32)
+    weights = net.weights()
+    y = net.run(x, weights=weights)["y"]
+    assert y.shape == (17, 3, 32)
+    assert np.array_equal(y[0], np.broadcast_to(weights["cls"][0], (3, 32))) and np.array_equal(y[1:], x)

@@ -251,13 +251,14 @@ class Concat(Layer):
 
         values = []
         reference = next(v for v, t in zip(inputs, types) if not t.layout.is_unlaid)
+        b = output.layout.batch  # the batch axis, declared as inside the graph
         for value, t in zip(inputs, types):
-            if t.layout.is_unlaid:  # canonical order, then expanded over the batch (canonical axis 0)
-                value = _canonical_operand(g, value, t, output)
-                batch = g.op("Slice", [g.op("Shape", [reference]), g.const([0], "i64", "start"),
-                                       g.const([1], "i64", "end")])
-                shape = g.op("Concat", [batch, g.const([1] * (t.rank - 1), "i64", "ones")], axis=0)
-                value = g.op("Expand", [value, shape])
+            if t.layout.is_unlaid:  # expanded over the batch: 1s elsewhere keep the param's sizes
+                batch = g.op("Slice", [g.op("Shape", [reference]), g.const([b], "i64", "start"),
+                                       g.const([b + 1], "i64", "end")])
+                parts = ([g.const([1] * b, "i64", "ones")] if b else []) + [batch] + \
+                    ([g.const([1] * (t.rank - b - 1), "i64", "ones")] if b < t.rank - 1 else [])
+                value = g.op("Expand", [value, g.op("Concat", parts, axis=0)])
             values.append(value)
         return g.op("Concat", values, axis=canonical_axis(output, resolve_axis(output, self.axis)))
 
