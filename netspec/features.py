@@ -120,7 +120,7 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
     from onnx import helper
 
     from netspec import runtime
-    from netspec.lower import ONNX_DTYPES
+    from netspec.lower import ONNX_DTYPES, onnx_dims
 
     graph = net.check().graph
     chosen = _resolve_layers(graph, list(layers))
@@ -143,7 +143,7 @@ def feature_maps(net, layers: list[str], inputs: Mapping[str, Any] | Any | None 
         else:
             raise _error(f"layer `{name}` has no value in the ONNX model", layer=name)
         if values[name] not in existing:
-            dims = [batch if (i == 0 and batch is not None) else d for i, d in enumerate(t.shape)]
+            dims = onnx_dims(t, batch)
             model.graph.output.append(helper.make_tensor_value_info(values[name], ONNX_DTYPES[t.dtype], dims))
             existing.add(values[name])
 

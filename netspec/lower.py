@@ -330,9 +330,14 @@ def ir_version_for(opset: int) -> int:
     return min(helper.find_min_ir_version_for([helper.make_opsetid("", opset)]), MAX_IR_VERSION)
 
 
-def _value_info(name: str, t: TensorType, shape: tuple, batch: int | None) -> onnx.ValueInfoProto:
-    dims = [batch if (i == 0 and batch is not None) else d for i, d in enumerate(shape)]
-    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], dims)
+def onnx_dims(t: TensorType, batch: int | None) -> list:
+    """A value's ONNX dimensions: its declared shape, the batch fixed to `batch` where given (at
+    the batch's own axis: [L, N, C] has it second)."""
+    return [batch if (i == t.layout.batch and batch is not None) else d for i, d in enumerate(t.shape)]
+
+
+def _value_info(name: str, t: TensorType, batch: int | None) -> onnx.ValueInfoProto:
+    return helper.make_tensor_value_info(name, ONNX_DTYPES[t.dtype], onnx_dims(t, batch))
 
 
 def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPSET,
@@ -352,7 +357,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
         t = node.output
         g.start(node)
         if node.layer is None:
-            inputs.append(_value_info(node.name, t, t.shape, batch))
+            inputs.append(_value_info(node.name, t, batch))
             g.declare(node.name, t.dtype)
             values[node.name] = node.name
             continue
@@ -387,7 +392,7 @@ def lower(graph: Graph, weights: dict[str, np.ndarray], opset: int = DEFAULT_OPS
                                                hint="rename the binding or the label")])
             g.op("Identity", [values[node_name]], name)
             _read_from_output(g.nodes, g.nodes[-1], node_name)
-        outputs.append(_value_info(name, t, t.shape, batch))
+        outputs.append(_value_info(name, t, batch))
     from netspec import __version__
 
     model = g.model

@@ -215,3 +215,11 @@ def test_a_class_token_concat_with_the_batch_not_first(tmp_path):
     y = net.run(x, weights=weights)["y"]
     assert y.shape == (17, 3, 32)
     assert np.array_equal(y[0], np.broadcast_to(weights["cls"][0], (3, 32))) and np.array_equal(y[1:], x)
+
+
+def test_a_fixed_batch_is_set_on_the_batch_axis(tmp_path):
+    """`batch=` fixes the batch where the layout has it: [16, N, 32] LNC becomes [16, 3, 32]."""
+    net = compile_text(tmp_path, 'network t\ninput x: f32[16, N, 32] LNC\ny = x -> relu\noutput y\n')
+    model = net.to_onnx(batch=3)
+    dims = [[d.dim_value for d in v.type.tensor_type.shape.dim] for v in (*model.graph.input, *model.graph.output)]
+    assert dims == [[16, 3, 32], [16, 3, 32]]
