@@ -337,11 +337,12 @@ class Evaluator:
         tensor, number = (left, right) if tensor_left else (right, left)
         side = expr.left if tensor_left else expr.right
         allowed = ("+", "-", "*", "/") if tensor_left else ("+", "*")
-        if isinstance(number, bool) or not isinstance(number, (int, float)) or expr.op not in allowed:
+        is_number = isinstance(number, (int, float)) and not isinstance(number, bool)
+        if not is_number or expr.op not in allowed:
             what = kind_name(number)
             written = "`x + n`, `n + x`, `x - n`, `x * n`, `n * x` and `x / n`"
             hint = None
-            if not tensor_left and expr.op == "-" and isinstance(number, (int, float)) and not isinstance(number, bool):
+            if is_number and not tensor_left and expr.op == "-":
                 from netspec.layers.base import show_value
 
                 hint = f"`{show_value(number)} - x` is `x * -1 + {show_value(number)}`"

@@ -41,12 +41,13 @@ class Owned(Layer):
         return TensorType(self.dtype, tuple(self.shape), Layout.unlaid(len(self.shape)))
 
     def spec(self) -> ParamSpec:
-        shape, persistent = tuple(self.shape), self.persistent
         if isinstance(self.init, tuple):
-            return ParamSpec(shape, self.trainable, self.dtype, "values", values=self.init, persistent=persistent)
-        if self.init == "normal":
-            return ParamSpec(shape, self.trainable, self.dtype, "normal", NORMAL_STD, persistent=persistent)
-        return ParamSpec(shape, self.trainable, self.dtype, "fill", self.init, persistent=persistent)
+            init, scale, values = "values", 0.0, self.init
+        elif self.init == "normal":
+            init, scale, values = "normal", NORMAL_STD, None
+        else:
+            init, scale, values = "fill", self.init, None
+        return ParamSpec(tuple(self.shape), self.trainable, self.dtype, init, scale, values, self.persistent)
 
     def parameters(self, inputs, output):
         return {"": self.spec()}

@@ -168,15 +168,4 @@ class MatMul(Layer):
         return output.sample_elements() * inputs[0].shape[-1]
 
     def lower(self, g, node, inputs, types, output):
-        from netspec.lower import canonical_perm
-
-        values = []
-        for value, t in zip(inputs, types):
-            perm = canonical_perm(t)   # canonical -> declared order
-            if not t.layout.is_unlaid and perm != sorted(perm):
-                inverse = [perm.index(i) for i in range(t.rank)]
-                value = g.op("Transpose", [value], perm=inverse)
-            values.append(value)
-        y = g.op("MatMul", values)
-        perm = canonical_perm(output)
-        return g.op("Transpose", [y], perm=perm) if perm != sorted(perm) else y
+        return g.op("MatMul", inputs)  # the last two axes as declared, as the graph keeps them

@@ -2,7 +2,6 @@
 
 
 from netspec.layers.base import Foreign, Layer, PositiveInt, explain_counts, fan_in_uniform
-from netspec.layers.rearrange import from_canonical, to_canonical
 from netspec.types import ShapeError, TensorType
 
 
@@ -72,18 +71,11 @@ class Linear(Layer):
         return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output), mac_terms), []
 
     def lower(self, g, node, inputs, types, output):
-        t = types[0]
-        if t.layout.is_unlaid:  # values in the order written: the last axis is the features
-            y = g.op("MatMul", [inputs[0], g.op("Transpose", [g.param("weight")], perm=[1, 0])])
-            return g.op("Add", [y, g.param("bias")]) if self.bias else y
-        if t.rank == 2:
+        if types[0].rank == 2 and not types[0].layout.is_unlaid:
             weights = [inputs[0], g.param("weight")] + ([g.param("bias")] if self.bias else [])
             return g.op("Gemm", weights, transB=1)
-        # channels last ([N, L, C] tokens, [N, H, W, C], Swin's windows [N, windows, area, C]),
-        # as inside the graph: nn.Linear's MatMul (+ Add), which onnxruntime fuses into a Gemm
-        order = list(range(t.rank))
-        x = from_canonical(g, inputs[0], t, order)
-        y = g.op("MatMul", [x, g.op("Transpose", [g.param("weight")], perm=[1, 0])])
-        if self.bias:
-            y = g.op("Add", [y, g.param("bias")])
-        return to_canonical(g, y, output, order)
+        # the features last, as the graph keeps channels-last tensors ([N, L, C] tokens, [N, H, W,
+        # C], Swin's windows) and a param's values: nn.Linear's MatMul (+ Add), which onnxruntime
+        # fuses into a Gemm
+        y = g.op("MatMul", [inputs[0], g.op("Transpose", [g.param("weight")], perm=[1, 0])])
+        return g.op("Add", [y, g.param("bias")]) if self.bias else y

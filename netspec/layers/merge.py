@@ -141,29 +141,12 @@ class Elementwise(Layer):
     def lower(self, g, node, inputs, types, output):
         if self.scalar is not None:
             return g.op(self.onnx_op, [inputs[0], g.const(self.scalar, types[0].dtype, name="scalar")])
-        values = [_canonical_operand(g, v, t, output) for v, t in zip(inputs, types)]
-        value = values[0]
-        for other in values[1:]:
+        # a param aligns on the activation's last axes, in the declared layout the graph keeps:
+        # ONNX's own broadcasting
+        value = inputs[0]
+        for other in inputs[1:]:
             value = g.op(self.onnx_op, [value, other])
         return value
-
-
-def _canonical_operand(g, value: str, t: TensorType, output: TensorType) -> str:
-    """An operand with no layout (a param: its values in the order written) in the ONNX graph's
-    canonical (N, C, spatial) order, where the activation's declared layout is another: padded
-    with leading 1s to the activation's rank (NumPy's alignment, in the declared layout) and
-    transposed as the activation is. In canonical layouts ONNX's own broadcasting aligns it."""
-    from netspec.lower import canonical_perm
-
-    if not t.layout.is_unlaid or output.layout.is_unlaid:
-        return value
-    perm = canonical_perm(output)
-    if perm == sorted(perm):
-        return value
-    if t.rank < output.rank:
-        full = (1,) * (output.rank - t.rank) + tuple(t.shape)
-        value = g.op("Reshape", [value, g.const(full, "i64", "shape")])
-    return g.op("Transpose", [value], perm=perm)
 
 
 class Add(Elementwise):
