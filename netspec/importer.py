@@ -14,20 +14,17 @@ Only `import_model` is public; onnx is imported by the caller (`netspec import`)
 from __future__ import annotations
 
 import keyword
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError
+from netspec.spec_writer import Layer, label_layers, write_spec
 
 RULE = "netspec import: an ONNX model as netspec layers"
 
 _DTYPES = {1: "f32", 2: "u8", 3: "i8", 5: "i16", 6: "i32", 7: "i64", 9: "bool", 10: "f16", 11: "f64", 16: "bf16"}
-_LABEL = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-_PARAM_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
-_FUNCTIONAL = {"add", "mul", "concat", "flatten", "reshape", "permute", "matmul"}  # never a module's own op
 
 
 def _error(message: str, notes: list[str] | None = None, hint: str | None = None) -> NetspecError:
@@ -35,35 +32,10 @@ def _error(message: str, notes: list[str] | None = None, hint: str | None = None
 
 
 @dataclass
-class Layer:
-    kind: str                       # the netspec layer, e.g. "conv"
-    args: list[str]                 # positional then keyword arguments, as written
-    inputs: list[str]               # ONNX value names of its tensor inputs
-    output: str                     # ONNX value name of its output
-    node: str                       # the ONNX node it is named after
-    params: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)  # suffix -> (initializer, array)
-    buffers: dict[str, np.ndarray] = field(default_factory=dict)            # extra state_dict entries
-    label: str = ""
-
-
-@dataclass
 class Imported:
     text: str                       # the spec
     weights: dict[str, np.ndarray]  # by the spec's parameter names
     layers: int                     # how many layers the spec has
-
-
-def _module_path(node: str) -> str | None:
-    """The module a torch.onnx node belongs to, from its scoped name: `/layer1/layer1.0/conv1/Conv`
-    is `layer1.0.conv1` (each scope the module's name, or its full dotted path); None for a name
-    of another form or a node outside every module (`/Flatten`)."""
-    if not node.startswith("/"):
-        return None
-    scopes = [s for s in node.split("/")[1:-1] if s]
-    path = ""
-    for scope in scopes:
-        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
-    return path if path and _LABEL.match(path) else None
 
 
 def _light(model):
@@ -215,7 +187,8 @@ class _Importer:
 
     # ------------------------------------------------------------ the walk
 
-    def run(self) -> Imported:
+    def run(self) -> None:
+        """Read every node as layers; a NetspecError for what cannot be."""
         known = set(self.consts) | {i.name for i in self.graph.input} | {o for m in self.graph.node for o in m.output}
         missing = [(n, x) for n in self.graph.node for x in n.input if x and x not in known]
         if missing:
@@ -239,7 +212,6 @@ class _Importer:
                          f"{len(self.unsupported)} kind{'s' if len(self.unsupported) > 1 else ''} "
                          "have no netspec layer", notes=notes,
                          hint="netspec imports the layers its own export emits and PyTorch's usual patterns")
-        return self.write()
 
     def match_gelu(self) -> None:
         """0.5 x (1 + erf(x / sqrt 2)): Div, Erf, Add, and Mul(x, 0.5) with Mul of the two (in
@@ -812,53 +784,12 @@ class _Importer:
     def output_names(self) -> set[str]:
         return {o.name for o in self.graph.output}
 
-    def write(self) -> Imported:
-        from netspec.layers.base import LAYERS
-
-        used_labels: set[str] = set()
-        counters: dict[str, int] = {}
-        weights: dict[str, np.ndarray] = {}
-        for layer in self.layers:
-            label = None
-            prefixes = {init.rsplit(".", 1)[0] for init, _ in layer.params.values()
-                        if "." in init and init.rsplit(".", 1)[1] in _PARAM_SUFFIXES}
-            if len(prefixes) == 1 and all(init.rsplit(".", 1)[-1] == suffix for suffix, (init, _) in layer.params.items()):
-                label = prefixes.pop()
-            elif layer.node and _LABEL.match(layer.node):  # netspec's own: nodes named after layers
-                label = layer.node
-            elif "/" in layer.node and _LABEL.match(layer.node.split("/")[0]) and \
-                    layer.node.split("/")[0] not in used_labels:  # netspec's `<layer>/<op>`
-                label = layer.node.split("/")[0]
-            elif _module_path(layer.node):  # torch.onnx's `/layer1/layer1.0/conv1/Conv`
-                label = _module_path(layer.node)
-                if label in used_labels or layer.kind in _FUNCTIONAL:  # `/layer1/layer1.0/Add`: an op inside
-                    label = f"{label}.{layer.kind}"
-            if label is None or not _LABEL.match(label) or label in used_labels:
-                counters[layer.kind] = counters.get(layer.kind, 0) + 1
-                label = f"{layer.kind}_{counters[layer.kind]}"
-                while label in used_labels:
-                    counters[layer.kind] += 1
-                    label = f"{layer.kind}_{counters[layer.kind]}"
-            used_labels.add(label)
-            layer.label = label
-            for suffix, (_, array) in layer.params.items():
-                weights[f"{label}.{suffix}"] = np.ascontiguousarray(array)
-            for suffix, array in layer.buffers.items():
-                weights[f"{label}.{suffix}"] = array
-
+    def write(self, structured: bool = True) -> Imported:
+        """The spec: input declarations, the layers (netspec.spec_writer), the outputs."""
+        if not hasattr(self, "weights"):
+            self.weights = label_layers(self.layers)
         outputs = [o.name for o in self.graph.output]
-        real_outputs = {self.real(o): o for o in outputs}
-        # which values get a binding: an output, a value read more than once, or not as the
-        # first input of its reader
-        readers: dict[str, list[tuple[Layer, int]]] = {}
-        for layer in self.layers:
-            for i, x in enumerate(layer.inputs):
-                readers.setdefault(x, []).append((layer, i))
-        input_names = {i.name for i in self.inputs}
-        reserved = set(LAYERS) | set(keyword.kwlist) | {"input", "output", "network", "block", "use", "return",
-                                                        "repeat", "seq", "param", "buffer", "true", "false"}
-        names: dict[str, str] = {i: i for i in input_names}
-        taken = set(input_names) | set(outputs)
+        input_names = [i.name for i in self.inputs]
         for o in outputs:
             r = self.real(o)
             if r in input_names:
@@ -866,87 +797,60 @@ class _Importer:
             if not o.isidentifier() or keyword.iskeyword(o):
                 raise _error(f"output `{o}`: netspec names a tensor with a name (letters, digits, `_`)",
                              hint="rename the model's output, e.g. with onnx.compose.add_prefix or by editing graph.output")
+            if r not in self.producer:
+                raise _error(f"output {o} is not computed by the layers imported")
         for name in input_names:
             if not name.isidentifier() or keyword.iskeyword(name):
                 raise _error(f"input `{name}`: netspec names a tensor with a name (letters, digits, `_`)",
                              hint="rename the model's input")
-        for layer in self.layers:
-            v = layer.output
-            if v in real_outputs:
-                names[v] = real_outputs[v]
-                continue
-            rs = readers.get(v, [])
-            if len(rs) == 1 and rs[0][1] == 0:
-                continue
-            base = re.sub(r"\W", "_", layer.label).strip("_") or "t"
-            if base[0].isdigit():
-                base = "t_" + base
-            name, k = base, 1
-            while name in taken or name in reserved:
-                k += 1
-                name = f"{base}_{k}"
-            taken.add(name)
-            names[v] = name
-        missing = [o for o in outputs if self.real(o) not in names]
-        if missing:
-            raise _error(f"output(s) {', '.join(missing)} are not computed by the layers imported")
+        text = write_spec(self.name, self.layers, [self.declaration(info) for info in self.inputs], input_names,
+                          {self.real(o): o for o in outputs}, structured=structured)
+        return Imported(text, self.weights, len(self.layers))
 
-        def label_text(label: str) -> str:
-            return label if label.isidentifier() and not keyword.iskeyword(label) and label not in reserved \
-                else f'"{label}"'
-
-        def call(layer: Layer, extra: list[str]) -> str:
-            args = extra + layer.args
-            return f"{label_text(layer.label)}: {layer.kind}" + (f"({', '.join(args)})" if args else "")
-
-        def chain(v: str) -> list[str]:
-            """The stages that compute v, back to a bound name: [source, call, call, ...]."""
-            layer = self.producer[v]
-            first = layer.inputs[0]
-            extra = [names[x] for x in layer.inputs[1:]]
-            head = [first if first in input_names and first not in self.producer else names[first]] \
-                if first in names else chain(first)
-            return head + [call(layer, extra)]
-
-        lines = [f"network {self.name}", ""]
-        for info in self.inputs:
-            ttype = info.type.tensor_type
-            dtype = _DTYPES.get(ttype.elem_type)
-            if dtype is None:
-                raise _error(f"input `{info.name}`: element type {ttype.elem_type} has no netspec dtype")
-            dims = self.shape(info.name)
-            if not dims:
-                raise _error(f"input `{info.name}` has no declared shape", hint="netspec needs every input's sizes")
-            shown = []
-            for i, d in enumerate(dims):
-                if isinstance(d, int) and d > 0:
-                    shown.append(str(d))
-                elif i == 0:
-                    shown.append(d if isinstance(d, str) and d.isidentifier() and d not in names else "N")
-                else:
-                    raise _error(f"input `{info.name}`: axis {i} has no fixed size ({d or '?'}); netspec "
-                                 "allows a symbolic size on the batch axis only")
-            layout = f" {self.layouts[info.name]}" if info.name in self.layouts else ""
-            lines.append(f"input {info.name}: {dtype}[{', '.join(shown)}]{layout}")
-        lines.append("")
-        for layer in self.layers:
-            v = layer.output
-            if v not in names:
-                continue
-            stages = chain(v)
-            text = f"{names[v]} = {stages[0]}"
-            for stage in stages[1:]:
-                text += f"\n    -> {stage}" if len(stages) > 2 else f" -> {stage}"
-            lines.append(text)
-        lines.append("")
-        lines.append("output " + ", ".join(outputs))
-        return Imported("\n".join(lines) + "\n", weights, len(self.layers))
+    def declaration(self, info) -> str:
+        """`input image: f32[N, 3, 224, 224]` for a graph input."""
+        ttype = info.type.tensor_type
+        dtype = _DTYPES.get(ttype.elem_type)
+        if dtype is None:
+            raise _error(f"input `{info.name}`: element type {ttype.elem_type} has no netspec dtype")
+        dims = self.shape(info.name)
+        if not dims:
+            raise _error(f"input `{info.name}` has no declared shape", hint="netspec needs every input's sizes")
+        shown = []
+        for i, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
+                shown.append(str(d))
+            elif i == 0:
+                shown.append(d if isinstance(d, str) and d.isidentifier() else "N")
+            else:
+                raise _error(f"input `{info.name}`: axis {i} has no fixed size ({d or '?'}); netspec "
+                             "allows a symbolic size on the batch axis only")
+        layout = f" {self.layouts[info.name]}" if info.name in self.layouts else ""
+        return f"input {info.name}: {dtype}[{', '.join(shown)}]{layout}"
 
 
-def import_model(model, name: str) -> Imported:
-    """An onnx.ModelProto as a netspec spec named `name` and its weights by parameter name.
+def import_model(model, name: str, structured: bool = True) -> Imported:
+    """An onnx.ModelProto as a netspec spec named `name` and its weights by parameter name, with
+    blocks and repeats where `structured` (netspec.spec_writer), else every layer written out.
     Raises NetspecError for a model netspec cannot express."""
-    return _Importer(model, name).run()
+    importer = _Importer(model, name)
+    importer.run()
+    if structured:
+        imported = importer.write(structured=True)
+        if _same_names(imported):
+            return imported
+        # a structure the writer got wrong: the flat spec, every layer written out
+    return importer.write(structured=False)
+
+
+def _same_names(imported: Imported) -> bool:
+    """Whether the spec compiles clean with exactly the weights' names as its state_dict."""
+    from netspec.compiler import compile_file
+
+    compilation = compile_file("imported.net", text=imported.text)
+    if not compilation.ok:
+        return False
+    return set(compilation.graph.state_dict_specs()) == set(imported.weights)
 
 
 def read_model(path) -> Any:

@@ -81,9 +81,12 @@ def test_round_trip(path: Path, tmp_path: Path):
 def test_lenet5_spec_reads_well():
     model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("lenet5")]).lowered(seed=0)
     text = import_model(model, "lenet5").text
-    assert text.splitlines()[:5] == ["network lenet5", "", "input digits: f32[N, 1, 32, 32]", "",
-                                     "logits = digits"]
-    assert '-> "features.0": conv(6, 5)' in text and '-> "logits.5": linear(10)' in text
+    # the chains come back as written: bound to `features` and `logits`, their layers named by position
+    assert text.splitlines() == [
+        "network lenet5", "", "input digits: f32[N, 1, 32, 32]", "",
+        "features = digits -> conv(6, 5) -> relu -> maxpool(2) -> conv(16, 5) -> relu -> maxpool(2)",
+        "logits = features -> flatten -> linear(120) -> relu -> linear(84) -> relu -> linear(10)", "",
+        "output logits"]
 
 
 def _model(nodes, inputs, outputs, initializers=(), opset=17):
@@ -224,7 +227,7 @@ def test_the_readme_quotes_the_real_import():
 def test_torch_scoped_node_names_become_module_paths(tmp_path: Path):
     """torch.onnx names nodes by module scope: `/layer1/layer1.0/relu/Relu` is the module
     `layer1.0.relu`; an op inside a module (`/layer1/layer1.0/Add`) gets its kind after it."""
-    from netspec.importer import _module_path
+    from netspec.spec_writer import _module_path
 
     assert _module_path("/layer1/layer1.0/conv1/Conv") == "layer1.0.conv1"
     assert _module_path("/features/features.0/features.0.1/Relu") == "features.0.1"
