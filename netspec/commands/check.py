@@ -16,7 +16,8 @@ def register(commands) -> None:
                     "(output shape in the declared layout, parameters, MACs) and the totals, "
                     "or located errors.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COUNTING)
-    check.add_argument("spec", metavar="SPEC", help="the .net file to check")
+    check.add_argument("spec", metavar="SPEC",
+                       help="the .net file to check, or an .onnx model (imported in memory first)")
     check.add_argument("--json", action="store_true",
                        help="print the figures as JSON (schema netspec.check/1, see the README)")
     add_spec_options(check)

@@ -27,7 +27,8 @@ def register(commands) -> None:
                     "with their call, graph inputs and outputs marked. The format follows the\n"
                     "output's suffix; the file is written atomically.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GRAPH_EPILOG)
-    graph.add_argument("spec", metavar="SPEC", help="the .net file to draw")
+    graph.add_argument("spec", metavar="SPEC",
+                       help="the .net file to draw, or an .onnx model (imported in memory first)")
     graph.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                        help="the file to write: .svg, .png, .pdf, .dot, .gv or .mmd")
     add_spec_options(graph)
