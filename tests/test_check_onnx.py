@@ -195,3 +195,31 @@ def test_check_of_a_spec_still_imports_no_onnx():
     code, top = modules_after("specs/lenet5.net")
     assert code == 0
     assert not top & {"onnx", "numpy", "onnxruntime"}
+
+
+def test_the_readme_quotes_real_output(models, tmp_path, capsys):
+    from test_readme import quoted_output
+
+    quoted = quoted_output("netspec export specs/lenet5.net -o lenet5.onnx")
+    command = "netspec check lenet5.onnx --input-shape digits=N,1,64,64"
+    expected = quoted[quoted.index(f"$ {command}\n"):].splitlines()[1:]
+    code, out, _ = cli(["check", models["lenet5"], *command.split()[3:]], capsys)
+    assert code == 0
+    assert [line.rstrip() for line in out.splitlines()] == [line.rstrip() for line in expected]
+    path = tmp_path / "einsum.onnx"
+    onnx.save(_einsum_model(), str(path))
+    code, _, err = cli(["check", path], capsys)
+    assert code == 1
+    assert err.splitlines() == quoted_output("netspec check einsum.onnx").splitlines()
+
+
+def test_features_use_the_models_weights(models, tmp_path, capsys):
+    # the model was exported with seed 7; --seed 7 also seeds the random input, so the spec
+    # with seeded weights and the model with its own give the same maps
+    for source, name in ((models["lenet5"], "model.npz"), (SPECS / "lenet5.net", "spec.npz")):
+        code, _, err = cli(["features", source, "--layer", "features.3", "--seed", "7", "-o", tmp_path / name],
+                           capsys)
+        assert code == 0, err
+    with np.load(tmp_path / "model.npz") as got, np.load(tmp_path / "spec.npz") as want:
+        assert got["features.3"].shape == (1, 16, 10, 10)
+        np.testing.assert_allclose(got["features.3"], want["features.3"], rtol=1e-5, atol=1e-6)
