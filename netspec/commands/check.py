@@ -12,11 +12,13 @@ from netspec.commands.options import (COUNTING, EXIT_OK, EXIT_SPEC, UsageError, 
 def register(commands) -> None:
     check = commands.add_parser(
         "check", help="check a spec and print every layer's shape, parameters and MACs",
-        description="Parse, elaborate and shape-check SPEC; print a table of every layer "
+        description="Parse, elaborate and shape-check SPEC (a .net file, or an .onnx model imported "
+                    "in memory as `netspec import` would); print a table of every layer "
                     "(output shape in the declared layout, parameters, MACs) and the totals, "
                     "or located errors.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=COUNTING)
-    check.add_argument("spec", metavar="SPEC", help="the .net file to check")
+    check.add_argument("spec", metavar="SPEC",
+                       help="the .net file to check, or an .onnx model (imported in memory first)")
     check.add_argument("--json", action="store_true",
                        help="print the figures as JSON (schema netspec.check/1, see the README)")
     add_spec_options(check)

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from netspec.commands.options import (EXIT_OK, UsageError, add_lowering_options, add_spec_options,
-                                      color, lowering_options, network, status)
+                                      color, lowering_options, model_weights, network, status)
 from netspec.files import output_path
 
 
@@ -18,7 +18,7 @@ def register(commands) -> None:
         description="Lower SPEC to ONNX: inputs and outputs keep the spec's names, nodes are named "
                     "after the layers and initializers after the parameters (layer1.0.conv1.weight). "
                     "The model passes onnx.checker's full check; the file is written atomically.")
-    export.add_argument("spec", metavar="SPEC", help="the .net file")
+    export.add_argument("spec", metavar="SPEC", help="the .net file, or an .onnx model (imported with its weights)")
     add_spec_options(export)
     add_lowering_options(export, "export")
     export.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
                          f"-o {_onnx_name(Path(args.output))}")
     options = lowering_options(args)
     net = network(args)
+    options = model_weights(args, options)  # an .onnx SPEC keeps its own weights
     start = time.perf_counter()
     detached: dict = {}
     with _weights_progress(net, options) as advance:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
-                                      add_spec_options, describe_array, lowering_options, network)
+                                      add_spec_options, describe_array, lowering_options, model_weights,
+                                      network)
 from netspec.commands.run import check_data_input
 from netspec.files import output_path
 
@@ -22,7 +23,7 @@ def register(commands) -> None:
                     "A conv layer shows its raw output, before the activation; the activation "
                     "after it shows the rectified map. -o FILE.npz saves the raw (N, C, H, W) "
                     "arrays instead.")
-    parser.add_argument("spec", metavar="SPEC", help="the .net file")
+    parser.add_argument("spec", metavar="SPEC", help="the .net file, or an .onnx model (imported with its weights)")
     add_data_input(parser)
     parser.add_argument("--layer", action="append", dest="layers", required=True, metavar="NAME",
                         help="a layer whose output to show, e.g. features.0 (repeatable)")
@@ -53,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     check_data_input(args)
     options = lowering_options(args)
     net = network(args)
+    options = model_weights(args, options)  # an .onnx SPEC keeps its own weights
     graph = net.graph
     unknown = [name for name in args.layers if name not in graph]
     if unknown:  # a name on the command line that the network lacks: usage, as an unknown --set
@@ -77,7 +79,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
     notes = {name: describe_layer(graph, name) for name in maps}
     source = Path(args.input_file).name if args.input_file else f"random input (seed {args.seed})"
-    weights = Path(args.weights).name if args.weights else f"seeded weights (seed {args.seed})"
+    weights = (Path(args.weights).name if args.weights else
+               f"the weights of {Path(args.spec).name}" if getattr(args, "imported_weights", None) is not None
+               else f"seeded weights (seed {args.seed})")
     boxes = render_tiles(maps, output, args.max_channels, args.colormap, notes,
                          title=f"{net.name}: {source}, {weights}")
     with_size = ""

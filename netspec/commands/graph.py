@@ -22,12 +22,14 @@ exit codes: 0 written, 1 errors in the spec or Graphviz missing, 2 bad command-l
 def register(commands) -> None:
     graph = commands.add_parser(
         "graph", help="draw a spec's graph as SVG, PNG, PDF, Graphviz DOT or Mermaid",
-        description="Draw SPEC: one box per layer with its key attributes and parameters,\n"
-                    "edges labelled with the tensor's shape, block instances as clusters titled\n"
-                    "with their call, graph inputs and outputs marked. The format follows the\n"
-                    "output's suffix; the file is written atomically.",
+        description="Draw SPEC (a .net file, or an .onnx model imported in memory): one box per\n"
+                    "layer with its key attributes and parameters, edges labelled with the\n"
+                    "tensor's shape, block instances as clusters titled with their call, graph\n"
+                    "inputs and outputs marked. The format follows the output's suffix; the file\n"
+                    "is written atomically.",
         formatter_class=argparse.RawDescriptionHelpFormatter, epilog=GRAPH_EPILOG)
-    graph.add_argument("spec", metavar="SPEC", help="the .net file to draw")
+    graph.add_argument("spec", metavar="SPEC",
+                       help="the .net file to draw, or an .onnx model (imported in memory first)")
     graph.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                        help="the file to write: .svg, .png, .pdf, .dot, .gv or .mmd")
     add_spec_options(graph)

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import argparse
-import re
 import time
 from pathlib import Path
 
+from netspec.commands.onnx_spec import spec_name
 from netspec.commands.options import EXIT_OK, UsageError
 from netspec.files import output_path
 
@@ -46,10 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from netspec.importer import import_model, read_model
 
     model = read_model(model_path)
-    name = re.sub(r"\W", "_", output.stem) or "imported"
-    if name[0].isdigit():
-        name = "n_" + name
-    imported = import_model(model, name)
+    imported = import_model(model, spec_name(output.stem))
 
     from netspec.files import write_atomically
 

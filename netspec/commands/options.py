@@ -249,10 +249,12 @@ def check_depth(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- compiling and reporting
 
 def compile_spec(args: argparse.Namespace):
-    """Compile args.spec with its --set and --input-shape overrides. A missing spec, an unknown
-    parameter or input name is a usage error; errors in the spec are in the result."""
+    """Compile args.spec with its --set and --input-shape overrides; an .onnx SPEC is imported
+    first. A missing spec, an unknown parameter or input name is a usage error; errors in the
+    spec are in the result."""
     from pathlib import Path
 
+    from netspec.commands.onnx_spec import is_onnx_model
     from netspec.compiler import OverrideError, compile_file
 
     path = Path(args.spec)
@@ -263,10 +265,40 @@ def compile_spec(args: argparse.Namespace):
     shapes = pairs(args.inputs, "--input-shape", "NAME=DIMS", command)
     inputs = {k: parse_dims(k, v, flag) for k, (flag, v) in shapes.items()}
     try:
+        if is_onnx_model(path):
+            return _compile_model(args, path, params, inputs)
         return compile_file(path, params, inputs)
     except OverrideError as exc:
         flag = "--set" if exc.kind == "parameter" else shapes.get(exc.name, ("--input-shape",))[0]
         raise UsageError(f"{flag} {exc.name}: {exc}") from None
+
+
+def _compile_model(args: argparse.Namespace, path, params: dict, inputs: dict):
+    """An ONNX model imported in memory and its spec compiled; the model's weights are kept in
+    args.imported_weights for the commands that lower it (model_weights)."""
+    from netspec.commands.onnx_spec import blame_the_import, import_spec, imported_source_name
+    from netspec.compiler import Compilation, compile_file
+    from netspec.diagnostics import Diagnostics, NetspecError
+
+    try:
+        imported = import_spec(path)
+    except NetspecError as exc:  # a model netspec cannot import: its errors, as a spec's (--json too)
+        diagnostics = Diagnostics()
+        diagnostics.extend(exc.diagnostics)
+        return Compilation(None, diagnostics, str(path))
+    args.imported_weights = imported.weights
+    result = compile_file(imported_source_name(path), params, inputs, text=imported.text)
+    blame_the_import(result.diagnostics.items, path)
+    return result
+
+
+def model_weights(args: argparse.Namespace, options: dict) -> dict:
+    """The lowering options with an imported ONNX model's own weights where no --weights is
+    given, so an exported or run model computes what the original does."""
+    imported = getattr(args, "imported_weights", None)
+    if imported is None or options.get("weights") is not None:
+        return options
+    return {**options, "weights": imported}
 
 
 def network(args: argparse.Namespace, lowering: bool = True):

@@ -6,6 +6,7 @@ import argparse
 import time
 from pathlib import Path
 
+from netspec.commands.onnx_spec import is_onnx_model
 from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
                                       add_spec_options, describe_array, looks_like_shape,
                                       lowering_options, network)
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_npz_output(args.output)
     check_data_input(args)
-    if args.spec.endswith(".onnx"):
+    if is_onnx_model(args.spec):  # run as it is, not imported
         if not Path(args.spec).is_file():
             raise UsageError(f"cannot read `{args.spec}`: " + ("it is a directory" if Path(args.spec).is_dir()
                                                                else "no such file"))
