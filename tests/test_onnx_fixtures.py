@@ -12,7 +12,14 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx_fixtures import EXPORTERS, FIXTURES, fixture_info, is_stripped, load_fixture, seeded_values
+from onnx_fixtures import (
+    EXPORTERS,
+    FIXTURES,
+    fixture_info,
+    is_stripped,
+    load_fixture,
+    seeded_values,
+)
 
 MODELS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
           "convnext_tiny", "vit_b_16"]
