@@ -59,6 +59,23 @@ def _light(model):
     return light
 
 
+def _scope_name(node) -> str | None:
+    """A dynamo-exported node's module scopes as torch.onnx's TorchScript exporter names the node
+    (`/layer1/layer1.0/layer1.0.relu/Relu`), from its `pkg.torch.onnx.name_scopes` metadata
+    (`['', 'layer1', 'layer1.0', 'layer1.0.relu', 'relu_1']`: the modules, then the op)."""
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                scopes = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return None
+            modules = [s for s in scopes[:-1] if isinstance(s, str) and s]
+            return "/" + "".join(f"{m}/" for m in modules) + node.op_type
+    return None
+
+
 class _Refused(Exception):
     """A node that matches no layer, and why."""
 
@@ -124,6 +141,8 @@ class _Importer:
         for init in model_graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
             self.const_names.add(init.name)
+        # the dynamo exporter names nodes `node_relu_1` and keeps the module path in metadata
+        self.scopes = {n.name: path for n in model_graph.node if (path := _scope_name(n))}
         self.tensors: dict[str, _Tensor] = {}
         self.alias: dict[str, str] = {}
         self.layers: list[Layer] = []
@@ -514,6 +533,23 @@ class _Importer:
     def op_GlobalAveragePool(self, node, attrs):
         self.add(Layer("global_avgpool", [], [node.input[0]], node.output[0], node.name))
 
+    def op_ReduceMean(self, node, attrs):
+        """The mean over every spatial axis (the dynamo exporter's adaptive_avg_pool(1)): global_avgpool,
+        then flatten where the axes are not kept."""
+        rank = len(self.shape(node.input[0]))
+        axes = self.const(node.input[1]) if len(node.input) > 1 and node.input[1] else attrs.get("axes")
+        if axes is None or rank < 3:
+            return "a mean over axes that are not known"
+        if sorted(int(a) % rank for a in np.asarray(axes).reshape(-1)) != list(range(2, rank)):
+            return "a mean over other axes than every spatial one"
+        if attrs.get("keepdims", 1):
+            self.add(Layer("global_avgpool", [], [node.input[0]], node.output[0], node.name))
+            return None
+        pooled = node.output[0] + "/pooled"
+        self.shapes[pooled] = self.shape(node.input[0])[:2] + [1] * (rank - 2)
+        self.add(Layer("global_avgpool", [], [node.input[0]], pooled, node.name))
+        self.add(Layer("flatten", [], [pooled], node.output[0], node.name + "/flatten"))
+
     def op_GlobalMaxPool(self, node, attrs):
         self.add(Layer("global_maxpool", [], [node.input[0]], node.output[0], node.name))
 
@@ -675,6 +711,9 @@ class _Importer:
     def op_Concat(self, node, attrs):
         if any(not self.is_tensor(x) for x in node.input):
             return "a constant operand"
+        if len(node.input) == 1:  # torch.cat of one tensor (DenseNet's first layer): the tensor
+            self.alias[node.output[0]] = self.real(node.input[0])
+            return None
         rank = len(self.shape(node.input[0]))
         axis = attrs["axis"] + (rank if attrs["axis"] < 0 else 0)
         args = [] if axis == 1 else [f"axis={axis}"]
@@ -787,7 +826,7 @@ class _Importer:
     def write(self, structured: bool = True) -> Imported:
         """The spec: input declarations, the layers (netspec.spec_writer), the outputs."""
         if not hasattr(self, "weights"):
-            self.weights = label_layers(self.layers)
+            self.weights = label_layers(self.layers, self.scopes)
         outputs = [o.name for o in self.graph.output]
         input_names = [i.name for i in self.inputs]
         for o in outputs:

@@ -63,7 +63,7 @@ def _module_path(node: str) -> str | None:
     return path if path and _LABEL.match(path) else None
 
 
-def label_layers(layers: list[Layer]) -> dict[str, np.ndarray]:
+def label_layers(layers: list[Layer], scopes: dict[str, str] | None = None) -> dict[str, np.ndarray]:
     """Give every layer its label and return the weights under the parameter names those make:
     a layer with weights takes its initializers' prefix (`layer1.0.conv1`), any other the node's
     name where that is a label (netspec's own export), its torch.onnx module path, else a
@@ -71,21 +71,29 @@ def label_layers(layers: list[Layer]) -> dict[str, np.ndarray]:
     used: set[str] = set()
     counters: dict[str, int] = {}
     weights: dict[str, np.ndarray] = {}
+    scopes = scopes or {}
     for layer in layers:
         label = None
+        node = scopes.get(layer.node, layer.node)
+        # `layer1.0.conv1.weight`; the dynamo exporter's folded batch norm adds `...conv1.weight_bias`,
+        # and its pre-transposed MatMul weights are `val_12` (the bias keeps its name)
         prefixes = {init.rsplit(".", 1)[0] for init, _ in layer.params.values()
                     if "." in init and init.rsplit(".", 1)[1] in _PARAM_SUFFIXES}
-        if len(prefixes) == 1 and all(init.rsplit(".", 1)[-1] == suffix for suffix, (init, _) in layer.params.items()):
+        if len(prefixes) == 1:
             label = prefixes.pop()
-        elif layer.node and _LABEL.match(layer.node):  # netspec's own: nodes named after layers
-            label = layer.node
-        elif "/" in layer.node and _LABEL.match(layer.node.split("/")[0]) and \
-                layer.node.split("/")[0] not in used:  # netspec's `<layer>/<op>`
-            label = layer.node.split("/")[0]
-        elif _module_path(layer.node):  # torch.onnx's `/layer1/layer1.0/conv1/Conv`
-            label = _module_path(layer.node)
-            if label in used or layer.kind in _FUNCTIONAL:  # `/layer1/layer1.0/Add`: an op inside
+        elif node and _LABEL.match(node):  # netspec's own: nodes named after layers
+            label = node
+        elif "/" in node and _LABEL.match(node.split("/")[0]) and \
+                node.split("/")[0] not in used:  # netspec's `<layer>/<op>`
+            label = node.split("/")[0]
+        elif _module_path(node):  # torch.onnx's `/layer1/layer1.0/conv1/Conv`
+            label = _module_path(node)
+            if layer.kind in _FUNCTIONAL:  # `/layer1/layer1.0/Add`: an op inside the module
                 label = f"{label}.{layer.kind}"
+            base, k = label, 0
+            while label in used:  # a module called again (one ReLU, three times): torch.onnx's `relu_1`
+                k += 1
+                label = f"{base}_{k}"
         layer.named = label is not None and bool(_LABEL.match(label)) and label not in used
         if not layer.named:
             counters[layer.kind] = counters.get(layer.kind, 0) + 1

@@ -1,0 +1,98 @@
+"""`netspec import` of real torchvision models, exported by both torch.onnx exporters.
+
+The models are the recorded fixtures of tests/data/onnx/ (graphs with their weights stripped,
+refilled with seeded values by tests/onnx_fixtures.py; tests/reference/record_onnx.py makes
+them). Each imports into a spec that checks clean, and re-exports, with the imported weights, to
+a model whose onnxruntime output equals the fixture's within 1e-4 of the output's scale. The
+TorchScript exporter keeps torchvision's names, so the imported spec's state_dict is
+torchvision's own, key for key and shape for shape (tests/data/<model>_state_dict.json); the
+dynamo exporter folds each batch norm into its convolution, so its spec has biased convolutions
+and no batch norm there. An imported ResNet-50 reads like a hand-written one: a bottleneck block,
+four stages, at most twice the length of specs/resnet50.net.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx_fixtures import load_fixture
+
+from netspec import runtime
+from netspec.compiler import compile_file
+from netspec.importer import import_model
+
+ROOT = Path(__file__).resolve().parent.parent
+CNNS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121"]
+CASES = [(m, e) for m in CNNS for e in ("torchscript", "dynamo")]
+
+
+@lru_cache(maxsize=None)
+def _fixture(model: str, exporter: str):
+    return load_fixture(model, exporter, seed=3)
+
+
+@lru_cache(maxsize=None)
+def _imported(model: str, exporter: str):
+    imported = import_model(_fixture(model, exporter), model)
+    compilation = compile_file(f"{model}.net", text=imported.text)
+    assert compilation.ok, [d.message for d in compilation.diagnostics.errors()]
+    assert not [d.message for d in compilation.diagnostics.items if d.severity == "warning"]
+    return imported, compilation
+
+
+@pytest.mark.parametrize("model,exporter", CASES, ids=[f"{m}-{e}" for m, e in CASES])
+def test_imports_and_runs_as_the_original(model: str, exporter: str):
+    from netspec.api import Network
+
+    imported, compilation = _imported(model, exporter)
+    net = Network(compilation)
+    again = net.lowered(weights=imported.weights)
+    original = _fixture(model, exporter)
+    assert [i.name for i in again.graph.input] == [i.name for i in original.graph.input] == ["image"]
+    assert [o.name for o in again.graph.output] == ["logits"]
+    batch = np.random.default_rng(5).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    (expected,) = runtime.run(runtime.session(original), {"image": batch})
+    (got,) = runtime.run(runtime.session(again), {"image": batch})
+    scale = float(np.abs(expected).max())
+    assert scale > 0 and float(np.abs(expected - got).max()) <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("model", CNNS)
+def test_torchscript_names_are_torchvision_state_dict(model: str):
+    """A torchvision state_dict loads into the imported spec unchanged: the same keys (buffers
+    and num_batches_tracked included) with the same shapes."""
+    _, compilation = _imported(model, "torchscript")
+    reference = json.loads((ROOT / "tests" / "data" / f"{model}_state_dict.json").read_text())["state_dict"]
+    ours = {name: list(spec.shape) for name, spec in compilation.graph.state_dict_specs().items()}
+    assert ours == reference
+
+
+@pytest.mark.parametrize("model", CNNS)
+def test_dynamo_folds_batch_norms_into_biased_convolutions(model: str):
+    """The dynamo exporter's convolutions carry their batch norm folded in: the imported spec's
+    parameters are torchvision's convolution and linear weights under their own names, each
+    convolution with a bias (`layer1.0.conv1.bias`), and the batch norms that follow no
+    convolution (DenseNet's) keep theirs."""
+    imported, compilation = _imported(model, "dynamo")
+    reference = json.loads((ROOT / "tests" / "data" / f"{model}_state_dict.json").read_text())["state_dict"]
+    ours = compilation.graph.state_dict_specs()
+    weights = [k for k in ours if k.endswith(".weight") and len(ours[k].shape) > 1]
+    assert weights and all(reference[k] == list(ours[k].shape) for k in weights)
+    assert all(k in reference or k.endswith(".bias") for k in ours)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_resnet50_reads_like_the_hand_written_one(exporter: str):
+    """A bottleneck block (with and without the projection shortcut) and four stages, not 175
+    lines: at most twice the length of specs/resnet50.net."""
+    imported, _ = _imported("resnet50", exporter)
+    lines = imported.text.splitlines()
+    assert len(lines) <= 2 * len((ROOT / "specs" / "resnet50.net").read_text().splitlines())
+    stages = [line for line in lines if line.startswith("layer")]
+    assert [line.split(" = ")[0] for line in stages] == ["layer1", "layer2", "layer3", "layer4"]
+    assert "repeat(5) {" in imported.text  # layer3's five blocks after its first
+    assert sum(line.startswith("block ") for line in lines) == 3  # with, without the shortcut; a stage
