@@ -218,10 +218,11 @@ def test_hand_made_patterns(tmp_path: Path):
 
 def test_the_readme_quotes_the_real_import():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    start = readme.index("# lenet5_imported.net\n") + len("# lenet5_imported.net\n")
+    from onnx_fixtures import load_fixture
+
+    start = readme.index("# resnet50_imported.net\n") + len("# resnet50_imported.net\n")
     quoted = readme[start:readme.index("```", start)]
-    model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("lenet5")]).lowered(seed=0)
-    assert quoted == import_model(model, "lenet5_imported").text
+    assert quoted == import_model(load_fixture("resnet50", "torchscript"), "resnet50_imported").text
 
 
 def test_torch_scoped_node_names_become_module_paths(tmp_path: Path):
