@@ -59,21 +59,41 @@ def _light(model):
     return light
 
 
+def _metadata_list(node, key: str) -> list:
+    import ast
+
+    for prop in node.metadata_props:
+        if prop.key == key:
+            try:
+                value = ast.literal_eval(prop.value)
+            except (ValueError, SyntaxError):
+                return []
+            return value if isinstance(value, list) else []
+    return []
+
+
 def _scope_name(node) -> str | None:
     """A dynamo-exported node's module scopes as torch.onnx's TorchScript exporter names the node
     (`/layer1/layer1.0/layer1.0.relu/Relu`), from its `pkg.torch.onnx.name_scopes` metadata
     (`['', 'layer1', 'layer1.0', 'layer1.0.relu', 'relu_1']`: the modules, then the op)."""
-    import ast
+    scopes = _metadata_list(node, "pkg.torch.onnx.name_scopes")
+    if not scopes:
+        return None
+    modules = [s for s in scopes[:-1] if isinstance(s, str) and s]
+    return "/" + "".join(f"{m}/" for m in modules) + node.op_type
 
-    for prop in node.metadata_props:
-        if prop.key == "pkg.torch.onnx.name_scopes":
-            try:
-                scopes = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                return None
-            modules = [s for s in scopes[:-1] if isinstance(s, str) and s]
-            return "/" + "".join(f"{m}/" for m in modules) + node.op_type
-    return None
+
+def _module_classes(nodes) -> dict[str, str]:
+    """Each module path's class (`layer1.0` -> `torchvision.models.resnet.Bottleneck`), from the
+    dynamo exporter's `pkg.torch.onnx.class_hierarchy` beside its name scopes."""
+    classes: dict[str, str] = {}
+    for node in nodes:
+        scopes = _metadata_list(node, "pkg.torch.onnx.name_scopes")
+        hierarchy = _metadata_list(node, "pkg.torch.onnx.class_hierarchy")
+        for path, cls in zip(scopes[1:-1], hierarchy[1:-1]):
+            if isinstance(path, str) and isinstance(cls, str):
+                classes.setdefault(path, cls)
+    return classes
 
 
 class _Refused(Exception):
@@ -143,6 +163,7 @@ class _Importer:
             self.const_names.add(init.name)
         # the dynamo exporter names nodes `node_relu_1` and keeps the module path in metadata
         self.scopes = {n.name: path for n in model_graph.node if (path := _scope_name(n))}
+        self.classes = _module_classes(model_graph.node) if self.scopes else {}
         self.tensors: dict[str, _Tensor] = {}
         self.alias: dict[str, str] = {}
         self.layers: list[Layer] = []
@@ -843,7 +864,7 @@ class _Importer:
                 raise _error(f"input `{name}`: netspec names a tensor with a name (letters, digits, `_`)",
                              hint="rename the model's input")
         text = write_spec(self.name, self.layers, [self.declaration(info) for info in self.inputs], input_names,
-                          {self.real(o): o for o in outputs}, structured=structured)
+                          {self.real(o): o for o in outputs}, structured=structured, classes=self.classes)
         return Imported(text, self.weights, len(self.layers))
 
     def declaration(self, info) -> str:

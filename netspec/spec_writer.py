@@ -33,6 +33,7 @@ _RESERVED = set(keyword.kwlist) | {"input", "output", "network", "block", "use",
 # the order netspec.importer writes a layer's keywords in
 _KEYWORD_ORDER = ["stride", "padding", "dilation", "groups", "output_padding", "ceil_mode", "count_include_pad",
                   "bias", "eps", "momentum", "affine", "elementwise_affine", "mode", "align_corners", "value"]
+_CONTAINERS = {"Sequential", "ModuleList", "ModuleDict"}  # classes that say nothing of a block
 MIN_BLOCK_LAYERS = 3   # a pair (conv then batchnorm) reads better written out than as a block
 LINE = 100             # a chain longer than this is written one stage a line
 
@@ -157,8 +158,9 @@ class _Structure:
     """Finds the blocks among the steps (instances of one module that recur) and replaces each
     instance by one step."""
 
-    def __init__(self, outputs: set[str]):
+    def __init__(self, outputs: set[str], classes: dict[str, str]):
         self.outputs = outputs
+        self.classes = classes           # module path -> its class, where the model says
         self.blocks: list[Block] = []
         self.block_params: dict[str, list[str]] = {}
 
@@ -330,7 +332,7 @@ class _Structure:
                          if kk == k and n not in given and text != self.default(s.kind, n)]
             keywords.sort(key=lambda n: _KEYWORD_ORDER.index(n) if n in _KEYWORD_ORDER else len(_KEYWORD_ORDER))
             s.args = args + [f"{n}={texts[(k, n)]}" for n in keywords]
-        name = self.block_name(body)
+        name = self.block_name(body, [prefix for prefix, _ in members])
         block = Block(name, params, body, steps[hi].output, params_from)
         self.blocks.append(block)
         self.block_params[name] = params
@@ -340,10 +342,19 @@ class _Structure:
                 values.setdefault((k, n), self.default(body[k].kind, n))
         return block
 
-    def block_name(self, body: list[Step]) -> str:
+    def block_name(self, body: list[Step], prefixes: list[str]) -> str:
+        """The modules' class where the model says it (`Bottleneck`: `bottleneck`), else the
+        layers' kinds where few (`conv_batchnorm_relu`), else `block1`, `block2`, ..."""
         kinds = [s.kind for s in body]
         taken = {b.name for b in self.blocks}
-        base = "_".join(kinds) if len(kinds) <= 3 and all(k in LAYERS for k in kinds) else f"block{len(self.blocks) + 1}"
+        classes = {self.classes.get(p, "").rsplit(".", 1)[-1] for p in prefixes}
+        cls = classes.pop() if len(classes) == 1 else ""
+        if cls and re.fullmatch(r"_?[A-Za-z][A-Za-z0-9_]*", cls) and cls not in _CONTAINERS:
+            base = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", cls.strip("_")).lower()
+        elif len(kinds) <= 3 and all(k in LAYERS for k in kinds):
+            base = "_".join(kinds)
+        else:
+            base = f"block{len(self.blocks) + 1}"
         name, n = base, 2
         while name in taken or name in LAYERS or name in _RESERVED:
             name, n = f"{base}_{n}", n + 1
@@ -569,12 +580,13 @@ def _join(head: str, stages: list[str], indent: str = "    ") -> str:
 
 
 def write_spec(name: str, layers: list[Layer], declarations: list[str], inputs: list[str],
-               outputs: dict[str, str], structured: bool = True) -> str:
+               outputs: dict[str, str], structured: bool = True, classes: dict[str, str] | None = None) -> str:
     """The spec text: `network name`, the input `declarations`, then the layers as chains (blocks
-    and runs where `structured`), then `output`. `outputs` maps each output's value to its name."""
+    and runs where `structured`), then `output`. `outputs` maps each output's value to its name;
+    `classes` each module path to its class, where known (blocks are named after it)."""
     steps = [Step(layer.kind, list(layer.args), list(layer.inputs), layer.output, layer.label, layer.named)
              for layer in layers]
-    structure = _Structure(set(outputs))
+    structure = _Structure(set(outputs), classes or {})
     if structured:
         steps = structure.find(steps)
     names = {b.name for b in structure.blocks}

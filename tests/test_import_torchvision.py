@@ -96,3 +96,16 @@ def test_resnet50_reads_like_the_hand_written_one(exporter: str):
     assert [line.split(" = ")[0] for line in stages] == ["layer1", "layer2", "layer3", "layer4"]
     assert "repeat(5) {" in imported.text  # layer3's five blocks after its first
     assert sum(line.startswith("block ") for line in lines) == 3  # with, without the shortcut; a stage
+    if exporter == "dynamo":  # its metadata gives the modules' classes: the blocks are named after them
+        assert "block bottleneck(x, out_channels, stride) {" in lines
+        assert "block bottleneck_2(x, out_channels) {" in lines
+
+
+def test_blocks_are_named_after_the_modules_class_where_the_model_says():
+    """The dynamo exporter's class_hierarchy metadata names the blocks (InvertedResidual,
+    SqueezeExcitation, MBConv); containers (Sequential) say nothing and are not used."""
+    names = {m: [line.split("(")[0][len("block "):] for line in _imported(m, "dynamo")[0].text.splitlines()
+                 if line.startswith("block ")] for m in ("mobilenet_v3_small", "efficientnet_b0")}
+    assert {"squeeze_excitation", "inverted_residual"} <= set(names["mobilenet_v3_small"])
+    assert {"squeeze_excitation", "mbconv"} <= set(names["efficientnet_b0"])
+    assert not any(n.startswith("sequential") for ns in names.values() for n in ns)
