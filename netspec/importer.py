@@ -90,6 +90,42 @@ def _light(model):
     return light
 
 
+def _window_mask(array: np.ndarray) -> str | None:
+    """The `shifted_window_mask(...)` call whose values `array` holds ([windows, 1, area, area]
+    of 0 and -100, Swin's; [windows, 1, volume, volume], the video Swin's), or None: square
+    windows and maps, the shift half a window where a window does not cover its axis."""
+    if array.ndim != 4 or array.shape[1] != 1 or array.shape[2] != array.shape[3] or \
+            not np.issubdtype(array.dtype, np.floating) or not np.all((array == 0) | (array == -100)):
+        return None
+    from netspec.constants import shifted_window_mask
+
+    windows, area = array.shape[0], array.shape[2]
+    candidates = []
+    for depth in range(1, area + 1):  # the window: (depth,) x side x side
+        side = int(round((area // depth) ** 0.5)) if area % depth == 0 else 0
+        if not side or depth * side * side != area:
+            continue
+        for nd in range(1, windows + 1):  # windows: nd x n x n
+            n = int(round((windows // nd) ** 0.5)) if windows % nd == 0 else 0
+            if not n or nd * n * n != windows or (depth == 1 and nd != 1):
+                continue
+            sizes, win = ((n * side, n * side), (side, side)) if depth == 1 else \
+                ((nd * depth, n * side, n * side), (depth, side, side))
+            shift = tuple(w // 2 if count > 1 else 0 for w, count in zip(win, (n, n) if depth == 1 else (nd, n, n)))
+            if any(shift):
+                candidates.append((sizes, win, shift))
+    for sizes, win, shift in candidates:
+        args = [*sizes, win[0] if len(set(win)) == 1 else win, shift]
+        try:
+            made = shifted_window_mask(*args)
+        except ValueError:
+            continue
+        if len(made) == array.size and np.array_equal(np.asarray(made, np.float32), array.reshape(-1)):
+            return "shifted_window_mask(" + ", ".join(
+                "(" + ", ".join(map(str, a)) + ")" if isinstance(a, tuple) else str(a) for a in args) + ")"
+    return None
+
+
 class _Refused(Exception):
     """A node that matches no layer, and why."""
 
@@ -168,7 +204,7 @@ class _Importer:
         self.skip: set[int] = set()
         self.gelus: dict[str, tuple[str, str]] = {}   # the final Mul's value -> (x, node name)
         self.matched: dict[str, Layer] = {}           # a multi-node pattern's last value -> its layer
-        self.owned: dict[str, tuple[str, str]] = {}   # a param's or buffer's binding -> (kind, key)
+        self.owned: dict[str, tuple[str, str, str]] = {}  # a param's or buffer's binding -> (kind, key, args)
         self.inputs = [i for i in model_graph.input if i.name not in self.consts]
         # a channels-last input (netspec's NHWC, or Keras's) is read through Transposes to
         # channels first around each channels-first operator: `order` is, for the ONNX values of
@@ -474,7 +510,10 @@ class _Importer:
             binding = f"{base}_{k}"
         kind = "param" if np.issubdtype(array.dtype, np.floating) and \
             name.rsplit(".", 1)[-1] not in _BUFFER_NAMES else "buffer"
-        self.owned[binding] = (kind, name)
+        mask = _window_mask(array)
+        if mask:  # Swin's mask of shifted windows: a constant, no state_dict key
+            kind = "buffer"
+        self.owned[binding] = (kind, name, f", init={mask}, persistent=false" if mask else "")
         if binding != name:
             self.alias[name] = binding
         self.shapes[binding] = list(array.shape)
@@ -500,14 +539,15 @@ class _Importer:
         lines = imported.text.split("\n")
         bindings = []
         weights = dict(imported.weights)
-        for binding, (kind, key) in self.owned.items():
+        for binding, (kind, key, more) in self.owned.items():
             pattern = re.compile(rf"^input {re.escape(binding)}: (\w+)\[(.*)\]$")
             index = next(i for i, line in enumerate(lines) if pattern.match(line))
             dtype, dims = pattern.match(lines.pop(index)).groups()
-            extra = "" if dtype == network else f", dtype={dtype}"
+            extra = ("" if dtype == network else f", dtype={dtype}") + more
             label = "" if binding == key else f'"{key}": '
             bindings.append(f"{binding} = {label}{kind}({dims}{extra})")
-            weights[key] = np.ascontiguousarray(self.consts[key])
+            if "persistent=false" not in more:
+                weights[key] = np.ascontiguousarray(self.consts[key])
         last = max(i for i, line in enumerate(lines) if line.startswith("input "))
         lines[last + 2:last + 2] = bindings + [""]
         return Imported("\n".join(lines), weights, imported.layers)
@@ -1049,7 +1089,84 @@ class _Importer:
             self.add(Layer("flatten", [], [node.input[0]], node.output[0], node.name))
         else:
             sizes = ", ".join(map(str, out[1:])) + ("," if len(out) == 2 else "")
-            self.add(Layer("reshape", [f"({sizes})"], [node.input[0]], node.output[0], node.name))
+            layout = self._reshaped_layout(node.output[0], len(out), node.input[0], source)
+            self.add(Layer("reshape", [f"({sizes})"] + ([f'layout="{layout}"'] if layout else []),
+                           [node.input[0]], node.output[0], node.name))
+
+    _FIRST_KINDS = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+                    "batchnorm", "upsample", "channel_shuffle", "flatten"}
+
+    def channel_axis(self, value: str) -> int | None:
+        """Where the channels of the value are, in ONNX's axis order (netspec keeps the declared
+        order in the graph): 1 for a map, the last axis for tokens, None where no axis is the
+        channels (a reshape that split them, a param's value). Reshapes record theirs."""
+        done = self.__dict__.setdefault("_channels", {})
+        for layer in self.layers[self.__dict__.get("_channels_upto", 0):]:
+            ins = [done.get(x) for x in layer.inputs if not self.unlaid(x)]
+            c = ins[0] if ins else None
+            rank = len(self.shape(layer.output))
+            if layer.output in done:  # a reshape
+                continue
+            if layer.kind in self._FIRST_KINDS:
+                c = 1
+            elif layer.kind in ("linear", "multihead_attention"):
+                c = rank - 1
+            elif layer.kind == "permute":
+                perm = [int(v) for v in layer.args[0].split(",")]
+                c = perm.index(c) if c in perm else None
+            elif layer.kind == "select":
+                axis = int(layer.args[0])
+                c = None if c is None or c == axis else c - (axis < c)
+            done[layer.output] = c
+        self.__dict__["_channels_upto"] = len(self.layers)
+        name = self.real(value)
+        if name in done:
+            return done[name]
+        if name in self.tensors and not self.unlaid(name):  # an input
+            return len(self.shape(name)) - 1 if self.layouts.get(name, "").endswith("C") else 1
+        return None
+
+    def _reshaped_layout(self, value: str, rank: int, source: str, before: list) -> str | None:
+        """The `layout=` a reshape's result needs, which ONNX does not record: the channels kept
+        last (window partitions, "NHWC", "NabcC") or at 1 (a map put back, "NCHW") where the
+        reshape keeps them whole there; else as its readers need: channels last where a linear
+        (MatMul by a weight) or a LayerNormalization reads it (merged heads), first where a Conv
+        or a BatchNormalization does; None where its readers read no axis by role."""
+        c = self.channel_axis(source)
+        out = self.shape(value)
+        # a square [N, H, W, C] is a map put back (Swin's windows merged: "NHWC", as the map it is
+        # added to); other channels-last results have axes without roles ("NabC": windows and
+        # their positions, which MaxViT's grid swaps)
+        roleless = "N" + "abcdefgh"[:rank - 2] + "C"
+        last = {3: "NLC", 4: "NHWC" if out[1] == out[2] else roleless, 5: "NDHWC"}.get(rank) or roleless
+        first = {3: "NCL", 4: "NCHW", 5: "NCDHW"}.get(rank)
+        kept = None
+        if c is not None and before and c == len(before) - 1 and out[-1] == before[-1]:
+            kept = rank - 1
+        elif c == 1 and before and len(before) > 1 and out[1] == before[1]:
+            kept = 1
+        if kept is not None:
+            self._channels[value] = kept
+            return last if kept == rank - 1 else first
+        self._channels[value] = None
+        readers, seen = list(self.consumers.get(value, [])), []
+        while readers:
+            n = readers.pop()
+            if n.op_type in ("Identity", "Dropout"):
+                readers.extend(self.consumers.get(n.output[0], []))
+            else:
+                seen.append(n)
+        weights = {o for n in self.graph.node if n.op_type == "Transpose" and n.input[0] in self.const_names
+                   for o in n.output} | self.const_names
+        if any(n.op_type == "LayerNormalization" or n.op_type == "MatMul" and n.input[0] == value
+               and n.input[1] in weights for n in seen):
+            self._channels[value] = rank - 1
+            return "NLC" if rank == 3 else roleless
+        if any(n.op_type in ("Conv", "ConvTranspose", "BatchNormalization", "MaxPool", "AveragePool",
+                             "GlobalAveragePool", "GlobalMaxPool", "Resize") for n in seen):
+            self._channels[value] = 1
+            return first
+        return None
 
     def channels_first_order(self, name: str) -> bool:
         return self.order.get(name) == "first"
