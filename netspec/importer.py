@@ -31,6 +31,9 @@ _FUNCTIONAL = {"add", "mul", "concat", "flatten", "reshape", "permute", "matmul"
 # initializers read as activations are the network's own tensors: a `param(...)`, or a
 # `buffer(...)` where integer-valued or named as torchvision names its buffers
 _BUFFER_NAMES = {"relative_position_index", "relative_coords_table", "running_mean", "running_var"}
+# ops that read a param or a buffer as their data (Swin V2's logit scale clamped, its qkv bias
+# narrowed, its coordinates table through a linear): the initializer is owned, not folded
+_OWNED_READERS = {"Clip", "Exp", "Sigmoid", "Relu", "Slice", "Reshape", "Gather", "MatMul"}
 
 
 def _error(message: str, notes: list[str] | None = None, hint: str | None = None) -> NetspecError:
@@ -269,6 +272,7 @@ class _Importer:
         self.match_attention()
         self.match_channel_shuffle()
         self.match_channel_layernorm()
+        self.match_normalize()
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
                 continue
@@ -490,6 +494,42 @@ class _Importer:
             self.alias[back.output[0]] = norm.output[0]
             self.shapes[norm.output[0]] = self.shape(back.output[0])
 
+    def match_normalize(self) -> None:
+        """netspec's `normalize(axis)` (F.normalize, Swin V2's cosine attention): x / max(sqrt(
+        ReduceSum(x * x, axis, keepdims)), eps)."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        helper = self.onnx.helper
+        for square in nodes:
+            if square.op_type != "Mul" or square.input[0] != square.input[1]:
+                continue
+            x = square.input[0]
+
+            def only(value, op):
+                readers = self.consumers.get(value, [])
+                ok = len(readers) == 1 and readers[0].op_type == op and value not in self.output_names
+                return readers[0] if ok else None
+
+            total = only(square.output[0], "ReduceSum")
+            root = total and only(total.output[0], "Sqrt")
+            floor = root and only(root.output[0], "Max")
+            div = floor and only(floor.output[0], "Div")
+            if div is None or list(div.input) != [x, floor.output[0]]:
+                continue
+            attrs = {a.name: helper.get_attribute_value(a) for a in total.attribute}
+            axes = self.consts.get(total.input[1]) if len(total.input) > 1 else None
+            eps = self.consts.get([i for i in floor.input if i != root.output[0]][0])
+            if axes is None or axes.size != 1 or not attrs.get("keepdims", 1) or eps is None or eps.size != 1:
+                continue
+            rank = len(self.shape(x))
+            axis = int(axes.reshape(-1)[0])
+            axis += rank if axis < 0 else 0
+            args = [str(axis)] + ([] if abs(float(eps.reshape(-1)[0]) - 1e-12) < 1e-15 else
+                                  [f"eps={_num(float(eps.reshape(-1)[0]))}"])
+            for n in (square, total, root, floor):
+                self.skip.add(index_of[id(n)])
+            self.matched[div.output[0]] = Layer("normalize", args, [x], div.output[0], div.name)
+
     def own(self, name: str) -> bool:
         """Make the initializer `name`, read as an activation, a tensor of the network's own: a
         `param(...)` or `buffer(...)` bound to a name (bind_owned writes it). False where it
@@ -522,6 +562,11 @@ class _Importer:
         self.inputs.append(self.onnx.helper.make_tensor_value_info(
             binding, self.onnx.helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape)))
         return True
+
+    def _state(self, name: str) -> bool:
+        """Whether `name` is an initializer named as a state_dict key (not an export's constant,
+        `conv/shape`), of more than one element."""
+        return name in self.const_names and bool(_LABEL.match(name)) and self.consts[name].size > 1
 
     def unlaid(self, name: str) -> bool:
         """Whether `name` is computed from the network's own tensors alone (no batch axis)."""
@@ -580,8 +625,8 @@ class _Importer:
             return True
         if any(x and x not in self.consts for x in ins):
             return False
-        if any(x and self.real(x) in self.owned for x in ins) or node.op_type == "Gather" and \
-                ins[0] in self.const_names and self.consts[ins[0]].size > 1 and ins[1] in self.const_names:
+        if any(x and self.real(x) in self.owned for x in ins) or node.op_type in _OWNED_READERS and \
+                self._state(ins[0]):
             return False  # a param's or buffer's value stays one (a bias table read by an index)
         values = [self.consts[x] if x else None for x in ins]
         if any(v is not None and v.dtype == object for v in values):
@@ -630,6 +675,8 @@ class _Importer:
         if self.fold(node):
             return
         op = node.op_type
+        if op in _OWNED_READERS and self._state(node.input[0]):
+            self.own(node.input[0])
         handler = getattr(self, "op_" + op, None)
         if handler is None:
             self.unsupported_node(node)
@@ -881,6 +928,8 @@ class _Importer:
         self.add(Layer("linear", args, [node.input[0]], node.output[0], node.name, params))
 
     def op_MatMul(self, node, attrs):
+        if not self.is_tensor(node.input[0]):
+            return "a constant first operand"
         w = self.const(node.input[1])
         if w is None:
             if self.is_tensor(node.input[1]):
