@@ -138,6 +138,9 @@ _CHANNELS_FIRST = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpo
 _ANY_ORDER = {"relu", "relu6", "sigmoid", "tanh", "leaky_relu", "hardsigmoid",
                    "hardswish", "silu", "gelu", "elu", "hardtanh", "clamp", "exp", "add", "mul"}
 _TO_FIRST = {3: [0, 2, 1], 4: [0, 3, 1, 2], 5: [0, 4, 1, 2, 3]}
+# layers whose result has its channels at axis 1 (channel_axis())
+_CHANNELS_AT_1 = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+                  "batchnorm", "upsample", "channel_shuffle", "flatten"}
 _TO_LAST = {3: [0, 2, 1], 4: [0, 2, 3, 1], 5: [0, 2, 3, 4, 1]}
 _LAST = {3: "NLC", 4: "NHWC", 5: "NDHWC"}
 
@@ -411,7 +414,7 @@ class _Importer:
                     list(scores.input) != [q, kt.output[0]] or only(q, "MatMul") is not scores:
                 continue
             scale = only(scores.output[0], "Mul")
-            s = scale and const([i for i in scale.input if i != scores.output[0]][0])
+            s = scale and const(next(i for i in scale.input if i != scores.output[0]))
             if s is None or s.size != 1 or abs(float(s.reshape(-1)[0]) - d ** -0.5) > 1e-6:
                 continue
             softmax = only(scale.output[0], "Softmax")
@@ -518,7 +521,7 @@ class _Importer:
                 continue
             attrs = {a.name: helper.get_attribute_value(a) for a in total.attribute}
             axes = self.consts.get(total.input[1]) if len(total.input) > 1 else None
-            eps = self.consts.get([i for i in floor.input if i != root.output[0]][0])
+            eps = self.consts.get(next(i for i in floor.input if i != root.output[0]))
             if axes is None or axes.size != 1 or not attrs.get("keepdims", 1) or eps is None or eps.size != 1:
                 continue
             rank = len(self.shape(x))
@@ -979,7 +982,7 @@ class _Importer:
             layer.output = node.output[0]
             self.producer[layer.output] = layer
             return None
-        if bias.size != 1 and self.own(c):  # a position embedding
+        if bias.size != 1 and self.is_tensor(x) and self.own(c):  # a position embedding
             self.add(Layer("add", [], [x, c], node.output[0], node.name))
             return None
         return self._scalar(node, "add")
@@ -1006,7 +1009,7 @@ class _Importer:
             self.add(Layer("mul", [], [a, b], node.output[0], node.name))
             return None
         x, c = (a, b) if self.is_tensor(a) else (b, a)
-        if self.const(c).size != 1 and self.own(c):  # a layer scale
+        if self.is_tensor(x) and self.const(c) is not None and self.const(c).size != 1 and self.own(c):  # a layer scale
             self.add(Layer("mul", [], [x, c], node.output[0], node.name))
             return None
         return self._scalar(node, "mul")
@@ -1096,7 +1099,18 @@ class _Importer:
         for layer in (tail, head):
             self.layers.remove(layer)
             del self.producer[layer.output]
-        self.add(Layer("roll", [str(shift), str(axis)], tail.inputs, node.output[0], node.name))
+        shifts, axes, source = [str(shift)], [str(axis)], tail.inputs
+        inner = self.producer.get(source[0])
+        if inner is not None and inner.kind == "roll" and source[0] not in self.output_names and \
+                len(self.consumers.get(source[0], [])) == 2:  # read by the two slices only
+            self.layers.remove(inner)   # a roll of several axes: Swin's (H, W), one layer
+            del self.producer[inner.output]
+            source = inner.inputs
+            shifts = inner.args[0].strip("()").split(", ") + shifts
+            axes = inner.args[1].strip("()").split(", ") + axes
+        args = [str(shifts[0]), str(axes[0])] if len(shifts) == 1 else \
+            ["(" + ", ".join(shifts) + ")", "(" + ", ".join(axes) + ")"]
+        self.add(Layer("roll", args, source, node.output[0], node.name))
         return True
 
     def op_Expand(self, node, attrs):
@@ -1142,9 +1156,6 @@ class _Importer:
             self.add(Layer("reshape", [f"({sizes})"] + ([f'layout="{layout}"'] if layout else []),
                            [node.input[0]], node.output[0], node.name))
 
-    _FIRST_KINDS = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
-                    "batchnorm", "upsample", "channel_shuffle", "flatten"}
-
     def channel_axis(self, value: str) -> int | None:
         """Where the channels of the value are, in ONNX's axis order (netspec keeps the declared
         order in the graph): 1 for a map, the last axis for tokens, None where no axis is the
@@ -1156,7 +1167,7 @@ class _Importer:
             rank = len(self.shape(layer.output))
             if layer.output in done:  # a reshape
                 continue
-            if layer.kind in self._FIRST_KINDS:
+            if layer.kind in _CHANNELS_AT_1:
                 c = 1
             elif layer.kind in ("linear", "multihead_attention"):
                 c = rank - 1
