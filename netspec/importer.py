@@ -129,6 +129,35 @@ def _window_mask(array: np.ndarray) -> str | None:
     return None
 
 
+_TABLES: dict[tuple, Any] = {}  # (function, sizes) -> its values, computed once per import of a model
+
+
+def _table_init(name: str, array: np.ndarray) -> str | None:
+    """The `relative_position_index(...)` or `relative_coords_table(...)` call whose values a
+    buffer named so holds (square windows; the video Swin's depth x side x side), or None."""
+    from netspec.constants import relative_coords_table, relative_position_index
+
+    last = name.rsplit(".", 1)[-1]
+    tries: list[tuple] = []
+    if last == "relative_position_index" and np.issubdtype(array.dtype, np.integer):
+        area = int(round(array.size ** 0.5))
+        for depth in range(1, area + 1):
+            side = int(round((area // depth) ** 0.5)) if area % depth == 0 else 0
+            if side and depth * side * side == area:
+                tries.append((relative_position_index, (side,) if depth == 1 else (depth, side, side)))
+    elif last == "relative_coords_table" and array.ndim == 4 and array.shape[1] == array.shape[2] and \
+            array.shape[1] % 2 == 1 and array.shape[1] > 1:
+        tries.append((relative_coords_table, ((array.shape[1] + 1) // 2,)))
+    for function, sizes in tries:
+        key = (function.__name__, sizes)
+        if key not in _TABLES:
+            _TABLES[key] = np.asarray(function(*sizes))
+        values = _TABLES[key]
+        if values.size == array.size and np.allclose(values, array.reshape(-1).astype(np.float64), atol=1e-6):
+            return f"{function.__name__}({', '.join(map(str, sizes))})"
+    return None
+
+
 class _Refused(Exception):
     """A node that matches no layer, and why."""
 
@@ -556,7 +585,9 @@ class _Importer:
         mask = _window_mask(array)
         if mask:  # Swin's mask of shifted windows: a constant, no state_dict key
             kind = "buffer"
-        self.owned[binding] = (kind, name, f", init={mask}, persistent=false" if mask else "")
+        table = _table_init(name, array) if kind == "buffer" and not mask else None
+        more = f", init={mask}, persistent=false" if mask else f", init={table}" if table else ""
+        self.owned[binding] = (kind, name, more)
         if binding != name:
             self.alias[name] = binding
         self.shapes[binding] = list(array.shape)
@@ -589,15 +620,18 @@ class _Importer:
         weights = dict(imported.weights)
         for binding, (kind, key, more) in self.owned.items():
             pattern = re.compile(rf"^input {re.escape(binding)}: (\w+)\[(.*)\]$")
-            index = next(i for i, line in enumerate(lines) if pattern.match(line))
+            index = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+            if index is None:
+                raise _error(f"the spec written has no `input {binding}` line for the {kind} `{key}`",
+                             hint="netspec import declares a param or buffer as an input, then binds it")
             dtype, dims = pattern.match(lines.pop(index)).groups()
             extra = ("" if dtype == network else f", dtype={dtype}") + more
             label = "" if binding == key else f'"{key}": '
             bindings.append(f"{binding} = {label}{kind}({dims}{extra})")
             if "persistent=false" not in more:
                 weights[key] = np.ascontiguousarray(self.consts[key])
-        last = max(i for i, line in enumerate(lines) if line.startswith("input "))
-        lines[last + 2:last + 2] = bindings + [""]
+        last = max((i for i, line in enumerate(lines) if line.startswith("input ")), default=1)
+        lines[last + 1:last + 1] = ["", *bindings]
         return Imported("\n".join(lines), weights, imported.layers)
 
     def fold(self, node) -> bool:
