@@ -240,6 +240,8 @@ class _Importer:
         self.gelus: dict[str, tuple[str, str]] = {}   # the final Mul's value -> (x, node name)
         self.matched: dict[str, Layer] = {}           # a multi-node pattern's last value -> its layer
         self.owned: dict[str, tuple[str, str, str]] = {}  # a param's or buffer's binding -> (kind, key, args)
+        self._channels: dict[str, int | None] = {}   # channel_axis(): a layer's value -> its channel axis
+        self._channels_upto = 0                      # the layers channel_axis() has seen
         self.inputs = [i for i in model_graph.input if i.name not in self.consts]
         # a channels-last input (netspec's NHWC, or Keras's) is read through Transposes to
         # channels first around each channels-first operator: `order` is, for the ONNX values of
@@ -1194,8 +1196,8 @@ class _Importer:
         """Where the channels of the value are, in ONNX's axis order (netspec keeps the declared
         order in the graph): 1 for a map, the last axis for tokens, None where no axis is the
         channels (a reshape that split them, a param's value). Reshapes record theirs."""
-        done = self.__dict__.setdefault("_channels", {})
-        for layer in self.layers[self.__dict__.get("_channels_upto", 0):]:
+        done = self._channels
+        for layer in self.layers[self._channels_upto:]:
             ins = [done.get(x) for x in layer.inputs if not self.unlaid(x)]
             c = ins[0] if ins else None
             rank = len(self.shape(layer.output))
@@ -1212,7 +1214,7 @@ class _Importer:
                 axis = int(layer.args[0])
                 c = None if c is None or c == axis else c - (axis < c)
             done[layer.output] = c
-        self.__dict__["_channels_upto"] = len(self.layers)
+        self._channels_upto = len(self.layers)
         name = self.real(value)
         if name in done:
             return done[name]
