@@ -956,7 +956,9 @@ class Elaborator(Evaluator):
                             rule=f"{cls.kind} applies to one tensor",
                             hint=f"write `x -> {cls.kind}` or `{cls.kind}(x)`")
             return POISON
-        if cls.arity is None and len(tensors) < 2:
+        # `x -> mul(scalar=0.5)`: the call form of `x * 0.5` (what `netspec import` writes in a chain)
+        scaled = len(tensors) == 1 and "scalar" in keywords and "scalar" in getattr(cls, "model_fields", {})
+        if cls.arity is None and len(tensors) < 2 and not scaled:
             self.diag.error(f"{cls.kind} needs at least two tensors, got {len(tensors)}", call.span,
                             rule=f"{cls.kind} combines two or more tensors",
                             hint=f"e.g. `a -> {cls.kind}(b)` or `{cls.kind}(a, b)`")

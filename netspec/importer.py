@@ -14,17 +14,24 @@ Only `import_model` is public; onnx is imported by the caller (`netspec import`)
 from __future__ import annotations
 
 import keyword
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from netspec.diagnostics import Diagnostic, NetspecError
-from netspec.spec_writer import Layer, label_layers, write_spec
+from netspec.spec_writer import _LABEL, Layer, label_layers, write_spec
 
 RULE = "netspec import: an ONNX model as netspec layers"
 
 _DTYPES = {1: "f32", 2: "u8", 3: "i8", 5: "i16", 6: "i32", 7: "i64", 9: "bool", 10: "f16", 11: "f64", 16: "bf16"}
+# initializers read as activations are the network's own tensors: a `param(...)`, or a
+# `buffer(...)` where integer-valued or named as torchvision names its buffers
+_BUFFER_NAMES = {"relative_position_index", "relative_coords_table", "running_mean", "running_var"}
+# ops that read a param or a buffer as their data (Swin V2's logit scale clamped, its qkv bias
+# narrowed, its coordinates table through a linear): the initializer is owned, not folded
+_OWNED_READERS = {"Clip", "Exp", "Sigmoid", "Relu", "Slice", "Reshape", "Gather", "MatMul"}
 
 
 def _error(message: str, notes: list[str] | None = None, hint: str | None = None) -> NetspecError:
@@ -96,6 +103,71 @@ def _module_classes(nodes) -> dict[str, str]:
     return classes
 
 
+def _window_mask(array: np.ndarray) -> str | None:
+    """The `shifted_window_mask(...)` call whose values `array` holds ([windows, 1, area, area]
+    of 0 and -100, Swin's; [windows, 1, volume, volume], the video Swin's), or None: square
+    windows and maps, the shift half a window where a window does not cover its axis."""
+    if array.ndim != 4 or array.shape[1] != 1 or array.shape[2] != array.shape[3] or \
+            not np.issubdtype(array.dtype, np.floating) or not np.all((array == 0) | (array == -100)):
+        return None
+    from netspec.constants import shifted_window_mask
+
+    windows, area = array.shape[0], array.shape[2]
+    candidates = []
+    for depth in range(1, area + 1):  # the window: (depth,) x side x side
+        side = int(round((area // depth) ** 0.5)) if area % depth == 0 else 0
+        if not side or depth * side * side != area:
+            continue
+        for nd in range(1, windows + 1):  # windows: nd x n x n
+            n = int(round((windows // nd) ** 0.5)) if windows % nd == 0 else 0
+            if not n or nd * n * n != windows or (depth == 1 and nd != 1):
+                continue
+            sizes, win = ((n * side, n * side), (side, side)) if depth == 1 else \
+                ((nd * depth, n * side, n * side), (depth, side, side))
+            shift = tuple(w // 2 if count > 1 else 0 for w, count in zip(win, (n, n) if depth == 1 else (nd, n, n)))
+            if any(shift):
+                candidates.append((sizes, win, shift))
+    for sizes, win, shift in candidates:
+        args = [*sizes, win[0] if len(set(win)) == 1 else win, shift]
+        try:
+            made = shifted_window_mask(*args)
+        except ValueError:
+            continue
+        if len(made) == array.size and np.array_equal(np.asarray(made, np.float32), array.reshape(-1)):
+            return "shifted_window_mask(" + ", ".join(
+                "(" + ", ".join(map(str, a)) + ")" if isinstance(a, tuple) else str(a) for a in args) + ")"
+    return None
+
+
+_TABLES: dict[tuple, Any] = {}  # (function, sizes) -> its values, computed once per import of a model
+
+
+def _table_init(name: str, array: np.ndarray) -> str | None:
+    """The `relative_position_index(...)` or `relative_coords_table(...)` call whose values a
+    buffer named so holds (square windows; the video Swin's depth x side x side), or None."""
+    from netspec.constants import relative_coords_table, relative_position_index
+
+    last = name.rsplit(".", 1)[-1]
+    tries: list[tuple] = []
+    if last == "relative_position_index" and np.issubdtype(array.dtype, np.integer):
+        area = int(round(array.size ** 0.5))
+        for depth in range(1, area + 1):
+            side = int(round((area // depth) ** 0.5)) if area % depth == 0 else 0
+            if side and depth * side * side == area:
+                tries.append((relative_position_index, (side,) if depth == 1 else (depth, side, side)))
+    elif last == "relative_coords_table" and array.ndim == 4 and array.shape[1] == array.shape[2] and \
+            array.shape[1] % 2 == 1 and array.shape[1] > 1:
+        tries.append((relative_coords_table, ((array.shape[1] + 1) // 2,)))
+    for function, sizes in tries:
+        key = (function.__name__, sizes)
+        if key not in _TABLES:
+            _TABLES[key] = np.asarray(function(*sizes))
+        values = _TABLES[key]
+        if values.size == array.size and np.allclose(values, array.reshape(-1).astype(np.float64), atol=1e-6):
+            return f"{function.__name__}({', '.join(map(str, sizes))})"
+    return None
+
+
 class _Refused(Exception):
     """A node that matches no layer, and why."""
 
@@ -105,6 +177,9 @@ _CHANNELS_FIRST = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpo
 _ANY_ORDER = {"relu", "relu6", "sigmoid", "tanh", "leaky_relu", "hardsigmoid",
                    "hardswish", "silu", "gelu", "elu", "hardtanh", "clamp", "exp", "add", "mul"}
 _TO_FIRST = {3: [0, 2, 1], 4: [0, 3, 1, 2], 5: [0, 4, 1, 2, 3]}
+# layers whose result has its channels at axis 1 (channel_axis())
+_CHANNELS_AT_1 = {"conv", "conv_transpose", "maxpool", "avgpool", "global_avgpool", "global_maxpool",
+                  "batchnorm", "upsample", "channel_shuffle", "flatten"}
 _TO_LAST = {3: [0, 2, 1], 4: [0, 2, 3, 1], 5: [0, 2, 3, 4, 1]}
 _LAST = {3: "NLC", 4: "NHWC", 5: "NDHWC"}
 
@@ -176,6 +251,10 @@ class _Importer:
                     self.consumers.setdefault(x, []).append(node)
         self.skip: set[int] = set()
         self.gelus: dict[str, tuple[str, str]] = {}   # the final Mul's value -> (x, node name)
+        self.matched: dict[str, Layer] = {}           # a multi-node pattern's last value -> its layer
+        self.owned: dict[str, tuple[str, str, str]] = {}  # a param's or buffer's binding -> (kind, key, args)
+        self._channels: dict[str, int | None] = {}   # channel_axis(): a layer's value -> its channel axis
+        self._channels_upto = 0                      # the layers channel_axis() has seen
         self.inputs = [i for i in model_graph.input if i.name not in self.consts]
         # a channels-last input (netspec's NHWC, or Keras's) is read through Transposes to
         # channels first around each channels-first operator: `order` is, for the ONNX values of
@@ -238,6 +317,10 @@ class _Importer:
         for info in self.inputs:
             self.tensors[info.name] = _Tensor(self.shape(info.name))
         self.match_gelu()
+        self.match_attention()
+        self.match_channel_shuffle()
+        self.match_channel_layernorm()
+        self.match_normalize()
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
                 continue
@@ -304,6 +387,260 @@ class _Importer:
             self.gelus[final.output[0]] = (x, final.name)
             self.skip.discard(index_of[id(final)])
 
+    def match_attention(self) -> None:
+        """netspec's `multihead_attention` as its lowering emits it: MatMul by the transposed
+        `in_proj_weight` (+ `in_proj_bias`), Reshape to (N, L, 3, H, d), Transpose to (3, N, H,
+        L, d), three Gathers (q, k, v), q @ k^T * d^-0.5, Softmax, @ v, Transpose and Reshape
+        back to (N, L, E), MatMul by the transposed `out_proj.weight` (+ `out_proj.bias`)."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        producer = {o: n for n in nodes for o in n.output}
+        helper = self.onnx.helper
+
+        def attr(n, name, default=None):
+            return next((helper.get_attribute_value(a) for a in n.attribute if a.name == name), default)
+
+        def only(value, op):
+            readers = self.consumers.get(value, [])
+            ok = len(readers) == 1 and readers[0].op_type == op and value not in self.output_names
+            return readers[0] if ok else None
+
+        def weight(name, suffix):
+            n = producer.get(name)
+            if n is not None and n.op_type == "Transpose" and list(attr(n, "perm", [])) == [1, 0] and \
+                    n.input[0] in self.const_names and n.input[0].endswith(suffix):
+                return n.input[0], n
+            return None
+
+        def const(name):
+            c = self.consts.get(name)
+            if c is None and name in producer and producer[name].op_type == "Constant":
+                c = self.onnx.numpy_helper.to_array(producer[name].attribute[0].t)
+            return c
+
+        def bias(value, suffix, group, params, key):
+            add = only(value, "Add")
+            if add is None:
+                return value
+            b = [i for i in add.input if i != value]
+            if len(b) != 1 or b[0] not in self.const_names or not b[0].endswith(suffix):
+                return value
+            group.append(add)
+            params[key] = (b[0], self.consts[b[0]])
+            return add.output[0]
+
+        for mm in nodes:
+            if mm.op_type != "MatMul" or not (w_in := weight(mm.input[1], "in_proj_weight")):
+                continue
+            group = [w_in[1], mm]
+            params = {"in_proj_weight": (w_in[0], self.consts[w_in[0]])}
+            v = bias(mm.output[0], "in_proj_bias", group, params, "in_proj_bias")
+            reshape = only(v, "Reshape")
+            shape = const(reshape.input[1]) if reshape is not None else None
+            if shape is None or shape.size != 5 or int(shape[2]) != 3:
+                continue
+            heads, d = int(shape[3]), int(shape[4])
+            split = only(reshape.output[0], "Transpose")
+            if split is None or list(attr(split, "perm", [])) != [2, 0, 3, 1, 4]:
+                continue
+            gathers = self.consumers.get(split.output[0], [])
+            picks = {}
+            for g in gathers:
+                index = const(g.input[1]) if g.op_type == "Gather" and attr(g, "axis", 0) == 0 else None
+                if index is not None and index.size == 1:
+                    picks[int(index.reshape(-1)[0])] = g
+            if len(gathers) != 3 or sorted(picks) != [0, 1, 2]:
+                continue
+            q, k, val = (picks[i].output[0] for i in range(3))
+            kt = only(k, "Transpose")
+            scores = kt and only(kt.output[0], "MatMul")
+            if kt is None or list(attr(kt, "perm", [])) != [0, 1, 3, 2] or scores is None or \
+                    list(scores.input) != [q, kt.output[0]] or only(q, "MatMul") is not scores:
+                continue
+            scale = only(scores.output[0], "Mul")
+            s = scale and const(next(i for i in scale.input if i != scores.output[0]))
+            if s is None or s.size != 1 or abs(float(s.reshape(-1)[0]) - d ** -0.5) > 1e-6:
+                continue
+            softmax = only(scale.output[0], "Softmax")
+            av = softmax and only(softmax.output[0], "MatMul")
+            if av is None or attr(softmax, "axis", -1) not in (-1, 3) or list(av.input) != [softmax.output[0], val] \
+                    or only(val, "MatMul") is not av:
+                continue
+            merge = only(av.output[0], "Transpose")
+            back = merge and only(merge.output[0], "Reshape")
+            out = back and only(back.output[0], "MatMul")
+            w_out = out and weight(out.input[1], "out_proj.weight")
+            if not w_out or list(attr(merge, "perm", [])) != [0, 2, 1, 3]:
+                continue
+            group += [reshape, split, *gathers, kt, scores, scale, softmax, av, merge, back, w_out[1], out]
+            params["out_proj.weight"] = (w_out[0], self.consts[w_out[0]])
+            final = bias(out.output[0], "out_proj.bias", group, params, "out_proj.bias")
+            if ("in_proj_bias" in params) != ("out_proj.bias" in params):
+                continue
+            args = [str(heads)] + ([] if "in_proj_bias" in params else ["bias=false"])
+            last = group[-1]
+            for n in group:
+                self.skip.add(index_of[id(n)])
+            self.skip.discard(index_of[id(last)])
+            self.matched[final] = Layer("multihead_attention", args, [mm.input[0]], final, last.name, params)
+
+    def match_channel_shuffle(self) -> None:
+        """netspec's `channel_shuffle(g)` (ShuffleNet): Reshape to [N, g, C/g, ...], Transpose
+        of those two axes, Reshape back to [N, C, ...]."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        helper = self.onnx.helper
+        for first in nodes:
+            groups = self.consts.get(first.input[1]) if first.op_type == "Reshape" else None
+            if groups is None or groups.ndim != 1 or groups.size < 4 or int(groups[0]) != 0:
+                continue
+            readers = self.consumers.get(first.output[0], [])
+            swap = readers[0] if len(readers) == 1 and readers[0].op_type == "Transpose" else None
+            perm = [list(helper.get_attribute_value(a)) for a in swap.attribute if a.name == "perm"] if swap else []
+            if not perm or perm[0] != [0, 2, 1, *range(3, groups.size)]:
+                continue
+            readers = self.consumers.get(swap.output[0], [])
+            last = readers[0] if len(readers) == 1 and readers[0].op_type == "Reshape" else None
+            shape = self.consts.get(last.input[1]) if last is not None else None
+            g, c = int(groups[1]), int(groups[1]) * int(groups[2])
+            if shape is None or [int(v) for v in shape] != [0, c, *[int(v) for v in groups[3:]]] or \
+                    first.output[0] in self.output_names or swap.output[0] in self.output_names:
+                continue
+            for n in (first, swap):
+                self.skip.add(index_of[id(n)])
+            self.matched[last.output[0]] = Layer("channel_shuffle", [str(g)], [first.input[0]], last.output[0],
+                                                 last.name)
+
+    def match_channel_layernorm(self) -> None:
+        """`layernorm` of a channels-first map (ConvNeXt's LayerNorm2d): netspec lowers it as a
+        Transpose to channels last, LayerNormalization over the last axis, and a Transpose back;
+        the import reads the LayerNormalization on the map itself, both Transposes dropped."""
+        helper = self.onnx.helper
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+
+        def perm(n):
+            return next((list(helper.get_attribute_value(a)) for a in n.attribute if a.name == "perm"), None)
+
+        def only(value, op):
+            readers = self.consumers.get(value, [])
+            ok = len(readers) == 1 and readers[0].op_type == op and value not in self.output_names
+            return readers[0] if ok else None
+
+        for first in nodes:
+            if first.op_type != "Transpose" or first.input[0] in self.order:
+                continue
+            rank = len(perm(first) or [])
+            norm = only(first.output[0], "LayerNormalization") if perm(first) == _TO_LAST.get(rank) else None
+            back = norm and only(norm.output[0], "Transpose")
+            if back is None or perm(back) != _TO_FIRST.get(rank) or \
+                    next((a.i for a in norm.attribute if a.name == "axis"), -1) not in (-1, rank - 1):
+                continue
+            self.skip.update((index_of[id(first)], index_of[id(back)]))
+            self.alias[first.output[0]] = first.input[0]
+            self.alias[back.output[0]] = norm.output[0]
+            self.shapes[norm.output[0]] = self.shape(back.output[0])
+
+    def match_normalize(self) -> None:
+        """netspec's `normalize(axis)` (F.normalize, Swin V2's cosine attention): x / max(sqrt(
+        ReduceSum(x * x, axis, keepdims)), eps)."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        helper = self.onnx.helper
+        for square in nodes:
+            if square.op_type != "Mul" or square.input[0] != square.input[1]:
+                continue
+            x = square.input[0]
+
+            def only(value, op):
+                readers = self.consumers.get(value, [])
+                ok = len(readers) == 1 and readers[0].op_type == op and value not in self.output_names
+                return readers[0] if ok else None
+
+            total = only(square.output[0], "ReduceSum")
+            root = total and only(total.output[0], "Sqrt")
+            floor = root and only(root.output[0], "Max")
+            div = floor and only(floor.output[0], "Div")
+            if div is None or list(div.input) != [x, floor.output[0]]:
+                continue
+            attrs = {a.name: helper.get_attribute_value(a) for a in total.attribute}
+            axes = self.consts.get(total.input[1]) if len(total.input) > 1 else None
+            eps = self.consts.get(next(i for i in floor.input if i != root.output[0]))
+            if axes is None or axes.size != 1 or not attrs.get("keepdims", 1) or eps is None or eps.size != 1:
+                continue
+            rank = len(self.shape(x))
+            axis = int(axes.reshape(-1)[0])
+            axis += rank if axis < 0 else 0
+            args = [str(axis)] + ([] if abs(float(eps.reshape(-1)[0]) - 1e-12) < 1e-15 else
+                                  [f"eps={_num(float(eps.reshape(-1)[0]))}"])
+            for n in (square, total, root, floor):
+                self.skip.add(index_of[id(n)])
+            self.matched[div.output[0]] = Layer("normalize", args, [x], div.output[0], div.name)
+
+    def own(self, name: str) -> bool:
+        """Make the initializer `name`, read as an activation, a tensor of the network's own: a
+        `param(...)` or `buffer(...)` bound to a name (bind_owned writes it). False where it
+        cannot be one (a scalar, a folded constant, a name that is no state_dict key)."""
+        if self.real(name) in self.owned:
+            return True
+        if name not in self.const_names or not _LABEL.match(name) or self.consts[name].ndim == 0:
+            return False
+        from netspec.layers.base import LAYERS
+
+        array = self.consts[name]
+        base = re.sub(r"\W", "_", name).strip("_") or "t"
+        base = "t_" + base if base[0].isdigit() else base
+        taken = {i.name for i in self.inputs} | {o.name for o in self.graph.output} | set(LAYERS)
+        binding, k = base, 1
+        while binding in taken or keyword.iskeyword(binding):
+            k += 1
+            binding = f"{base}_{k}"
+        kind = "param" if np.issubdtype(array.dtype, np.floating) and \
+            name.rsplit(".", 1)[-1] not in _BUFFER_NAMES else "buffer"
+        mask = _window_mask(array)
+        if mask:  # Swin's mask of shifted windows: a constant, no state_dict key
+            kind = "buffer"
+        table = _table_init(name, array) if kind == "buffer" and not mask else None
+        more = f", init={mask}, persistent=false" if mask else f", init={table}" if table else ""
+        self.owned[binding] = (kind, name, more)
+        if binding != name:
+            self.alias[name] = binding
+        self.shapes[binding] = list(array.shape)
+        self.tensors[binding] = _Tensor(list(array.shape))
+        # declared as an input until written: write() then names and reads it as one
+        self.inputs.append(self.onnx.helper.make_tensor_value_info(
+            binding, self.onnx.helper.np_dtype_to_tensor_dtype(array.dtype), list(array.shape)))
+        return True
+
+    def _state(self, name: str) -> bool:
+        """Whether `name` is an initializer named as a state_dict key (not an export's constant,
+        `conv/shape`), of more than one element."""
+        return name in self.const_names and bool(_LABEL.match(name)) and self.consts[name].size > 1
+
+    def unlaid(self, name: str) -> bool:
+        """Whether `name` is computed from the network's own tensors alone (no batch axis)."""
+        name = self.real(name)
+        layer = self.producer.get(name)
+        return name in self.owned or layer is not None and all(self.unlaid(x) for x in layer.inputs)
+
+    def owned_layers(self) -> list[Layer]:
+        """The params and buffers own() declared, each as the call that makes it (`param(1, 50,
+        768)`), placed just before its first reader; its array is the layer's value."""
+        floats = [_DTYPES.get(i.type.tensor_type.elem_type) for i in self.inputs if i.name not in self.owned]
+        network = next((d for d in floats if d in ("f16", "bf16", "f32", "f64")), "f32")
+        made = []
+        for binding, (kind, key, more) in self.owned.items():
+            array = self.consts[key]
+            dtype = _DTYPES.get(self.onnx.helper.np_dtype_to_tensor_dtype(array.dtype))
+            args = [str(d) for d in array.shape] + ([] if dtype == network else [f"dtype={dtype}"])
+            more = more.removeprefix(", ")
+            persistent = not more.endswith("persistent=false")
+            if not persistent:
+                more = more.removesuffix("persistent=false").removesuffix(", ")
+            args += ([more] if more else []) + ([] if persistent else ["persistent=false"])
+            made.append(Layer(kind, args, [], binding, key, value=array if persistent else None))
+        return made
+
     def fold(self, node) -> bool:
         """Evaluate a node whose inputs are all constant (or partly known shapes)."""
         ins = [x for x in node.input]
@@ -332,6 +669,9 @@ class _Importer:
             return True
         if any(x and x not in self.consts for x in ins):
             return False
+        if any(x and self.real(x) in self.owned for x in ins) or node.op_type in _OWNED_READERS and \
+                self._state(ins[0]):
+            return False  # a param's or buffer's value stays one (a bias table read by an index)
         values = [self.consts[x] if x else None for x in ins]
         if any(v is not None and v.dtype == object for v in values):
             return self.fold_shape(node, values)
@@ -369,6 +709,9 @@ class _Importer:
         return True
 
     def visit(self, node) -> None:
+        if node.output and node.output[0] in self.matched:
+            self.add(self.matched[node.output[0]])
+            return
         if node.output and node.output[0] in self.gelus:
             x, name = self.gelus[node.output[0]]
             self.add(Layer("gelu", [], [x], node.output[0], name))
@@ -376,6 +719,8 @@ class _Importer:
         if self.fold(node):
             return
         op = node.op_type
+        if op in _OWNED_READERS and self._state(node.input[0]):
+            self.own(node.input[0])
         handler = getattr(self, "op_" + op, None)
         if handler is None:
             self.unsupported_node(node)
@@ -644,6 +989,8 @@ class _Importer:
         self.add(Layer("linear", args, [node.input[0]], node.output[0], node.name, params))
 
     def op_MatMul(self, node, attrs):
+        if not self.is_tensor(node.input[0]):
+            return "a constant first operand"
         w = self.const(node.input[1])
         if w is None:
             if self.is_tensor(node.input[1]):
@@ -693,6 +1040,9 @@ class _Importer:
             layer.output = node.output[0]
             self.producer[layer.output] = layer
             return None
+        if bias.size != 1 and self.is_tensor(x) and self.own(c):  # a position embedding
+            self.add(Layer("add", [], [x, c], node.output[0], node.name))
+            return None
         return self._scalar(node, "add")
 
     def op_Sub(self, node, attrs):
@@ -716,6 +1066,10 @@ class _Importer:
                     return None
             self.add(Layer("mul", [], [a, b], node.output[0], node.name))
             return None
+        x, c = (a, b) if self.is_tensor(a) else (b, a)
+        if self.is_tensor(x) and self.const(c) is not None and self.const(c).size != 1 and self.own(c):  # a layer scale
+            self.add(Layer("mul", [], [x, c], node.output[0], node.name))
+            return None
         return self._scalar(node, "mul")
 
     def _retarget(self, layer: Layer, node) -> None:
@@ -730,15 +1084,111 @@ class _Importer:
         return self._scalar(node, "mul", invert=True)
 
     def op_Concat(self, node, attrs):
-        if any(not self.is_tensor(x) for x in node.input):
+        if any(not self.is_tensor(x) and not self.own(x) for x in node.input):
             return "a constant operand"
         if len(node.input) == 1:  # torch.cat of one tensor (DenseNet's first layer): the tensor
             self.alias[node.output[0]] = self.real(node.input[0])
             return None
         rank = len(self.shape(node.input[0]))
         axis = attrs["axis"] + (rank if attrs["axis"] < 0 else 0)
-        args = [] if axis == 1 else [f"axis={axis}"]
+        if self._roll(node, axis):
+            return None
+        args = [] if axis == 1 and rank != 3 else [f"axis={axis}"]  # tokens' axis 1 is L, not C
         self.add(Layer("concat", args, list(node.input), node.output[0], node.name))
+
+    def op_Gather(self, node, attrs):
+        """`select(axis, i)` for a scalar index (ViT's class token, `x[:, 0]`); `gather` of a
+        table (an activation or a param) by an index buffer (Swin's relative position bias)."""
+        x, index = node.input
+        rank = len(self.shape(x))
+        axis = attrs.get("axis", 0)
+        axis += rank if axis < 0 else 0
+        value = self.const(index)
+        if not self.is_tensor(x) and not self.own(x):
+            return "a table that is no initializer"
+        if value is not None and value.ndim == 0:
+            if axis == 0 and self.real(x) not in self.owned:
+                return "a pick along the batch"
+            self.add(Layer("select", [str(axis), str(int(value))], [x], node.output[0], node.name))
+            return None
+        if value is None or not self.own(index):
+            return "an index that is no initializer"
+        args = [] if axis == 0 else [f"axis={axis}"]
+        self.add(Layer("gather", args, [x, index], node.output[0], node.name))
+
+    def op_Slice(self, node, attrs):
+        """`slice(axis, start, end, step)` of one axis; the two Slices and the Concat of a roll
+        become `roll` where the Concat reads them (op_Concat)."""
+        x = node.input[0]
+        if not self.is_tensor(x) and not self.own(x):
+            return "a constant that is no initializer"
+        values = [self.const(i) if i else None for i in node.input[1:]]
+        if any(v is None for v, i in zip(values, node.input[1:]) if i):
+            return "bounds that are not constant"
+        starts, ends = values[0], values[1]
+        axes = values[2] if len(values) > 2 and values[2] is not None else np.arange(len(starts))
+        steps = values[3] if len(values) > 3 and values[3] is not None else np.ones(len(starts), np.int64)
+        if len(starts) != 1:
+            return "more than one axis"
+        shape = self.shape(x)
+        axis = int(axes[0]) + (len(shape) if int(axes[0]) < 0 else 0)
+        size = shape[axis] if axis < len(shape) else None
+        step = int(steps[0])
+        if not isinstance(size, int) or size <= 0 or step < 1 or axis == 0 and self.real(x) not in self.owned:
+            return "a slice of the batch, an axis of unknown size or a negative step"
+        start, end = (int(v) + (size if int(v) < 0 else 0) for v in (starts[0], ends[0]))
+        start, end = max(0, min(start, size)), max(0, min(end, size))
+        if end <= start:
+            return "an empty slice"
+        args = [str(axis), str(start)] + ([str(end)] if end < size or step != 1 else []) + \
+            ([str(step)] if step != 1 else [])
+        self.add(Layer("slice", args, [x], node.output[0], node.name))
+
+    def _roll(self, node, axis) -> bool:
+        """Concat(x[n - s:], x[:n - s]) along `axis`, both slices read only here: roll(s)."""
+        if len(node.input) != 2:
+            return False
+        tail, head = (self.producer.get(self.real(i)) for i in node.input)
+        if tail is None or head is None or tail.kind != "slice" or head.kind != "slice" or \
+                tail.inputs != head.inputs or any(len(self.consumers.get(i, [])) != 1 for i in node.input):
+            return False
+        size = self.shape(tail.inputs[0])[axis]
+        if len(head.args) != 3 or head.args[:2] != [str(axis), "0"] or tail.args != [str(axis), head.args[2]]:
+            return False
+        shift = size - int(head.args[2])
+        shift = shift - size if 2 * shift > size else shift
+        for layer in (tail, head):
+            self.layers.remove(layer)
+            del self.producer[layer.output]
+        shifts, axes, source = [str(shift)], [str(axis)], tail.inputs
+        inner = self.producer.get(source[0])
+        if inner is not None and inner.kind == "roll" and source[0] not in self.output_names and \
+                len(self.consumers.get(source[0], [])) == 2:  # read by the two slices only
+            self.layers.remove(inner)   # a roll of several axes: Swin's (H, W), one layer
+            del self.producer[inner.output]
+            source = inner.inputs
+            shifts = inner.args[0].strip("()").split(", ") + shifts
+            axes = inner.args[1].strip("()").split(", ") + axes
+        args = [str(shifts[0]), str(axes[0])] if len(shifts) == 1 else \
+            ["(" + ", ".join(shifts) + ")", "(" + ", ".join(axes) + ")"]
+        self.add(Layer("roll", args, source, node.output[0], node.name))
+        return True
+
+    def op_Expand(self, node, attrs):
+        """A class token expanded over the batch before its concat: netspec's concat expands a
+        param of batch size 1 itself, so the param is read as it is."""
+        x, target = node.input[0], self.const(node.input[1])
+        if target is None:
+            return "a shape that is not constant"
+        if not self.own(x):
+            return "a tensor that is no initializer"
+        shape, dims = self.shape(x), list(np.asarray(target).reshape(-1))
+        if len(dims) != len(shape) or not shape or shape[0] != 1 or isinstance(dims[0], int) and dims[0] > 1 or \
+                any(not isinstance(d, (int, np.integer)) or d not in (1, s) for d, s in zip(dims[1:], shape[1:])):
+            return "an expand other than a param's over the batch"
+        if any(r.op_type != "Concat" for r in self.consumers.get(node.output[0], [])):
+            return "an expanded param read by other than a concat"
+        self.alias[node.output[0]] = self.real(x)
 
     def op_Flatten(self, node, attrs):
         if attrs.get("axis", 1) != 1:
@@ -750,6 +1200,10 @@ class _Importer:
         if target is None:
             return "a shape that is not constant"
         out = self.shape(node.output[0])
+        if self.unlaid(node.input[0]) and out and all(isinstance(d, int) and d > 0 for d in out):
+            sizes = ", ".join(map(str, out)) + ("," if len(out) == 1 else "")
+            self.add(Layer("reshape", [f"({sizes})"], [node.input[0]], node.output[0], node.name))
+            return None
         if not out or any(not isinstance(d, int) or d <= 0 for d in out[1:]):
             return "a result whose sizes are not known"
         source = self.shape(node.input[0])
@@ -759,7 +1213,81 @@ class _Importer:
             self.add(Layer("flatten", [], [node.input[0]], node.output[0], node.name))
         else:
             sizes = ", ".join(map(str, out[1:])) + ("," if len(out) == 2 else "")
-            self.add(Layer("reshape", [f"({sizes})"], [node.input[0]], node.output[0], node.name))
+            layout = self._reshaped_layout(node.output[0], len(out), node.input[0], source)
+            self.add(Layer("reshape", [f"({sizes})"] + ([f'layout="{layout}"'] if layout else []),
+                           [node.input[0]], node.output[0], node.name))
+
+    def channel_axis(self, value: str) -> int | None:
+        """Where the channels of the value are, in ONNX's axis order (netspec keeps the declared
+        order in the graph): 1 for a map, the last axis for tokens, None where no axis is the
+        channels (a reshape that split them, a param's value). Reshapes record theirs."""
+        done = self._channels
+        for layer in self.layers[self._channels_upto:]:
+            ins = [done.get(x) for x in layer.inputs if not self.unlaid(x)]
+            c = ins[0] if ins else None
+            rank = len(self.shape(layer.output))
+            if layer.output in done:  # a reshape
+                continue
+            if layer.kind in _CHANNELS_AT_1:
+                c = 1
+            elif layer.kind in ("linear", "multihead_attention"):
+                c = rank - 1
+            elif layer.kind == "permute":
+                perm = [int(v) for v in layer.args[0].split(",")]
+                c = perm.index(c) if c in perm else None
+            elif layer.kind == "select":
+                axis = int(layer.args[0])
+                c = None if c is None or c == axis else c - (axis < c)
+            done[layer.output] = c
+        self._channels_upto = len(self.layers)
+        name = self.real(value)
+        if name in done:
+            return done[name]
+        if name in self.tensors and not self.unlaid(name):  # an input
+            return len(self.shape(name)) - 1 if self.layouts.get(name, "").endswith("C") else 1
+        return None
+
+    def _reshaped_layout(self, value: str, rank: int, source: str, before: list) -> str | None:
+        """The `layout=` a reshape's result needs, which ONNX does not record: the channels kept
+        last (window partitions, "NHWC", "NabcC") or at 1 (a map put back, "NCHW") where the
+        reshape keeps them whole there; else as its readers need: channels last where a linear
+        (MatMul by a weight) or a LayerNormalization reads it (merged heads), first where a Conv
+        or a BatchNormalization does; None where its readers read no axis by role."""
+        c = self.channel_axis(source)
+        out = self.shape(value)
+        # a square [N, H, W, C] is a map put back (Swin's windows merged: "NHWC", as the map it is
+        # added to); other channels-last results have axes without roles ("NabC": windows and
+        # their positions, which MaxViT's grid swaps)
+        roleless = "N" + "abcdefgh"[:rank - 2] + "C"
+        last = {3: "NLC", 4: "NHWC" if out[1] == out[2] else roleless, 5: "NDHWC"}.get(rank) or roleless
+        first = {3: "NCL", 4: "NCHW", 5: "NCDHW"}.get(rank)
+        kept = None
+        if c is not None and before and c == len(before) - 1 and out[-1] == before[-1]:
+            kept = rank - 1
+        elif c == 1 and before and len(before) > 1 and out[1] == before[1]:
+            kept = 1
+        if kept is not None:
+            self._channels[value] = kept
+            return last if kept == rank - 1 else first
+        self._channels[value] = None
+        readers, seen = list(self.consumers.get(value, [])), []
+        while readers:
+            n = readers.pop()
+            if n.op_type in ("Identity", "Dropout"):
+                readers.extend(self.consumers.get(n.output[0], []))
+            else:
+                seen.append(n)
+        weights = {o for n in self.graph.node if n.op_type == "Transpose" and n.input[0] in self.const_names
+                   for o in n.output} | self.const_names
+        if any(n.op_type == "LayerNormalization" or n.op_type == "MatMul" and n.input[0] == value
+               and n.input[1] in weights for n in seen):
+            self._channels[value] = rank - 1
+            return "NLC" if rank == 3 else roleless
+        if any(n.op_type in ("Conv", "ConvTranspose", "BatchNormalization", "MaxPool", "AveragePool",
+                             "GlobalAveragePool", "GlobalMaxPool", "Resize") for n in seen):
+            self._channels[value] = 1
+            return first
+        return None
 
     def channels_first_order(self, name: str) -> bool:
         return self.order.get(name) == "first"
@@ -778,7 +1306,7 @@ class _Importer:
                 self.alias[node.output[0]] = self.real(x)
                 self.order[node.output[0]] = "declared"
                 return None
-        if perm is None or perm[0] != 0:
+        if perm is None or perm[0] != 0 and not self.unlaid(x):
             return "a permutation that moves the batch"
         self.add(Layer("permute", [", ".join(map(str, perm))], [node.input[0]], node.output[0], node.name))
 
@@ -847,9 +1375,15 @@ class _Importer:
     def write(self, structured: bool = True) -> Imported:
         """The spec: input declarations, the layers (netspec.spec_writer), the outputs."""
         if not hasattr(self, "weights"):
-            self.weights = label_layers(self.layers, self.scopes)
+            layers = list(self.layers)
+            for owned in self.owned_layers():  # each just before the first layer that reads it
+                at = next((i for i, layer in enumerate(layers) if owned.output in layer.inputs), len(layers))
+                layers.insert(at, owned)
+            self.all_layers = layers
+            self.weights = label_layers(layers, self.scopes)
         outputs = [o.name for o in self.graph.output]
-        input_names = [i.name for i in self.inputs]
+        inputs = [i for i in self.inputs if i.name not in self.owned]
+        input_names = [i.name for i in inputs]
         for o in outputs:
             r = self.real(o)
             if r in input_names:
@@ -863,7 +1397,7 @@ class _Importer:
             if not name.isidentifier() or keyword.iskeyword(name):
                 raise _error(f"input `{name}`: netspec names a tensor with a name (letters, digits, `_`)",
                              hint="rename the model's input")
-        text = write_spec(self.name, self.layers, [self.declaration(info) for info in self.inputs], input_names,
+        text = write_spec(self.name, self.all_layers, [self.declaration(info) for info in inputs], input_names,
                           {self.real(o): o for o in outputs}, structured=structured, classes=self.classes)
         return Imported(text, self.weights, len(self.layers))
 

@@ -25,7 +25,6 @@ import numpy as np
 from netspec.layers.base import LAYERS
 
 _LABEL = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-_PARAM_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
 _FUNCTIONAL = {"add", "mul", "concat", "flatten", "reshape", "permute", "matmul"}  # never a module's own op
 _KEYWORD = re.compile(r"^([A-Za-z_]\w*)=(.*)$", re.S)
 _RESERVED = set(keyword.kwlist) | {"input", "output", "network", "block", "use", "return", "repeat",
@@ -49,6 +48,10 @@ class Layer:
     buffers: dict[str, np.ndarray] = field(default_factory=dict)            # extra state_dict entries
     label: str = ""
     named: bool = False             # the label comes from the model's names, not a counter
+    value: np.ndarray | None = None  # a `param` or `buffer`'s array (None: not persistent)
+
+
+SOURCES = {"param", "buffer"}  # layers that read nothing: a network's own tensors
 
 
 def _module_path(node: str) -> str | None:
@@ -76,10 +79,16 @@ def label_layers(layers: list[Layer], scopes: dict[str, str] | None = None) -> d
     for layer in layers:
         label = None
         node = scopes.get(layer.node, layer.node)
+        if layer.kind in SOURCES:  # named by its state_dict key
+            layer.label, layer.named = layer.node, True
+            used.add(layer.label)
+            if layer.value is not None:
+                weights[layer.label] = np.ascontiguousarray(layer.value)
+            continue
         # `layer1.0.conv1.weight`; the dynamo exporter's folded batch norm adds `...conv1.weight_bias`,
         # and its pre-transposed MatMul weights are `val_12` (the bias keeps its name)
-        prefixes = {init.rsplit(".", 1)[0] for init, _ in layer.params.values()
-                    if "." in init and init.rsplit(".", 1)[1] in _PARAM_SUFFIXES}
+        prefixes = {init[:-len(suffix) - 1] for suffix, (init, _) in layer.params.items()
+                    if init.endswith("." + suffix) and len(init) > len(suffix) + 1}
         if len(prefixes) == 1:
             label = prefixes.pop()
         elif node and _LABEL.match(node):  # netspec's own: nodes named after layers
@@ -168,7 +177,9 @@ class _Structure:
         """A step's arguments by attribute name, and the names given by position; None for
         arguments that cannot be told apart by name."""
         names = self.block_params.get(step.kind)
-        if names is None:
+        if step.kind in SOURCES:
+            names = [f"size_{i + 1}" if i else "size" for i in range(len(step.args))]
+        elif names is None:
             cls = LAYERS.get(step.kind)
             names = list(cls.positional) if cls is not None else []
         values: dict[str, str] = {}
@@ -372,7 +383,7 @@ def _runs(steps: list[Step], single_use, returned: str | None) -> list[Step]:
     left. In a block's body (`returned` its value), the instance's own children `0`, `1`, ...
     ending at that value are one `seq` labelled ""."""
     def child(k: int, position: int):
-        match = _CHILD.match(steps[k].label) if steps[k].named else None
+        match = _CHILD.match(steps[k].label) if steps[k].named and steps[k].inputs else None
         if not match or (match.group(2).isdigit() and int(match.group(2)) != position):
             return None
         return match.group(1) or ""
@@ -460,7 +471,7 @@ class _Writer:
             if v in names:
                 continue
             rs = self.readers.get(v, [])
-            if len(rs) == 1 and rs[0] == 0 and id(first_reader.get(v)) not in self.unfolded:
+            if s.inputs and len(rs) == 1 and rs[0] == 0 and id(first_reader.get(v)) not in self.unfolded:
                 continue
             base = re.sub(r"\W", "_", s.label).strip("_") or "t"
             if base[0].isdigit():
@@ -533,6 +544,8 @@ class _Writer:
 
     def chain(self, v: str) -> list[str]:
         s = self.producer[v]
+        if not s.inputs:  # a param or buffer: its label only where its binding does not name it
+            return [self.stage(s, label="" if self.names.get(v) == s.label else None)]
         first = s.inputs[0]
         head = [self.names[first]] if first in self.names else self.chain(first)
         if id(s) in self.unfolded:
@@ -542,13 +555,14 @@ class _Writer:
     def lines(self) -> list[str]:
         self.bind_names()
         returned = self.returned
-        lines = []
+        sources, lines = [], []  # the params and buffers first
         for s in self.steps:
             v = s.output
             if v not in self.names or (v == returned and id(s) not in self.unfolded):
                 continue
             stages = self.chain(v)
-            lines.append(_join(f"{self.names[v]} = {stages[0]}", stages[1:]))
+            (lines if s.inputs else sources).append(_join(f"{self.names[v]} = {stages[0]}", stages[1:]))
+        lines = sources + ([""] if sources and lines and returned is None else []) + lines
         if returned is not None:
             if returned in self.sources or id(self.producer[returned]) in self.unfolded:
                 lines.append(f"return {self.names[returned]}")
@@ -569,7 +583,9 @@ def _join(head: str, stages: list[str], indent: str = "    ") -> str:
     lines = [head]
     for s in stages:
         first, *rest = s.split("\n")
-        if rest or len(lines[-1]) + 4 + len(first) > LINE:
+        if not lines[-1]:  # after a long seq
+            lines[-1] = f"{indent}-> {first}"
+        elif rest or len(lines[-1]) + 4 + len(first) > LINE:
             lines.append(f"{indent}-> {first}")
         else:
             lines[-1] += f" -> {first}"
