@@ -219,6 +219,7 @@ class _Importer:
         self.onnx = onnx
         self.name = name
         self.model = model
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         try:
             inferred = shape_inference.infer_shapes(_light(model), data_prop=True)
         except Exception:  # a model shape inference cannot follow: the declared shapes only
@@ -579,7 +580,7 @@ class _Importer:
 
     def own(self, name: str) -> bool:
         """Make the initializer `name`, read as an activation, a tensor of the network's own: a
-        `param(...)` or `buffer(...)` bound to a name (bind_owned writes it). False where it
+        `param(...)` or `buffer(...)` bound to a name (owned_layers makes its step). False where it
         cannot be one (a scalar, a folded constant, a name that is no state_dict key)."""
         if self.real(name) in self.owned:
             return True
@@ -795,8 +796,12 @@ class _Importer:
 
     def _softmax(self, node, attrs, kind):
         rank = len(self.shape(node.input[0]))
-        axis = attrs.get("axis", -1)
+        # before opset 13 the default axis is 1 and the input is flattened to 2-D there: a
+        # softmax over every axis from `axis` on, one axis only where the ones after are 1
+        axis = attrs.get("axis", -1 if self.opset >= 13 else 1)
         axis = axis + rank if axis < 0 else axis
+        if self.opset < 13 and any(d != 1 for d in self.shape(node.input[0])[axis + 1:]):
+            return f"a softmax over axes {axis} to {rank - 1} together (opset {self.opset}'s coercion to 2-D)"
         args = [] if axis == 1 else [str(axis)]
         self.add(Layer(kind, args, [node.input[0]], node.output[0], node.name))
 
@@ -1342,8 +1347,12 @@ class _Importer:
             return "sizes that are not known"
         mode = attrs.get("mode", b"nearest")
         mode = mode.decode() if isinstance(mode, bytes) else mode
-        ctm = attrs.get("coordinate_transformation_mode", b"half_pixel")
+        # Upsample (opset 9) and Resize-10 map coordinates asymmetrically and take the floor
+        old = self.opset < 11 or node.op_type == "Upsample"
+        ctm = attrs.get("coordinate_transformation_mode", b"asymmetric" if old else b"half_pixel")
         ctm = ctm.decode() if isinstance(ctm, bytes) else ctm
+        if old:
+            attrs = {**attrs, "nearest_mode": b"floor"}
         spatial = len(source) - 2
         args = []
         ins, outs = source[2:], out[2:]

@@ -75,10 +75,21 @@ def _fill(t: onnx.TensorProto, seed: int, variance: bool) -> None:
     t.CopyFrom(numpy_helper.from_array(values.astype(dtype), t.name))
 
 
+def graphs(graph: onnx.GraphProto):
+    """`graph` and every subgraph of its nodes' attributes (If, Loop, Scan bodies), depth first."""
+    yield graph
+    for node in graph.node:
+        for a in node.attribute:
+            if a.type == onnx.AttributeProto.GRAPH:
+                yield from graphs(a.g)
+            elif a.type == onnx.AttributeProto.GRAPHS:
+                for g in a.graphs:
+                    yield from graphs(g)
+
+
 def refill(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
     """Fill every stripped tensor of `model` in place (initializers, Constant values, subgraphs)."""
-
-    def walk(graph: onnx.GraphProto) -> None:
+    for graph in graphs(model.graph):
         variances = {n.input[4] for n in graph.node
                      if n.op_type == "BatchNormalization" and len(n.input) > 4}
         for t in graph.initializer:
@@ -88,19 +99,19 @@ def refill(model: onnx.ModelProto, seed: int = 0) -> onnx.ModelProto:
             for a in node.attribute:
                 if a.type == onnx.AttributeProto.TENSOR and is_stripped(a.t):
                     # a Constant's tensor often has no name of its own: seed by its output's
-                    name = a.t.name or node.output[0]
                     keep = a.t.name
-                    a.t.name = name
+                    a.t.name = a.t.name or node.output[0]
                     _fill(a.t, seed, node.output[0] in variances)
                     a.t.name = keep
-                elif a.type == onnx.AttributeProto.GRAPH:
-                    walk(a.g)
-                elif a.type == onnx.AttributeProto.GRAPHS:
-                    for g in a.graphs:
-                        walk(g)
-
-    walk(model.graph)
     return model
+
+
+def assert_same_outputs(expected: list[np.ndarray], got: list[np.ndarray]) -> None:
+    """Equal outputs, within 1e-4 of each expected output's scale (its largest magnitude)."""
+    assert len(expected) == len(got)
+    for x, y in zip(expected, got):
+        scale = float(np.abs(x).max()) or 1.0
+        assert float(np.abs(x - y).max()) <= 1e-4 * scale, (float(np.abs(x - y).max()), scale)
 
 
 def load_fixture(model: str, exporter: str, seed: int = 0) -> onnx.ModelProto:

@@ -14,13 +14,14 @@ import numpy as np
 import onnx
 import pytest
 from bundled_specs import EXAMPLES
+from cli_runner import cli
 from onnx import TensorProto, helper, numpy_helper
+from onnx_fixtures import assert_same_outputs
 
 import netspec
-from cli_runner import cli
 from netspec import runtime
 from netspec.diagnostics import NetspecError
-from netspec.importer import import_model
+from netspec.importer import import_model, read_model
 from netspec.lower import NUMPY_DTYPES
 from netspec.weights import parameter_dtypes
 
@@ -71,11 +72,7 @@ def test_round_trip(path: Path, tmp_path: Path):
         if init.name in first:
             np.testing.assert_array_equal(numpy_helper.to_array(init), first[init.name])
     feeds = original.feeds(seed=1, batch=2)
-    expected = runtime.run(runtime.session(model), feeds)
-    got = runtime.run(runtime.session(again), feeds)
-    for x, y in zip(expected, got):
-        scale = float(np.abs(x).max()) or 1.0
-        assert float(np.abs(x - y).max()) <= 1e-4 * scale
+    assert_same_outputs(runtime.run(runtime.session(model), feeds), runtime.run(runtime.session(again), feeds))
 
 
 def test_lenet5_spec_reads_well():
@@ -142,6 +139,55 @@ def test_missing_external_data(tmp_path: Path, capsys):
     (tmp_path / "m.onnx.data").unlink()
     code, out, err = cli(["import", path, "-o", tmp_path / "m.net"], capsys)
     assert code == 1 and "m.onnx.data" in err and "missing" in err and "Traceback" not in err
+
+
+def test_external_data_beside_the_model_is_read(tmp_path: Path):
+    """A model saved with its weights in a `.data` file imports with those weights."""
+    rng = np.random.default_rng(0)
+    w = numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "stem.weight")
+    nodes = [helper.make_node("Conv", ["x", "stem.weight"], ["y"], name="stem", pads=[1, 1, 1, 1])]
+    path = tmp_path / "m.onnx"
+    onnx.save(_model(nodes, [_x()], [_x("y", ("N", 4, 8, 8))], [w]), path, save_as_external_data=True,
+              all_tensors_to_one_file=True, location="m.onnx.data", size_threshold=0)
+    imported = import_model(read_model(path), "m")
+    np.testing.assert_array_equal(imported.weights["stem.weight"], numpy_helper.to_array(w))
+    assert "y = x -> stem: conv(4, 3, padding=1, bias=false)" in imported.text
+
+
+def test_opset_9_model_imports_with_its_own_semantics(tmp_path: Path):
+    """Opset 9: Clip's bounds are attributes, Upsample takes its scales as an input (nearest,
+    asymmetric, floor: netspec's upsample), Softmax's axis defaults to 1; the import runs as the
+    original does in onnxruntime."""
+    rng = np.random.default_rng(1)
+    inits = [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "stem.weight"),
+             numpy_helper.from_array(rng.standard_normal(4).astype(np.float32), "stem.bias"),
+             numpy_helper.from_array(np.array([1, 1, 2, 2], np.float32), "scales"),
+             numpy_helper.from_array(rng.standard_normal((5, 4)).astype(np.float32), "fc.weight"),
+             numpy_helper.from_array(rng.standard_normal(5).astype(np.float32), "fc.bias")]
+    nodes = [helper.make_node("Conv", ["x", "stem.weight", "stem.bias"], ["c"], name="stem", pads=[1, 1, 1, 1]),
+             helper.make_node("Clip", ["c"], ["r"], name="act", min=0.0, max=6.0),
+             helper.make_node("Upsample", ["r", "scales"], ["u"], name="up", mode="nearest"),
+             helper.make_node("GlobalAveragePool", ["u"], ["p"], name="pool"),
+             helper.make_node("Flatten", ["p"], ["f"], name="flat"),
+             helper.make_node("Gemm", ["f", "fc.weight", "fc.bias"], ["g"], name="fc", transB=1),
+             helper.make_node("Softmax", ["g"], ["y"], name="probs")]
+    model = _model(nodes, [_x()], [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 5])], inits, opset=9)
+    imported, net = _imported(tmp_path, model, "old")
+    assert "act: relu6" in imported.text and "up: upsample(2)" in imported.text and "probs: softmax" in imported.text
+    feeds = {"x": rng.standard_normal((2, 3, 8, 8)).astype(np.float32)}
+    again = net.lowered(weights=imported.weights)
+    assert_same_outputs(runtime.run(runtime.session(model), feeds), runtime.run(runtime.session(again), feeds))
+
+
+def test_opset_11_softmax_over_several_axes_is_refused():
+    """Before opset 13 Softmax flattens the axes from `axis` on: over [N, 4, 8, 8] at axis 1 it
+    normalises 256 values together, which no netspec softmax does; refused, with the reason."""
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], name="probs", axis=1)]
+    model = _model(nodes, [_x()], [_x("y")], opset=11)
+    with pytest.raises(NetspecError) as caught:
+        import_model(model, "m")
+    assert any("Softmax (a softmax over axes 1 to 3 together (opset 11's coercion to 2-D)): 1 node: `probs`" in n
+               for n in caught.value.diagnostics[0].notes)
 
 
 def test_cli_writes_both_files_and_export_recreates(tmp_path: Path, capsys, monkeypatch):

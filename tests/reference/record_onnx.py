@@ -83,6 +83,8 @@ from torch.export import Dim
 from torchvision import models
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from onnx_fixtures import graphs  # noqa: E402
 from weights import seeded_input, seeded_state_dict  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "data" / "onnx"
@@ -144,24 +146,13 @@ def strip(model: onnx.ModelProto) -> int:
     """Strip the model's large float tensors (initializers, Constant values, subgraphs too) and the
     nodes' DROP_METADATA in place; the number of tensors stripped."""
     count = 0
-
-    def walk(graph: onnx.GraphProto) -> None:
-        nonlocal count
+    for graph in graphs(model.graph):
         count += sum(_strip(t) for t in graph.initializer)
         for node in graph.node:
             keep = [p for p in node.metadata_props if p.key not in DROP_METADATA]
             del node.metadata_props[:]
             node.metadata_props.extend(keep)
-            for a in node.attribute:
-                if a.type == onnx.AttributeProto.TENSOR:
-                    count += _strip(a.t)
-                elif a.type == onnx.AttributeProto.GRAPH:
-                    walk(a.g)
-                elif a.type == onnx.AttributeProto.GRAPHS:
-                    for g in a.graphs:
-                        walk(g)
-
-    walk(model.graph)
+            count += sum(_strip(a.t) for a in node.attribute if a.type == onnx.AttributeProto.TENSOR)
     return count
 
 
