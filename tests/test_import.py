@@ -302,3 +302,20 @@ def test_channels_last_input_comes_back_channels_last(tmp_path: Path):
     (x,) = runtime.run(runtime.session(model), feeds)
     (y,) = runtime.run(runtime.session(net.lowered(weights=imported.weights)), feeds)
     assert float(np.abs(x - y).max()) <= 1e-4 * float(np.abs(x).max())
+
+
+def test_a_structure_that_would_rename_falls_back_to_every_layer_written_out(monkeypatch):
+    """The import compiles the structured spec it wrote; where its state_dict would not be the
+    model's, it writes the flat spec instead, whose names are the labels themselves."""
+    import netspec.importer as importer
+
+    model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("resnet18")]).lowered(seed=0)
+    structured = import_model(model, "r18").text
+    assert "block " in structured
+    monkeypatch.setattr(importer, "_same_names", lambda imported: False)
+    flat = import_model(model, "r18")
+    assert "block " not in flat.text and '"layer4.1.conv2": conv(512, 3, padding=1, bias=false)' in flat.text
+    from netspec.compiler import compile_file
+
+    compilation = compile_file("r18.net", text=flat.text)
+    assert compilation.ok and set(compilation.graph.state_dict_specs()) == set(flat.weights)
