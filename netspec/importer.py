@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from netspec.compiler import compile_file
 from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.spec_writer import _LABEL, Layer, label_layers, write_spec
 
@@ -1442,14 +1443,20 @@ def import_model(model, name: str, structured: bool = True) -> Imported:
         imported = importer.write(structured=True)
         if _same_names(imported):
             return imported
-        # a structure the writer got wrong: the flat spec, every layer written out
+        # a structure the writer got wrong: the flat spec, every layer written out, checked too
+        imported = importer.write(structured=False)
+        if not _same_names(imported):
+            compilation = compile_file(f"{name}.net", text=imported.text)
+            raise _error("netspec import read every node but wrote a spec whose names or layers differ "
+                         "from the model's: a gap in netspec import, not in the model",
+                         notes=[d.message for d in compilation.diagnostics.errors][:5],
+                         hint="please report it with the model; `netspec run MODEL.onnx` runs the model as it is")
+        return imported
     return importer.write(structured=False)
 
 
 def _same_names(imported: Imported) -> bool:
     """Whether the spec compiles clean with exactly the weights' names as its state_dict."""
-    from netspec.compiler import compile_file
-
     compilation = compile_file("imported.net", text=imported.text)
     if not compilation.ok:
         return False

@@ -312,10 +312,23 @@ def test_a_structure_that_would_rename_falls_back_to_every_layer_written_out(mon
     model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("resnet18")]).lowered(seed=0)
     structured = import_model(model, "r18").text
     assert "block " in structured
-    monkeypatch.setattr(importer, "_same_names", lambda imported: False)
+    real = importer._same_names
+    monkeypatch.setattr(importer, "_same_names", lambda imported: "block " not in imported.text and real(imported))
     flat = import_model(model, "r18")
     assert "block " not in flat.text and '"layer4.1.conv2": conv(512, 3, padding=1, bias=false)' in flat.text
     from netspec.compiler import compile_file
 
     compilation = compile_file("r18.net", text=flat.text)
     assert compilation.ok and set(compilation.graph.state_dict_specs()) == set(flat.weights)
+
+
+def test_a_spec_that_would_not_come_back_is_an_error_not_a_file(monkeypatch):
+    """Where even the flat spec would not give the model's state_dict (a gap in the importer),
+    the import says so instead of writing it."""
+    import netspec.importer as importer
+
+    model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("lenet5")]).lowered(seed=0)
+    monkeypatch.setattr(importer, "_same_names", lambda imported: False)
+    with pytest.raises(NetspecError) as caught:
+        import_model(model, "lenet5")
+    assert "a gap in netspec import" in caught.value.diagnostics[0].message
