@@ -935,7 +935,12 @@ class _Importer:
         if abs(eps - 1e-5) > 1e-12:
             args.append(f"eps={_num(eps)}")
         if "momentum" in attrs and abs((1 - attrs["momentum"]) - 0.1) > 1e-6:
-            args.append(f"momentum={_num(1 - attrs['momentum'])}")
+            # ONNX keeps 1 - momentum in float32 (0.99 for 0.01): the shortest momentum whose
+            # 1 - momentum is that float32 is PyTorch's
+            stored = np.float32(attrs["momentum"])
+            momentum = next((m for m in (float(f"{1 - float(stored):.{digits}g}") for digits in range(1, 10))
+                             if np.float32(1 - m) == stored), 1 - float(stored))
+            args.append(f"momentum={_num(momentum)}")
         params = {}
         named = node.input[1].endswith(".weight")
         if not named and np.all(scale == 1) and np.all(shift == 0):

@@ -61,9 +61,15 @@ def _module_path(node: str) -> str | None:
     if not node.startswith("/"):
         return None
     scopes = [s for s in node.split("/")[1:-1] if s]
-    path = ""
+    path = last = ""
     for scope in scopes:
-        path = scope if not path or scope.startswith(path + ".") else f"{path}.{scope}"
+        # a scope is its module's name in its parent (`conv1`), or, for a container's child,
+        # the container's scope and the index (`block.0` under `block`): it replaces that scope
+        if last and scope.startswith(last + "."):
+            path = path[:len(path) - len(last)] + scope
+        else:
+            path = f"{path}.{scope}" if path else scope
+        last = scope
     return path if path and _LABEL.match(path) else None
 
 
