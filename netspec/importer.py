@@ -23,6 +23,7 @@ import numpy as np
 from netspec.compiler import compile_file
 from netspec.diagnostics import Diagnostic, NetspecError
 from netspec.spec_writer import _LABEL, Layer, label_layers, write_spec
+from netspec.spec_writer import number_text as _num
 
 RULE = "netspec import: an ONNX model as netspec layers"
 
@@ -190,13 +191,6 @@ class _Tensor:
 
     def __init__(self, shape: list):
         self.shape = shape
-
-
-def _num(value: float) -> str:
-    """A float attribute as a short literal: float32's shortest repr (0.001, not 0.0010000000474974513)."""
-    text = str(np.float32(value))
-    text = text.replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
-    return text if any(c in text for c in ".e") or text in ("inf", "-inf", "nan") else text + ".0"
 
 
 def _size(values) -> str:

@@ -152,6 +152,12 @@ class Block:
     params_from: list[tuple[int, str]] = field(default_factory=list)  # (body step, attribute) of each
 
 
+def number_text(value: float) -> str:
+    """A float attribute as a short literal: float32's shortest repr (0.001, not 0.0010000000474974513)."""
+    text = str(np.float32(value)).replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
+    return text if any(c in text for c in ".e") or text in ("inf", "-inf", "nan") else text + ".0"
+
+
 def _literal(value) -> str | None:
     """A pydantic default as spec text; None where the language cannot write it (None itself)."""
     if isinstance(value, bool):
@@ -159,8 +165,7 @@ def _literal(value) -> str | None:
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
-        text = str(np.float32(value)).replace("e-0", "e-").replace("e+0", "e").replace("e+", "e")
-        return text if any(c in text for c in ".e") else text + ".0"
+        return number_text(value)
     if isinstance(value, str):
         return '"' + value + '"'
     if isinstance(value, tuple) and value:
