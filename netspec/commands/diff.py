@@ -125,8 +125,14 @@ def lines(result, context: int) -> list[tuple[str, str]]:
         layer = entry.layer
         if entry.status in whole:
             instance = next(((n, call) for n, call in layer.blocks if n in whole[entry.status]), None)
-            if instance is not None:  # one line for the whole instance, its layers summed
-                run = [e for e in entries[index:index + whole[entry.status][instance[0]]]]
+            run = []
+            if instance is not None:
+                for later in entries[index:]:
+                    if later.status != entry.status or instance not in later.layer.blocks:
+                        break
+                    run.append(later)
+            if instance is not None and len(run) == whole[entry.status][instance[0]]:
+                # the whole instance, its layers in one run: one line, their figures summed
                 output = run[-1].layer.output
                 params = sum(e.layer.params for e in run)
                 macs = sum(e.layer.macs for e in run)
