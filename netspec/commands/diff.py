@@ -113,8 +113,8 @@ def whole_instances(result, status: str) -> dict[str, int]:
     return {name: count for name, count in marked.items() if total[name] == count}
 
 
-def lines(result, context: int) -> list[tuple[str, str]]:
-    """The diff's body as (text, style) lines: unchanged runs folded past `context` layers on
+def lines(result, context: int) -> list:
+    """The diff's body as lines, each (text, style) or a list of them: unchanged runs folded past `context` layers on
     each side of a difference, a block instance added or removed whole shown as one line."""
     whole = {status: whole_instances(result, status) for status in ("added", "removed")}
     rows: list[tuple[str, str, list[str]]] = []   # (status, first line, change lines)
@@ -142,8 +142,7 @@ def lines(result, context: int) -> list[tuple[str, str]]:
                 continue
         if entry.status == "changed":
             name = f"{entry.a.name} -> {entry.b.name}" if entry.renamed else layer.name
-            changes = [(c.field, f"{shown(c.old)} -> {shown(c.new)}") for c in entry.changes
-                       if c.field != "name"]
+            changes = [(c.field, shown(c.old), shown(c.new)) for c in entry.changes if c.field != "name"]
             rows.append(("changed", [name, layer.summary, "", "", "", ""], changes))
         else:
             rows.append((entry.status, [layer.name, layer.summary, "", str(layer.output),
@@ -171,8 +170,10 @@ def lines(result, context: int) -> list[tuple[str, str]]:
             index = end
             continue
         out.append(row_line(rows[index], widths))
-        field_width = max((len(f) for f, _ in rows[index][2]), default=0)
-        out += [(f"      {f.ljust(field_width)}  {text}", "yellow") for f, text in rows[index][2]]
+        field_width = max((len(f) for f, _, _ in rows[index][2]), default=0)
+        # the old value in the removed colour, the new in the added one, as a word diff shows them
+        out += [[(f"      {f.ljust(field_width)}  ", "yellow"), (old, "red"), (" -> ", "yellow"), (new, "green")]
+                for f, old, new in rows[index][2]]
         index += 1
     return out
 
@@ -211,8 +212,12 @@ def render(result, path_a: str, path_b: str, context: int = 1, styled: bool = Fa
         from rich.text import Text
 
         text = Text()
-        for chunk, style in pieces:
-            text.append(chunk + "\n", style=style)
+        for line in pieces:
+            for chunk, style in (line if isinstance(line, list) else [line]):
+                text.append(chunk, style=style)
+            text.append("\n")
         Console(highlight=False, file=file).print(text, soft_wrap=True, end="")
     else:
-        (file or sys.stdout).write("".join(chunk + "\n" for chunk, _ in pieces))
+        (file or sys.stdout).write("".join(
+            "".join(chunk for chunk, _ in (line if isinstance(line, list) else [line])) + "\n"
+            for line in pieces))
