@@ -179,3 +179,10 @@ def test_check_does_not_load_the_diff():
             "print('netspec.diff' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert result.stdout.strip().endswith("False"), result.stderr
+
+
+def test_removed_blocks_fold_as_added_ones_do(capsys):
+    code, out, _ = cli(["diff", RESNET34, RESNET18], capsys)
+    removed = [line.split()[1] for line in out.splitlines() if line.startswith("- ")]
+    assert code == 1 and removed[:3] == ["layer1.2", "layer2.2", "layer2.3"] and len(removed) == 8
+    assert "0 added, 56 removed, 0 changed, 70 unchanged" in out
