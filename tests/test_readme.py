@@ -123,3 +123,10 @@ def test_the_vit_table_is_real():
     result = run(*command.split()[1:])
     expected = [line.rstrip() for line in quoted_output(command).splitlines()]
     assert [line.rstrip() for line in result.stdout.splitlines()] == expected
+
+
+def test_the_diff_output_is_real():
+    result = run("diff", "specs/resnet18.net", "specs/resnet34.net")
+    assert result.returncode == 1, result.stderr  # 1: the networks differ
+    expected = [line.rstrip() for line in quoted_output("netspec diff specs/resnet18.net specs/resnet34.net").splitlines()]
+    assert [line.rstrip() for line in result.stdout.splitlines()] == expected
