@@ -25,9 +25,15 @@ from netspec.types import DTYPES, TensorType
 
 OPTIMIZER_STATES = {"sgd": 0, "momentum": 1, "adam": 2}  # fp32 state tensors per parameter
 
-# Layers whose output is a view of their first input: no new storage.
-VIEWS = frozenset({"flatten", "reshape", "unflatten", "squeeze", "unsqueeze", "permute", "transpose",
-                   "slice", "narrow", "select", "chunk", "split", "identity"})
+# Layers whose output is a view of their first input: no new storage. A reshape of a value
+# whose elements are out of order (after a permute) is a copy, as PyTorch's reshape makes one.
+RESHAPES = frozenset({"flatten", "reshape", "unflatten"})
+MOVES = frozenset({"permute", "transpose"})
+CUTS = frozenset({"slice", "narrow", "select", "chunk", "split"})
+VIEWS = RESHAPES | MOVES | CUTS | {"squeeze", "unsqueeze", "identity"}
+# How a value's elements lie in its storage: in order, in order but for its last two axes
+# swapped (a matrix product reads that as it is), or otherwise strided.
+CONTIGUOUS, TRANSPOSED, STRIDED = "contiguous", "transposed", "strided"
 # Identities at inference that PyTorch also returns as they are when they drop nothing.
 _IDENTITY_WHEN_P0 = frozenset({"dropout", "stochastic_depth"})
 
@@ -64,6 +70,11 @@ def _output(layer, inputs, output) -> Keeps:
 
 def _nothing(layer, inputs, output) -> Keeps:
     return Keeps()
+
+
+def _product(layer, inputs, output) -> Keeps:
+    # each operand's gradient needs the other; a product with a number keeps nothing
+    return _inputs(layer, inputs, output) if len(inputs) > 1 else Keeps()
 
 
 def _batchnorm(layer, inputs, output) -> Keeps:
@@ -113,7 +124,7 @@ def _groupnorm(layer, inputs, output) -> Keeps:
 
 SAVES: dict[str, Callable[..., Keeps]] = {
     "conv": _first_input, "conv_transpose": _first_input, "linear": _first_input,
-    "matmul": _inputs, "mul": _inputs,
+    "matmul": _product, "mul": _product,
     "add": _nothing, "concat": _nothing, "upsample": _nothing, "pad": _nothing, "cast": _nothing,
     "channel_shuffle": _nothing, "roll": _nothing, "gather": _nothing, "global_avgpool": _nothing,
     "batchnorm": _batchnorm, "layernorm": _layernorm, "groupnorm": _groupnorm,
@@ -129,15 +140,32 @@ SAVES: dict[str, Callable[..., Keeps]] = {
 }
 
 
+def _is_view(node: LayerNode) -> bool:
+    """Whether a layer's output is its input's storage: a view, or a dropout that drops nothing
+    (PyTorch returns the input itself when p is 0)."""
+    if node.kind in _IDENTITY_WHEN_P0:
+        return getattr(node.layer, "p", 1.0) == 0.0
+    return node.kind in VIEWS
+
+
 def keeps(node: LayerNode, inputs: list[TensorType]) -> Keeps:
     """What `node` keeps for the backward pass; a kind not in SAVES keeps its inputs (the
     safe guess: most gradients need them), a view nothing."""
     kind = node.kind
-    if kind in VIEWS or node.layer is None or node.output is None:
-        return Keeps()
-    if kind in _IDENTITY_WHEN_P0 and getattr(node.layer, "p", 1.0) == 0.0:
+    if _is_view(node) or node.layer is None or node.output is None:
         return Keeps()
     return SAVES.get(kind, _inputs)(node.layer, inputs, node.output)
+
+
+def _copies(node: LayerNode, operand: TensorType, arrangement: str) -> bool:
+    """Whether a product reads `operand` through a contiguous copy, which it keeps: a matrix
+    product folds its operands' leading axes, which needs them in order (a transposed matrix
+    it reads as it is); a linear layer folds every axis but the features."""
+    if node.kind == "matmul":
+        return arrangement == STRIDED
+    if node.kind == "linear":
+        return operand.rank > 2 and arrangement != CONTIGUOUS
+    return False
 
 
 @dataclass
@@ -171,6 +199,32 @@ class Memory:
                              "total_bytes": self.training_total_bytes}}
 
 
+def _arrangement_after(node: LayerNode, source: TensorType, arrangement: str) -> str | None:
+    """How a view's elements lie, from its input's arrangement; None: PyTorch copies (a
+    reshape of elements out of order)."""
+    kind, out = node.kind, node.output
+    if kind in RESHAPES:
+        return arrangement if arrangement == CONTIGUOUS else None
+    if kind in MOVES:
+        try:
+            order = node.layer._order(source)  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - an input it cannot read: say strided, the safe guess
+            return STRIDED
+        moved = [i for i in order if source.shape[i] != 1]
+        if moved == sorted(moved):
+            return arrangement
+        if arrangement == CONTIGUOUS and moved[:-2] == sorted(moved)[:-2] and moved[-2:] == sorted(moved)[-2:][::-1]:
+            return TRANSPOSED
+        return STRIDED
+    if kind in CUTS:
+        # a cut keeps the elements in order when every axis before the one it cuts is of size 1
+        cut = next((i for i, (a, b) in enumerate(zip(source.shape, out.shape)) if a != b),
+                   min(source.rank, out.rank) - 1)
+        ahead = source.shape[:cut]
+        return arrangement if all(d == 1 for d in ahead) else STRIDED
+    return arrangement
+
+
 def _is_state(node: LayerNode) -> bool:
     """A param or buffer the network owns: weight memory, not an activation."""
     return node.layer is not None and not node.inputs
@@ -181,11 +235,14 @@ def memory(graph: Graph, batch: int = 1, optimizer: str = "adam") -> Memory:
     per sample times `batch`)."""
     nodes = [n for n in graph if n.output is not None]
     storage: dict[str, str] = {}  # node -> the node whose output storage holds its value
+    arrangement: dict[str, str] = {}
     for node in nodes:
-        if node.kind in VIEWS and node.inputs and node.inputs[0] in storage:
-            storage[node.name] = storage[node.inputs[0]]
-        else:
-            storage[node.name] = node.name
+        storage[node.name], arrangement[node.name] = node.name, CONTIGUOUS
+        if _is_view(node) and node.inputs and node.inputs[0] in storage:
+            source = node.inputs[0]
+            after = _arrangement_after(node, graph.node(source).output, arrangement[source])
+            if after is not None:
+                storage[node.name], arrangement[node.name] = storage[source], after
 
     def size(name: str) -> int:
         node = graph.node(name)
@@ -227,7 +284,12 @@ def memory(graph: Graph, batch: int = 1, optimizer: str = "adam") -> Memory:
         for role in rule.tensors:
             name = node.name if role == "out" else node.inputs[int(role[2:])]
             held = storage.get(name, name)
-            if held in kept or _is_state(graph.node(held)):
+            if _is_state(graph.node(held)):
+                continue
+            if role != "out" and _copies(node, graph.node(name).output, arrangement.get(name, CONTIGUOUS)):
+                total += size(name)  # the product keeps its own contiguous copy
+                continue
+            if held in kept:
                 continue
             kept.add(held)
             total += size(held)
@@ -266,30 +328,56 @@ def parse_size(text: str) -> int:
     return value
 
 
+@dataclass
+class Fit:
+    """The answer to `--fit`: the largest batch within the budget (0: not even one sample)."""
+
+    budget_bytes: int
+    budget_text: str
+    train: bool
+    batch: int
+    memory: Memory                        # the figures at that batch (batch 1's when 0 fits)
+
+    @property
+    def total_bytes(self) -> int:
+        return self.memory.training_total_bytes if self.train else self.memory.inference_total_bytes
+
+    def to_json(self) -> dict:
+        return {"budget_bytes": self.budget_bytes, "mode": "training" if self.train else "inference",
+                "batch": self.batch, "total_bytes": self.total_bytes}
+
+
 def largest_batch(graph: Graph, budget: int, train: bool, optimizer: str = "adam",
-                  limit: int = 1 << 40) -> tuple[int, Memory]:
+                  budget_text: str = "", limit: int = 1 << 40) -> Fit:
     """The largest batch whose total (training's with `train`, else parameters and the
-    inference peak) is at most `budget` bytes, with its figures; 0 and batch 1's figures when
-    not even one sample fits. Totals grow with the batch, so a doubling and bisection find it."""
+    inference peak) is at most `budget` bytes. Totals grow with the batch, so doubling and then
+    bisecting finds it; `limit` caps a network whose memory does not grow with the batch."""
 
-    def fits(b: int) -> Memory | None:
-        m = memory(graph, b, optimizer)
-        return m if (m.training_total_bytes if train else m.inference_total_bytes) <= budget else None
+    def at(b: int) -> Memory:
+        return memory(graph, b, optimizer)
 
-    first = fits(1)
-    if first is None:
-        return 0, memory(graph, 1, optimizer)
-    low, best = 1, first
-    high = 2
-    while high <= limit and (m := fits(high)) is not None:
+    def fits(m: Memory) -> bool:
+        return (m.training_total_bytes if train else m.inference_total_bytes) <= budget
+
+    def answer(b: int, m: Memory) -> Fit:
+        return Fit(budget, budget_text or f"{budget} B", train, b, m)
+
+    best = at(1)
+    if not fits(best):
+        return answer(0, best)
+    low, high = 1, 2
+    while high <= limit:
+        m = at(high)
+        if not fits(m):
+            break
         low, best, high = high, m, high * 2
-    if high > limit:
-        return low, best
-    while high - low > 1:  # fits(low), not fits(high)
+    else:
+        return answer(low, best)
+    while high - low > 1:  # `low` fits, `high` does not
         mid = (low + high) // 2
-        m = fits(mid)
-        if m is None:
-            high = mid
-        else:
+        m = at(mid)
+        if fits(m):
             low, best = mid, m
-    return low, best
+        else:
+            high = mid
+    return answer(low, best)
