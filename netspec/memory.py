@@ -225,6 +225,18 @@ def _arrangement_after(node: LayerNode, source: TensorType, arrangement: str) ->
     return arrangement
 
 
+def _fresh_arrangement(node: LayerNode, arrangement: dict[str, str]) -> str:
+    """How a layer's new output lies: an element-wise layer's as its first input's (PyTorch's
+    TensorIterator keeps the operands' layout); attention's, batch first, transposed back from
+    the tokens-first order it computes in; every other layer's in order."""
+    if node.kind == "multihead_attention":
+        return STRIDED
+    if node.kind in ("add", "mul", "dropout", "stochastic_depth") or (
+            node.layer is not None and node.layer.family == "activation"):
+        return next((arrangement[n] for n in node.inputs if n in arrangement), CONTIGUOUS)
+    return CONTIGUOUS
+
+
 def _is_state(node: LayerNode) -> bool:
     """A param or buffer the network owns: weight memory, not an activation."""
     return node.layer is not None and not node.inputs
@@ -237,7 +249,7 @@ def memory(graph: Graph, batch: int = 1, optimizer: str = "adam") -> Memory:
     storage: dict[str, str] = {}  # node -> the node whose output storage holds its value
     arrangement: dict[str, str] = {}
     for node in nodes:
-        storage[node.name], arrangement[node.name] = node.name, CONTIGUOUS
+        storage[node.name], arrangement[node.name] = node.name, _fresh_arrangement(node, arrangement)
         if _is_view(node) and node.inputs and node.inputs[0] in storage:
             source = node.inputs[0]
             after = _arrangement_after(node, graph.node(source).output, arrangement[source])
