@@ -280,3 +280,14 @@ def test_usage_errors(argv, message, capsys):
     assert code == 2 and out == ""
     assert message in err
     assert err.count("error") == 1
+
+
+def test_the_readme_memory_output_is_real(capsys):
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = "netspec check specs/resnet50.net --memory --batch 32 --train --optimizer adam --fit 16GiB --depth 0"
+    quoted = re.search(r"```\n\$ " + re.escape(command) + r"\n(.*?)```", readme, re.S)
+    assert quoted, "the README quotes no --memory output"
+    argv = [str(ROOT / a) if a.startswith("specs/") else a for a in command.split()[1:]]
+    code, out, _ = cli(argv, capsys)
+    assert code == 0
+    assert [line.rstrip() for line in out.splitlines()] == [line.rstrip() for line in quoted.group(1).splitlines()]
