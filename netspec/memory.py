@@ -17,8 +17,8 @@ layers keep counts once, which the walk below sees and no layer could.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from netspec.graph import Graph, LayerNode
 from netspec.types import DTYPES, TensorType
@@ -307,13 +307,12 @@ def memory(graph: Graph, batch: int = 1, optimizer: str = "adam") -> Memory:
             total += size(held)
         saved_bytes[node.name] = total
 
-    from netspec.report import totals  # the figures the table already shows
-
-    t = totals(graph)
     dtypes = graph.parameter_dtypes()
+    specs = graph.parameter_specs()
+    state_bytes = sum(spec.elements * DTYPES.get(dtypes[key], 4) for key, spec in specs.items())
     trainable_bytes = sum(spec.elements * DTYPES.get(dtypes[key], 4)
-                          for key, spec in graph.parameter_specs().items() if spec.trainable)
-    return Memory(batch, peak, t.param_bytes, trainable_bytes,
+                          for key, spec in specs.items() if spec.trainable)
+    return Memory(batch, peak, state_bytes, trainable_bytes,
                   OPTIMIZER_STATES[optimizer] * trainable_bytes, sum(saved_bytes.values()), optimizer,
                   saved_bytes, live_bytes)
 

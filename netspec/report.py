@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.graph import BlockInstance, Graph, LayerNode, tensor_key
+from netspec.memory import Fit, Memory
 from netspec.receptive import receptive_fields
 from netspec.receptive import show as show_field
 from netspec.types import DTYPES, TensorType
@@ -127,8 +128,8 @@ def _type_json(t: TensorType | None) -> dict | None:
 
 
 def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None,
-            explain: bool = False, flops: bool = False, memory: "Memory | None" = None,
-            fit: "Fit | None" = None) -> dict[str, Any]:
+            explain: bool = False, flops: bool = False, memory: Memory | None = None,
+            fit: Fit | None = None) -> dict[str, Any]:
     """The stable `netspec.check/1` document (documented in the README). `flops` adds each
     layer's and the total's `flops` (2 x MACs); `memory` (netspec.memory) a `memory` object and
     each layer's `saved_bytes` and `live_bytes`, `fit` the largest batch that fits."""
@@ -170,7 +171,7 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
     return doc
 
 
-def memory_cells(row: Row, memory: "Memory") -> tuple[int, int]:
+def memory_cells(row: Row, memory: Memory) -> tuple[int, int]:
     """A row's saved bytes (training: what its layers keep first) and live bytes (inference:
     live while it runs; a folded block's most)."""
     names = row.members if row.folded else [row.node.name] if row.node is not None else []
@@ -237,7 +238,7 @@ def explanation(graph: Graph, node: LayerNode) -> tuple[list[str], list[str]]:
 
 
 def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...] | None = None,
-                flops: bool = False, memory: "Memory | None" = None,
+                flops: bool = False, memory: Memory | None = None,
                 train: bool = False) -> tuple[list[str], list[list[str]], list[Row]]:
     """The table as strings: column titles, one list of cells per row, and the rows.
     `columns` picks optional columns (rf, jump, start, from); None shows `from` when the
@@ -285,7 +286,7 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
 
 def render_table(graph: Graph, depth: int | None = None, styled: bool = False, file=None,
                  explain: bool = False, columns: tuple[str, ...] | None = None, flops: bool = False,
-                 memory: "Memory | None" = None, train: bool = False, fit: "Fit | None" = None) -> None:
+                 memory: Memory | None = None, train: bool = False, fit: Fit | None = None) -> None:
     """Print the per-layer table and the totals.
 
     Columns are laid out here: rich's Table engine costs about 0.6 ms a row, which made a
@@ -351,7 +352,7 @@ def summary_lines(graph: Graph, flops: bool = False) -> list[tuple[str, str]]:
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD momentum", "adam": "Adam"}
 
 
-def memory_lines(memory: "Memory | None", train: bool = False, fit: "Fit | None" = None) -> list[tuple[str, str]]:
+def memory_lines(memory: Memory | None, train: bool = False, fit: Fit | None = None) -> list[tuple[str, str]]:
     """The memory totals under the table (`--memory`), as (label, value) pairs."""
     if memory is None:
         return []

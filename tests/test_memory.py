@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch_models as tm
+from cli_runner import cli
 from torch import nn
 
 import netspec
-import torch_models as tm
-from cli_runner import cli
 from netspec.memory import MASK_BYTES, largest_batch, memory, parse_size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +220,7 @@ def test_table_columns_and_totals(capsys):
 
 
 def test_folded_rows_sum_what_their_layers_keep(capsys):
-    code, out, _ = cli(["check", SPECS / "resnet18.net", "--memory", "--train", "--depth", "0", "--json"], capsys)
+    _, out, _ = cli(["check", SPECS / "resnet18.net", "--memory", "--train", "--depth", "0", "--json"], capsys)
     doc = json.loads(out)
     assert sum(layer["saved_bytes"] for layer in doc["layers"]) == doc["memory"]["training"]["saved_activations_bytes"]
 
@@ -291,3 +291,10 @@ def test_the_readme_memory_output_is_real(capsys):
     code, out, _ = cli(argv, capsys)
     assert code == 0
     assert [line.rstrip() for line in out.splitlines()] == [line.rstrip() for line in quoted.group(1).splitlines()]
+
+
+def test_without_memory_the_json_is_unchanged(capsys):
+    _, out, _ = cli(["check", SPECS / "lenet5.net", "--json"], capsys)
+    doc = json.loads(out)
+    assert "memory" not in doc
+    assert not any("saved_bytes" in layer or "live_bytes" in layer for layer in doc["layers"])
