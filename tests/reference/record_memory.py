@@ -4,8 +4,10 @@
     tv/bin/python tests/reference/record_memory.py             # the models in MODELS
     tv/bin/python tests/reference/record_memory.py resnet18    # some
 
-writes tests/data/memory_reference.json: for each model, built with `weights=None` in train
-mode at batch BATCH and the input size of its DEFAULT weights (224 here), the bytes of every
+writes tests/data/memory_reference.json: for each model, built as dump_torchvision.py builds it
+(`weights=None`; googlenet and inception_v3 without their auxiliary classifiers, segmentation
+models without the aux head) in train mode at batch BATCH and the input size of its DEFAULT
+weights (dump_torchvision.input_shape, which the specs declare), the bytes of every
 unique storage that `torch.autograd.graph.saved_tensors_hooks` sees packed during one forward
 pass, parameters and buffers excluded (netspec counts those as parameters_bytes), on the CPU.
 tests/test_memory.py compares `netspec check specs/<model>.net --memory --train` with them.
@@ -20,9 +22,16 @@ from pathlib import Path
 import torch
 import torchvision
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from dump_torchvision import build, input_shape  # noqa: E402  (the models as the zoo records them)
+
 OUT = Path(__file__).resolve().parents[1] / "data" / "memory_reference.json"
 MODELS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121",
-          "vit_b_16", "convnext_tiny"]
+          "vit_b_16", "convnext_tiny", "mobilenet_v2", "googlenet", "shufflenet_v2_x1_0", "regnet_y_400mf",
+          "squeezenet1_1", "alexnet", "swin_t", "mnasnet0_5", "resnext50_32x4d",
+          "inception_v3", "efficientnet_v2_s", "maxvit_t", "swin_v2_t", "vgg16_bn", "regnet_x_400mf",
+          "mobilenet_v3_large", "shufflenet_v2_x0_5", "r3d_18", "mc3_18", "r2plus1d_18",
+          "lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"]
 BATCH = 2
 
 
@@ -49,9 +58,10 @@ def main(names: list[str]) -> None:
     records = json.loads(OUT.read_text()) if OUT.exists() else {}
     for name in names:
         torch.manual_seed(0)
-        model = torchvision.models.get_model(name, weights=None).train()
-        image = torch.randn(BATCH, 3, 224, 224)
-        records[name] = {"batch": BATCH, "input": [BATCH, 3, 224, 224],
+        model = build(name).train()
+        shape = [BATCH, *input_shape(name)[1:]]
+        image = torch.randn(*shape)
+        records[name] = {"batch": BATCH, "input": shape,
                          "saved_activations_bytes": saved_activation_bytes(model, image),
                          "torch": torch.__version__, "torchvision": torchvision.__version__,
                          "device": "cpu"}
