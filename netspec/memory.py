@@ -237,6 +237,20 @@ def _fresh_arrangement(node: LayerNode, arrangement: dict[str, str]) -> str:
     return CONTIGUOUS
 
 
+def declared_batch(graph: Graph) -> int | None:
+    """The batch the inputs declare when every one gives it as the same number
+    (`--input-shape image=8,3,224,224`); None when it is symbolic (N) or they differ."""
+    batches = set()
+    for name in graph.inputs:
+        t = graph.node(name).output
+        if t is None or t.layout.is_unlaid or "N" not in t.layout.axes:
+            return None
+        batches.add(t.batch)
+    if len(batches) == 1 and isinstance(next(iter(batches)), int):
+        return next(iter(batches))
+    return None
+
+
 def _is_state(node: LayerNode) -> bool:
     """A param or buffer the network owns: weight memory, not an activation."""
     return node.layer is not None and not node.inputs

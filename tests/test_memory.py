@@ -298,3 +298,13 @@ def test_without_memory_the_json_is_unchanged(capsys):
     doc = json.loads(out)
     assert "memory" not in doc
     assert not any("saved_bytes" in layer or "live_bytes" in layer for layer in doc["layers"])
+
+
+def test_the_batch_defaults_to_a_declared_one(capsys):
+    _, out, _ = cli(["check", SPECS / "lenet5.net", "--input-shape", "digits=6,1,32,32", "--memory", "--json"], capsys)
+    assert json.loads(out)["memory"]["batch"] == 6
+    _, out, _ = cli(["check", SPECS / "lenet5.net", "--input-shape", "digits=6,1,32,32", "--memory", "--batch", "2",
+                     "--json"], capsys)
+    assert json.loads(out)["memory"]["batch"] == 2
+    _, out, _ = cli(["check", SPECS / "lenet5.net", "--memory", "--json"], capsys)
+    assert json.loads(out)["memory"]["batch"] == 1

@@ -40,7 +40,8 @@ def register(commands) -> None:
                         help="add memory columns and totals: Live (inference: activations live while "
                              "each layer runs, by liveness in execution order) and the inference peak")
     memory.add_argument("--batch", metavar="B",
-                        help="the batch the memory figures are for (default 1)")
+                        help="the batch the memory figures are for (default: the inputs' batch where "
+                             "--input-shape gives it as a number, else 1)")
     memory.add_argument("--train", action="store_true",
                         help="also training memory: parameters, gradients, optimizer state, and the "
                              "activations autograd keeps for the backward pass (a Saved column)")
@@ -54,9 +55,9 @@ def register(commands) -> None:
     check.set_defaults(handler=run)
 
 
-def memory_options(args: argparse.Namespace) -> tuple[int, str] | None:
-    """--memory's batch and optimizer, checked (None without --memory); the options that
-    refine it, given without it, are a usage error."""
+def memory_options(args: argparse.Namespace) -> tuple[int | None, str] | None:
+    """--memory's batch (None: not given) and optimizer, checked (None without --memory); the
+    options that refine it, given without it, are a usage error."""
     given = [flag for flag, value in (("--batch", args.batch), ("--train", args.train),
                                       ("--optimizer", args.optimizer), ("--fit", args.fit))
              if value not in (None, False)]
@@ -66,7 +67,7 @@ def memory_options(args: argparse.Namespace) -> tuple[int, str] | None:
         return None
     from netspec.memory import OPTIMIZER_STATES
 
-    batch = 1
+    batch = None  # the inputs' own batch where they give a number, else 1 (in run)
     if args.batch is not None:
         try:
             batch = int(args.batch)
@@ -108,10 +109,12 @@ def run(args: argparse.Namespace) -> int:
     diagnostics = result.diagnostics.items
     memory = fit = None
     if memory_settings is not None and result.ok:
-        from netspec.memory import largest_batch
+        from netspec.memory import declared_batch, largest_batch
         from netspec.memory import memory as measure
 
         batch, optimizer = memory_settings
+        if batch is None:
+            batch = declared_batch(result.graph) or 1
         memory = measure(result.graph, batch, optimizer)
         if args.fit is not None:
             fit = largest_batch(result.graph, args.fit_bytes, args.train, optimizer, args.fit.strip())
