@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netspec.graph import BlockInstance, Graph, LayerNode, tensor_key
+from netspec.memory import Fit, Memory
 from netspec.receptive import receptive_fields
 from netspec.receptive import show as show_field
 from netspec.types import DTYPES, TensorType
@@ -41,6 +42,7 @@ class Row:
     folded: bool = False           # a block shown as one row, its layers summed into it
     header: bool = False           # a block's heading row, its layers listed below it
     node: LayerNode | None = None
+    members: list[str] = field(default_factory=list)  # a folded row's layers
 
 
 @dataclass
@@ -83,6 +85,7 @@ def rows(graph: Graph, depth: int | None = None) -> list[Row]:
             row.params += node.trainable
             row.buffers += node.buffers
             row.macs += node.macs
+            row.members.append(node.name)
             inside.setdefault(id(instance), set()).add(node.name)
             row.inputs += [n for n in node.inputs if n not in inside[id(instance)] and n not in row.inputs]
             continue
@@ -125,9 +128,11 @@ def _type_json(t: TensorType | None) -> dict | None:
 
 
 def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None = None,
-            explain: bool = False, flops: bool = False) -> dict[str, Any]:
+            explain: bool = False, flops: bool = False, memory: Memory | None = None,
+            fit: Fit | None = None) -> dict[str, Any]:
     """The stable `netspec.check/1` document (documented in the README). `flops` adds each
-    layer's and the total's `flops` (2 x MACs)."""
+    layer's and the total's `flops` (2 x MACs); `memory` (netspec.memory) a `memory` object and
+    each layer's `saved_bytes` and `live_bytes`, `fit` the largest batch that fits."""
     doc: dict[str, Any] = {"schema": JSON_SCHEMA, "file": path,
                            "ok": not any(d.severity == "error" for d in diagnostics)}
     if graph is not None:
@@ -150,13 +155,28 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
         if flops:
             for layer in doc["layers"]:
                 layer["flops"] = 2 * layer["macs"]
+        if memory is not None:
+            for row, layer in zip((r for r in rows(graph, depth) if not r.header), doc["layers"]):
+                layer["saved_bytes"], layer["live_bytes"] = memory_cells(row, memory)
         doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
                          "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,
                          "layers": t.layers}
         if flops:
             doc["totals"]["flops"] = 2 * t.macs
+        if memory is not None:
+            doc["memory"] = memory.to_json()
+            if fit is not None:
+                doc["memory"]["fit"] = fit.to_json()
     doc["diagnostics"] = [d.to_json() for d in diagnostics]
     return doc
+
+
+def memory_cells(row: Row, memory: Memory) -> tuple[int, int]:
+    """A row's saved bytes (training: what its layers keep first) and live bytes (inference:
+    live while it runs; a folded block's most)."""
+    names = row.members if row.folded else [row.node.name] if row.node is not None else []
+    return (sum(memory.saved_bytes.get(n, 0) for n in names),
+            max((memory.live_bytes.get(n, 0) for n in names), default=0))
 
 
 def _row_json(row: Row) -> dict[str, Any]:
@@ -218,10 +238,12 @@ def explanation(graph: Graph, node: LayerNode) -> tuple[list[str], list[str]]:
 
 
 def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...] | None = None,
-                flops: bool = False) -> tuple[list[str], list[list[str]], list[Row]]:
+                flops: bool = False, memory: Memory | None = None,
+                train: bool = False) -> tuple[list[str], list[list[str]], list[Row]]:
     """The table as strings: column titles, one list of cells per row, and the rows.
     `columns` picks optional columns (rf, jump, start, from); None shows `from` when the
-    graph branches. `flops` adds a FLOPs column (2 x MACs) after the MACs."""
+    graph branches. `flops` adds a FLOPs column (2 x MACs) after the MACs; `memory` a Live
+    column (inference) and, with `train`, a Saved one (what autograd keeps)."""
     table_rows = rows(graph, depth)
     show_buffers = any(r.buffers for r in table_rows)
     if columns is None:
@@ -229,6 +251,8 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
     fields = receptive_fields(graph) if set(columns) & {"rf", "jump", "start"} else {}
     titles = ["Layer", "Op", "Output shape", "Params", "MACs"] + (["FLOPs"] if flops else []) \
         + (["Buffers"] if show_buffers else [])
+    if memory is not None:
+        titles += ["Live"] + (["Saved"] if train else [])
     titles += [OPTIONAL_COLUMNS[c] for c in columns]
     cells = []
     for row in table_rows:
@@ -243,6 +267,11 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
             line.append(f"{2 * row.macs:,}" if row.macs else "")
         if show_buffers:
             line.append(f"{row.buffers:,}" if row.buffers else "")
+        if memory is not None:
+            saved, live = memory_cells(row, memory)
+            line.append(human_bytes(live))
+            if train:
+                line.append(human_bytes(saved) if saved else "")
         field = fields.get(row.node.name) if row.node is not None else None
         for column in columns:
             if column == "from":
@@ -256,15 +285,16 @@ def table_cells(graph: Graph, depth: int | None = None, columns: tuple[str, ...]
 
 
 def render_table(graph: Graph, depth: int | None = None, styled: bool = False, file=None,
-                 explain: bool = False, columns: tuple[str, ...] | None = None, flops: bool = False) -> None:
+                 explain: bool = False, columns: tuple[str, ...] | None = None, flops: bool = False,
+                 memory: Memory | None = None, train: bool = False, fit: Fit | None = None) -> None:
     """Print the per-layer table and the totals.
 
     Columns are laid out here: rich's Table engine costs about 0.6 ms a row, which made a
     2,000-layer table take over a second. rich styles the text on a terminal (`styled`);
     elsewhere the same text goes out plain, without importing rich (about 55 ms).
     """
-    titles, cells, table_rows = table_cells(graph, depth, columns, flops)
-    right = {"Params", "MACs", "FLOPs", "Buffers", "RF", "Jump", "Start"}
+    titles, cells, table_rows = table_cells(graph, depth, columns, flops, memory, train)
+    right = {"Params", "MACs", "FLOPs", "Buffers", "Live", "Saved", "RF", "Jump", "Start"}
     widths = [max([len(t)] + [len(c[i]) for c in cells]) for i, t in enumerate(titles)]
 
     def layout(values: list[str]) -> list[str]:
@@ -285,7 +315,7 @@ def render_table(graph: Graph, depth: int | None = None, styled: bool = False, f
             pieces += [(f"{indent}{line}\n", "dim") for line in lines]
             pieces += [(f"{indent}note: {note}\n", "yellow") for note in notes]
     pieces.append(("\n", ""))
-    for label, value in summary_lines(graph, flops):
+    for label, value in summary_lines(graph, flops) + memory_lines(memory, train, fit):
         pieces += [(f"{label:<19}", "bold"), (value + "\n", "")]
     if styled:
         from rich.console import Console
@@ -316,6 +346,32 @@ def summary_lines(graph: Graph, flops: bool = False) -> list[tuple[str, str]]:
     ]
     if flops:
         lines.insert(3, ("FLOPs", f"{2 * t.macs:,} per sample ({human(2 * t.macs)}: 2 x MACs)"))
+    return lines
+
+
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD momentum", "adam": "Adam"}
+
+
+def memory_lines(memory: Memory | None, train: bool = False, fit: Fit | None = None) -> list[tuple[str, str]]:
+    """The memory totals under the table (`--memory`), as (label, value) pairs."""
+    if memory is None:
+        return []
+    m = memory
+    lines = [("Batch", f"{m.batch}"),
+             ("Inference peak", f"{human_bytes(m.inference_peak_bytes)} of activations live at once; "
+                                f"{human_bytes(m.inference_total_bytes)} with the parameters")]
+    if train:
+        lines.append(("Training memory", f"{human_bytes(m.training_total_bytes)}: parameters "
+                      f"{human_bytes(m.parameters_bytes)} + gradients {human_bytes(m.gradients_bytes)} + "
+                      f"{OPTIMIZER_NAMES[m.optimizer]} state {human_bytes(m.optimizer_bytes)} + saved "
+                      f"activations {human_bytes(m.saved_activations_bytes)}"))
+    if fit is not None:
+        what = f"training, {OPTIMIZER_NAMES[fit.memory.optimizer]}" if fit.train else "inference"
+        if fit.batch == 0:
+            answer = f"none: one sample needs {human_bytes(fit.total_bytes)} ({what})"
+        else:
+            answer = f"batch {fit.batch:,} ({what}: {human_bytes(fit.total_bytes)})"
+        lines.append((f"Fits in {fit.budget_text}", answer))
     return lines
 
 

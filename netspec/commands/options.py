@@ -26,6 +26,9 @@ counting conventions:
                convention of torchvision's published GFLOPS)
   memory       parameter memory: parameters and buffers at their dtype's size; activation
                memory: every layer's output for one sample, summed
+  --memory     inference peak: tensors live from their producer to their last reader, views
+               sharing their input's storage; training: parameters, gradients, optimizer
+               state and the activations autograd keeps by layer kind, each tensor once
 
 exit codes: 0 clean (warnings allowed), 1 errors in the spec, 2 bad command-line usage
 """
