@@ -37,7 +37,8 @@ def saved_by_torch(module: nn.Module, *inputs: torch.Tensor) -> int:
         return t
 
     module.train()
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    # grad mode on whatever an earlier test left it at (a global torch.set_grad_enabled(False))
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         module(*inputs)
     return sum(storages.values())
 
