@@ -66,16 +66,20 @@ def _light(model):
     return light
 
 
-def _metadata_list(node, key: str) -> list:
+def _literal_list(text: str) -> list:
     import ast
 
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _metadata_list(node, key: str) -> list:
     for prop in node.metadata_props:
         if prop.key == key:
-            try:
-                value = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                return []
-            return value if isinstance(value, list) else []
+            return _literal_list(prop.value)
     return []
 
 
@@ -236,6 +240,15 @@ class _Importer:
         for init in model_graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
             self.const_names.add(init.name)
+        # the dynamo exporter's pre-transposed weights (`val_5`, [in, out]) name the initializer
+        # they were folded from (`features.1.0.block.3.weight`) in their value_info's metadata
+        self.folded_from: dict[str, str] = {}
+        for info in model_graph.value_info:
+            for prop in info.metadata_props:
+                if prop.key == "pkg.onnxscript.optimizer.folded_from":
+                    origin = _literal_list(prop.value)
+                    if len(origin) == 1 and isinstance(origin[0], str) and _LABEL.match(origin[0]):
+                        self.folded_from[info.name] = origin[0]
         # the dynamo exporter names nodes `node_relu_1` and keeps the module path in metadata
         self.scopes = {n.name: path for n in model_graph.node if (path := _scope_name(n))}
         self.classes = _module_classes(model_graph.node) if self.scopes else {}
@@ -321,6 +334,8 @@ class _Importer:
         self.match_channel_shuffle()
         self.match_channel_layernorm()
         self.match_normalize()
+        self.match_as_strided()
+        self.skip_dead()
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
                 continue
@@ -577,6 +592,118 @@ class _Importer:
                 self.skip.add(index_of[id(n)])
             self.matched[div.output[0]] = Layer("normalize", args, [x], div.output[0], div.name)
 
+    def evaluate(self, value: str, batch: int):
+        """`value`, computed from initializers, Constants and Shapes alone, evaluated with onnx's
+        reference for a batch of `batch` (each Shape's symbolic sizes read as it); None where it
+        reads an activation other than through a Shape, or cannot be evaluated. Also the nodes
+        that compute it."""
+        producer = {o: n for n in self.graph.node for o in n.output}
+        helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
+        nodes, feeds, seen, stack = [], {}, set(), [value]
+        while stack:
+            name = stack.pop()
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            if name in self.const_names:
+                feeds[name] = self.consts[name]
+                continue
+            n = producer.get(name)
+            if n is None:
+                return None, []
+            nodes.append(n)
+            if n.op_type == "Shape":
+                sizes = self.shape(n.input[0])
+                if not sizes or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+                    return None, []
+                continue
+            stack.extend(n.input)
+        order = {id(n): i for i, n in enumerate(self.graph.node)}
+        nodes.sort(key=lambda n: order[id(n)])
+        body = []
+        for n in nodes:
+            if n.op_type == "Shape":
+                sizes = [batch if not (isinstance(d, int) and d > 0) else d for d in self.shape(n.input[0])]
+                attrs = {a.name: a.i for a in n.attribute}
+                sizes = sizes[attrs.get("start", 0):attrs.get("end", len(sizes))] if "end" in attrs else \
+                    sizes[attrs.get("start", 0):]
+                body.append(helper.make_node("Constant", [], [n.output[0]],
+                                             value=numpy_helper.from_array(np.array(sizes, np.int64))))
+            else:
+                body.append(n)
+        try:
+            from onnx.reference import ReferenceEvaluator
+
+            graph = helper.make_graph(body, "shape", [], [helper.make_tensor_value_info(value, 0, None)],
+                                      [numpy_helper.from_array(np.asarray(v), k) for k, v in feeds.items()])
+            model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+            (result,) = ReferenceEvaluator(model).run(None, {})
+        except Exception:
+            return None, []
+        return np.asarray(result), nodes
+
+    def match_as_strided(self) -> None:
+        """The dynamo exporter's `aten.as_strided` where it only restates a tensor's shape
+        (ConvNeXt's head after its mean): Reshape(x, [-1]) and a Gather by indices computed from
+        the batch size (Range, Mul, Unsqueeze, Adds) that, for every batch tried, are the
+        elements' own order in x's shape. The Gather is x itself."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        producer = {o: n for n in nodes for o in n.output}
+        for gather in nodes:
+            if gather.op_type != "Gather" or gather.input[1] in self.consts:
+                continue
+            flat = producer.get(gather.input[0])
+            target = self.consts.get(flat.input[1]) if flat is not None and flat.op_type == "Reshape" else None
+            if target is None or [int(v) for v in target.reshape(-1)] != [-1] or \
+                    len(self.consumers.get(flat.output[0], [])) != 1:
+                continue
+            x = flat.input[0]
+            sizes = self.shape(x)
+            if not sizes or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+                continue
+            for batch in (1, 2):
+                index, _ = self.evaluate(gather.input[1], batch)
+                shape = [batch, *sizes[1:]]
+                if index is None or list(index.shape) != shape or \
+                        not np.array_equal(index.reshape(-1), np.arange(index.size)):
+                    break
+            else:
+                self.skip.update(index_of[id(n)] for n in (flat, gather))
+                self.alias[gather.output[0]] = x
+                self.shapes[gather.output[0]] = self.shape(x)
+
+    def skip_dead(self) -> None:
+        """Skip the nodes whose values nothing visited reads: the shape arithmetic of the nodes
+        a pattern matched (its layer reads only its inputs)."""
+        nodes = list(self.graph.node)
+        live = set(self.output_names)
+
+        def mark(name):
+            while name:
+                live.add(name)
+                name = self.alias.get(name)
+
+        for name in list(live):
+            mark(name)
+        for index in range(len(nodes) - 1, -1, -1):
+            node = nodes[index]
+            if not any(o in live for o in node.output):
+                if index not in self.skip:
+                    self.skip.add(index)
+                continue
+            if index in self.skip:
+                continue
+            first = node.output[0] if node.output else None
+            if first in self.matched:
+                reads = self.matched[first].inputs
+            elif first in self.gelus:
+                reads = [self.gelus[first][0]]
+            else:
+                reads = list(node.input)
+            for x in reads:
+                mark(x)
+
     def own(self, name: str) -> bool:
         """Make the initializer `name`, read as an activation, a tensor of the network's own: a
         `param(...)` or `buffer(...)` bound to a name (bind_owned writes it). False where it
@@ -746,6 +873,14 @@ class _Importer:
 
     def op_Tanh(self, node, attrs):
         self.add(Layer("tanh", [], [node.input[0]], node.output[0], node.name))
+
+    def op_Gelu(self, node, attrs):
+        approximate = attrs.get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            return f"approximate={approximate}"
+        args = [] if approximate == "none" else ['approximate="tanh"']
+        self.add(Layer("gelu", args, [node.input[0]], node.output[0], node.name))
 
     def op_Exp(self, node, attrs):
         self.add(Layer("exp", [], [node.input[0]], node.output[0], node.name))
@@ -1000,7 +1135,9 @@ class _Importer:
         if w.ndim != 2:
             return "weights of more than two axes"
         weight = np.ascontiguousarray(w.T)
-        name = node.input[1]
+        # the dynamo exporter's `val_5` ([in, out]) is `features.1.0.block.3.weight` transposed:
+        # the layer's weight is stored under that name, in its [out, in] layout
+        name = self.folded_from.get(node.input[1], node.input[1])
         layer = Layer("linear", [str(weight.shape[0]), "bias=false"], [node.input[0]], node.output[0],
                       node.name, {"weight": (name, weight)})
         self.add(layer)
