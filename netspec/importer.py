@@ -335,6 +335,7 @@ class _Importer:
         self.match_channel_layernorm()
         self.match_normalize()
         self.match_as_strided()
+        self.match_torch_attention()
         self.skip_dead()
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
@@ -592,19 +593,22 @@ class _Importer:
                 self.skip.add(index_of[id(n)])
             self.matched[div.output[0]] = Layer("normalize", args, [x], div.output[0], div.name)
 
-    def evaluate(self, value: str, batch: int):
+    def evaluate(self, value: str, batch: int, given: dict | None = None):
         """`value`, computed from initializers, Constants and Shapes alone, evaluated with onnx's
         reference for a batch of `batch` (each Shape's symbolic sizes read as it); None where it
         reads an activation other than through a Shape, or cannot be evaluated. Also the nodes
         that compute it."""
         producer = {o: n for n in self.graph.node for o in n.output}
         helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
+        given = given or {}
         nodes, feeds, seen, stack = [], {}, set(), [value]
         while stack:
             name = stack.pop()
             if not name or name in seen:
                 continue
             seen.add(name)
+            if name in given:
+                continue
             if name in self.const_names:
                 feeds[name] = self.consts[name]
                 continue
@@ -631,15 +635,32 @@ class _Importer:
                                              value=numpy_helper.from_array(np.array(sizes, np.int64))))
             else:
                 body.append(n)
-        try:
-            from onnx.reference import ReferenceEvaluator
+        inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+                  for k, v in given.items()]
+        out = helper.make_value_info(value, self.onnx.TypeProto())  # of any type
+        graph = helper.make_graph(body, "shape", inputs, [out],
+                                  [numpy_helper.from_array(np.asarray(v), k) for k, v in feeds.items()])
+        model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        model.ir_version = self.model.ir_version
+        result = None
+        if given:  # activations: onnxruntime, much faster than the reference at a MatMul
+            try:
+                import onnxruntime
 
-            graph = helper.make_graph(body, "shape", [], [helper.make_tensor_value_info(value, 0, None)],
-                                      [numpy_helper.from_array(np.asarray(v), k) for k, v in feeds.items()])
-            model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
-            (result,) = ReferenceEvaluator(model).run(None, {})
-        except Exception:
-            return None, []
+                options = onnxruntime.SessionOptions()
+                options.log_severity_level = 3
+                session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                       providers=["CPUExecutionProvider"])
+                (result,) = session.run(None, dict(given))
+            except Exception:
+                result = None
+        if result is None:
+            try:
+                from onnx.reference import ReferenceEvaluator
+
+                (result,) = ReferenceEvaluator(model).run(None, dict(given))
+            except Exception:
+                return None, []
         return np.asarray(result), nodes
 
     def match_as_strided(self) -> None:
@@ -672,6 +693,164 @@ class _Importer:
                 self.skip.update(index_of[id(n)] for n in (flat, gather))
                 self.alias[gather.output[0]] = x
                 self.shapes[gather.output[0]] = self.shape(x)
+
+    def match_torch_attention(self) -> None:
+        """nn.MultiheadAttention as torch.onnx exports it (torchvision's ViT, both exporters): the
+        tokens transposed to (L, N, E), the in_proj (a MatMul by `in_proj_weight` transposed, or by
+        the dynamo exporter's pre-transposed copy of it, and `in_proj_bias` added), the heads split,
+        scaled, attended and merged by whatever Reshapes, Transposes, Gathers and shape arithmetic
+        the exporter chose, the out_proj (a Gemm or MatMul by `out_proj.weight`, + `out_proj.bias`)
+        and the Reshape and Transpose back to (N, L, E). Found by its projections' names, it is
+        taken for `multihead_attention` only where the subgraph between, evaluated on random
+        tokens for two batch sizes, gives PyTorch's attention with those weights."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        producer = {o: n for n in nodes for o in n.output}
+        done = {o for layer in self.matched.values() for o in [layer.output]}
+        skipped = set(self.skip)
+
+        def origin(name):
+            return self.folded_from.get(name, name)
+
+        def weight_of(n, suffix):
+            """The initializer a MatMul or Gemm multiplies by, named `...suffix`, as [out, in]."""
+            if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2:
+                return None
+            w = n.input[1]
+            if w in producer and producer[w].op_type == "Transpose" and producer[w].input[0] in self.const_names:
+                t = producer[w]
+                perm = next((list(a.ints) for a in t.attribute if a.name == "perm"), [1, 0])
+                if perm != [1, 0]:
+                    return None
+                name, array, trans = t.input[0], self.consts[t.input[0]], True
+            elif w in self.const_names:
+                name, array = origin(w), self.consts[w]
+                trans = n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute)
+                trans = trans or (n.op_type == "MatMul" and w in self.folded_from)
+                if n.op_type == "MatMul" and w not in self.folded_from:
+                    array = array.T  # x @ W: W is [in, out]
+                    trans = True
+            else:
+                return None
+            if not name.endswith(suffix) or array.ndim != 2:
+                return None
+            return name, np.ascontiguousarray(array.T if not trans else array) if n.op_type == "Gemm" and not trans \
+                else np.ascontiguousarray(array.T if w in self.folded_from else array)
+
+        def bias_after(value, suffix):
+            readers = self.consumers.get(value, [])
+            if len(readers) != 1 or readers[0].op_type != "Add":
+                return None
+            others = [i for i in readers[0].input if i != value]
+            if len(others) == 1 and others[0] in self.const_names and others[0].endswith(suffix):
+                return readers[0], others[0]
+            return None
+
+        outs = [n for n in nodes if n.op_type in ("MatMul", "Gemm") and n.input[1:] and
+                (origin(n.input[1]).endswith("out_proj.weight") or n.input[1] in producer and
+                 producer[n.input[1]].op_type == "Transpose" and producer[n.input[1]].input[0].endswith("out_proj.weight"))]
+        for mm in nodes:
+            if mm.op_type != "MatMul" or index_of[id(mm)] in skipped or mm.output[0] in done:
+                continue
+            w_in = weight_of(mm, "in_proj_weight")
+            if w_in is None:
+                continue
+            e = w_in[1].shape[1]
+            if w_in[1].shape != (3 * e, e):
+                continue
+            params = {"in_proj_weight": w_in}
+            if (b := bias_after(mm.output[0], "in_proj_bias")) is not None:
+                params["in_proj_bias"] = (b[1], self.consts[b[1]])
+            # the tokens: before the Transposes and Reshapes only the in_proj reads
+            start = mm.input[0]
+            while start in producer and producer[start].op_type in ("Transpose", "Reshape") and \
+                    len(self.consumers.get(start, [])) == 1 and start not in self.output_names:
+                start = producer[start].input[0]
+            below = {start}  # the values computed from the tokens
+            for n in nodes[index_of[id(producer[start])] + 1 if start in producer else 0:]:
+                if any(x in below for x in n.input):
+                    below.update(n.output)
+            out = next((n for n in outs if n.input[0] in below and n.output[0] in below), None)
+            if out is None or index_of[id(out)] in skipped:
+                continue
+            prefix = w_in[0][:-len("in_proj_weight")]
+            w_out = weight_of(out, "out_proj.weight")
+            if w_out is None or w_out[0] != prefix + "out_proj.weight" or w_out[1].shape != (e, e):
+                continue
+            params["out_proj.weight"] = w_out
+            end = out.output[0]
+            if out.op_type == "Gemm" and len(out.input) > 2 and out.input[2]:
+                if not out.input[2].endswith("out_proj.bias"):
+                    continue
+                params["out_proj.bias"] = (out.input[2], self.consts[out.input[2]].reshape(-1))
+            elif (b := bias_after(end, "out_proj.bias")) is not None:
+                params["out_proj.bias"] = (b[1], self.consts[b[1]])
+                end = b[0].output[0]
+            if ("in_proj_bias" in params) != ("out_proj.bias" in params):
+                continue
+            while len(self.consumers.get(end, [])) == 1 and self.consumers[end][0].op_type in ("Reshape", "Transpose") \
+                    and end not in self.output_names:
+                end = self.consumers[end][0].output[0]
+            # the nodes between the tokens and the end
+            above, stack = set(), [end]
+            while stack:
+                v = stack.pop()
+                if v in above or v == start:
+                    continue
+                above.add(v)
+                if v in producer:
+                    stack.extend(x for x in producer[v].input if x)
+            group = [n for n in nodes if any(o in below and o in above for o in n.output)]
+            inside = {o for n in group for o in n.output}
+            if any(o != end and (o in self.output_names or
+                                 any(id(r) not in {id(g) for g in group} for r in self.consumers.get(o, [])))
+                   for o in inside) or any(index_of[id(n)] in skipped for n in group):
+                continue
+            heads = self._attention_heads(start, end, params)
+            if heads is None:
+                continue
+            args = [str(heads)] + ([] if "in_proj_bias" in params else ["bias=false"])
+            last = producer[end]
+            self.skip.update(index_of[id(n)] for n in group)
+            self.skip.discard(index_of[id(last)])
+            self.matched[end] = Layer("multihead_attention", args, [start], end, last.name, params)
+            self.shapes[end] = self.shape(start)
+
+    def _attention_heads(self, start: str, end: str, params) -> int | None:
+        """The heads with which nn.MultiheadAttention(batch_first=True) computes what the model
+        computes from `start` to `end`, on random tokens of batch 1 and 3; None where none does."""
+        sizes = self.shape(start)
+        if len(sizes) != 3 or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+            return None
+        length, e = sizes[1], sizes[2]
+        w_in, w_out = params["in_proj_weight"][1], params["out_proj.weight"][1]
+        b_in = params.get("in_proj_bias", (None, np.zeros(3 * e, np.float32)))[1]
+        b_out = params.get("out_proj.bias", (None, np.zeros(e, np.float32)))[1]
+        rng = np.random.default_rng(0)
+        tries = []
+        for batch in (1, 2):
+            x = rng.standard_normal((batch, length, e)).astype(np.float32)
+            got, _ = self.evaluate(end, batch, {start: x})
+            if got is None or got.shape != x.shape:
+                return None
+            qkv = x @ w_in.T.astype(np.float32) + b_in.astype(np.float32)
+            tries.append((x, qkv, got))
+        # the usual head widths first (64, then 32 or 128, ...): each try costs an attention
+        for heads in sorted((h for h in range(1, e + 1) if e % h == 0), key=lambda h: abs(np.log2(e / h / 64))):
+            d = e // heads
+            for x, qkv, got in tries:
+                q, k, v = (qkv[..., i * e:(i + 1) * e].reshape(x.shape[0], length, heads, d).transpose(0, 2, 1, 3)
+                           for i in range(3))
+                scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d))
+                scores = np.exp(scores - scores.max(-1, keepdims=True))
+                attended = (scores / scores.sum(-1, keepdims=True)) @ v
+                want = attended.transpose(0, 2, 1, 3).reshape(x.shape) @ w_out.T.astype(np.float32) + b_out
+                scale = float(np.abs(want).max()) or 1.0
+                if float(np.abs(want - got).max()) > 1e-3 * scale:
+                    break
+            else:
+                return heads
+        return None
 
     def skip_dead(self) -> None:
         """Skip the nodes whose values nothing visited reads: the shape arithmetic of the nodes
