@@ -66,6 +66,113 @@ def _light(model):
     return light
 
 
+def _shapes(graph) -> dict[str, list]:
+    shapes: dict[str, list] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                 for d in info.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _known(dims: list) -> int:
+    """How much of a shape is known: its rank, and its sizes that are numbers or named."""
+    return 1 + sum(1 for d in dims if isinstance(d, str) and not d.startswith("unk__") or isinstance(d, int) and d > 0)
+
+
+def _restated_targets(model, graph, shapes):
+    """A copy of `graph` (the light model's, for shape inference) where each Reshape's or
+    Expand's target that the model computes at run time, and inference could not, is restated
+    as constants and the batch size (`Shape(image)[0:1]`, times a constant): the values the
+    model computes for batches of 1 and 2 (onnxruntime, on random inputs) say which is which.
+    None where there is no such target, or the model cannot be run (no weights, other inputs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constant = {i.name for i in model.graph.initializer} | \
+        {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    targets = [n for n in graph.node if n.op_type in ("Reshape", "Expand") and n.input[1] not in constant
+               and (n.output[0] not in shapes or _known(shapes[n.output[0]]) <= len(shapes[n.output[0]]))]
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if not targets or len(inputs) != 1 or len(targets) > 2000:
+        return None
+    dims = shapes.get(inputs[0].name, [])
+    if not dims or isinstance(dims[0], int) and dims[0] > 0 or \
+            any(not (isinstance(d, int) and d > 0) for d in dims[1:]) or \
+            inputs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        return None
+    if any(not i.HasField("raw_data") and not i.float_data and not i.int64_data and not i.int32_data
+           and not i.double_data and np.prod(i.dims, dtype=np.int64) > 0 and i.data_type == TensorProto.FLOAT
+           for i in model.graph.initializer):
+        return None  # weights stripped: the model cannot run
+    try:
+        import onnxruntime
+
+        probe = type(model)()
+        probe.CopyFrom(model)
+        names = sorted({n.input[1] for n in targets})
+        del probe.graph.output[:]
+        probe.graph.output.extend(helper.make_value_info(x, onnx_type()) for x in names)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        runs = [dict(zip(names, session.run(names, {inputs[0].name: rng.standard_normal(
+            [b, *dims[1:]]).astype(np.float32)}))) for b in (1, 2)]
+    except Exception:
+        return None
+    light = type(graph)()
+    light.CopyFrom(graph)
+    batch_nodes = [helper.make_node("Shape", [inputs[0].name], ["netspec_batch"], start=0, end=1)]
+    restated = {}
+    for x in names:
+        one, two = (np.asarray(r[x]).reshape(-1) for r in runs)
+        if one.shape != two.shape or one.dtype.kind != "i":
+            continue
+        pieces = []
+        for k, (a, b) in enumerate(zip(one, two)):
+            if a == b:
+                pieces.append(("const", int(a)))
+            elif b == 2 * a:
+                pieces.append(("batch", int(a)))
+            else:
+                break
+        else:
+            name = f"netspec_target_{len(restated)}"
+            parts = []
+            for k, (what, v) in enumerate(pieces):
+                part = f"{name}_{k}"
+                if what == "const":
+                    batch_nodes.append(helper.make_node("Constant", [], [part], value=numpy_helper.from_array(
+                        np.array([v], np.int64))))
+                elif v == 1:
+                    part = "netspec_batch"
+                else:
+                    batch_nodes.append(helper.make_node("Constant", [], [part + "_k"], value=numpy_helper.from_array(
+                        np.array([v], np.int64))))
+                    batch_nodes.append(helper.make_node("Mul", ["netspec_batch", part + "_k"], [part]))
+                parts.append(part)
+            batch_nodes.append(helper.make_node("Concat", parts, [name], axis=0))
+            restated[x] = name
+    if not restated:
+        return None
+    nodes = list(light.graph.node) if hasattr(light, "graph") else list(light.node)
+    for n in nodes:
+        if n.op_type in ("Reshape", "Expand") and n.input[1] in restated:
+            n.input[1] = restated[n.input[1]]
+    model_light = _light(model)
+    del model_light.graph.node[:]
+    model_light.graph.node.extend(batch_nodes + nodes)
+    del model_light.graph.value_info[:]
+    return model_light
+
+
+def onnx_type():
+    from onnx import TypeProto
+
+    return TypeProto()
+
+
 def _literal_list(text: str) -> list:
     import ast
 
@@ -230,11 +337,19 @@ class _Importer:
         g = inferred.graph
         model_graph = model.graph
         self.graph = g
-        self.shapes: dict[str, list] = {}
-        for info in [*g.input, *g.value_info, *g.output]:
-            if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
-                self.shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                          for d in info.type.tensor_type.shape.dim]
+        self.shapes = _shapes(g)
+        # shapes computed at run time from the batch (TorchScript's ViT: every Reshape's target
+        # from Shape(image)) that inference could not follow: the targets as the model computes
+        # them for two batches, restated from the input's batch size, and inferred again
+        again = _restated_targets(model, g, self.shapes)
+        if again is not None:
+            try:
+                more = _shapes(shape_inference.infer_shapes(again, data_prop=True).graph)
+            except Exception:
+                more = {}
+            for name, dims in more.items():
+                if name not in self.shapes or _known(dims) > _known(self.shapes[name]):
+                    self.shapes[name] = dims
         self.consts: dict[str, np.ndarray] = {}
         self.const_names: set[str] = set()
         for init in model_graph.initializer:
@@ -602,6 +717,7 @@ class _Importer:
         helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
         given = given or {}
         nodes, feeds, seen, stack = [], {}, set(), [value]
+        real_shapes: set[int] = set()
         while stack:
             name = stack.pop()
             if not name or name in seen:
@@ -616,6 +732,10 @@ class _Importer:
             if n is None:
                 return None, []
             nodes.append(n)
+            if n.op_type == "Shape" and given and n.input[0] not in {i.name for i in self.inputs}:
+                real_shapes.add(id(n))  # of an activation computed from the given ones
+                stack.append(n.input[0])
+                continue
             if n.op_type == "Shape":
                 sizes = self.shape(n.input[0])
                 if not sizes or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
@@ -626,7 +746,7 @@ class _Importer:
         nodes.sort(key=lambda n: order[id(n)])
         body = []
         for n in nodes:
-            if n.op_type == "Shape":
+            if n.op_type == "Shape" and id(n) not in real_shapes:
                 sizes = [batch if not (isinstance(d, int) and d > 0) else d for d in self.shape(n.input[0])]
                 attrs = {a.name: a.i for a in n.attribute}
                 sizes = sizes[attrs.get("start", 0):attrs.get("end", len(sizes))] if "end" in attrs else \
@@ -764,7 +884,8 @@ class _Importer:
             # the tokens: before the Transposes and Reshapes only the in_proj reads
             start = mm.input[0]
             while start in producer and producer[start].op_type in ("Transpose", "Reshape") and \
-                    len(self.consumers.get(start, [])) == 1 and start not in self.output_names:
+                    sum(r.op_type != "Shape" for r in self.consumers.get(start, [])) == 1 and \
+                    start not in self.output_names:
                 start = producer[start].input[0]
             below = {start}  # the values computed from the tokens
             for n in nodes[index_of[id(producer[start])] + 1 if start in producer else 0:]:
@@ -788,9 +909,11 @@ class _Importer:
                 end = b[0].output[0]
             if ("in_proj_bias" in params) != ("out_proj.bias" in params):
                 continue
-            while len(self.consumers.get(end, [])) == 1 and self.consumers[end][0].op_type in ("Reshape", "Transpose") \
-                    and end not in self.output_names:
-                end = self.consumers[end][0].output[0]
+            while end not in self.output_names:
+                readers = [r for r in self.consumers.get(end, []) if r.op_type != "Shape"]
+                if len(readers) != 1 or readers[0].op_type not in ("Reshape", "Transpose"):
+                    break
+                end = readers[0].output[0]
             # the nodes between the tokens and the end
             above, stack = set(), [end]
             while stack:
@@ -1007,12 +1130,50 @@ class _Importer:
         elif op == "Unsqueeze":
             result = np.asarray(values[0], dtype=object).reshape(-1)
         else:
-            return False
+            result = self._batch_free(node, values)
+            if result is None:
+                return False
         result = np.asarray(result, dtype=object)
         if all(not isinstance(v, str) for v in result.reshape(-1)):
             result = result.astype(np.int64)
         self.consts[node.output[0]] = result
         return True
+
+    def _batch_free(self, node, values):
+        """`node` evaluated with the symbolic batch `?` read as 2 and as 3: where both agree, the
+        value; where they differ only in sizes that are the batch itself, those are `?`; else None."""
+        from onnx.reference import ReferenceEvaluator
+
+        results = []
+        for batch in (2, 3):
+            feeds = {}
+            for x, v in zip(node.input, values):
+                if x and v is not None:
+                    if v.dtype == object:
+                        v = np.array([batch if isinstance(d, str) else d for d in v.reshape(-1)],
+                                     np.int64).reshape(v.shape)
+                    feeds[x] = v
+            try:
+                (out,) = ReferenceEvaluator(node).run(None, feeds)
+            except Exception:
+                return None
+            results.append(np.asarray(out))
+        two, three = results
+        if two.shape != three.shape:
+            return None
+        if np.array_equal(two, three):
+            return two
+        if two.ndim > 1 or two.dtype.kind not in "iu":
+            return None
+        merged = []
+        for a, b in zip(two.tolist(), three.tolist()):
+            if a == b:
+                merged.append(a)
+            elif (a, b) == (2, 3):
+                merged.append("?")
+            else:
+                return None
+        return np.array(merged, dtype=object)
 
     def visit(self, node) -> None:
         if node.output and node.output[0] in self.matched:
@@ -1025,6 +1186,10 @@ class _Importer:
         if self.fold(node):
             return
         op = node.op_type
+        if all(x in self.consts and not self._state(x) for x in node.input if x) and \
+                any(self.consts[x].dtype == object for x in node.input if x):
+            self.unsupported_node(node, "shape arithmetic of the batch size that netspec cannot follow")
+            return
         if op in _OWNED_READERS and self._state(node.input[0]):
             self.own(node.input[0])
         handler = getattr(self, "op_" + op, None)

@@ -28,7 +28,7 @@ from netspec.importer import import_model
 ROOT = Path(__file__).resolve().parent.parent
 CNNS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121"]
 # the models each exporter's fixture imports from
-MODELS = {"torchscript": CNNS + ["convnext_tiny"], "dynamo": CNNS + ["convnext_tiny", "vit_b_16"]}
+MODELS = {"torchscript": CNNS + ["convnext_tiny", "vit_b_16"], "dynamo": CNNS + ["convnext_tiny", "vit_b_16"]}
 CASES = [(m, e) for e in ("torchscript", "dynamo") for m in MODELS[e]]
 
 
