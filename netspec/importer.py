@@ -112,17 +112,16 @@ def _restated_targets(model, graph, shapes):
         probe.CopyFrom(model)
         names = sorted({n.input[1] for n in targets})
         del probe.graph.output[:]
-        probe.graph.output.extend(helper.make_value_info(x, onnx_type()) for x in names)
+        probe.graph.output.extend(helper.make_value_info(x, _any_type()) for x in names)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # numpy runs next
         session = onnxruntime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
         rng = np.random.default_rng(0)
         runs = [dict(zip(names, session.run(names, {inputs[0].name: rng.standard_normal(
             [b, *dims[1:]]).astype(np.float32)}))) for b in (1, 2)]
     except Exception:
         return None
-    light = type(graph)()
-    light.CopyFrom(graph)
     batch_nodes = [helper.make_node("Shape", [inputs[0].name], ["netspec_batch"], start=0, end=1)]
     restated = {}
     for x in names:
@@ -130,7 +129,7 @@ def _restated_targets(model, graph, shapes):
         if one.shape != two.shape or one.dtype.kind != "i":
             continue
         pieces = []
-        for k, (a, b) in enumerate(zip(one, two)):
+        for a, b in zip(one, two):
             if a == b:
                 pieces.append(("const", int(a)))
             elif b == 2 * a:
@@ -156,7 +155,9 @@ def _restated_targets(model, graph, shapes):
             restated[x] = name
     if not restated:
         return None
-    nodes = list(light.graph.node) if hasattr(light, "graph") else list(light.node)
+    copy = type(graph)()
+    copy.CopyFrom(graph)
+    nodes = list(copy.node)
     for n in nodes:
         if n.op_type in ("Reshape", "Expand") and n.input[1] in restated:
             n.input[1] = restated[n.input[1]]
@@ -167,7 +168,8 @@ def _restated_targets(model, graph, shapes):
     return model_light
 
 
-def onnx_type():
+def _any_type():
+    """A value's type left open (onnxruntime and the reference take what the node makes)."""
     from onnx import TypeProto
 
     return TypeProto()
@@ -769,6 +771,7 @@ class _Importer:
 
                 options = onnxruntime.SessionOptions()
                 options.log_severity_level = 3
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # numpy runs next
                 session = onnxruntime.InferenceSession(model.SerializeToString(), options,
                                                        providers=["CPUExecutionProvider"])
                 (result,) = session.run(None, dict(given))
@@ -833,29 +836,27 @@ class _Importer:
             return self.folded_from.get(name, name)
 
         def weight_of(n, suffix):
-            """The initializer a MatMul or Gemm multiplies by, named `...suffix`, as [out, in]."""
+            """The weight a MatMul or Gemm multiplies by, if it is the initializer `...suffix` (or
+            the dynamo exporter's pre-transposed copy of it): its name and its [out, in] array."""
             if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2:
                 return None
             w = n.input[1]
-            if w in producer and producer[w].op_type == "Transpose" and producer[w].input[0] in self.const_names:
-                t = producer[w]
-                perm = next((list(a.ints) for a in t.attribute if a.name == "perm"), [1, 0])
-                if perm != [1, 0]:
+            t = producer.get(w)
+            if t is not None and t.op_type == "Transpose" and t.input[0] in self.const_names:
+                if next((list(a.ints) for a in t.attribute if a.name == "perm"), [1, 0]) != [1, 0]:
                     return None
-                name, array, trans = t.input[0], self.consts[t.input[0]], True
+                name, array = t.input[0], self.consts[t.input[0]]   # x @ W^T, W as stored
+                if n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute):
+                    array = array.T
             elif w in self.const_names:
                 name, array = origin(w), self.consts[w]
-                trans = n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute)
-                trans = trans or (n.op_type == "MatMul" and w in self.folded_from)
-                if n.op_type == "MatMul" and w not in self.folded_from:
+                if n.op_type == "MatMul" or not any(a.name == "transB" and a.i for a in n.attribute):
                     array = array.T  # x @ W: W is [in, out]
-                    trans = True
             else:
                 return None
             if not name.endswith(suffix) or array.ndim != 2:
                 return None
-            return name, np.ascontiguousarray(array.T if not trans else array) if n.op_type == "Gemm" and not trans \
-                else np.ascontiguousarray(array.T if w in self.folded_from else array)
+            return name, np.ascontiguousarray(array)
 
         def bias_after(value, suffix):
             readers = self.consumers.get(value, [])
@@ -1163,7 +1164,7 @@ class _Importer:
             return None
         if np.array_equal(two, three):
             return two
-        if two.ndim > 1 or two.dtype.kind not in "iu":
+        if two.ndim != 1 or two.dtype.kind not in "iu":
             return None
         merged = []
         for a, b in zip(two.tolist(), three.tolist()):
