@@ -68,16 +68,129 @@ def _light(model):
     return light
 
 
-def _metadata_list(node, key: str) -> list:
+def _shapes(graph) -> dict[str, list]:
+    shapes: dict[str, list] = {}
+    for info in [*graph.input, *graph.value_info, *graph.output]:
+        if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
+            shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                                 for d in info.type.tensor_type.shape.dim]
+    return shapes
+
+
+def _known(dims: list) -> int:
+    """How much of a shape is known: its rank, and its sizes that are numbers or named."""
+    return 1 + sum(1 for d in dims if isinstance(d, str) and not d.startswith("unk__") or isinstance(d, int) and d > 0)
+
+
+def _restated_targets(model, graph, shapes):
+    """A copy of `graph` (the light model's, for shape inference) where each Reshape's or
+    Expand's target that the model computes at run time, and inference could not, is restated
+    as constants and the batch size (`Shape(image)[0:1]`, times a constant): the values the
+    model computes for batches of 1 and 2 (onnxruntime, on random inputs) say which is which.
+    None where there is no such target, or the model cannot be run (no weights, other inputs)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    constant = {i.name for i in model.graph.initializer} | \
+        {o for n in graph.node if n.op_type == "Constant" for o in n.output}
+    targets = [n for n in graph.node if n.op_type in ("Reshape", "Expand") and n.input[1] not in constant
+               and (n.output[0] not in shapes or _known(shapes[n.output[0]]) <= len(shapes[n.output[0]]))]
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    if not targets or len(inputs) != 1 or len(targets) > 2000:
+        return None
+    dims = shapes.get(inputs[0].name, [])
+    if not dims or isinstance(dims[0], int) and dims[0] > 0 or \
+            any(not (isinstance(d, int) and d > 0) for d in dims[1:]) or \
+            inputs[0].type.tensor_type.elem_type != TensorProto.FLOAT:
+        return None
+    if any(not i.HasField("raw_data") and not i.float_data and not i.int64_data and not i.int32_data
+           and not i.double_data and np.prod(i.dims, dtype=np.int64) > 0 and i.data_type == TensorProto.FLOAT
+           for i in model.graph.initializer):
+        return None  # weights stripped: the model cannot run
+    try:
+        import onnxruntime
+
+        probe = type(model)()
+        probe.CopyFrom(model)
+        names = sorted({n.input[1] for n in targets})
+        del probe.graph.output[:]
+        probe.graph.output.extend(helper.make_value_info(x, _any_type()) for x in names)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # numpy runs next
+        session = onnxruntime.InferenceSession(probe.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        rng = np.random.default_rng(0)
+        runs = [dict(zip(names, session.run(names, {inputs[0].name: rng.standard_normal(
+            [b, *dims[1:]]).astype(np.float32)}))) for b in (1, 2)]
+    except Exception:
+        return None
+    batch_nodes = [helper.make_node("Shape", [inputs[0].name], ["netspec_batch"], start=0, end=1)]
+    restated = {}
+    for x in names:
+        one, two = (np.asarray(r[x]).reshape(-1) for r in runs)
+        if one.shape != two.shape or one.dtype.kind != "i":
+            continue
+        pieces = []
+        for a, b in zip(one, two):
+            if a == b:
+                pieces.append(("const", int(a)))
+            elif b == 2 * a:
+                pieces.append(("batch", int(a)))
+            else:
+                break
+        else:
+            name = f"netspec_target_{len(restated)}"
+            parts = []
+            for k, (what, v) in enumerate(pieces):
+                part = f"{name}_{k}"
+                if what == "const":
+                    batch_nodes.append(helper.make_node("Constant", [], [part], value=numpy_helper.from_array(
+                        np.array([v], np.int64))))
+                elif v == 1:
+                    part = "netspec_batch"
+                else:
+                    batch_nodes.append(helper.make_node("Constant", [], [part + "_k"], value=numpy_helper.from_array(
+                        np.array([v], np.int64))))
+                    batch_nodes.append(helper.make_node("Mul", ["netspec_batch", part + "_k"], [part]))
+                parts.append(part)
+            batch_nodes.append(helper.make_node("Concat", parts, [name], axis=0))
+            restated[x] = name
+    if not restated:
+        return None
+    copy = type(graph)()
+    copy.CopyFrom(graph)
+    nodes = list(copy.node)
+    for n in nodes:
+        if n.op_type in ("Reshape", "Expand") and n.input[1] in restated:
+            n.input[1] = restated[n.input[1]]
+    model_light = _light(model)
+    del model_light.graph.node[:]
+    model_light.graph.node.extend(batch_nodes + nodes)
+    del model_light.graph.value_info[:]
+    return model_light
+
+
+def _any_type():
+    """A value's type left open (onnxruntime and the reference take what the node makes)."""
+    from onnx import TypeProto
+
+    return TypeProto()
+
+
+def _literal_list(text: str) -> list:
     import ast
 
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return []
+    return value if isinstance(value, list) else []
+
+
+def _metadata_list(node, key: str) -> list:
     for prop in node.metadata_props:
         if prop.key == key:
-            try:
-                value = ast.literal_eval(prop.value)
-            except (ValueError, SyntaxError):
-                return []
-            return value if isinstance(value, list) else []
+            return _literal_list(prop.value)
     return []
 
 
@@ -222,16 +335,33 @@ class _Importer:
         g = inferred.graph
         model_graph = model.graph
         self.graph = g
-        self.shapes: dict[str, list] = {}
-        for info in [*g.input, *g.value_info, *g.output]:
-            if info.type.HasField("tensor_type") and info.type.tensor_type.HasField("shape"):
-                self.shapes[info.name] = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                                          for d in info.type.tensor_type.shape.dim]
+        self.shapes = _shapes(g)
+        # shapes computed at run time from the batch (TorchScript's ViT: every Reshape's target
+        # from Shape(image)) that inference could not follow: the targets as the model computes
+        # them for two batches, restated from the input's batch size, and inferred again
+        again = _restated_targets(model, g, self.shapes)
+        if again is not None:
+            try:
+                more = _shapes(shape_inference.infer_shapes(again, data_prop=True).graph)
+            except Exception:
+                more = {}
+            for name, dims in more.items():
+                if name not in self.shapes or _known(dims) > _known(self.shapes[name]):
+                    self.shapes[name] = dims
         self.consts: dict[str, np.ndarray] = {}
         self.const_names: set[str] = set()
         for init in model_graph.initializer:
             self.consts[init.name] = numpy_helper.to_array(init)
             self.const_names.add(init.name)
+        # the dynamo exporter's pre-transposed weights (`val_5`, [in, out]) name the initializer
+        # they were folded from (`features.1.0.block.3.weight`) in their value_info's metadata
+        self.folded_from: dict[str, str] = {}
+        for info in model_graph.value_info:
+            for prop in info.metadata_props:
+                if prop.key == "pkg.onnxscript.optimizer.folded_from":
+                    origin = _literal_list(prop.value)
+                    if len(origin) == 1 and isinstance(origin[0], str) and _LABEL.match(origin[0]):
+                        self.folded_from[info.name] = origin[0]
         # the dynamo exporter names nodes `node_relu_1` and keeps the module path in metadata
         self.scopes = {n.name: path for n in model_graph.node if (path := _scope_name(n))}
         self.classes = _module_classes(model_graph.node) if self.scopes else {}
@@ -317,6 +447,9 @@ class _Importer:
         self.match_channel_shuffle()
         self.match_channel_layernorm()
         self.match_normalize()
+        self.match_as_strided()
+        self.match_torch_attention()
+        self.skip_dead()
         for index, node in enumerate(self.graph.node):
             if index in self.skip:
                 continue
@@ -573,6 +706,303 @@ class _Importer:
                 self.skip.add(index_of[id(n)])
             self.matched[div.output[0]] = Layer("normalize", args, [x], div.output[0], div.name)
 
+    def evaluate(self, value: str, batch: int, given: dict | None = None):
+        """`value`, computed from initializers, Constants and Shapes alone, evaluated with onnx's
+        reference for a batch of `batch` (each Shape's symbolic sizes read as it); None where it
+        reads an activation other than through a Shape, or cannot be evaluated. Also the nodes
+        that compute it."""
+        producer = {o: n for n in self.graph.node for o in n.output}
+        helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
+        given = given or {}
+        nodes, feeds, seen, stack = [], {}, set(), [value]
+        real_shapes: set[int] = set()
+        while stack:
+            name = stack.pop()
+            if not name or name in seen:
+                continue
+            seen.add(name)
+            if name in given:
+                continue
+            if name in self.const_names:
+                feeds[name] = self.consts[name]
+                continue
+            n = producer.get(name)
+            if n is None:
+                return None, []
+            nodes.append(n)
+            if n.op_type == "Shape" and given and n.input[0] not in {i.name for i in self.inputs}:
+                real_shapes.add(id(n))  # of an activation computed from the given ones
+                stack.append(n.input[0])
+                continue
+            if n.op_type == "Shape":
+                sizes = self.shape(n.input[0])
+                if not sizes or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+                    return None, []
+                continue
+            stack.extend(n.input)
+        order = {id(n): i for i, n in enumerate(self.graph.node)}
+        nodes.sort(key=lambda n: order[id(n)])
+        body = []
+        for n in nodes:
+            if n.op_type == "Shape" and id(n) not in real_shapes:
+                sizes = [batch if not (isinstance(d, int) and d > 0) else d for d in self.shape(n.input[0])]
+                attrs = {a.name: a.i for a in n.attribute}
+                sizes = sizes[attrs.get("start", 0):attrs.get("end", len(sizes))] if "end" in attrs else \
+                    sizes[attrs.get("start", 0):]
+                body.append(helper.make_node("Constant", [], [n.output[0]],
+                                             value=numpy_helper.from_array(np.array(sizes, np.int64))))
+            else:
+                body.append(n)
+        inputs = [helper.make_tensor_value_info(k, helper.np_dtype_to_tensor_dtype(v.dtype), list(v.shape))
+                  for k, v in given.items()]
+        out = helper.make_value_info(value, self.onnx.TypeProto())  # of any type
+        graph = helper.make_graph(body, "shape", inputs, [out],
+                                  [numpy_helper.from_array(np.asarray(v), k) for k, v in feeds.items()])
+        model = helper.make_model(graph, opset_imports=list(self.model.opset_import))
+        model.ir_version = self.model.ir_version
+        result = None
+        if given:  # activations: onnxruntime, much faster than the reference at a MatMul
+            try:
+                import onnxruntime
+
+                options = onnxruntime.SessionOptions()
+                options.log_severity_level = 3
+                options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # numpy runs next
+                session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                       providers=["CPUExecutionProvider"])
+                (result,) = session.run(None, dict(given))
+            except Exception:
+                result = None
+        if result is None:
+            try:
+                from onnx.reference import ReferenceEvaluator
+
+                (result,) = ReferenceEvaluator(model).run(None, dict(given))
+            except Exception:
+                return None, []
+        return np.asarray(result), nodes
+
+    def match_as_strided(self) -> None:
+        """The dynamo exporter's `aten.as_strided` where it only restates a tensor's shape
+        (ConvNeXt's head after its mean): Reshape(x, [-1]) and a Gather by indices computed from
+        the batch size (Range, Mul, Unsqueeze, Adds) that, for every batch tried, are the
+        elements' own order in x's shape. The Gather is x itself."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        producer = {o: n for n in nodes for o in n.output}
+        for gather in nodes:
+            if gather.op_type != "Gather" or gather.input[1] in self.consts:
+                continue
+            flat = producer.get(gather.input[0])
+            target = self.consts.get(flat.input[1]) if flat is not None and flat.op_type == "Reshape" else None
+            if target is None or [int(v) for v in target.reshape(-1)] != [-1] or \
+                    len(self.consumers.get(flat.output[0], [])) != 1:
+                continue
+            x = flat.input[0]
+            sizes = self.shape(x)
+            if not sizes or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+                continue
+            for batch in (1, 2):
+                index, _ = self.evaluate(gather.input[1], batch)
+                shape = [batch, *sizes[1:]]
+                if index is None or list(index.shape) != shape or \
+                        not np.array_equal(index.reshape(-1), np.arange(index.size)):
+                    break
+            else:
+                self.skip.update(index_of[id(n)] for n in (flat, gather))
+                self.alias[gather.output[0]] = x
+                self.shapes[gather.output[0]] = self.shape(x)
+
+    def match_torch_attention(self) -> None:
+        """nn.MultiheadAttention as torch.onnx exports it (torchvision's ViT, both exporters): the
+        tokens transposed to (L, N, E), the in_proj (a MatMul by `in_proj_weight` transposed, or by
+        the dynamo exporter's pre-transposed copy of it, and `in_proj_bias` added), the heads split,
+        scaled, attended and merged by whatever Reshapes, Transposes, Gathers and shape arithmetic
+        the exporter chose, the out_proj (a Gemm or MatMul by `out_proj.weight`, + `out_proj.bias`)
+        and the Reshape and Transpose back to (N, L, E). Found by its projections' names, it is
+        taken for `multihead_attention` only where the subgraph between, evaluated on random
+        tokens for two batch sizes, gives PyTorch's attention with those weights."""
+        nodes = list(self.graph.node)
+        index_of = {id(n): i for i, n in enumerate(nodes)}
+        producer = {o: n for n in nodes for o in n.output}
+        done = {o for layer in self.matched.values() for o in [layer.output]}
+        skipped = set(self.skip)
+
+        def origin(name):
+            return self.folded_from.get(name, name)
+
+        def weight_of(n, suffix):
+            """The weight a MatMul or Gemm multiplies by, if it is the initializer `...suffix` (or
+            the dynamo exporter's pre-transposed copy of it): its name and its [out, in] array."""
+            if n.op_type not in ("MatMul", "Gemm") or len(n.input) < 2:
+                return None
+            w = n.input[1]
+            t = producer.get(w)
+            if t is not None and t.op_type == "Transpose" and t.input[0] in self.const_names:
+                if next((list(a.ints) for a in t.attribute if a.name == "perm"), [1, 0]) != [1, 0]:
+                    return None
+                name, array = t.input[0], self.consts[t.input[0]]   # x @ W^T, W as stored
+                if n.op_type == "Gemm" and any(a.name == "transB" and a.i for a in n.attribute):
+                    array = array.T
+            elif w in self.const_names:
+                name, array = origin(w), self.consts[w]
+                if n.op_type == "MatMul" or not any(a.name == "transB" and a.i for a in n.attribute):
+                    array = array.T  # x @ W: W is [in, out]
+            else:
+                return None
+            if not name.endswith(suffix) or array.ndim != 2:
+                return None
+            return name, np.ascontiguousarray(array)
+
+        def bias_after(value, suffix):
+            readers = self.consumers.get(value, [])
+            if len(readers) != 1 or readers[0].op_type != "Add":
+                return None
+            others = [i for i in readers[0].input if i != value]
+            if len(others) == 1 and others[0] in self.const_names and others[0].endswith(suffix):
+                return readers[0], others[0]
+            return None
+
+        outs = [n for n in nodes if n.op_type in ("MatMul", "Gemm") and n.input[1:] and
+                (origin(n.input[1]).endswith("out_proj.weight") or n.input[1] in producer and
+                 producer[n.input[1]].op_type == "Transpose" and producer[n.input[1]].input[0].endswith("out_proj.weight"))]
+        for mm in nodes:
+            if mm.op_type != "MatMul" or index_of[id(mm)] in skipped or mm.output[0] in done:
+                continue
+            w_in = weight_of(mm, "in_proj_weight")
+            if w_in is None:
+                continue
+            e = w_in[1].shape[1]
+            if w_in[1].shape != (3 * e, e):
+                continue
+            params = {"in_proj_weight": w_in}
+            if (b := bias_after(mm.output[0], "in_proj_bias")) is not None:
+                params["in_proj_bias"] = (b[1], self.consts[b[1]])
+            # the tokens: before the Transposes and Reshapes only the in_proj reads
+            start = mm.input[0]
+            while start in producer and producer[start].op_type in ("Transpose", "Reshape") and \
+                    sum(r.op_type != "Shape" for r in self.consumers.get(start, [])) == 1 and \
+                    start not in self.output_names:
+                start = producer[start].input[0]
+            below = {start}  # the values computed from the tokens
+            for n in nodes[index_of[id(producer[start])] + 1 if start in producer else 0:]:
+                if any(x in below for x in n.input):
+                    below.update(n.output)
+            out = next((n for n in outs if n.input[0] in below and n.output[0] in below), None)
+            if out is None or index_of[id(out)] in skipped:
+                continue
+            prefix = w_in[0][:-len("in_proj_weight")]
+            w_out = weight_of(out, "out_proj.weight")
+            if w_out is None or w_out[0] != prefix + "out_proj.weight" or w_out[1].shape != (e, e):
+                continue
+            params["out_proj.weight"] = w_out
+            end = out.output[0]
+            if out.op_type == "Gemm" and len(out.input) > 2 and out.input[2]:
+                if not out.input[2].endswith("out_proj.bias"):
+                    continue
+                params["out_proj.bias"] = (out.input[2], self.consts[out.input[2]].reshape(-1))
+            elif (b := bias_after(end, "out_proj.bias")) is not None:
+                params["out_proj.bias"] = (b[1], self.consts[b[1]])
+                end = b[0].output[0]
+            if ("in_proj_bias" in params) != ("out_proj.bias" in params):
+                continue
+            while end not in self.output_names:
+                readers = [r for r in self.consumers.get(end, []) if r.op_type != "Shape"]
+                if len(readers) != 1 or readers[0].op_type not in ("Reshape", "Transpose"):
+                    break
+                end = readers[0].output[0]
+            # the nodes between the tokens and the end
+            above, stack = set(), [end]
+            while stack:
+                v = stack.pop()
+                if v in above or v == start:
+                    continue
+                above.add(v)
+                if v in producer:
+                    stack.extend(x for x in producer[v].input if x)
+            group = [n for n in nodes if any(o in below and o in above for o in n.output)]
+            inside = {o for n in group for o in n.output}
+            if any(o != end and (o in self.output_names or
+                                 any(id(r) not in {id(g) for g in group} for r in self.consumers.get(o, [])))
+                   for o in inside) or any(index_of[id(n)] in skipped for n in group):
+                continue
+            heads = self._attention_heads(start, end, params)
+            if heads is None:
+                continue
+            args = [str(heads)] + ([] if "in_proj_bias" in params else ["bias=false"])
+            last = producer[end]
+            self.skip.update(index_of[id(n)] for n in group)
+            self.skip.discard(index_of[id(last)])
+            self.matched[end] = Layer("multihead_attention", args, [start], end, last.name, params)
+            self.shapes[end] = self.shape(start)
+
+    def _attention_heads(self, start: str, end: str, params) -> int | None:
+        """The heads with which nn.MultiheadAttention(batch_first=True) computes what the model
+        computes from `start` to `end`, on random tokens of batch 1 and 3; None where none does."""
+        sizes = self.shape(start)
+        if len(sizes) != 3 or any(not (isinstance(d, int) and d > 0) for d in sizes[1:]):
+            return None
+        length, e = sizes[1], sizes[2]
+        w_in, w_out = params["in_proj_weight"][1], params["out_proj.weight"][1]
+        b_in = params.get("in_proj_bias", (None, np.zeros(3 * e, np.float32)))[1]
+        b_out = params.get("out_proj.bias", (None, np.zeros(e, np.float32)))[1]
+        rng = np.random.default_rng(0)
+        tries = []
+        for batch in (1, 2):
+            x = rng.standard_normal((batch, length, e)).astype(np.float32)
+            got, _ = self.evaluate(end, batch, {start: x})
+            if got is None or got.shape != x.shape:
+                return None
+            qkv = x @ w_in.T.astype(np.float32) + b_in.astype(np.float32)
+            tries.append((x, qkv, got))
+        # the usual head widths first (64, then 32 or 128, ...): each try costs an attention
+        for heads in sorted((h for h in range(1, e + 1) if e % h == 0), key=lambda h: abs(np.log2(e / h / 64))):
+            d = e // heads
+            for x, qkv, got in tries:
+                q, k, v = (qkv[..., i * e:(i + 1) * e].reshape(x.shape[0], length, heads, d).transpose(0, 2, 1, 3)
+                           for i in range(3))
+                scores = q @ k.transpose(0, 1, 3, 2) / np.float32(np.sqrt(d))
+                scores = np.exp(scores - scores.max(-1, keepdims=True))
+                attended = (scores / scores.sum(-1, keepdims=True)) @ v
+                want = attended.transpose(0, 2, 1, 3).reshape(x.shape) @ w_out.T.astype(np.float32) + b_out
+                scale = float(np.abs(want).max()) or 1.0
+                if float(np.abs(want - got).max()) > 1e-3 * scale:
+                    break
+            else:
+                return heads
+        return None
+
+    def skip_dead(self) -> None:
+        """Skip the nodes whose values nothing visited reads: the shape arithmetic of the nodes
+        a pattern matched (its layer reads only its inputs)."""
+        nodes = list(self.graph.node)
+        live = set(self.output_names)
+
+        def mark(name):
+            while name:
+                live.add(name)
+                name = self.alias.get(name)
+
+        for name in list(live):
+            mark(name)
+        for index in range(len(nodes) - 1, -1, -1):
+            node = nodes[index]
+            if not any(o in live for o in node.output):
+                if index not in self.skip:
+                    self.skip.add(index)
+                continue
+            if index in self.skip:
+                continue
+            first = node.output[0] if node.output else None
+            if first in self.matched:
+                reads = self.matched[first].inputs
+            elif first in self.gelus:
+                reads = [self.gelus[first][0]]
+            else:
+                reads = list(node.input)
+            for x in reads:
+                mark(x)
+
     def own(self, name: str) -> bool:
         """Make the initializer `name`, read as an activation, a tensor of the network's own: a
         `param(...)` or `buffer(...)` bound to a name (owned_layers makes its step). False where it
@@ -697,12 +1127,50 @@ class _Importer:
         elif op == "Unsqueeze":
             result = np.asarray(values[0], dtype=object).reshape(-1)
         else:
-            return False
+            result = self._batch_free(node, values)
+            if result is None:
+                return False
         result = np.asarray(result, dtype=object)
         if all(not isinstance(v, str) for v in result.reshape(-1)):
             result = result.astype(np.int64)
         self.consts[node.output[0]] = result
         return True
+
+    def _batch_free(self, node, values):
+        """`node` evaluated with the symbolic batch `?` read as 2 and as 3: where both agree, the
+        value; where they differ only in sizes that are the batch itself, those are `?`; else None."""
+        from onnx.reference import ReferenceEvaluator
+
+        results = []
+        for batch in (2, 3):
+            feeds = {}
+            for x, v in zip(node.input, values):
+                if x and v is not None:
+                    if v.dtype == object:
+                        v = np.array([batch if isinstance(d, str) else d for d in v.reshape(-1)],
+                                     np.int64).reshape(v.shape)
+                    feeds[x] = v
+            try:
+                (out,) = ReferenceEvaluator(node).run(None, feeds)
+            except Exception:
+                return None
+            results.append(np.asarray(out))
+        two, three = results
+        if two.shape != three.shape:
+            return None
+        if np.array_equal(two, three):
+            return two
+        if two.ndim != 1 or two.dtype.kind not in "iu":
+            return None
+        merged = []
+        for a, b in zip(two.tolist(), three.tolist()):
+            if a == b:
+                merged.append(a)
+            elif (a, b) == (2, 3):
+                merged.append("?")
+            else:
+                return None
+        return np.array(merged, dtype=object)
 
     def visit(self, node) -> None:
         if node.output and node.output[0] in self.matched:
@@ -715,6 +1183,10 @@ class _Importer:
         if self.fold(node):
             return
         op = node.op_type
+        if all(x in self.consts and not self._state(x) for x in node.input if x) and \
+                any(self.consts[x].dtype == object for x in node.input if x):
+            self.unsupported_node(node, "shape arithmetic of the batch size that netspec cannot follow")
+            return
         if op in _OWNED_READERS and self._state(node.input[0]):
             self.own(node.input[0])
         handler = getattr(self, "op_" + op, None)
@@ -742,6 +1214,14 @@ class _Importer:
 
     def op_Tanh(self, node, attrs):
         self.add(Layer("tanh", [], [node.input[0]], node.output[0], node.name))
+
+    def op_Gelu(self, node, attrs):
+        approximate = attrs.get("approximate", b"none")
+        approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+        if approximate not in ("none", "tanh"):
+            return f"approximate={approximate}"
+        args = [] if approximate == "none" else ['approximate="tanh"']
+        self.add(Layer("gelu", args, [node.input[0]], node.output[0], node.name))
 
     def op_Exp(self, node, attrs):
         self.add(Layer("exp", [], [node.input[0]], node.output[0], node.name))
@@ -1005,7 +1485,9 @@ class _Importer:
         if w.ndim != 2:
             return "weights of more than two axes"
         weight = np.ascontiguousarray(w.T)
-        name = node.input[1]
+        # the dynamo exporter's `val_5` ([in, out]) is `features.1.0.block.3.weight` transposed:
+        # the layer's weight is stored under that name, in its [out, in] layout
+        name = self.folded_from.get(node.input[1], node.input[1])
         layer = Layer("linear", [str(weight.shape[0]), "bias=false"], [node.input[0]], node.output[0],
                       node.name, {"weight": (name, weight)})
         self.add(layer)

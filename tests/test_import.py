@@ -262,6 +262,42 @@ def test_hand_made_patterns(tmp_path: Path):
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
 
 
+def _as_strided(order):
+    """The dynamo exporter's `as_strided` after a mean (ConvNeXt's head): Reshape(x, [-1]) and a
+    Gather by indices computed from the batch size; `order` is the channels' order in them."""
+    nodes = [helper.make_node("ReduceMean", ["x", "axes"], ["mean"], name="mean", keepdims=1),
+             helper.make_node("Shape", ["x"], ["n1"], start=0, end=1),
+             helper.make_node("Squeeze", ["n1"], ["n"]),
+             helper.make_node("Reshape", ["mean", "flat"], ["flat_mean"]),
+             helper.make_node("Range", ["zero", "n", "step"], ["rows"]),
+             helper.make_node("Mul", ["rows", "stride"], ["starts"]),
+             helper.make_node("Unsqueeze", ["starts", "axes3"], ["starts4"]),
+             helper.make_node("Add", ["starts4", "cols"], ["index"]),
+             helper.make_node("Gather", ["flat_mean", "index"], ["picked"], name="as_strided", axis=0),
+             helper.make_node("Gelu", ["picked"], ["y"], name="act", approximate="tanh")]
+    consts = {"axes": np.array([2, 3], np.int64), "flat": np.array([-1], np.int64),
+              "zero": np.array(0, np.int64), "step": np.array(1, np.int64), "stride": np.array(4, np.int64),
+              "axes3": np.array([1, 2, 3], np.int64), "cols": np.array(order, np.int64).reshape(1, 4, 1, 1)}
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    return _model(nodes, [_x("x", ("N", 4, 5, 5))], [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                  inits, opset=20)
+
+
+def test_dynamo_as_strided_that_restates_the_shape_is_dropped(tmp_path: Path):
+    """An as_strided whose indices are the elements' own order is the tensor itself (and the Gelu
+    node, tanh approximation, is `gelu`); one in another order is refused, listing its nodes."""
+    model = _as_strided([0, 1, 2, 3])
+    imported, net = _imported(tmp_path, model, "hand")
+    assert 'gelu(approximate="tanh")' in imported.text and "gather" not in imported.text
+    x = np.random.default_rng(0).standard_normal((2, 4, 5, 5)).astype(np.float32)
+    (expected,) = runtime.run(runtime.session(model), {"x": x})
+    np.testing.assert_allclose(net.run({"x": x}, weights=imported.weights)["y"], expected, rtol=1e-5, atol=1e-6)
+    with pytest.raises(NetspecError) as caught:
+        import_model(_as_strided([1, 0, 2, 3]), "hand")
+    (diagnostic,) = caught.value.diagnostics
+    assert any(n.startswith("Gather") and "`as_strided`" in n for n in diagnostic.notes)
+
+
 def test_the_readme_quotes_the_real_import():
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
     from onnx_fixtures import load_fixture

@@ -8,7 +8,9 @@ TorchScript exporter keeps torchvision's names, so the imported spec's state_dic
 torchvision's own, key for key and shape for shape (tests/data/<model>_state_dict.json); the
 dynamo exporter folds each batch norm into its convolution, so its spec has biased convolutions
 and no batch norm there. An imported ResNet-50 reads like a hand-written one: a bottleneck block,
-four stages, at most twice the length of specs/resnet50.net.
+four stages, at most twice the length of specs/resnet50.net. ViT-B/16's attention, whatever
+subgraph each exporter makes of nn.MultiheadAttention, is one `multihead_attention(12)` layer
+per encoder layer, under torchvision's names.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from netspec.importer import import_model
 
 ROOT = Path(__file__).resolve().parent.parent
 CNNS = ["resnet18", "resnet50", "mobilenet_v3_small", "efficientnet_b0", "densenet121"]
-CASES = [(m, e) for m in CNNS for e in ("torchscript", "dynamo")]
+# the models each exporter's fixture imports from
+MODELS = {"torchscript": CNNS + ["convnext_tiny", "vit_b_16"], "dynamo": CNNS + ["convnext_tiny", "vit_b_16"]}
+CASES = [(m, e) for e in ("torchscript", "dynamo") for m in MODELS[e]]
 
 
 @lru_cache(maxsize=None)
@@ -61,7 +65,7 @@ def test_imports_and_runs_as_the_original(model: str, exporter: str):
     assert scale > 0 and float(np.abs(expected - got).max()) <= 1e-4 * scale
 
 
-@pytest.mark.parametrize("model", CNNS)
+@pytest.mark.parametrize("model", MODELS["torchscript"])
 def test_torchscript_names_are_torchvision_state_dict(model: str):
     """A torchvision state_dict loads into the imported spec unchanged: the same keys (buffers
     and num_batches_tracked included) with the same shapes."""
@@ -71,7 +75,7 @@ def test_torchscript_names_are_torchvision_state_dict(model: str):
     assert ours == reference
 
 
-@pytest.mark.parametrize("model", CNNS)
+@pytest.mark.parametrize("model", MODELS["dynamo"])
 def test_dynamo_folds_batch_norms_into_biased_convolutions(model: str):
     """The dynamo exporter's convolutions carry their batch norm folded in: the imported spec's
     parameters are torchvision's convolution and linear weights under their own names, each
@@ -109,3 +113,20 @@ def test_blocks_are_named_after_the_modules_class_where_the_model_says():
     assert {"squeeze_excitation", "inverted_residual"} <= set(names["mobilenet_v3_small"])
     assert {"squeeze_excitation", "mbconv"} <= set(names["efficientnet_b0"])
     assert not any(n.startswith("sequential") for ns in names.values() for n in ns)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_vit_attention_is_one_multihead_attention_layer(exporter: str):
+    """Each encoder layer's self-attention (TorchScript's run-time shape arithmetic, the dynamo
+    exporter's constant reshapes and split scale) is one `multihead_attention(12)` with
+    torchvision's in_proj/out_proj parameters; the MLP is linear, gelu, linear."""
+    imported, compilation = _imported("vit_b_16", exporter)
+    ours = compilation.graph.state_dict_specs()
+    for i in range(12):
+        prefix = f"encoder.layers.encoder_layer_{i}.self_attention."
+        assert list(ours[prefix + "in_proj_weight"].shape) == [2304, 768]
+        assert list(ours[prefix + "out_proj.weight"].shape) == [768, 768]
+    kinds = [node.layer.kind for node in compilation.graph if node.layer is not None]
+    assert "multihead_attention(12)" in imported.text
+    assert kinds.count("multihead_attention") == 12 and kinds.count("gelu") == 12
+    assert imported.text.count("permute(") == 1  # the patch embedding's: none left around the attention
