@@ -160,7 +160,7 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
                 layer["saved_bytes"], layer["live_bytes"] = memory_cells(row, memory)
         doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
                          "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,
-                         "layers": t.layers}
+                         "layers": t.layers, "uncounted_kinds": uncounted_kinds(graph)}
         if flops:
             doc["totals"]["flops"] = 2 * t.macs
         if memory is not None:
@@ -330,6 +330,20 @@ def render_table(graph: Graph, depth: int | None = None, styled: bool = False, f
         out.write("".join(chunk for chunk, _ in pieces))
 
 
+# layer families whose arithmetic counts 0 MACs, as in torchvision's published figures, fvcore
+# and torchinfo: only convolutions, linear layers and matrix products count
+UNCOUNTED_FAMILIES = ("activation", "norm", "pool", "merge", "resample")
+
+
+def uncounted_kinds(graph: Graph) -> list[str]:
+    """The layer kinds of `graph` that do arithmetic counted as 0 MACs, in order of appearance."""
+    kinds: list[str] = []
+    for node in graph:
+        if node.layer is not None and type(node.layer).family in UNCOUNTED_FAMILIES and node.kind not in kinds:
+            kinds.append(node.kind)
+    return kinds
+
+
 def summary_lines(graph: Graph, flops: bool = False) -> list[tuple[str, str]]:
     """The totals under the table, as (label, value) pairs (`flops`: with a FLOPs line)."""
     t = totals(graph)
@@ -344,6 +358,9 @@ def summary_lines(graph: Graph, flops: bool = False) -> list[tuple[str, str]]:
         ("Inputs", inputs),
         ("Outputs", outputs),
     ]
+    uncounted = uncounted_kinds(graph)
+    if uncounted:
+        lines.insert(3, ("Not counted", f"{', '.join(uncounted)} (0 MACs by convention)"))
     if flops:
         lines.insert(3, ("FLOPs", f"{2 * t.macs:,} per sample ({human(2 * t.macs)}: 2 x MACs)"))
     return lines

@@ -269,7 +269,8 @@ def test_json_schema(capsys):
     assert flat["output"]["layout"] == "NC"
 
     totals = doc["totals"]
-    assert set(totals) == {"params", "buffers", "macs", "param_bytes", "activation_bytes", "layers"}
+    assert set(totals) == {"params", "buffers", "macs", "param_bytes", "activation_bytes", "layers",
+                           "uncounted_kinds"}
     assert totals["params"] == LENET_PARAMS
     assert totals["buffers"] == 0
     assert totals["macs"] == LENET_MACS
@@ -278,6 +279,20 @@ def test_json_schema(capsys):
     # every layer's output for one sample, 4 bytes each
     sample = (6 * 28 * 28) * 2 + 6 * 14 * 14 + (16 * 10 * 10) * 2 + 400 * 2 + 120 * 2 + 84 * 2 + 10
     assert totals["activation_bytes"] == sample * 4
+    assert totals["uncounted_kinds"] == ["relu", "maxpool"]  # their arithmetic counts 0 MACs
+
+
+def test_the_totals_say_which_kinds_count_no_macs(tmp_path, capsys):
+    """Activations, norms, pools and merges count 0 MACs; the table names those the network has,
+    and a network with none (only a linear and a flatten) has no such line."""
+    spec = write(tmp_path, "input x: f32[N, 3, 8, 8]\ny = x -> conv(4, 3) -> batchnorm -> relu\n"
+                           "z = y + y -> global_avgpool -> flatten -> linear(2)\noutput z\n")
+    code, out, _ = cli(["check", spec], capsys)
+    assert code == 0
+    assert "Not counted        batchnorm, relu, add, global_avgpool (0 MACs by convention)" in out.splitlines()
+    plain = write(tmp_path, "input x: f32[N, 8]\ny = x -> linear(2) -> flatten\noutput y\n", name="plain.net")
+    code, out, _ = cli(["check", plain], capsys)
+    assert code == 0 and "Not counted" not in out
 
 
 def test_json_with_errors(tmp_path, capsys):
