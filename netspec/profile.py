@@ -20,13 +20,13 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 SCHEMA = "netspec.profile/1"
-_SUFFIXES = ("_nchwc",)
+_SUFFIXES = ("_bn_nchwc", "_nchwc")  # NCHWc's names: `<value>_nchwc`, a BatchNorm's `<value>_bn_nchwc`
 
 
 def _producers(graph) -> dict:
@@ -48,17 +48,31 @@ def _ancestors(graph) -> dict[str, int]:
 
 def coverage(lowered, optimized) -> dict[str, list[str]]:
     """Each node of onnxruntime's optimized graph -> the nodes of the lowered model it computes,
-    in the lowered model's order: those its outputs depend on that its inputs do not."""
+    in the lowered model's order: those its outputs depend on that its inputs do not, less those
+    an earlier node took. An input onnxruntime renamed (a value it made) stands for the values
+    of the model its producer reads, walked back to them. Nodes are taken in the optimized
+    graph's order, which is topological, so each lowered node is covered once."""
     masks = _ancestors(lowered.graph)
     names = [node.name for node in lowered.graph.node]
+    producers = _producers(optimized.graph)
     out: dict[str, list[str]] = {}
+    claimed = 0
     for node in optimized.graph.node:
         produced = consumed = 0
         for value in node.output:
             produced |= masks.get(value, 0)
-        for value in node.input:
-            consumed |= masks.get(value, 0)
-        left = produced & ~consumed
+        stack, seen = list(node.input), set()
+        while stack:
+            value = stack.pop()
+            if not value or value in seen:
+                continue
+            seen.add(value)
+            if value in masks:
+                consumed |= masks[value]
+            elif value in producers:  # a value onnxruntime made: what it was made from
+                stack.extend(producers[value].input)
+        left = produced & ~consumed & ~claimed
+        claimed |= left
         out[node.name] = [names[k] for k in range(left.bit_length()) if left >> k & 1]
     return out
 
@@ -144,34 +158,36 @@ def build_rows(lowered, optimized, measured: dict, repeat: int, layer_info: Call
     lowered_nodes: dict[str, list[str]] = {node: [] for node in times}
     for ext, kernel in sorted(owner.items(), key=lambda item: optimized_order.get(item[0], 0)):
         lowered_nodes[kernel].extend(covers.get(ext, []))
+    known = {n.name.split("/")[0] for n in lowered.graph.node}
     rows = []
     for node, values in times.items():
-        median = statistics.median(values)
         a = args.get(node, {})
-        op = a.get("op_name", "?")
         layers: list[str] = []
         for lowered_node in lowered_nodes[node]:
             layer = lowered_node.split("/")[0]
             if layer not in layers:
                 layers.append(layer)
-        line, macs = None, 0
+        if not layers and node.split("/")[0] in known:  # a node onnxruntime made of a layer's,
+            layers.append(node.split("/")[0])           # named after it (GatherSliceToSplitFusion)
         # bytes moved: the input activations and outputs onnxruntime records, and the weights
         # (it leaves out those it has prepacked, as Gemm's, so a spec's own count is used)
         moved = int(a.get("activation_size", 0) or 0) + int(a.get("output_size", 0) or 0)
-        if layer_info is not None:
-            infos = [layer_info(layer) for layer in layers]
-            lines = [info[0] for info in infos if info and info[0] is not None]
-            line = lines[0] if lines else None
-            macs = sum(info[1] for info in infos if info) * batch
-            moved += sum(info[2] for info in infos if info)
-        else:
-            macs = _shape_macs(op, a)
-            moved += int(a.get("parameter_size", 0) or 0)
+        op = a.get("op_name", "?")
         rows.append({"name": " + ".join(layers) if layers else f"({op})", "layers": layers, "node": node,
-                     "op": op, "provider": a.get("provider"), "line": line, "time_ms": median,
-                     "macs": macs, "bytes": moved,
-                     "gflops": (2 * macs / (median / 1000.0) / 1e9) if median > 0 else 0.0,
-                     "bound": _bound(macs, moved, roof)})
+                     "op": op, "provider": a.get("provider"), "line": None,
+                     "time_ms": statistics.median(values), "macs": 0, "bytes": moved,
+                     "_own": _shape_macs(op, a)})
+    if layer_info is None:
+        for row, node in zip(rows, times):
+            row["macs"] = row["_own"]
+            row["bytes"] += int(args.get(node, {}).get("parameter_size", 0) or 0)
+    else:
+        _share_layers(rows, layer_info, batch)
+    for row in rows:
+        del row["_own"]
+        median, macs = row["time_ms"], row["macs"]
+        row["gflops"] = (2 * macs / (median / 1000.0) / 1e9) if median > 0 else 0.0
+        row["bound"] = _bound(macs, row["bytes"], roof)
     total = statistics.median(measured["walls"])
     layer_sum = sum(r["time_ms"] for r in rows)
     for r in rows:
@@ -179,6 +195,38 @@ def build_rows(lowered, optimized, measured: dict, repeat: int, layer_info: Call
     rows.sort(key=lambda r: -r["time_ms"])
     return {"total_ms": total, "layers_ms": layer_sum, "layers_over_total": layer_sum / total if total else 0.0,
             "runs": repeat, "layers": rows}
+
+
+def _share_layers(rows: list[dict], layer_info: Callable, batch: int) -> None:
+    """Each row's source line (its first layer's) and the MACs and weight bytes of its layers.
+    A layer lowered to several nodes that run as several kernels (attention: its MatMuls,
+    Softmax, Transposes) is in each of their rows; its MACs and weights are split between them
+    by the MACs the kernels' shapes give (Conv, Gemm, MatMul), else go to its first kernel."""
+    holders: dict[str, list[dict]] = {}
+    for row in rows:
+        for layer in row["layers"]:
+            holders.setdefault(layer, []).append(row)
+    for layer, held in holders.items():
+        info = layer_info(layer)
+        if info is None:
+            continue
+        line, macs, weights = info
+        for row in held:
+            if row["line"] is None:
+                row["line"] = line
+        weights_of = [row["_own"] for row in held]
+        total = sum(weights_of)
+        if len(held) == 1 or not total:
+            weights_of, total = [1] + [0] * (len(held) - 1), 1
+        given_macs = given_bytes = 0
+        for k, (row, weight) in enumerate(zip(held, weights_of)):
+            last = k == len(held) - 1
+            part_macs = macs * batch - given_macs if last else macs * batch * weight // total
+            part_bytes = weights - given_bytes if last else weights * weight // total
+            row["macs"] += part_macs
+            row["bytes"] += part_bytes
+            given_macs += part_macs
+            given_bytes += part_bytes
 
 
 def _bound(macs: int, moved: int, roof: dict | None) -> str | None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import onnxruntime as ort
 import pytest
-
 from cli_runner import cli
+
 from netspec.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -148,9 +148,9 @@ def test_usage_errors(argv, message, capsys):
 def test_spec_options_with_an_onnx_model_are_refused(tmp_path, capsys):
     model = tmp_path / "lenet.onnx"
     assert cli(["export", LENET, "-o", model], capsys)[0] == 0
-    code, out, err = cli(["profile", model, "--set", "classes=5"], capsys)
+    code, _, err = cli(["profile", model, "--set", "classes=5"], capsys)
     assert code == 2 and "--set" in err
-    code, out, err = cli(["profile", tmp_path / "missing.onnx"], capsys)
+    code, _, err = cli(["profile", tmp_path / "missing.onnx"], capsys)
     assert code == 2 and "no such file" in err
 
 
@@ -169,3 +169,19 @@ def test_roofline_is_cached(tmp_path, monkeypatch):
     assert len(calls) == 2
     assert prof._bound(100, 10, {"peak_macs_per_s": 1e10, "bandwidth_bytes_per_s": 1e9}) == "compute"
     assert prof._bound(100, 100, {"peak_macs_per_s": 1e10, "bandwidth_bytes_per_s": 1e9}) == "memory"
+
+
+def test_a_batchnorm_without_a_conv_before_it(capsys):
+    """DenseNet's pre-activation BN + ReLU: onnxruntime's NCHWc pass makes the BN a kernel of
+    its own named `<value>_bn_nchwc`, with the ReLU fused; both layers are named on its row."""
+    import netspec
+
+    doc = profile([ROOT / "specs" / "densenet121.net", "--input-shape", "image=1,3,64,64",
+                   "--repeat", "1", "--warmup", "0"], capsys)
+    rows = {row["node"]: row for row in doc["layers"]}
+    bn = rows["features.denseblock1.denselayer2.norm1_bn_nchwc"]
+    assert bn["layers"] == ["features.denseblock1.denselayer2.norm1", "features.denseblock1.denselayer2.relu1"]
+    assert all(row["layers"] or row["op"].startswith("Reorder") for row in doc["layers"])
+    graph = netspec.load(ROOT / "specs" / "densenet121.net", input_shapes={"image": [1, 3, 64, 64]}).check().graph
+    covered = sorted(layer for row in doc["layers"] for layer in row["layers"])
+    assert covered == sorted(node.name for node in graph if node.layer is not None)

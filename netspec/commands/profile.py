@@ -8,8 +8,14 @@ import sys
 from pathlib import Path
 
 from netspec.commands.onnx_spec import is_onnx_model
-from netspec.commands.options import (EXIT_OK, UsageError, add_lowering_options, add_spec_options,
-                                      lowering_options, network)
+from netspec.commands.options import (
+    EXIT_OK,
+    UsageError,
+    add_lowering_options,
+    add_spec_options,
+    lowering_options,
+    network,
+)
 
 
 def register(commands) -> None:
