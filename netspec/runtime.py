@@ -211,13 +211,14 @@ _NO_KERNEL = re.compile(r"Could not find an implementation for (\w+)\((\d+)\) no
 _FAILED_NODE = re.compile(r"running (\w+) node\. Name:'([^']*)'")
 
 
-def session(model, device: str = "cpu"):
+def session(model, device: str = "cpu", options=None):
     """An onnxruntime InferenceSession for a ModelProto, serialized bytes or a file path.
     A node without a kernel for its dtypes (f64 Conv on the CPU, most bf16 operators) raises
-    OnnxRuntimeError naming it."""
+    OnnxRuntimeError naming it. `options`: the onnxruntime.SessionOptions to use (netspec
+    profile's turn on the profiler), by default fresh ones."""
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
+    options = options if options is not None else ort.SessionOptions()
     options.log_severity_level = 3
     source = model if isinstance(model, (str, bytes, os.PathLike)) else model.SerializeToString()
     if isinstance(source, os.PathLike):

@@ -320,10 +320,11 @@ def _subparsers():
 def test_each_command_says_what_its_seed_seeds():
     seed = {name: action.help for name, parser in _subparsers().items()
             for action in parser._actions if "--seed" in action.option_strings}
-    assert set(seed) == {"export", "run", "features"}
+    assert set(seed) == {"export", "run", "features", "profile"}
     assert seed["export"] == "seed of the weight initialisation (default 0; ignored with --weights)"
     for command in ("run", "features"):
         assert "and of the random inputs (without --input)" in seed[command], command
+    assert "and of the random inputs it runs on" in seed["profile"]  # it takes no --input
 
 
 def _readme_synopses() -> dict[str, str]:

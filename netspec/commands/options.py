@@ -189,6 +189,8 @@ SEED_HELP = {
     "export": "seed of the weight initialisation (default 0; ignored with --weights)",
     "run": "seed of the weight initialisation (of a spec, without --weights) and of the random "
            "inputs (without --input) (default 0)",
+    "profile": "seed of the weight initialisation (of a spec, without --weights) and of the random "
+               "inputs it runs on (default 0)",
     "features": "seed of the weight initialisation (without --weights) and of the random inputs "
                 "(without --input) (default 0)",
 }
