@@ -130,3 +130,18 @@ def test_the_diff_output_is_real():
     assert result.returncode == 1, result.stderr  # 1: the networks differ
     expected = [line.rstrip() for line in quoted_output("netspec diff specs/resnet18.net specs/resnet34.net").splitlines()]
     assert [line.rstrip() for line in result.stdout.splitlines()] == expected
+
+
+def test_the_quantize_example_is_real(tmp_path):
+    """The README's `--quantize int8` example: the export writes the file, the comparison prints
+    the quoted lines (the export's time varies)."""
+    quoted = quoted_output("netspec export specs/lenet5.net -o lenet5.int8.onnx --quantize int8")
+    assert quoted.startswith("wrote lenet5.int8.onnx (71.96 KiB, opset 17, IR 8, 36 nodes) in ")
+    fp32, int8 = str(tmp_path / "lenet5.onnx"), str(tmp_path / "lenet5.int8.onnx")
+    assert run("export", "specs/lenet5.net", "-o", fp32).returncode == 0
+    export = run("export", "specs/lenet5.net", "-o", int8, "--quantize", "int8")
+    assert export.returncode == 0, export.stderr
+    assert export.stdout.startswith(f"wrote {int8} (71.96 KiB, opset 17, IR 8, 36 nodes) in ")
+    result = run("run", fp32, "--compare", int8, "--batch", "12")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == quoted[quoted.index("$ netspec run"):].splitlines()[1:3]

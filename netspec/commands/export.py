@@ -23,6 +23,19 @@ def register(commands) -> None:
     add_lowering_options(export, "export")
     export.add_argument("-o", "--output", type=output_path, required=True, metavar="FILE",
                         help="the .onnx file to write")
+    export.add_argument("--quantize", choices=["int8"], metavar="int8",
+                        help="int8 static quantization through onnxruntime.quantization: QDQ nodes, "
+                             "weights QInt8 per channel, activations QUInt8 (U8S8, what onnxruntime's "
+                             "x86 CPU kernels run fastest), ranges calibrated by MinMax")
+    export.add_argument("--calibrate", metavar="DIR",
+                        help="with --quantize: calibrate on the images (.png, .jpg, ...) or .npy/.npz "
+                             "files in DIR, one sample a file, read as `netspec run --input` reads them "
+                             "(default: seeded random inputs, with a warning)")
+    export.add_argument("--calibration-samples", type=int, metavar="N",
+                        help="with --quantize: calibrate on the first N files of DIR (default all), or "
+                             "on N random samples without --calibrate (default 16)")
+    export.add_argument("--normalize", choices=["imagenet", "none"], default="none",
+                        help="with --calibrate: normalise calibration images as `netspec run --normalize`")
     export.set_defaults(handler=run)
 
 
@@ -32,13 +45,17 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"-o {args.output}: an ONNX model is written to a file ending in .onnx "
                          f"(got {'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
                          f"-o {_onnx_name(Path(args.output))}")
+    _check_quantize_options(args)
     options = lowering_options(args)
     net = network(args)
     options = model_weights(args, options)  # an .onnx SPEC keeps its own weights
     start = time.perf_counter()
     detached: dict = {}
     with _weights_progress(net, options) as advance:
-        model = net.lowered(**options, progress=advance, detached=detached)
+        # quantize_static reads a whole model: nothing detached
+        model = net.lowered(**options, progress=advance, detached=None if args.quantize else detached)
+    if args.quantize:
+        model = _quantized(args, net, options, model)
     from netspec.runtime import save_model
 
     with status(f"writing {args.output}"):
@@ -50,6 +67,64 @@ def run(args: argparse.Namespace) -> int:
           f"{model.opset_import[0].version}, IR {model.ir_version}, "
           f"{len(model.graph.node)} nodes) in {time.perf_counter() - start:.2f} s")
     return EXIT_OK
+
+
+def _check_quantize_options(args: argparse.Namespace) -> None:
+    """--calibrate, --calibration-samples and --normalize belong to --quantize (exit 2 without it);
+    a calibration folder that is missing or not a folder is a usage error too."""
+    if not args.quantize:
+        given = [flag for flag, value in (("--calibrate", args.calibrate),
+                                          ("--calibration-samples", args.calibration_samples),
+                                          ("--normalize", args.normalize != "none")) if value]
+        if given:
+            raise UsageError(f"{given[0]} applies to --quantize int8 only; add --quantize int8 to "
+                             "export a quantized model")
+        return
+    if args.calibration_samples is not None and args.calibration_samples < 1:
+        raise UsageError(f"--calibration-samples {args.calibration_samples}: give at least 1")
+    if args.calibrate is not None:
+        folder = Path(args.calibrate)
+        if not folder.exists():
+            raise UsageError(f"--calibrate {args.calibrate}: no such folder")
+        if not folder.is_dir():
+            raise UsageError(f"--calibrate {args.calibrate}: it is a file; give the folder that holds "
+                             "the calibration images or .npy files")
+    elif args.normalize != "none":
+        raise UsageError("--normalize applies to --calibrate images; without --calibrate the "
+                         "calibration data is random")
+
+
+def _quantized(args: argparse.Namespace, net, options: dict, model):
+    """`model` quantized to int8 (netspec.quantize), calibrated on --calibrate or seeded noise."""
+    from netspec import quantize
+
+    specs = net.input_specs(options["batch"])
+    if args.calibrate is not None:
+        batches = quantize.folder_batches(Path(args.calibrate), specs, args.normalize, args.calibration_samples)
+    else:
+        samples = args.calibration_samples or quantize.DEFAULT_RANDOM_SAMPLES
+        print(quantize.RANDOM_WARNING.format(n=samples), file=sys.stderr)
+        batches = quantize.random_batches(specs, options["seed"], samples)
+    with _calibration_progress(len(batches)) as advance:
+        return quantize.quantize_int8(model, batches, advance)
+
+
+def _calibration_progress(total: int):
+    """A progress bar over calibration batches, on a terminal."""
+    import contextlib
+
+    if not color(sys.stderr):
+        return contextlib.nullcontext(None)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    @contextlib.contextmanager
+    def bar():
+        with Progress(TextColumn("calibrating"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), console=Console(stderr=True), transient=True) as progress:
+            task = progress.add_task("calibration", total=total)
+            yield lambda: progress.advance(task)
+    return bar()
 
 
 def _onnx_name(path: Path) -> str:
