@@ -8,6 +8,7 @@ CPU kernels run fastest (VPMADDUBSW multiplies unsigned by signed bytes)."""
 
 from __future__ import annotations
 
+import importlib.util
 import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
@@ -102,7 +103,9 @@ def quantize_int8(model, batches: list[dict], advance: Callable[[], None] | None
     with tempfile.TemporaryDirectory(prefix="netspec-quantize-") as tmp:
         fp32, prepared, quantized = (Path(tmp) / n for n in ("fp32.onnx", "prepared.onnx", "int8.onnx"))
         onnx.save_model(model, fp32)
-        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=False)
+        # onnxruntime's symbolic shape inference needs sympy, which onnxruntime does not install:
+        # without it, ONNX's own shape inference (every size of a netspec export is known anyway)
+        quant_pre_process(str(fp32), str(prepared), skip_symbolic_shape=importlib.util.find_spec("sympy") is None)
         quantize_static(str(prepared), str(quantized), _Reader(batches, advance),
                         quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,

@@ -133,3 +133,20 @@ def test_calibration_folder_of_images(tmp_path, capsys, fp32):
     assert code == 0, stderr
     x = np.random.default_rng(5).random((4, 1, 32, 32)).astype(np.float32)  # pixel-like, [0, 1)
     assert _cosine(_outputs(fp32, x), _outputs(out, x)) >= COSINE
+
+
+def test_quantizes_without_sympy(tmp_path, capsys, monkeypatch, fp32):
+    """onnxruntime does not install sympy, which its symbolic shape inference needs: on a machine
+    without it (a plain `pip install .`) the export quantizes with ONNX's own shape inference."""
+    import importlib.util
+    import sys
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args, **kwargs: None if name == "sympy" else real(name, *args, **kwargs))
+    monkeypatch.setitem(sys.modules, "sympy", None)  # `import sympy` raises ImportError
+    out = tmp_path / "lenet5.int8.onnx"
+    code, _, stderr = cli(["export", LENET, "-o", out, "--quantize", "int8"], capsys)
+    assert code == 0, stderr
+    x = np.random.default_rng(7).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    assert _cosine(_outputs(fp32, x), _outputs(out, x)) >= COSINE
