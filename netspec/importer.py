@@ -464,6 +464,13 @@ class _Importer:
                          f"{len(self.unsupported)} kind{'s' if len(self.unsupported) > 1 else ''} "
                          "have no netspec layer", notes=notes,
                          hint="netspec imports the layers its own export emits and PyTorch's usual patterns")
+        # the params and buffers, each just before the first layer that reads it, then the labels
+        self.labelled = list(self.layers)
+        for owned in self.owned_layers():
+            at = next((i for i, layer in enumerate(self.labelled) if owned.output in layer.inputs),
+                      len(self.labelled))
+            self.labelled.insert(at, owned)
+        self.weights = label_layers(self.labelled, self.scopes)
 
     def match_gelu(self) -> None:
         """0.5 x (1 + erf(x / sqrt 2)): Div, Erf, Add, and Mul(x, 0.5) with Mul of the two (in
@@ -1865,13 +1872,6 @@ class _Importer:
 
     def write(self, structured: bool = True) -> Imported:
         """The spec: input declarations, the layers (netspec.spec_writer), the outputs."""
-        if not hasattr(self, "weights"):
-            layers = list(self.layers)
-            for owned in self.owned_layers():  # each just before the first layer that reads it
-                at = next((i for i, layer in enumerate(layers) if owned.output in layer.inputs), len(layers))
-                layers.insert(at, owned)
-            self.all_layers = layers
-            self.weights = label_layers(layers, self.scopes)
         outputs = [o.name for o in self.graph.output]
         inputs = [i for i in self.inputs if i.name not in self.owned]
         input_names = [i.name for i in inputs]
@@ -1888,7 +1888,7 @@ class _Importer:
             if not name.isidentifier() or keyword.iskeyword(name):
                 raise _error(f"input `{name}`: netspec names a tensor with a name (letters, digits, `_`)",
                              hint="rename the model's input")
-        text = write_spec(self.name, self.all_layers, [self.declaration(info) for info in inputs], input_names,
+        text = write_spec(self.name, self.labelled, [self.declaration(info) for info in inputs], input_names,
                           {self.real(o): o for o in outputs}, structured=structured, classes=self.classes)
         return Imported(text, self.weights, len(self.layers))
 
@@ -1922,26 +1922,28 @@ def import_model(model, name: str, structured: bool = True) -> Imported:
     importer.run()
     if structured:
         imported = importer.write(structured=True)
-        if _same_names(imported):
+        if not _problems(imported):
             return imported
         # a structure the writer got wrong: the flat spec, every layer written out, checked too
         imported = importer.write(structured=False)
-        if not _same_names(imported):
-            compilation = compile_file(f"{name}.net", text=imported.text)
+        problems = _problems(imported)
+        if problems:
             raise _error("netspec import read every node but wrote a spec whose names or layers differ "
-                         "from the model's: a gap in netspec import, not in the model",
-                         notes=[d.message for d in compilation.diagnostics.errors][:5],
+                         "from the model's: a gap in netspec import, not in the model", notes=problems[:5],
                          hint="please report it with the model; `netspec run MODEL.onnx` runs the model as it is")
         return imported
     return importer.write(structured=False)
 
 
-def _same_names(imported: Imported) -> bool:
-    """Whether the spec compiles clean with exactly the weights' names as its state_dict."""
+def _problems(imported: Imported) -> list[str]:
+    """Why the spec does not come back as the model (its errors, or a state_dict whose names are
+    not the weights'); none where it compiles clean with exactly the weights' names."""
     compilation = compile_file("imported.net", text=imported.text)
     if not compilation.ok:
-        return False
-    return set(compilation.graph.state_dict_specs()) == set(imported.weights)
+        return [d.message for d in compilation.diagnostics.errors] or ["the spec does not compile"]
+    if set(compilation.graph.state_dict_specs()) != set(imported.weights):
+        return ["its state_dict's names are not the weights' names"]
+    return []
 
 
 def read_model(path) -> Any:

@@ -144,8 +144,9 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
         doc["outputs"] = [{"name": name, "layer": node, **(_type_json(graph.node(node).output) or {})}
                           for name, node in graph.outputs]
         fields = receptive_fields(graph)
-        doc["layers"] = [_row_json(r) for r in rows(graph, depth) if not r.header]
-        for row, layer in zip((r for r in rows(graph, depth) if not r.header), doc["layers"]):
+        shown = [r for r in rows(graph, depth) if not r.header]
+        doc["layers"] = [_row_json(r) for r in shown]
+        for row, layer in zip(shown, doc["layers"]):
             if row.node is None:
                 continue
             if row.node.name in fields:
@@ -156,7 +157,7 @@ def to_json(graph: Graph | None, diagnostics: list, path: str, depth: int | None
             for layer in doc["layers"]:
                 layer["flops"] = 2 * layer["macs"]
         if memory is not None:
-            for row, layer in zip((r for r in rows(graph, depth) if not r.header), doc["layers"]):
+            for row, layer in zip(shown, doc["layers"]):
                 layer["saved_bytes"], layer["live_bytes"] = memory_cells(row, memory)
         doc["totals"] = {"params": t.params, "buffers": t.buffers, "macs": t.macs,
                          "param_bytes": t.param_bytes, "activation_bytes": t.activation_bytes,

@@ -148,6 +148,7 @@ class Block:
     name: str
     params: list[str]                # after `x`
     body: list[Step]                 # labels relative to the instance
+    input: str                       # the body's value `x` (the first instance's input)
     output: str                      # the body's value the block returns
     params_from: list[tuple[int, str]] = field(default_factory=list)  # (body step, attribute) of each
 
@@ -311,7 +312,7 @@ class _Structure:
         params_from: list[tuple] = []
         vectors: dict[tuple, str] = {}
         texts: dict[tuple, str] = {}
-        taken = {re.sub(r"\W", "_", s.label) for s in body} | set(LAYERS) | _RESERVED
+        taken = {re.sub(r"\W", "_", s.label) for s in body}
         for k, name in keys:
             column = []
             for _, values in members:
@@ -336,10 +337,7 @@ class _Structure:
             if multiple:
                 texts[(k, name)] = multiple
                 continue
-            base = re.sub(r"_\d+$", "", name)
-            pname, n = base, 2
-            while pname in taken or pname in params:
-                pname, n = f"{base}_{n}", n + 1
+            pname = _fresh(re.sub(r"_\d+$", "", name), taken | set(params))
             params.append(pname)
             params_from.append((k, name))
             vectors[column] = pname
@@ -355,7 +353,7 @@ class _Structure:
             keywords.sort(key=lambda n: _KEYWORD_ORDER.index(n) if n in _KEYWORD_ORDER else len(_KEYWORD_ORDER))
             s.args = args + [f"{n}={texts[(k, n)]}" for n in keywords]
         name = self.block_name(body, [prefix for prefix, _ in members])
-        block = Block(name, params, body, steps[hi].output, params_from)
+        block = Block(name, params, body, x, steps[hi].output, params_from)
         self.blocks.append(block)
         self.block_params[name] = params
         # the instances' values for each parameter (a missing one is the attribute's default)
@@ -377,10 +375,7 @@ class _Structure:
             base = "_".join(kinds)
         else:
             base = f"block{len(self.blocks) + 1}"
-        name, n = base, 2
-        while name in taken or name in LAYERS or name in _RESERVED:
-            name, n = f"{base}_{n}", n + 1
-        return name
+        return _fresh(base, taken)
 
 
 # ---------------------------------------------------------------- runs of a module's children
@@ -437,6 +432,14 @@ def _runs(steps: list[Step], single_use, returned: str | None) -> list[Step]:
         steps = out
 
 
+def _fresh(base: str, taken) -> str:
+    """`base`, or `base_2`, `base_3`, ... the first not in `taken` (nor a keyword or layer kind)."""
+    name, n = base, 2
+    while name in taken or name in _RESERVED or name in LAYERS:
+        name, n = f"{base}_{n}", n + 1
+    return name
+
+
 def _quote(label: str) -> str:
     return label if label.isidentifier() and label not in _RESERVED else f'"{label}"'
 
@@ -460,7 +463,10 @@ class _Writer:
             steps = _runs(steps, lambda v: readers.get(v) == [0] and v not in outputs, returned)
         self.steps = steps
 
-    def bind_names(self) -> dict[str, str]:
+    def bind_names(self) -> None:
+        """Name every value a line binds: inputs and outputs, a run or instance written as a
+        chain of its own (`layer2 = layer1 -> ...`), and a value read more than once or not
+        as its reader's first input."""
         names = dict(self.sources)
         names.update(self.outputs)
         producer = {s.output: s for s in self.steps}
@@ -471,8 +477,9 @@ class _Writer:
         # a run of P's children written as `P = src -> a -> b`, an instance P as `P = src -> b(...)`:
         # its source bound, its value `P`
         self.unfolded: set[int] = set()
-        for k, s in enumerate(self.steps):
-            if ((s.kind == "seq" and s.positional) or s.kind in self.blocks) and s.label.isidentifier() and s.label not in _RESERVED and s.label not in LAYERS \
+        for s in self.steps:
+            unfoldable = (s.kind == "seq" and s.positional) or s.kind in self.blocks
+            if unfoldable and s.label.isidentifier() and s.label not in _RESERVED and s.label not in LAYERS \
                     and (s.label not in self.taken and s.output not in names or names.get(s.output) == s.label):
                 names[s.output] = s.label
                 self.taken.add(s.label)
@@ -485,17 +492,11 @@ class _Writer:
             if s.inputs and len(rs) == 1 and rs[0] == 0 and id(first_reader.get(v)) not in self.unfolded:
                 continue
             base = re.sub(r"\W", "_", s.label).strip("_") or "t"
-            if base[0].isdigit():
-                base = "t_" + base
-            name, k = base, 1
-            while name in self.taken or name in _RESERVED or name in LAYERS:
-                k += 1
-                name = f"{base}_{k}"
+            name = _fresh("t_" + base if base[0].isdigit() else base, self.taken)
             self.taken.add(name)
             names[v] = name
         self.names = names
         self.producer = producer
-        return names
 
     def stage(self, s: Step, label: str | None = None) -> str:
         """`label: kind(args)` (`label` None: the step's own), `seq { ... }` for a run."""
@@ -620,7 +621,7 @@ def write_spec(name: str, layers: list[Layer], declarations: list[str], inputs: 
     taken = names | set(inputs)
     lines = [f"network {name}", ""]
     for block in structure.blocks:
-        writer = _Writer(block.body, {_first_input(block): "x"}, {}, set(block.params) | {"x"}, structured,
+        writer = _Writer(block.body, {block.input: "x"}, {}, set(block.params) | {"x"}, structured,
                          names, returned=block.output)
         params = ", ".join(["x", *block.params])
         lines.append(f"block {block.name}({params}) {{")
@@ -632,7 +633,3 @@ def write_spec(name: str, layers: list[Layer], declarations: list[str], inputs: 
     lines += ["", "output " + ", ".join(outputs.values())]
     return "\n".join(lines) + "\n"
 
-
-def _first_input(block: Block) -> str:
-    inside = {s.output for s in block.body}
-    return next(x for s in block.body for x in s.inputs if x not in inside)

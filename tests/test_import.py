@@ -348,8 +348,9 @@ def test_a_structure_that_would_rename_falls_back_to_every_layer_written_out(mon
     model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("resnet18")]).lowered(seed=0)
     structured = import_model(model, "r18").text
     assert "block " in structured
-    real = importer._same_names
-    monkeypatch.setattr(importer, "_same_names", lambda imported: "block " not in imported.text and real(imported))
+    real = importer._problems
+    monkeypatch.setattr(importer, "_problems",
+                        lambda imported: ["structured"] if "block " in imported.text else real(imported))
     flat = import_model(model, "r18")
     assert "block " not in flat.text and '"layer4.1.conv2": conv(512, 3, padding=1, bias=false)' in flat.text
     from netspec.compiler import compile_file
@@ -364,7 +365,7 @@ def test_a_spec_that_would_not_come_back_is_an_error_not_a_file(monkeypatch):
     import netspec.importer as importer
 
     model = netspec.load(EXAMPLES[[p.stem for p in EXAMPLES].index("lenet5")]).lowered(seed=0)
-    monkeypatch.setattr(importer, "_same_names", lambda imported: False)
+    monkeypatch.setattr(importer, "_problems", lambda imported: ["names differ"])
     with pytest.raises(NetspecError) as caught:
         import_model(model, "lenet5")
     assert "a gap in netspec import" in caught.value.diagnostics[0].message

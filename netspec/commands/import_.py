@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from netspec.commands.onnx_spec import spec_name
-from netspec.commands.options import EXIT_OK, UsageError
+from netspec.commands.options import EXIT_OK, UsageError, require_file
 from netspec.files import output_path
 
 
@@ -34,8 +34,7 @@ def register(commands) -> None:
 
 def run(args: argparse.Namespace) -> int:
     model_path = Path(args.model)
-    if not model_path.is_file():
-        raise UsageError(f"cannot read `{args.model}`: " + ("it is a directory" if model_path.is_dir() else "no such file"))
+    require_file(args.model)
     output = Path(args.output) if args.output else Path(model_path.stem + ".net")
     if output.suffix.lower() != ".net" and not output.is_dir():
         suffix = output.suffix.lower()

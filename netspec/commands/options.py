@@ -253,6 +253,14 @@ def check_depth(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- compiling and reporting
 
+def require_file(path) -> None:
+    """A SPEC or MODEL argument must name a readable file: else the usage error every command gives."""
+    from pathlib import Path
+
+    if not Path(path).is_file():
+        raise UsageError(f"cannot read `{path}`: " + ("it is a directory" if Path(path).is_dir() else "no such file"))
+
+
 def compile_spec(args: argparse.Namespace):
     """Compile args.spec with its --set and --input-shape overrides; an .onnx SPEC is imported
     first. A missing spec, an unknown parameter or input name is a usage error; errors in the
@@ -263,8 +271,7 @@ def compile_spec(args: argparse.Namespace):
     from netspec.compiler import OverrideError, compile_file
 
     path = Path(args.spec)
-    if not path.is_file():
-        raise UsageError(f"cannot read `{args.spec}`: " + ("it is a directory" if path.is_dir() else "no such file"))
+    require_file(args.spec)
     command = getattr(args, "command", None)
     params = {k: parse_value(v) for k, (_, v) in pairs(args.params, "--set", command=command).items()}
     shapes = pairs(args.inputs, "--input-shape", "NAME=DIMS", command)

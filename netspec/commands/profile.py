@@ -15,6 +15,7 @@ from netspec.commands.options import (
     add_spec_options,
     lowering_options,
     network,
+    require_file,
 )
 
 
@@ -66,9 +67,7 @@ def profile(args: argparse.Namespace) -> int:
     runtime.providers_for(args.device)  # no CUDA: say so before compiling anything
     layer_info = None
     if is_onnx_model(args.spec):
-        if not Path(args.spec).is_file():
-            raise UsageError(f"cannot read `{args.spec}`: " + ("it is a directory" if Path(args.spec).is_dir()
-                                                               else "no such file"))
+        require_file(args.spec)
         check_spec_only_options(args)
         model = onnx.load(args.spec)
         specs = None

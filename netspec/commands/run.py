@@ -9,7 +9,7 @@ from pathlib import Path
 from netspec.commands.onnx_spec import is_onnx_model
 from netspec.commands.options import (EXIT_OK, UsageError, add_data_input, add_lowering_options,
                                       add_spec_options, describe_array, looks_like_shape,
-                                      lowering_options, network)
+                                      lowering_options, network, require_file)
 from netspec.files import output_path
 
 
@@ -117,9 +117,7 @@ def _load(args: argparse.Namespace, other: bool = False):
     from netspec import runtime
 
     if is_onnx_model(args.spec):  # run as it is, not imported
-        if not Path(args.spec).is_file():
-            raise UsageError(f"cannot read `{args.spec}`: " + ("it is a directory" if Path(args.spec).is_dir()
-                                                               else "no such file"))
+        require_file(args.spec)
         if not other:
             check_spec_only_options(args)
         session = runtime.session(args.spec, args.device)
