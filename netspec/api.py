@@ -19,7 +19,7 @@ from netspec.diagnostics import NetspecError, render_all
 
 # The keyword options of each method that lowers the network, for a clear TypeError naming the
 # method the user called (they pass **options on to to_onnx and lowered).
-LOWERING_OPTIONS = ("opset", "batch", "weights", "weights_prefix", "seed", "progress")
+LOWERING_OPTIONS = ("opset", "batch", "weights", "weights_prefix", "seed", "progress", "dtype", "f32_io")
 METHOD_OPTIONS = {
     "export": LOWERING_OPTIONS,
     "session": (*LOWERING_OPTIONS, "check"),
@@ -55,7 +55,8 @@ def _integer(value: Any) -> int | None:
         return None
 
 
-def _check_options(opset: Any = None, batch: Any = None, seed: Any = 0, weights_prefix: Any = None) -> None:
+def _check_options(opset: Any = None, batch: Any = None, seed: Any = 0, weights_prefix: Any = None,
+                   dtype: Any = None, f32_io: Any = False) -> None:
     """The lowering options' types and ranges, checked before anything is computed (seeded
     weights of a large model take seconds): TypeError for the wrong type, ValueError for a
     value out of range, as the command line refuses them (exit 2)."""
@@ -82,6 +83,12 @@ def _check_options(opset: Any = None, batch: Any = None, seed: Any = 0, weights_
         raise TypeError("weights_prefix must be a mapping of old prefix to new, e.g. "
                         f'{{"module.": ""}} to drop the prefix nn.DataParallel adds; got '
                         f"{weights_prefix!r} ({type(weights_prefix).__name__})")
+    if dtype not in (None, "f16", "bf16"):
+        raise ValueError(f"dtype {dtype!r}: \"f16\" or \"bf16\" converts the f32 network (None keeps its "
+                         "declared dtypes)")
+    if f32_io and dtype is None:
+        raise ValueError("f32_io keeps a converted model's inputs and outputs f32; give dtype=\"f16\" "
+                         "(or \"bf16\") too")
 
 
 class Network:
@@ -154,27 +161,44 @@ class Network:
 
     def to_onnx(self, opset: int | None = None, batch: int | None = None,
                 weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
-                check: bool = True, weights_prefix: Mapping[str, str] | None = None):
+                check: bool = True, weights_prefix: Mapping[str, str] | None = None,
+                dtype: str | None = None, f32_io: bool = False):
         """The onnx.ModelProto, validated by onnx.checker (full check) unless `check` is false.
-        `progress(elements)` is called as seeded weights are generated."""
+        `progress(elements)` is called as seeded weights are generated. `dtype` "f16" or
+        "bf16": weights and compute converted to it (netspec.precision), the inputs and outputs
+        too unless `f32_io`."""
         from netspec.runtime import serialize
 
-        model = self.lowered(opset, batch, weights, seed, progress, weights_prefix=weights_prefix)
+        model = self.lowered(opset, batch, weights, seed, progress, weights_prefix=weights_prefix,
+                             dtype=dtype, f32_io=f32_io)
         if check:
             self._checked(serialize, model)
         return model
 
     def lowered(self, opset: int | None = None, batch: int | None = None,
                 weights: str | Path | Mapping | None = None, seed: int = 0, progress=None,
-                detached: dict | None = None, weights_prefix: Mapping[str, str] | None = None):
+                detached: dict | None = None, weights_prefix: Mapping[str, str] | None = None,
+                dtype: str | None = None, f32_io: bool = False):
         """The unchecked onnx.ModelProto; with a `detached` dict, its large weights are left
-        out of it and put there instead (see netspec.lower.lower), for netspec.runtime.save_model."""
+        out of it and put there instead (see netspec.lower.lower), for netspec.runtime.save_model.
+        `dtype`, `f32_io`: as to_onnx's (a converted model keeps its weights inside)."""
         from netspec.lower import DEFAULT_OPSET, lower
 
-        _check_options(opset, batch, seed, weights_prefix)
-        return lower(self.check().graph, self.weights(weights, seed, progress, weights_prefix),
-                     DEFAULT_OPSET if opset is None else _integer(opset),
-                     None if batch is None else _integer(batch), detached)
+        _check_options(opset, batch, seed, weights_prefix, dtype, f32_io)
+        graph = self.check().graph
+        if dtype is not None:
+            from netspec import precision
+
+            precision.check_convertible(graph, dtype)
+            opset = precision.default_opset(dtype) if opset is None else opset
+        model = lower(graph, self.weights(weights, seed, progress, weights_prefix),
+                      DEFAULT_OPSET if opset is None else _integer(opset),
+                      None if batch is None else _integer(batch), None if dtype else detached)
+        if dtype is None:
+            return model
+        from netspec import precision
+
+        return precision.convert(model, graph, dtype, f32_io).model
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);
@@ -216,9 +240,10 @@ class Network:
         except runtime.OnnxRuntimeError as exc:
             raise self.locate(exc) from None
 
-    def input_specs(self, batch: int | None = None) -> list:
+    def input_specs(self, batch: int | None = None, dtype: str | None = None) -> list:
         """The inputs as netspec.runtime.InputSpec (name, shape, layout, numpy dtype), the
-        batch fixed to `batch` when given."""
+        batch fixed to `batch` when given; with `dtype`, the f32 ones in that dtype (those of
+        the model converted to it)."""
         from netspec.lower import NUMPY_DTYPES
         from netspec.runtime import InputSpec
 
@@ -227,17 +252,19 @@ class Network:
         for name in graph.inputs:
             t = graph.node(name).output
             shape = tuple(batch if (batch and i == t.layout.batch) else d for i, d in enumerate(t.shape))
-            specs.append(InputSpec(name, shape, t.layout.axes, NUMPY_DTYPES[t.dtype]))
+            declared = dtype if dtype is not None and t.dtype == "f32" else t.dtype
+            specs.append(InputSpec(name, shape, t.layout.axes, NUMPY_DTYPES[declared]))
         return specs
 
     def feeds(self, inputs: Mapping[str, Any] | Any | None = None, seed: int = 0,
-              batch: int | None = None) -> dict:
+              batch: int | None = None, dtype: str | None = None) -> dict:
         """onnxruntime feeds for this network: `inputs` checked and converted to the declared
-        dtypes (see netspec.runtime.feeds), or seeded random values of them when None."""
+        dtypes (see netspec.runtime.feeds), or seeded random values of them when None; with
+        `dtype`, for the model converted to it (input_specs)."""
         from netspec.runtime import feeds
 
-        _check_options(batch=batch, seed=seed)
-        return feeds(self.input_specs(batch), inputs, seed, batch)
+        _check_options(batch=batch, seed=seed, dtype=dtype)
+        return feeds(self.input_specs(batch, dtype), inputs, seed, batch)
 
     def run(self, inputs: Mapping[str, Any] | Any | None = None, device: str = "cpu", **options: Any) -> dict:
         """Run the network: `inputs` maps input names to arrays (or is one array for a
@@ -249,7 +276,8 @@ class Network:
 
         _takes("run", options, ("inputs", "device"))
         sess = self.session(device, **options)
-        feeds = self.feeds(inputs, options.get("seed", 0), options.get("batch"))
+        converted = None if options.get("f32_io") else options.get("dtype")
+        feeds = self.feeds(inputs, options.get("seed", 0), options.get("batch"), converted)
         try:
             results = runtime.run(sess, feeds)
         except runtime.OnnxRuntimeError as exc:

@@ -36,6 +36,13 @@ def register(commands) -> None:
                              "on N random samples without --calibrate (default 16)")
     export.add_argument("--normalize", choices=["imagenet", "none"], default="none",
                         help="with --calibrate: normalise calibration images as `netspec run --normalize`")
+    export.add_argument("--dtype", choices=["f16", "bf16"],
+                        help="weights and compute in f16 or bf16, converted by onnxruntime's float16 "
+                             "converter; the layers that need f32 for accuracy (softmax, the statistics "
+                             "of layer and group norms, ...) stay f32 behind Casts, and the export says "
+                             "which, and which layers onnxruntime has no kernel for in that dtype here")
+    export.add_argument("--f32-io", action="store_true",
+                        help="with --dtype: the inputs and outputs stay f32, cast inside the model")
     export.set_defaults(handler=run)
 
 
@@ -46,16 +53,28 @@ def run(args: argparse.Namespace) -> int:
                          f"(got {'`' + suffix + '`' if suffix else 'no suffix'}); write e.g. "
                          f"-o {_onnx_name(Path(args.output))}")
     _check_quantize_options(args)
+    _check_dtype_options(args)
     options = lowering_options(args)
     net = network(args)
     options = model_weights(args, options)  # an .onnx SPEC keeps its own weights
+    if args.dtype:
+        from netspec import precision
+
+        precision.check_convertible(net.graph, args.dtype)
+        if options["opset"] is None:
+            options["opset"] = precision.default_opset(args.dtype)
     start = time.perf_counter()
     detached: dict = {}
+    converts = args.quantize or args.dtype
     with _weights_progress(net, options) as advance:
-        # quantize_static reads a whole model: nothing detached
-        model = net.lowered(**options, progress=advance, detached=None if args.quantize else detached)
+        # quantize_static and the float16 converter read a whole model: nothing detached
+        model = net.lowered(**options, progress=advance, detached=None if converts else detached)
     if args.quantize:
         model = _quantized(args, net, options, model)
+    notes: list[str] = []
+    if args.dtype:
+        with status(f"converting to {args.dtype}"):
+            model, notes = _converted(args, net, model)
     from netspec.runtime import save_model
 
     with status(f"writing {args.output}"):
@@ -66,7 +85,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {', '.join(map(str, files))} ({human_bytes(size)}, opset "
           f"{model.opset_import[0].version}, IR {model.ir_version}, "
           f"{len(model.graph.node)} nodes) in {time.perf_counter() - start:.2f} s")
+    for note in notes:
+        print(note, file=sys.stderr if note.startswith("warning") else sys.stdout)
     return EXIT_OK
+
+
+def _check_dtype_options(args: argparse.Namespace) -> None:
+    if args.f32_io and not args.dtype:
+        raise UsageError("--f32-io keeps a converted model's inputs and outputs f32; add --dtype f16 "
+                         "(or bf16) to convert")
+    if args.dtype and args.quantize:
+        raise UsageError(f"--dtype {args.dtype} and --quantize int8 are two precisions; choose one")
+
+
+def _converted(args: argparse.Namespace, net, model) -> tuple:
+    """`model` in args.dtype (netspec.precision), and what to tell of it: the layers kept in f32,
+    and per device the layers onnxruntime has no kernel for in that dtype."""
+    from netspec import precision
+
+    kinds = precision.layer_kinds(net.graph)
+    converted = precision.convert(model, net.graph, args.dtype, args.f32_io)
+    notes = [precision.describe_kept(converted.kept, args.dtype)]
+    for device in precision.devices():
+        gaps = precision.kernel_gaps(converted.model, args.dtype, device)
+        if gaps:
+            notes.append(precision.describe_gaps(gaps, kinds, args.dtype, device))
+    return converted.model, notes
 
 
 def _check_quantize_options(args: argparse.Namespace) -> None:
