@@ -31,6 +31,14 @@ parameter names, so both sides can carry the very same weights.
 7. Fused attention: ONNX's Attention (opset 23) against the MatMul, Softmax, MatMul netspec
    emits, at ViT-B/16's and Swin-T's attention shapes (bench/fused_attention.py): whether netspec
    should lower to the fused operator.
+8. Lower precisions (bench/precision_speed.py): `export --quantize int8` and `--dtype f16
+   --f32-io` against f32 for resnet50, mobilenet_v2 and efficientnet_b0 at batch 1, onnxruntime
+   on the CPU (and f16 on CUDA where onnxruntime-gpu is), interleaved in one process, with the
+   accuracy of each beside its speed. Target (issue 16): int8 resnet50 at least 2x faster than
+   f32, cosine >= 0.99.
+
+`--only 8` (any subset) refreshes those sections in the existing RESULTS.md and keeps the others,
+each refreshed section saying when and how it was measured.
 
 Whole-process figures are medians of runs interleaved round-robin (the order rotates every
 round, output discarded); in-process figures are medians after a warm-up call.
@@ -68,6 +76,7 @@ CHECK_MODELS = ("alexnet", "resnet50", "efficientnet_b0")
 EXPORT_MODELS = ("alexnet", "resnet50")
 INFER_MODELS = ("alexnet", "resnet50", "vit_b_16", "swin_t")
 SCALES = (100, 1_000, 10_000)
+ALL = (1, 2, 3, 4, 5, 6, 7, 8)
 # the zoo's largest specs: by layers (efficientnet_b7, densenet201, resnet152) and by parameters
 # (regnet_y_128gf, 645 M), and a 3-D one (s3d)
 ZOO_MODELS = ("efficientnet_b7", "regnet_y_128gf", "densenet201", "resnet152", "s3d")
@@ -629,6 +638,48 @@ def bench_fused_attention(s: Settings) -> Section:
     return sec
 
 
+def bench_precision(s: Settings, targets: list[Target]) -> Section:
+    import onnxruntime as ort
+    import precision_speed
+
+    from netspec.precision import devices
+
+    sec = Section("8. Lower precisions: int8 and f16 against f32")
+    runs = 20 if s.quick else 150
+    tables = []
+    for device in devices():
+        log(f"[8] {', '.join(precision_speed.MODELS)} on {device}: {runs} interleaved runs each")
+        results = {name: precision_speed.measure(name, runs, device, log) for name in precision_speed.MODELS}
+        tables.append((device, results))
+    sec.lines += [
+        f"onnxruntime {ort.__version__}, batch 1, the models' sessions run alternately in one process, median "
+        f"of {runs} runs each (bench/precision_speed.py). int8: `export --quantize int8` (onnxruntime's static "
+        f"QDQ quantization, weights QInt8 per channel, activations QUInt8, MinMax), calibrated on "
+        f"{precision_speed.CALIBRATION_SAMPLES} seeded inputs; f16: `export --dtype f16 --f32-io`. Accuracy "
+        f"against the f32 model over {precision_speed.EVAL_SAMPLES} other seeded inputs, with two sets of "
+        "weights, neither trained (this machine has no trained weights): netspec's seeded ones (PyTorch's "
+        "initialisation, batch norms at mean 0 and variance 1, which leave the logits almost the same for "
+        "every input: the last layer's bias dominates them, and the plain cosine is flattering), and the same "
+        "with each batch norm's statistics measured on seeded inputs, layer after layer, so activations keep "
+        "their scale through the depth, as a trained network's do. The input-dependent part's cosine compares "
+        "each output less the f32 outputs' mean over the inputs: the differences between inputs that a "
+        "classifier acts on. Top-1 agreement is of the measured-statistics models.",
+    ]
+    for device, results in tables:
+        sec.lines += ["", f"**{device.upper() if device == 'cuda' else 'CPU'}**", "", *precision_speed.HEADER,
+                      *precision_speed.rows(results)]
+    cpu = dict(tables)["cpu"]["resnet50"]
+    speedup = cpu["ms"]["f32"] / cpu["ms"]["int8"]
+    seeded, measured = cpu["seeded"]["int8"]["cosine"], cpu["measured"]["int8"]["cosine"]
+    targets.append(Target("int8 resnet50 at least 2x faster than f32 (onnxruntime CPU, batch 1)",
+                          f"{speedup:.2f}x ({cpu['ms']['int8']:.1f} ms against {cpu['ms']['f32']:.1f} ms)",
+                          speedup >= precision_speed.TARGET_SPEEDUP))
+    targets.append(Target("int8 resnet50 cosine to f32 >= 0.99 (lowest over the inputs)",
+                          f"{seeded:.5f} with seeded weights; {measured:.5f} with measured batch-norm statistics",
+                          min(seeded, measured) >= precision_speed.TARGET_COSINE))
+    return sec
+
+
 # ----------------------------------------------------------------------------- the report
 
 
@@ -658,6 +709,36 @@ def render(s: Settings, info, targets: list[Target], sections: list[Section], el
     for sec in sections:
         lines += ["", f"## {sec.title}", "", *sec.lines]
     return "\n".join(lines) + "\n"
+
+
+def _section_key(title: str) -> str:
+    """A section's number (`8` of `8. Lower precisions: ...`), or its whole title (`Targets`)."""
+    number = title.split(".", 1)[0]
+    return number if number.isdigit() else title
+
+
+def refreshed(old: str, info, targets: list[Target], sections: list[Section], command: str) -> str:
+    """`old` (a RESULTS.md) with `sections` put in place of those of the same number (or added
+    in order), each saying when, on what commit and under what load it was measured, and the
+    targets table's rows of `targets` replaced or added; the rest kept as it was."""
+    facts = dict(info)
+    header, *parts = old.split("\n## ")
+    chunks = {_section_key(part.split("\n", 1)[0]): "## " + part for part in parts}
+    table_rows = {t.name: f"| {t.name} | {t.figure} | {'PASS' if t.ok else 'MISS'} |" for t in targets}
+    for key, chunk in list(chunks.items()):
+        if key == "Targets":
+            lines = chunk.rstrip("\n").split("\n")
+            kept = [line for line in lines if line.split(" | ")[0].removeprefix("| ") not in table_rows]
+            chunks[key] = "\n".join(kept + list(table_rows.values())) + "\n"
+    for sec in sections:
+        number = _section_key(sec.title)
+        note = (f"(Refreshed alone by `{command}` on {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, "
+                f"netspec {facts['netspec']}, load average {facts['load average at start (1, 5, 15 min)']} at the "
+                f"start and {facts['load average at end (1, 5, 15 min)']} at the end; the other sections are from "
+                "the run described at the top.)")
+        chunks[number] = "\n".join([f"## {sec.title}", "", note, "", *sec.lines]) + "\n"
+    order = sorted(chunks, key=lambda k: (k.isdigit(), int(k) if k.isdigit() else 0))
+    return header.rstrip("\n") + "\n\n" + "\n".join(chunks[k].rstrip("\n") + "\n" for k in order)
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -692,7 +773,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (about 2 minutes)")
     parser.add_argument("--output", type=Path, default=BENCH / "RESULTS.md")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="which benchmarks, e.g. 1,5 (default: all)")
+    parser.add_argument("--only", default=",".join(map(str, ALL)),
+                        help="which benchmarks, e.g. 1,5 (default: all); with a subset, the other sections "
+                             "of an existing --output file are kept")
     args = parser.parse_args()
     s = settings(args.quick)
     only = {int(x) for x in args.only.split(",") if x.strip()}
@@ -705,7 +788,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         steps = {1: lambda: bench_check(s, targets), 2: lambda: bench_scaling(s, targets, tmp),
                  3: lambda: bench_export(s, targets, tmp), 4: lambda: bench_inference(s, targets),
-                 5: lambda: bench_startup(s), 6: lambda: bench_zoo(s, targets), 7: lambda: bench_fused_attention(s)}
+                 5: lambda: bench_startup(s), 6: lambda: bench_zoo(s, targets), 7: lambda: bench_fused_attention(s),
+                 8: lambda: bench_precision(s, targets)}
         for number, step in steps.items():
             if number in only:
                 t0 = time.perf_counter()
@@ -717,8 +801,11 @@ def main() -> None:
     elapsed = time.perf_counter() - start
     info.append(("load average at end (1, 5, 15 min)", ", ".join(f"{x:.2f}" for x in os.getloadavg())))
     command = "python bench/run_all.py" + (" --quick" if args.quick else "") + (
-        f" --only {args.only}" if only != {1, 2, 3, 4, 5, 6, 7} else "")
-    text = render(s, info, targets, sections, elapsed, command)
+        f" --only {args.only}" if only != set(ALL) else "")
+    if only != set(ALL) and args.output.exists():
+        text = refreshed(args.output.read_text(encoding="utf-8"), info, targets, sections, command)
+    else:
+        text = render(s, info, targets, sections, elapsed, command)
     write_atomically(args.output, text)
     print(text)
     log(f"wrote {rel(args.output.resolve())} in {elapsed:.0f} s")

@@ -208,7 +208,7 @@ def describe_kept(kept: Mapping[str, list[str]], dtype: str) -> str:
     """What stays f32: `kept in f32 for accuracy: 25 layernorm (statistics over the
     activations), 12 multihead_attention (their softmax)`."""
     if not kept:
-        return f"{dtype}: every layer computes in {dtype}"
+        return f"no layer kept in f32: every layer computes in {dtype}"
     parts = []
     for kind, names in kept.items():
         why = KEPT_KINDS.get(kind, "their softmax" if len(names) > 1 else "its softmax")

@@ -76,7 +76,7 @@ def test_f16_export_checks_runs_and_stays_close(tmp_path, capsys, spec):
     code, stdout, stderr = cli(["export", spec, "-o", out, "--dtype", "f16"], capsys)
     assert code == 0, stderr
     assert f"wrote {out}" in stdout
-    assert "every layer computes in f16" in stdout  # no softmax or norm of statistics here
+    assert "no layer kept in f32: every layer computes in f16" in stdout  # no softmax or norm of statistics here
     model = onnx.load(out)
     onnx.checker.check_model(model, full_check=True)
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16

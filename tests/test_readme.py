@@ -145,3 +145,25 @@ def test_the_quantize_example_is_real(tmp_path):
     result = run("run", fp32, "--compare", int8, "--batch", "12")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == quoted[quoted.index("$ netspec run"):].splitlines()[1:3]
+
+
+def test_the_dtype_examples_are_real(tmp_path):
+    """The README's `--dtype` examples: what the exports print (but their times) and the f16
+    model's comparison, line for line."""
+    block = quoted_output("netspec export specs/vit_b_16.net -o vit_b_16.f16.onnx --dtype f16 --f32-io")
+    lines = block.splitlines()
+    vit, resnet = str(tmp_path / "vit_b_16.f16.onnx"), str(tmp_path / "resnet18.bf16.onnx")
+
+    def without_time(text: str) -> list[str]:
+        return [re.sub(r" in [\d.]+ s$", "", line) for line in text.splitlines()]
+
+    export = run("export", "specs/vit_b_16.net", "-o", vit, "--dtype", "f16", "--f32-io")
+    assert export.returncode == 0, export.stderr
+    assert without_time(export.stdout.replace(vit, "vit_b_16.f16.onnx")) == without_time("\n".join(lines[0:3]))
+    compare = run("run", "specs/vit_b_16.net", "--compare", vit, "--batch", "4")
+    assert compare.returncode == 0, compare.stderr
+    assert compare.stdout.splitlines() == lines[4:6]
+    export = run("export", "specs/resnet18.net", "-o", resnet, "--dtype", "bf16")
+    assert export.returncode == 0, export.stderr
+    assert without_time(export.stdout.replace(resnet, "resnet18.bf16.onnx")) == without_time("\n".join(lines[7:9]))
+    assert export.stderr.splitlines() == lines[9:10]
