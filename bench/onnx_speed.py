@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import gc
 import io
 import os
 import platform
@@ -137,20 +138,30 @@ def fmt_ops(counts: collections.Counter) -> str:
     return ", ".join(f"{op} {n}" for op, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def time_interleaved(run_a, run_b, runs: int, warmup: int) -> tuple[list[float], list[float]]:
-    """Latencies of a and b, alternated call by call (which goes first flips every round)."""
+def time_round_robin(fns: dict, runs: int, warmup: int, collect: bool = False) -> dict[str, list[float]]:
+    """Latencies of each call, run round-robin, the order rotating every round (for two, which
+    goes first flips); `collect`: a garbage collection before each call, outside its time."""
+    names = list(fns)
     for _ in range(warmup):
-        run_a()
-        run_b()
-    times_a, times_b = [], []
+        for name in names:
+            fns[name]()
+    times: dict[str, list[float]] = {name: [] for name in names}
     clock = time.perf_counter
     for i in range(runs):
-        order = ((run_a, times_a), (run_b, times_b)) if i % 2 == 0 else ((run_b, times_b), (run_a, times_a))
-        for fn, out in order:
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            if collect:
+                gc.collect()
             start = clock()
-            fn()
-            out.append(clock() - start)
-    return times_a, times_b
+            fns[name]()
+            times[name].append(clock() - start)
+    return times
+
+
+def time_interleaved(run_a, run_b, runs: int, warmup: int) -> tuple[list[float], list[float]]:
+    """Latencies of a and b, alternated call by call (which goes first flips every round)."""
+    times = time_round_robin({"a": run_a, "b": run_b}, runs, warmup)
+    return times["a"], times["b"]
 
 
 def main() -> None:

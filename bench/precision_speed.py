@@ -90,22 +90,6 @@ def signal_weights(net, samples: int = 8, seed: int = 0) -> dict[str, np.ndarray
     return weights
 
 
-def interleaved(fns: dict, runs: int, warmup: int) -> dict[str, float]:
-    """Median seconds of each call, run round-robin with the order rotating every round."""
-    names = list(fns)
-    for _ in range(warmup):
-        for name in names:
-            fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(runs):
-        k = i % len(names)
-        for name in names[k:] + names[:k]:
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(values) for name, values in times.items()}
-
-
 def variants(net, weights: dict, device: str) -> dict:
     """The models compared, as onnx.ModelProto at batch 1: f32, int8 (on the CPU: onnxruntime's
     QDQ kernels are its CPU's) and f16 with f32 inputs and outputs."""
@@ -148,9 +132,11 @@ def measure(name: str, runs: int, device: str = "cpu", log=lambda message: None)
         outputs = {variant: [s.run(None, feed)[0] for feed in samples] for variant, s in sessions.items()}
         result[setting] = {variant: accuracy(outputs["f32"], got) for variant, got in outputs.items() if variant != "f32"}
     feed = samples[0]
-    medians = interleaved({variant: (lambda s=s: s.run(None, feed)) for variant, s in sessions.items()},
-                          runs, warmup=max(2, runs // 10))
-    result["ms"] = {variant: seconds * 1e3 for variant, seconds in medians.items()}
+    import onnx_speed
+
+    times = onnx_speed.time_round_robin({variant: (lambda s=s: s.run(None, feed)) for variant, s in sessions.items()},
+                                        runs, warmup=max(2, runs // 10))
+    result["ms"] = {variant: statistics.median(values) * 1e3 for variant, values in times.items()}
     return result
 
 

@@ -167,22 +167,6 @@ def timed(fn, runs: int, warmup: int = 1) -> list[float]:
     return out
 
 
-def interleaved_calls(fns: dict[str, callable], runs: int, warmup: bool) -> dict[str, list[float]]:
-    names = list(fns)
-    if warmup:
-        for name in names:
-            fns[name]()
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for i in range(runs):
-        k = i % len(names)
-        for name in names[k:] + names[:k]:
-            gc.collect()
-            start = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
 def rel(path: Path) -> str:
     try:
         return str(path.relative_to(ROOT))
@@ -438,7 +422,7 @@ def bench_export(s: Settings, targets: list[Target], tmp: Path) -> Section:
         fns = {"netspec": run_netspec}
         fns.update({label: torch_export(flag) for label, flag in exporters.items()})
         log(f"[3] export {name}: {', '.join(fns)} x {s.export_runs}")
-        times = interleaved_calls(fns, s.export_runs, s.export_warmup)
+        times = onnx_speed.time_round_robin(fns, s.export_runs, int(s.export_warmup), collect=True)
         sizes = {label: sum(p.stat().st_size for p in out.iterdir()
                             if p.name.startswith("netspec" if label == "netspec" else f"torch_{exporters[label]}"))
                  for label in fns}
