@@ -191,14 +191,18 @@ class Network:
 
             precision.check_convertible(graph, dtype)
             opset = precision.default_opset(dtype) if opset is None else opset
+        held = detached if detached is not None or dtype is None else {}
         model = lower(graph, self.weights(weights, seed, progress, weights_prefix),
                       DEFAULT_OPSET if opset is None else _integer(opset),
-                      None if batch is None else _integer(batch), None if dtype else detached)
+                      None if batch is None else _integer(batch), held)
         if dtype is None:
             return model
         from netspec import precision
 
-        return precision.convert(model, graph, dtype, f32_io).model
+        converted = precision.convert(model, graph, dtype, f32_io, held).model
+        if detached is None:
+            precision.embed(converted, held)
+        return converted
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);

@@ -81,15 +81,24 @@ def layer_kinds(graph) -> dict[str, str]:
     return {node.name: node.kind for node in graph if node.layer is not None}
 
 
-def convert(model, graph, dtype: str, f32_io: bool = False) -> Converted:
-    """`model` (the f32 onnx.ModelProto of netspec `graph`, with its weights inside) in `dtype`
-    (f16 or bf16). `f32_io`: inputs and outputs stay f32, cast inside the model. A layer whose
-    ONNX operator takes no `dtype` at the model's opset is an error located at the layer."""
+def convert(model, graph, dtype: str, f32_io: bool = False, detached: dict | None = None) -> Converted:
+    """`model` (the f32 onnx.ModelProto of netspec `graph`) in `dtype` (f16 or bf16), converted
+    in place. `f32_io`: inputs and outputs stay f32, cast inside the model. `detached`: the
+    arrays of the initializers the model holds no bytes for (netspec.lower.lower(...,
+    detached=)); they come back converted in it, the model again without their bytes (so a
+    model past protobuf's 2 GB converts: the converter gets onnx's shape inference done on the
+    model without them, not its own on the whole). A layer whose ONNX operator takes no `dtype`
+    at the model's opset is an error located at the layer."""
+    import onnx
+    from onnx import numpy_helper
     from onnxruntime.transformers.float16 import DEFAULT_OP_BLOCK_LIST, convert_float_to_float16
     from onnxruntime.transformers.onnx_model import OnnxModel
 
+    from netspec.runtime import declared_as_inputs
+
     if dtype not in DTYPES:
         raise ValueError(f"dtype {dtype!r}: one of {', '.join(DTYPES)}")
+    detached = {} if detached is None else detached
     kinds = layer_kinds(graph)
     kept_nodes = [n.name for n in model.graph.node if kinds.get(layer_of(n.name)) in KEPT_KINDS]
     kept: dict[str, list[str]] = defaultdict(list)
@@ -98,8 +107,17 @@ def convert(model, graph, dtype: str, f32_io: bool = False) -> Converted:
         if (node.name in kept_nodes or node.op_type in KEPT_OPS) and layer in kinds \
                 and layer not in kept[kinds[layer]]:
             kept[kinds[layer]].append(layer)
-    originals = {t.name: t for t in model.graph.initializer} if dtype == "bf16" else {}
-    converted = convert_float_to_float16(model, keep_io_types=f32_io,
+    inferred = onnx.shape_inference.infer_shapes(declared_as_inputs(model, detached))
+    model.graph.value_info.extend(v for v in inferred.graph.value_info if v.name not in detached)
+    originals = {}
+    if dtype == "bf16":  # the converter rewrites the tensors in place
+        originals = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer
+                     if t.data_type == onnx.TensorProto.FLOAT and t.name not in detached}
+        originals.update(detached)
+    for tensor in model.graph.initializer:
+        if tensor.name in detached:
+            tensor.raw_data = detached[tensor.name].tobytes()
+    converted = convert_float_to_float16(model, keep_io_types=f32_io, disable_shape_infer=True,
                                          op_block_list=[*DEFAULT_OP_BLOCK_LIST, *KEPT_OPS],
                                          node_block_list=kept_nodes)
     # the converter adds the input Casts after the nodes that read them
@@ -107,7 +125,19 @@ def convert(model, graph, dtype: str, f32_io: bool = False) -> Converted:
     if dtype == "bf16":
         _retype_bf16(converted, originals)
     _check_schemas(converted, graph, dtype)
+    for tensor in converted.graph.initializer:
+        if tensor.name in detached:
+            detached[tensor.name] = numpy_helper.to_array(tensor)
+            tensor.ClearField("raw_data")
+            tensor.ClearField("int32_data")
     return Converted(converted, dict(kept))
+
+
+def embed(model, detached: dict) -> None:
+    """Put the bytes of the `detached` arrays back into `model`'s initializers of their names."""
+    for tensor in model.graph.initializer:
+        if tensor.name in detached:
+            tensor.raw_data = detached[tensor.name].tobytes()
 
 
 def _types(model) -> dict[str, int]:
@@ -148,7 +178,7 @@ def _check_schemas(model, graph, dtype: str) -> None:
 
 def _retype_bf16(model, originals: Mapping) -> None:
     """Every f16 tensor of the converted `model` made bf16, in place; initializers rounded from
-    their f32 values in `originals` (by name) where there are some."""
+    their f32 arrays in `originals` (by name) where there are some."""
     import ml_dtypes
     from onnx import TensorProto, numpy_helper
 
@@ -158,8 +188,8 @@ def _retype_bf16(model, originals: Mapping) -> None:
             value.type.tensor_type.elem_type = TensorProto.BFLOAT16
     for tensor in graph.initializer:
         if tensor.data_type == TensorProto.FLOAT16:
-            source = originals.get(tensor.name, tensor)
-            values = numpy_helper.to_array(source).astype(np.float32)
+            source = originals[tensor.name] if tensor.name in originals else numpy_helper.to_array(tensor)
+            values = np.asarray(source, dtype=np.float32)
             tensor.CopyFrom(numpy_helper.from_array(values.astype(ml_dtypes.bfloat16), tensor.name))
     for node in graph.node:
         for attribute in node.attribute:

@@ -71,17 +71,26 @@ def _check_structure(model, detached: Mapping[str, np.ndarray]) -> None:
     inputs of the same type and shape: all the checker and its shape inference read of them
     (their values are the weights, already checked against the graph by netspec.weights)."""
     import onnx
+
+    onnx.checker.check_model(declared_as_inputs(model, detached).SerializeToString(), full_check=True)
+
+
+def declared_as_inputs(model, detached: Mapping[str, np.ndarray]):
+    """A copy of `model` whose detached initializers are graph inputs of the same type and
+    shape: what onnx's checker and shape inference read of them, with no bytes to serialise
+    (the copy is cheap: the detached tensors carry none)."""
+    import onnx
     from onnx import helper
 
-    checked = onnx.ModelProto()
-    checked.CopyFrom(model)  # cheap: the detached tensors carry no bytes
-    initializers = checked.graph.initializer
+    light = onnx.ModelProto()
+    light.CopyFrom(model)
+    initializers = light.graph.initializer
     for i in reversed(range(len(initializers))):
         tensor = initializers[i]
         if tensor.name in detached:
-            checked.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
+            light.graph.input.append(helper.make_tensor_value_info(tensor.name, tensor.data_type, tensor.dims))
             del initializers[i]
-    onnx.checker.check_model(checked.SerializeToString(), full_check=True)
+    return light
 
 
 def _key(field: int) -> bytes:

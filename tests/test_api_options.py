@@ -88,7 +88,7 @@ def test_numpy_integers_are_integers(net, tmp_path):
 
 @pytest.mark.parametrize("method, call, takes", [
     ("run", lambda n: n.run(np.zeros((1, 1, 32, 32), np.float32), devise="cpu"),
-     "`inputs`, `device`, `opset`, `batch`, `weights`, `weights_prefix`, `seed`, `progress`, `check`"),
+     "`inputs`, `device`, `opset`, `batch`, `weights`, `weights_prefix`, `seed`, `progress`, `dtype`, `f32_io`, `check`"),
     ("session", lambda n: n.session("cpu", sed=1), "`device`, `opset`"),
     ("export", lambda n: n.export("m.onnx", opst=18), "`path`, `opset`"),
 ])

@@ -65,16 +65,15 @@ def run(args: argparse.Namespace) -> int:
             options["opset"] = precision.default_opset(args.dtype)
     start = time.perf_counter()
     detached: dict = {}
-    converts = args.quantize or args.dtype
     with _weights_progress(net, options) as advance:
-        # quantize_static and the float16 converter read a whole model: nothing detached
-        model = net.lowered(**options, progress=advance, detached=None if converts else detached)
+        # quantize_static reads a whole model: nothing detached
+        model = net.lowered(**options, progress=advance, detached=None if args.quantize else detached)
     if args.quantize:
         model = _quantized(args, net, options, model)
     notes: list[str] = []
     if args.dtype:
         with status(f"converting to {args.dtype}"):
-            model, notes = _converted(args, net, model)
+            model, notes = _converted(args, net, model, detached)
     from netspec.runtime import save_model
 
     with status(f"writing {args.output}"):
@@ -98,13 +97,13 @@ def _check_dtype_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--dtype {args.dtype} and --quantize int8 are two precisions; choose one")
 
 
-def _converted(args: argparse.Namespace, net, model) -> tuple:
+def _converted(args: argparse.Namespace, net, model, detached: dict) -> tuple:
     """`model` in args.dtype (netspec.precision), and what to tell of it: the layers kept in f32,
     and per device the layers onnxruntime has no kernel for in that dtype."""
     from netspec import precision
 
     kinds = precision.layer_kinds(net.graph)
-    converted = precision.convert(model, net.graph, args.dtype, args.f32_io)
+    converted = precision.convert(model, net.graph, args.dtype, args.f32_io, detached)
     notes = [precision.describe_kept(converted.kept, args.dtype)]
     for device in precision.devices():
         gaps = precision.kernel_gaps(converted.model, args.dtype, device)
