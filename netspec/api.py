@@ -23,6 +23,7 @@ LOWERING_OPTIONS = ("opset", "batch", "weights", "weights_prefix", "seed", "prog
 METHOD_OPTIONS = {
     "export": LOWERING_OPTIONS,
     "session": (*LOWERING_OPTIONS, "check"),
+    "quantized": ("opset", "batch", "weights", "weights_prefix", "seed", "progress"),
     "run": (*LOWERING_OPTIONS, "check"),
 }
 DEVICES = ("cpu", "cuda")
@@ -203,6 +204,32 @@ class Network:
         if detached is None:
             precision.embed(converted, held)
         return converted
+
+    def quantized(self, calibrate: str | Path | None = None, calibration_samples: int | None = None,
+                  normalize: str | None = None, **options: Any):
+        """The int8 onnx.ModelProto, as `netspec export --quantize int8` makes it (netspec.quantize:
+        onnxruntime's static QDQ quantization, weights per channel), calibrated on the files of the
+        folder `calibrate` (images, read with `normalize` "imagenet" or None, or .npy/.npz), the
+        first `calibration_samples` of them, or on that many seeded random inputs (default 16)
+        with a warning (warnings.warn) that real data is better. `options`: to_onnx's, but dtype."""
+        import warnings
+
+        from netspec import quantize
+
+        _takes("quantized", options, ("calibrate", "calibration_samples", "normalize"))
+        if calibration_samples is not None and (_integer(calibration_samples) is None or calibration_samples < 1):
+            raise ValueError(f"calibration_samples {calibration_samples!r}: at least 1 (None: all the files, or 16)")
+        if normalize not in (None, "imagenet", "none"):
+            raise ValueError(f"normalize {normalize!r}: \"imagenet\" or None")
+        if calibrate is not None and not Path(calibrate).is_dir():
+            raise ValueError(f"calibrate {str(calibrate)!r}: not a folder (give the folder of calibration samples)")
+        model = self.lowered(**options)
+        batches, warning = quantize.calibration_batches(self.input_specs(options.get("batch")), calibrate,
+                                                        calibration_samples, normalize, options.get("seed", 0))
+        if warning:
+            warnings.warn(warning.removeprefix("warning: ").replace("--calibrate DIR", "calibrate=DIR")
+                          .replace("--calibrate", "calibrate="), stacklevel=2)
+        return quantize.quantize_int8(model, batches)
 
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);

@@ -71,6 +71,17 @@ def folder_batches(folder: Path, specs, normalize: str | None, samples: int | No
     return [{name: np.concatenate([g[name] for g in group]) for name in group[0]} for group in groups]
 
 
+def calibration_batches(specs, calibrate: Path | None, samples: int | None, normalize: str | None,
+                        seed: int) -> tuple[list[dict], str | None]:
+    """The feeds to calibrate on, and the warning to give: from the folder `calibrate`
+    (folder_batches), or `samples` (default DEFAULT_RANDOM_SAMPLES) seeded random ones, with
+    RANDOM_WARNING."""
+    if calibrate is not None:
+        return folder_batches(Path(calibrate), specs, normalize, samples), None
+    samples = samples or DEFAULT_RANDOM_SAMPLES
+    return random_batches(specs, seed, samples), RANDOM_WARNING.format(n=samples)
+
+
 def random_batches(specs, seed: int, samples: int) -> list[dict]:
     from netspec import runtime
 

@@ -150,3 +150,25 @@ def test_quantizes_without_sympy(tmp_path, capsys, monkeypatch, fp32):
     assert code == 0, stderr
     x = np.random.default_rng(7).standard_normal((4, 1, 32, 32)).astype(np.float32)
     assert _cosine(_outputs(fp32, x), _outputs(out, x)) >= COSINE
+
+
+def test_python_api_quantizes_as_export_does(tmp_path, fp32):
+    import netspec
+
+    net = netspec.load(LENET)
+    with pytest.warns(UserWarning, match="no calibrate= folder: calibrating on 16 seeded random samples"):
+        model = net.quantized()
+    onnx.checker.check_model(model, full_check=True)
+    assert "QuantizeLinear" in {node.op_type for node in model.graph.node}
+    folder = _samples(tmp_path / "calibration")
+    calibrated = net.quantized(calibrate=folder, calibration_samples=4)
+    path = tmp_path / "api.int8.onnx"
+    onnx.save(calibrated, path)
+    x = np.random.default_rng(9).standard_normal((4, 1, 32, 32)).astype(np.float32)
+    assert _cosine(_outputs(fp32, x), _outputs(path, x)) >= COSINE
+    for bad, message in [(dict(calibrate=tmp_path / "missing"), "not a folder"),
+                         (dict(calibration_samples=0), "at least 1"), (dict(normalize="vgg"), "imagenet")]:
+        with pytest.raises(ValueError, match=message):
+            net.quantized(**bad)
+    with pytest.raises(TypeError, match="Network.quantized"):
+        net.quantized(dtype="f16")

@@ -141,13 +141,10 @@ def _quantized(args: argparse.Namespace, net, options: dict, model):
     """`model` quantized to int8 (netspec.quantize), calibrated on --calibrate or seeded noise."""
     from netspec import quantize
 
-    specs = net.input_specs(options["batch"])
-    if args.calibrate is not None:
-        batches = quantize.folder_batches(Path(args.calibrate), specs, args.normalize, args.calibration_samples)
-    else:
-        samples = args.calibration_samples or quantize.DEFAULT_RANDOM_SAMPLES
-        print(quantize.RANDOM_WARNING.format(n=samples), file=sys.stderr)
-        batches = quantize.random_batches(specs, options["seed"], samples)
+    batches, warning = quantize.calibration_batches(net.input_specs(options["batch"]), args.calibrate,
+                                                    args.calibration_samples, args.normalize, options["seed"])
+    if warning:
+        print(warning, file=sys.stderr)
     with _calibration_progress(len(batches)) as advance:
         return quantize.quantize_int8(model, batches, advance)
 
