@@ -374,3 +374,16 @@ def test_help_describes_the_layout():
     result = subprocess.run([sys.executable, "-m", "netspec", "fmt", "--help"], capture_output=True, text=True)
     assert result.returncode == 0
     assert "--check" in result.stdout and "--diff" in result.stdout and "exit codes" in result.stdout
+
+
+def test_the_readme_quotes_real_output(tmp_path):
+    """The README's `netspec fmt --diff messy.net`, run on its own messy.net."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## `netspec fmt`"):]
+    messy = re.search(r"```netspec\n(# a messy spec.*?)```", section, re.S).group(1)
+    quoted = re.search(r"```\n\$ netspec fmt --diff messy.net\n(.*?)```", section, re.S).group(1)
+    (tmp_path / "messy.net").write_text(messy, encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "netspec", "fmt", "--diff", "messy.net"], cwd=tmp_path,
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == quoted
+    assert compile_file(tmp_path / "messy.net").ok
