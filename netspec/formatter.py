@@ -252,7 +252,7 @@ class _Layout:
         return " "
 
     # ---------------------------------------------------------------- indentation
-    def indent_of(self, i: int, line_start_of_chain: dict) -> int:
+    def indent_of(self, i: int) -> int:
         tok = self.toks[i]
         if tok.statement:
             return INDENT * tok.depth
@@ -286,7 +286,7 @@ class _Layout:
     def place(self, group: list[int]) -> _Line:
         """Lay out one line of tokens (the indentation from the state), updating the state."""
         first = self.toks[group[0]]
-        indent = self.indent_of(group[0], {})
+        indent = self.indent_of(group[0])
         if first.statement:
             self.statement_indent = indent
         line = _Line(indent, list(group))
