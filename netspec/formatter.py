@@ -13,12 +13,13 @@ is canonical):
   A block's `{` ends its header line, each statement of its body is on a line of its own and
   its `}` on a line of its own (a one-line block is opened up).
 - Continuation lines: a line starting with `->` is indented 4 past the line its chain starts
-  on; where the chain is inside parentheses (`(x -> a\n -> b)`) it lines up with the chain's
-  first `->` instead, when that is on the chain's first line. A line inside an open `(`, `[`
-  or `{ ... }` of a repeat or seq lines up just after that bracket ("visual" indent), or, when
-  the bracket ends its line ("hanging"), 4 past the bracket's line (a closing bracket that
-  starts a line goes back to that line's indent). Any other continuation line (`else ...`) is
-  4 past its statement.
+  on. Where the chain is inside brackets, it lines up with the chain's first `->` when that
+  is on the chain's first line (`(x -> a` / `-> b)`), else under the chain's head (a repeat
+  or seq body whose `{` ends its line). Any other line inside an open `(`, `[` or the `{` of a
+  repeat or seq lines up just after that bracket ("visual" indent), or, when the bracket ends
+  its line ("hanging"), 4 past the bracket's line (a closing bracket that starts a line goes
+  back to that line's indent). Any other continuation line (`else ...`) is 4 past its
+  statement.
 - Spaces: one around `->`, `=` of a binding or of a parameter's default (`classes = 10`),
   binary and comparison operators, `and`, `or`, `if` and `else`; none around the `=` of a
   keyword argument (`stride=2`); none inside brackets, before `,`, `:` or `(` of a call, after

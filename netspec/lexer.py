@@ -50,8 +50,8 @@ class NetspecLexer(RegexLexer):
             (r"[ \t\f\r\n]+", Whitespace),
             (r"#[^\n]*", Comment.Single),
             # `network name`, `block name`: the name they define
-            (r"(network|block)([ \t\f]+)(" + _NAME + ")",
-             bygroups(Keyword.Declaration, Whitespace, Name.Class)),
+            (r"(network)([ \t\f]+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Class)),
+            (r"(block)([ \t\f]+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Function)),
             # `input name: dtype[...]`
             (r"(input)([ \t\f]+)(" + _NAME + ")", bygroups(Keyword.Declaration, Whitespace, Name.Variable)),
             # a label's first name before its `{...}` (`block{s}-{i}:`), `seq {` aside

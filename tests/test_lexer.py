@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lark import Lark
 from lark.exceptions import UnexpectedCharacters
-from pygments.token import Comment, Error, Keyword, Name, Number, Operator, String
+from pygments.token import Comment, Error, Keyword, Name, Number, Operator, Punctuation, String
 
 from netspec.lexer import NetspecLexer
 from netspec.parser import grammar_path
@@ -75,6 +75,8 @@ def test_pygmentize_highlights_a_spec():
     ("y = x -> conv1: conv(64, 3, bias=false) -> relu  # c",
      [(Name.Label, "conv1"), (Name.Builtin, "conv"), (Operator, "->"), (Keyword.Constant, "false"),
       (Name.Builtin, "relu"), (Comment.Single, "# c")]),
+    ("block basic(x, planes, stride = 1) {", [(Keyword.Declaration, "block"), (Name.Function, "basic"),
+                                              (Name, "planes"), (Punctuation, "{")]),
     ('use "lib/resnet.net"', [(Keyword.Namespace, "use"), (String.Double, '"lib/resnet.net"')]),
     ("a = block{s}-{i}: basic(2 ** -1, 1.5e-3) if not down else x",
      [(Name.Label, "block"), (Name.Function, "basic"), (Operator, "**"), (Number.Float, "1.5e-3"),
