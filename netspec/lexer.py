@@ -8,7 +8,8 @@ Pygments and the layer registry.
 What it marks: keywords (`network`, `input`, `output`, `block`, `return`, `use`, `repeat`, `seq`,
 `if`, `else`), the word operators (`and`, `or`, `not`), `true` and `false`, dtypes (`f32`,
 `i64`, ...), the layer kinds of `netspec.layers` and the built-in functions (`channels`,
-`floor`, ...) as builtins, the name a `network` or `block` line defines, labels (`conv1:`,
+`floor`, ...) as builtins, the name a `network` line defines, a block's name (where it is
+defined and wherever the file uses it), labels (`conv1:`,
 `block{s}-{i}:`, `"features.0":`), numbers, strings, comments, operators (`->`, `=`, `**`,
 `//`, comparisons, ...) and punctuation. A character that netspec's own lexer refuses (`;`,
 `^`, `.`, a look-alike such as `→` or a no-break space) is an `Error` token; a file netspec can
@@ -44,6 +45,13 @@ class NetspecLexer(RegexLexer):
     mimetypes = ["text/x-netspec"]
     url = "https://github.com/netspec/netspec"
     flags = re.MULTILINE
+
+    def get_tokens_unprocessed(self, text, stack=("root",)):
+        """The regex lexer's tokens, a name that a `block` line of this text defines marked as
+        a function wherever it is used (`-> basic` without arguments too)."""
+        blocks = set(re.findall(r"\bblock[ \t\f]+(" + _NAME + ")", text))
+        for index, token, value in super().get_tokens_unprocessed(text, stack):
+            yield index, (Name.Function if token is Name and value in blocks else token), value
 
     tokens = {
         "root": [
