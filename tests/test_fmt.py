@@ -387,3 +387,16 @@ def test_the_readme_quotes_real_output(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout == quoted
     assert compile_file(tmp_path / "messy.net").ok
+
+
+def test_a_formatter_bug_is_exit_3_and_touches_nothing(tmp_path, capsys, monkeypatch):
+    import netspec.formatter
+
+    def broken(text, file="<string>", width=120):
+        raise FormatterError(f"{file}: the formatted text parses to a different tree")
+    monkeypatch.setattr(netspec.formatter, "format_text", broken)
+    ugly = tmp_path / "ugly.net"
+    ugly.write_text(UGLY)
+    assert main(["fmt", str(ugly)]) == 3
+    err = capsys.readouterr().err
+    assert "internal error" in err and "Traceback" not in err and ugly.read_text() == UGLY

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from netspec.commands.options import EXIT_OK, EXIT_SPEC, UsageError, print_diagnostics
+from netspec.commands.options import EXIT_INTERNAL, EXIT_OK, EXIT_SPEC, UsageError, print_diagnostics
 
 EPILOG = """\
 the layout: 4 spaces a level; a continuation line that starts with `->` 4 past the line its
@@ -19,7 +19,8 @@ blank line in a row. See the README's "Formatting" section.
 
 exit codes: 0 formatted (or, with --check, nothing to change), 1 a spec has errors (printed as
 `netspec check` prints them; that file is left as it is) or, with --check, a file would change,
-2 bad command-line usage
+2 bad command-line usage, 3 a bug in netspec (the formatter's check of its own result failed;
+that file is left as it is)
 """
 
 
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     import difflib
 
     from netspec.diagnostics import NetspecError, Sources, normalize_newlines, read_source
-    from netspec.formatter import format_text
+    from netspec.formatter import FormatterError, format_text
 
     files = _files(args.specs)
     status = EXIT_OK
@@ -85,7 +86,12 @@ def run(args: argparse.Namespace) -> int:
             formatted = format_text(text, name)
         except NetspecError as exc:
             print_diagnostics(exc.diagnostics, sources)
-            status, failed = EXIT_SPEC, failed + 1
+            status, failed = max(status, EXIT_SPEC), failed + 1
+            continue
+        except FormatterError as exc:  # the formatter's own check refused its result: a bug
+            print(f"netspec: internal error: {exc}\nthis is a bug in netspec (the file is left as it "
+                  "is); please report it", file=sys.stderr)
+            status, failed = EXIT_INTERNAL, failed + 1
             continue
         raw = _raw(file)
         same = formatted == text and (raw is None or raw == formatted.encode("utf-8"))
