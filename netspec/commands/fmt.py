@@ -15,7 +15,7 @@ chain starts on; inside brackets, just after the bracket (or 4 past its line whe
 ends the line); one space around `->`, `=`, operators, none around a keyword argument's `=`
 (`stride=2`); the line breaks you chose are kept, a line over 120 columns is broken before a
 `->`; comments are kept, trailing ones at their column (aligned ones stay aligned); at most one
-blank line in a row. See the README's "Formatting" section.
+blank line in a row. The README's `netspec fmt` section has the whole layout.
 
 exit codes: 0 formatted (or, with --check, nothing to change), 1 a spec has errors (printed as
 `netspec check` prints them; that file is left as it is) or, with --check, a file would change,
