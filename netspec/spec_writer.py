@@ -631,5 +631,17 @@ def write_spec(name: str, layers: list[Layer], declarations: list[str], inputs: 
     writer = _Writer(steps, {i: i for i in inputs}, outputs, taken, structured, names)
     lines += writer.lines()
     lines += ["", "output " + ", ".join(outputs.values())]
-    return "\n".join(lines) + "\n"
+    return _formatted("\n".join(lines) + "\n", name)
+
+
+def _formatted(text: str, name: str) -> str:
+    """The spec in `netspec fmt`'s layout. Text that does not parse is returned as written: the
+    importer compiles what it wrote and reports why it fails."""
+    from netspec.diagnostics import NetspecError
+    from netspec.formatter import FormatterError, format_text
+
+    try:
+        return format_text(text, f"{name}.net")
+    except (NetspecError, FormatterError):
+        return text
 
