@@ -95,6 +95,7 @@ class Elaborator(Evaluator):
         self.graph.name = header.name.name if header else Path(module.path).stem
         file_scope = self._network_parameters(header, params)
         self.graph.parameters = {k: v for k, v in file_scope.values.items()}
+        self.graph.parameter_origins = {k: file_scope.origins.get(k) for k in file_scope.values}
         self.imported.add(Path(module.path).resolve())
         self._collect_blocks(module, file_scope, [Path(module.path).resolve()])
         top = Scope({}, file_scope)
@@ -1168,6 +1169,8 @@ class Elaborator(Evaluator):
                 inner.origins[param.name.name] = origin_of(param.default, inner)
             for name_ in inner.values:
                 inner.spans[name_] = definition.span
+            instance.arguments = dict(inner.values)
+            instance.origins = dict(inner.origins)
             self.expanding.append(block_name)
             try:
                 return self._block_body(definition, inner, instance)
