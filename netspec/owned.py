@@ -80,13 +80,14 @@ class Owned(Layer):
         from netspec.layers.shape import TORCH_DTYPES
 
         dtype, shape = TORCH_DTYPES[self.dtype], tuple(self.shape)
+        sizes = "(" + ", ".join(map(str, shape)) + ")" if len(shape) != 1 else f"({shape[0]})"
         if isinstance(self.init, Constant):
             name = self.init.call.split("(", 1)[0]
-            return TorchForm(function=f"{self.init.call}.reshape{shape!r}.to({dtype})",
+            return TorchForm(function=f"{self.init.call}.reshape{sizes}.to({dtype})",
                              helpers={name: TORCH_HELPERS[name]})
         if isinstance(self.init, tuple):
             values = list(self.init)
-            return TorchForm(function=f"torch.tensor({values!r}, dtype={dtype}).reshape{shape!r}")
+            return TorchForm(function=f"torch.tensor({values!r}, dtype={dtype}).reshape{sizes}")
         if self.init == "normal":
             return TorchForm(function=f"torch.randn({shape!r}, dtype={dtype}) * {NORMAL_STD!r}")
         return TorchForm(function=f"torch.full({shape!r}, {self.init!r}, dtype={dtype})")

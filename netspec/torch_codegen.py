@@ -147,9 +147,15 @@ def _noted(expr) -> bool:
 def layout(prefix: str, expr, indent: str, suffix: str = "") -> list[str]:
     """The lines of `prefix + expr + suffix` at `indent`, within LINE_LENGTH where it can be."""
     one = f"{indent}{prefix}{_flat(expr)}{suffix}"
+    if isinstance(expr, str) and len(one) > LINE_LENGTH and not prefix and (chain := _chain(expr)):
+        return [f"{indent}{chain[0]}", *(f"{indent}{part}" for part in chain[1:-1]), f"{indent}{chain[-1]}{suffix}"]
     if not isinstance(expr, Call) or not expr.args or (len(one) <= LINE_LENGTH and not _noted(expr)):
         return [one]
     inner = indent + INDENT
+    real = [a for a in expr.args if not isinstance(a, Note)]
+    own_notes = len(real) != len(expr.args)
+    if len(real) == 1 and not own_notes:  # black's right-hand split: the one argument inside
+        return [f"{indent}{prefix}{expr.callee}", *layout("", real[0], inner), f"{indent}{expr.close}{suffix}"]
     body = ", ".join(_flat(a) for a in expr.args)
     if len(inner + body) <= LINE_LENGTH and not _noted(expr):
         return [f"{indent}{prefix}{expr.callee}", inner + body, f"{indent}{expr.close}{suffix}"]
@@ -161,6 +167,28 @@ def layout(prefix: str, expr, indent: str, suffix: str = "") -> list[str]:
             lines.extend(layout("", arg, inner, ","))
     lines.append(f"{indent}{expr.close}{suffix}")
     return lines
+
+
+def _chain(text: str) -> list[str] | None:
+    """`f(x).reshape(2).to(t)` cut before each method call, as black splits a long call chain
+    (one of at least two calls after the first) inside brackets; None for anything else."""
+    try:
+        tree = ast.parse(text, mode="eval").body
+    except SyntaxError:
+        return None
+    parts = []
+    while isinstance(tree, ast.Call) and isinstance(tree.func, ast.Attribute):
+        parts.append(tree)
+        tree = tree.func.value
+    if len(parts) < 2 or not isinstance(tree, ast.Call):
+        return None
+    head = ast.get_source_segment(text, tree)
+    pieces = [head]
+    for call in reversed(parts):
+        whole = ast.get_source_segment(text, call)
+        before = ast.get_source_segment(text, call.func.value)
+        pieces.append(whole[len(before):])
+    return pieces if None not in pieces else None
 
 
 def expression(text: str) -> Any:
@@ -194,6 +222,7 @@ class _Unit:
     code: str                   # the expression, its inputs as {0}, {1}, ...
     comment: str
     var: str = ""
+    plain: bool = True          # the module called on its one input as it is: a Sequential may call it
 
 
 @dataclass(eq=False)
@@ -454,7 +483,8 @@ class Generator:
             args = []
             for name, value in child.values.items():
                 keys = frozenset(k for k in [_origin_key(child.origins.get(name))] if k is not None)
-                args.append(f"{name}={self._slot(cls, value, keys, name)}")
+                source = child.externals[0] if name == "in_channels" and child.externals else None
+                args.append(f"{name}={self._slot(cls, value, keys, name, source)}")
             return Call(child.name + "(", args)
         ctor, node = item.ctor, item.node
         args = []
@@ -492,7 +522,7 @@ class Generator:
                     entries.append(Note(note))
                 entries.append(Call(f'"{k}": ' + made.callee, made.args, made.close) if isinstance(made, Call)
                                else f'"{k}": {made}')
-            return Call("nn.ModuleDict({", entries, "})")
+            return Call("nn.ModuleDict(", [Call("{", entries, "}")])
 
         def value(entry):
             if isinstance(entry, _Tree):
@@ -578,7 +608,9 @@ class Generator:
                     f"{_flat(Call(form.module.callee + '(', []))}({', '.join(inputs)})"
             if back is not None:
                 code = (code if _simple(code) else f"({code})") + f".permute{tuple(back)!r}"
-            units.append(_Unit(list(node.inputs), node.name, code, self._comment(node.output, node.span), var=rel))
+            plain = rel in items and form.call == "{m}({0})" and back is None and all(p is None for p in perms)
+            units.append(_Unit(list(node.inputs), node.name, code, self._comment(node.output, node.span), var=rel,
+                               plain=plain))
         units = self._collapse(units, tree, prefix)
         body = []
         for unit in units:
@@ -610,6 +642,7 @@ class Generator:
             run = units[i:i + n]
             names = [f"{path}.{k}" for k in range(n)]
             chained = (len(run) == n and [u.var for u in run] == names and len(unit.inputs) == 1
+                       and all(u.plain for u in run)
                        and all(u.inputs == [p.output] for p, u in zip(run, run[1:]))
                        and all(c == nxt.output for p, nxt in zip(run, run[1:])
                                for c in self.consumers.get(p.output, []))
@@ -815,13 +848,13 @@ def _signature(params: list[str], defaults: dict[str, Any] | None = None) -> str
 def _class_text(name: str, doc: str, signature: str, init: list, arguments: list[str], forward: list,
                 results: list[str], names: dict[int, str], defaults: dict[int, str]) -> str:
     dropped = frozenset(j for j, text in defaults.items() if names.get(j) == text)
-    lines = [f"class {name}(nn.Module):", f'{INDENT}"""{doc}"""', "", f"{INDENT}def __init__({signature}):",
-             f"{INDENT * 2}super().__init__()"]
+    lines = [f"class {name}(nn.Module):", f'{INDENT}"""{doc}"""', "",
+             *layout("", Call("def __init__(", signature.split(", "), "):"), INDENT), f"{INDENT * 2}super().__init__()"]
     for comment, prefix, expr in init:
         if comment:
             lines.append(f"{INDENT * 2}# {comment}")
         lines.extend(layout(_substitute(prefix, names), _substitute(expr, names, dropped), INDENT * 2))
-    lines += ["", f"{INDENT}def forward({', '.join(['self', *arguments])}):"]
+    lines += ["", *layout("", Call("def forward(", ["self", *arguments], "):"), INDENT)]
     for comment, prefix, code in forward:
         if comment:
             lines.append(f"{INDENT * 2}# {comment}")
