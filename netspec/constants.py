@@ -133,6 +133,7 @@ def shifted_window_mask(height, width, window, shift, *more) -> Constant:
     width), [windows, window volume, window volume], as torchvision's _compute_attention_mask_3d.
     A shift may be 0 on some axes (not on all), as torchvision sets it where the window covers
     the map: its cuts are then Python's slices [0:-window], [-window:0] (empty), [0:] (all)."""
+    given = (height, width, window, shift, *more)  # as written, for the call the table shows
     if more:
         if len(more) != 1:
             raise ValueError("takes a height and width, a window and a shift, or a depth, height and width, "
@@ -176,7 +177,7 @@ def shifted_window_mask(height, width, window, shift, *more) -> Constant:
         if window_labels not in masks:
             masks[window_labels] = [0.0 if a == b else -100.0 for a in window_labels for b in window_labels]
         values.extend(masks[window_labels])
-    return Constant(values, _call("shifted_window_mask", height, width, window, shift, *more), False)
+    return Constant(values, _call("shifted_window_mask", *given), False)
 
 
 CONSTANTS: dict[str, Callable[..., Constant]] = {

@@ -235,6 +235,9 @@ class _Item:
     instance: "_Class | None" = None
     text: str = ""              # a tensor's creation
     persistent: bool = True
+    # tensors of its own a spec adds to a module (a `param` named `qkv.bias` beside a linear `qkv`)
+    children: dict[str, "_Item"] = field(default_factory=dict)
+    kind_of_children = "attr"
 
 
 @dataclass(eq=False)
@@ -267,6 +270,7 @@ class _Class:
     text: str = ""                                       # the class's source, once named
     channel_slots: dict[str, int] = field(default_factory=dict)  # node -> slot of its output channels
     defaults: dict[int, str] = field(default_factory=dict)  # slot -> PyTorch's default: left out if it is that
+    variables: dict[str, str] = field(default_factory=dict)  # forward's variable -> its node (from prefix)
 
 
 def _channels_first(t: TensorType) -> tuple[list[int], TensorType]:
@@ -432,9 +436,12 @@ class Generator:
             at = tree
             for part in parts[:-1]:
                 nxt = at.children.get(part)
-                if not isinstance(nxt, _Tree):
+                if nxt is None:
                     nxt = at.children[part] = _Tree()
                 at = nxt
+            before = at.children.get(parts[-1])
+            if isinstance(before, _Tree) and isinstance(item, _Item):  # its own tensors came first
+                item.children.update(before.children)
             at.children[parts[-1]] = item
 
         # a chain whose every layer is a module is an nn.Sequential: the others then are too
@@ -462,7 +469,9 @@ class Generator:
         expr, at = "self", tree
         for part in rel.split("."):
             child = at.children.get(part)
-            if at.kind == "seq":
+            if isinstance(at, _Item):
+                expr = f"{expr}.{part}" if _is_attribute(part) else f'getattr({expr}, "{part}")'
+            elif at.kind == "seq":
                 expr += f"[{part}]"
             elif at.kind == "dict" and isinstance(child, (_Tree, _Item)) and not (
                     isinstance(child, _Item) and child.kind in ("param", "buffer")):
@@ -471,7 +480,7 @@ class Generator:
                 expr += f".{part}"
             else:
                 expr = f'getattr({expr}, "{part}")'
-            at = child if isinstance(child, _Tree) else at
+            at = child if isinstance(child, (_Tree, _Item)) else at
         return expr
 
     def _ctor(self, cls: _Class, item: _Item) -> Call:
@@ -529,13 +538,14 @@ class Generator:
                 return container(entry)
             return self._ctor(cls, entry)
 
-        def walk(t: _Tree, path: str) -> None:
+        def walk(t, path: str) -> None:
+            kind = t.kind if isinstance(t, _Tree) else "attr"
             for key, entry in t.children.items():
                 rel = f"{path}.{key}" if path else key
                 target = self._access(tree, rel)
                 owner = self._access(tree, path) if path else "self"
                 if isinstance(entry, _Item) and entry.kind in ("param", "buffer"):
-                    if entry.kind == "param" and _is_attribute(key) and t.kind != "dict":
+                    if entry.kind == "param" and _is_attribute(key) and kind != "dict":
                         lines.append(("", f"{target} = ", Call("nn.Parameter(", [entry.text])))
                     elif entry.kind == "param":
                         lines.append(("", f"{owner}.register_parameter",
@@ -549,10 +559,12 @@ class Generator:
                     walk(entry, rel)
                     continue
                 note = self._note(entry) or ""
-                if t.kind in ("class", "attr") and not _is_attribute(key):
+                if kind in ("class", "attr") and not _is_attribute(key):
                     lines.append((note, f"{owner}.add_module", Call("(", [f'"{key}"', value(entry)])))
                 else:
                     lines.append((note, f"{target} = ", value(entry)))
+                if isinstance(entry, _Item) and entry.children:
+                    walk(entry, rel)
 
         walk(tree, "")
         cls.init = lines
@@ -617,6 +629,7 @@ class Generator:
             unit_var = fresh(unit.var)
             code = unit.code.format(*[var[i] for i in unit.inputs])
             var[unit.output] = unit_var
+            cls.variables[unit_var] = unit.output[len(prefix):]
             body.append((unit.comment, f"{unit_var} = ", code))
         if cls.instance is None:
             results = [var[node] for _, node in graph.outputs]
@@ -863,8 +876,35 @@ def _class_text(name: str, doc: str, signature: str, init: list, arguments: list
     return "\n".join(lines)
 
 
+@dataclass
+class Generated:
+    """A generated file, and for each of its classes, the variables of its forward with the
+    graph node (named from the instance's prefix) whose value each holds: a test follows the
+    shapes layer by layer with them."""
+
+    source: str
+    variables: dict[str, dict[str, str]]
+    network_class: str
+
+
 def generate(graph: Graph, path: str = "") -> str:
-    """The Python source of `graph` (a checked netspec graph) as a PyTorch module file."""
+    """The Python source of `graph` (a checked netspec graph) as a PyTorch module file. A layer
+    with no PyTorch form raises NetspecError located at it."""
+    return codegen(graph, path).source
+
+
+def codegen(graph: Graph, path: str = "") -> Generated:
+    """`generate`, with the variables of every class's forward."""
+    try:
+        return _generate(graph, path)
+    except TorchCodegenError as exc:
+        from netspec.diagnostics import Diagnostic, NetspecError
+
+        raise NetspecError([Diagnostic(f"{exc.node.kind}: {exc.message}", exc.node.span, layer=exc.node.name,
+                                       rule="every layer has a PyTorch form")]) from None
+
+
+def _generate(graph: Graph, path: str = "") -> str:
     gen = Generator(graph, path)
     root = gen.structure()
     levels: dict[int, list[_Class]] = {}
@@ -875,6 +915,7 @@ def generate(graph: Graph, path: str = "") -> str:
             collect(child, depth + 1)
     collect(root, 0)
     texts: list[str] = []
+    variables: dict[str, dict[str, str]] = {}
     taken: dict[str, str] = {}      # class name -> its text
     network_class = class_name(graph.name)
     reserved = {network_class}
@@ -894,7 +935,7 @@ def generate(graph: Graph, path: str = "") -> str:
                 lambda c, q: c.values.get(q), lambda c: c.first_channels, graph)
             first = group[0]
             inst = first.instance
-            doc = (f"netspec block `{block}` ({inst.span.file}:{inst.span.line}); the shapes are "
+            doc = (f"netspec block `{block}` ({gen._where(inst.span)}); the shapes are "
                    f"those of `{inst.name}`.")
             body = _class_text("{name}", doc, _signature(order), first.init, first.arguments,
                                first.forward, first.results, names, first.defaults)
@@ -909,6 +950,7 @@ def generate(graph: Graph, path: str = "") -> str:
                     name = f"{base}{k}"
                 taken[name] = body
                 texts.append(body.replace("class {name}(", f"class {name}(", 1))
+                variables[name] = dict(first.variables)
             for cls in group:
                 cls.name = name
                 values = {}
@@ -946,7 +988,9 @@ def generate(graph: Graph, path: str = "") -> str:
     header = (f'"""{graph.name}, written as a PyTorch module by `netspec torch` from {path or "its spec"}.\n\n'
               f"The state_dict keys are netspec's parameter names. `Model` is the network's class.\n"
               '"""\n')
-    return f"{header}\n" + "\n".join(imports) + "\n\n\n" + body + f"\n\n\nModel = {network_class}\n"
+    variables[network_class] = dict(root.variables)
+    source = f"{header}\n" + "\n".join(imports) + "\n\n\n" + body + f"\n\n\nModel = {network_class}\n"
+    return Generated(source, variables, network_class)
 
 
 # ============================================================================ in memory
