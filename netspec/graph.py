@@ -57,6 +57,8 @@ class LayerNode:
     input_spans: list[Span] = field(default_factory=list)  # where each input is written
     # attributes whose value was written elsewhere (a block's call site, a binding): where
     written: dict[str, Span] = field(default_factory=dict)
+    given: dict[str, str] = field(default_factory=dict)  # attributes that are a network parameter given
+                                                         # when compiling (--set): its name
     # filled in by netspec.infer
     output: TensorType | None = None
     params: dict[str, ParamSpec] = field(default_factory=dict)

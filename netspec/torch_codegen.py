@@ -499,7 +499,8 @@ class Generator:
         args = []
         for i, (name, value) in enumerate(ctor.values.items()):
             attribute = node.layer.aliases.get(name, name)
-            keys = frozenset([node.written[attribute]] if attribute in node.written else [])
+            keys = frozenset([node.written[attribute]] if attribute in node.written else
+                             [("given", node.given[attribute])] if attribute in node.given else [])
             source = node.inputs[0] if name in _INHERITED and node.inputs else None
             slot = self._slot(cls, value, keys, f"{node.name.rsplit('.', 1)[-1]}_{name}", source)
             if i >= ctor.positional and name in ctor.defaults:
