@@ -936,8 +936,7 @@ def _generate(graph: Graph, path: str = "") -> str:
                 lambda c, q: c.values.get(q), lambda c: c.first_channels, graph)
             first = group[0]
             inst = first.instance
-            doc = (f"netspec block `{block}` ({gen._where(inst.span)}); the shapes are "
-                   f"those of `{inst.name}`.")
+            doc = f"netspec block `{block}`; the shapes are those of `{inst.name}` ({gen._where(inst.span)})."
             body = _class_text("{name}", doc, _signature(order), first.init, first.arguments,
                                first.forward, first.results, names, first.defaults)
             base = class_name(block)
