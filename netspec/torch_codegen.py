@@ -237,7 +237,6 @@ class _Item:
     persistent: bool = True
     # tensors of its own a spec adds to a module (a `param` named `qkv.bias` beside a linear `qkv`)
     children: dict[str, "_Item"] = field(default_factory=dict)
-    kind_of_children = "attr"
 
 
 @dataclass(eq=False)
@@ -312,6 +311,7 @@ class Generator:
             for source in node.inputs:
                 self.consumers.setdefault(source, []).append(node.name)
         self.outputs = {node for _, node in graph.outputs}
+        self.position = {node.name: i for i, node in enumerate(graph)}
 
     # ------------------------------------------------------------ forms
 
@@ -452,7 +452,7 @@ class Generator:
                 items[rel] = item
             else:
                 functional.add(rel)
-        position = {node.name: i for i, node in enumerate(self.graph)}
+        position = self.position
 
         def placed(rel: str) -> int:
             item = items[rel]
@@ -600,7 +600,9 @@ class Generator:
                 var[item.node.name] = self._access(tree, rel)
         units: list[_Unit] = []
         by_output: dict[str, _Class] = {c.output: c for c in cls.children}
-        for node in graph:
+        own = {node.name for node in cls.nodes}
+        for name in sorted([*own, *by_output], key=self.position.__getitem__):
+            node = graph.node(name)
             if node.name in by_output:
                 child = by_output[node.name]
                 rel = child.prefix[len(prefix):]
@@ -609,7 +611,7 @@ class Generator:
                                    self._comment(node.output, child.instance.span, child.instance.call),
                                    var=rel))
                 continue
-            if node.layer is None or node.layer.family == "owned" or node not in cls.nodes:
+            if node.layer is None or node.layer.family == "owned":
                 continue
             rel = node.name[len(prefix):]
             form, perms, back = self.form(node)
@@ -723,7 +725,6 @@ def _sequential_paths(everything: dict) -> set[str]:
         parts = rel.split(".")
         for k in range(1, len(parts)):
             children.setdefault(".".join(parts[:k]), set()).add(parts[k])
-        parent = ".".join(parts[:-1])
         if item is None or (isinstance(item, _Item) and item.kind in ("param", "buffer")):
             for k in range(1, len(parts)):
                 bad.add(".".join(parts[:k]))
