@@ -260,13 +260,13 @@ class _Class:
     values: dict[str, Any] = field(default_factory=dict)       # its constructor's arguments
     origins: dict[str, Any] = field(default_factory=dict)      # where each was written
     first_channels: Any = None
-    # filled by _render
-    init: list = field(default_factory=list)      # (line template, [(slot, value, keys)])
-    forward: list[tuple[str, str]] = field(default_factory=list)  # (comment, code)
-    slots: list[tuple[Any, frozenset, str]] = field(default_factory=list)  # value, origin keys, hint
+    # filled by Generator.render
+    init: list = field(default_factory=list)      # (comment, prefix, expression with slots)
+    forward: list = field(default_factory=list)   # (comment, prefix, code)
+    # (value, origin keys, name hint, node whose channels it is or None), one per slot
+    slots: list[tuple] = field(default_factory=list)
     arguments: list[str] = field(default_factory=list)   # its forward's parameters
     results: list[str] = field(default_factory=list)     # what its forward returns
-    text: str = ""                                       # the class's source, once named
     channel_slots: dict[str, int] = field(default_factory=dict)  # node -> slot of its output channels
     defaults: dict[int, str] = field(default_factory=dict)  # slot -> PyTorch's default: left out if it is that
     variables: dict[str, str] = field(default_factory=dict)  # forward's variable -> its node (from prefix)
@@ -300,7 +300,8 @@ def _simple(code: str) -> bool:
 
 
 class Generator:
-    """Writes one checked graph as a Python module (`source()`)."""
+    """The structure of one checked graph as classes, and each class's body (`generate` names
+    and writes them)."""
 
     def __init__(self, graph: Graph, path: str = "") -> None:
         self.graph, self.path = graph, path
@@ -402,7 +403,6 @@ class Generator:
                               and kids[0].externals == cls.externals
                               and all(k.externals == [p.output] for p, k in zip(kids, kids[1:]))
                               and kids[-1].output == cls.output)
-        root.output = None
         return root
 
     # ------------------------------------------------------------ one class's body
@@ -1018,8 +1018,11 @@ def instantiate(source: str, name: str, args: dict[str, Any] | None = None):
     import types
 
     import_torch()
+    import zlib
+
     filename = f"<netspec torch {name}>"
-    module = types.ModuleType(identifier(f"netspec_torch_{name}"))
+    # one module name per source: two networks of one name keep their own classes
+    module = types.ModuleType(identifier(f"netspec_torch_{name}_{zlib.crc32(source.encode()):08x}"))
     module.__file__ = filename
     linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
     exec(compile(source, filename, "exec"), module.__dict__)
