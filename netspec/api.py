@@ -231,6 +231,29 @@ class Network:
                           .replace("--calibrate", "calibrate="), stacklevel=2)
         return quantize.quantize_int8(model, batches)
 
+    def torch_source(self) -> str:
+        """The network as a Python file defining a PyTorch module (what `netspec torch` writes):
+        one class per block kind, the network's class (its parameters as arguments, the spec's
+        defaults) and `Model`; its state_dict keys are netspec's parameter names. Text only:
+        torch is not imported."""
+        from netspec.torch_codegen import generate
+
+        return generate(self.check().graph, str(self.compilation.path))
+
+    def to_torch(self, weights: str | Path | Mapping | None = None, seed: int = 0,
+                 weights_prefix: Mapping[str, str] | None = None):
+        """The network as a torch.nn.Module (the code `torch_source` writes, run in memory), with
+        netspec's seeded weights (`seed`) or `weights` (a file or a mapping, as `weights()` takes),
+        in train mode as PyTorch makes modules: call `.eval()` for inference. Needs torch
+        (`pip install 'netspec[torch]'`): without it, ImportError says so."""
+        from netspec.torch_codegen import import_torch, instantiate, state_dict
+
+        import_torch()
+        tensors = self.weights(weights, seed, weights_prefix=weights_prefix)
+        model = instantiate(self.torch_source(), self.name)
+        model.load_state_dict(state_dict(self.graph, tensors), strict=True)
+        return model
+
     def export(self, path: str | Path, **options: Any) -> Path:
         """Write the ONNX model to `path` atomically, checked by onnx.checker (full check);
         options as for `to_onnx` (opset, batch, weights, weights_prefix, seed, progress). A

@@ -133,6 +133,7 @@ def shifted_window_mask(height, width, window, shift, *more) -> Constant:
     width), [windows, window volume, window volume], as torchvision's _compute_attention_mask_3d.
     A shift may be 0 on some axes (not on all), as torchvision sets it where the window covers
     the map: its cuts are then Python's slices [0:-window], [-window:0] (empty), [0:] (all)."""
+    given = (height, width, window, shift, *more)  # as written, for the call the table shows
     if more:
         if len(more) != 1:
             raise ValueError("takes a height and width, a window and a shift, or a depth, height and width, "
@@ -176,7 +177,7 @@ def shifted_window_mask(height, width, window, shift, *more) -> Constant:
         if window_labels not in masks:
             masks[window_labels] = [0.0 if a == b else -100.0 for a in window_labels for b in window_labels]
         values.extend(masks[window_labels])
-    return Constant(values, _call("shifted_window_mask", height, width, window, shift, *more), False)
+    return Constant(values, _call("shifted_window_mask", *given), False)
 
 
 CONSTANTS: dict[str, Callable[..., Constant]] = {
@@ -196,4 +197,59 @@ DESCRIPTIONS = {
                            "for windows of a map rolled by -shift, [windows, window area, window area] of 0 and -100; "
                            "`shifted_window_mask(depth, height, width, window, shift)`: the video Swin's, "
                            "[windows, window volume, window volume]",
+}
+
+
+# The same tables in torch, for the file `netspec torch` writes (netspec.owned's torch_form): a
+# generated module computes its constant buffers as torchvision does, importing nothing but torch.
+TORCH_HELPERS = {
+    "relative_position_index": '''def relative_position_index(*sizes):
+    """For every pair (i, j) of positions in a window (row-major, i the query), the row of the
+    relative position bias table for their offset, as torchvision's Swin and MaxViT index it
+    (a depth x height x width window for the video Swin), flattened."""
+    if len(sizes) == 1:
+        sizes = sizes[0] if isinstance(sizes[0], tuple) else (sizes[0], sizes[0])
+    grid = torch.meshgrid(*[torch.arange(n) for n in sizes], indexing="ij")
+    coords = torch.stack(grid).flatten(1)
+    offsets = coords[:, :, None] - coords[:, None, :]
+    index = torch.zeros(offsets.shape[1:], dtype=torch.int64)
+    for k, n in enumerate(sizes):
+        weight = 1
+        for m in sizes[k + 1 :]:
+            weight *= 2 * m - 1
+        index += (offsets[k] + n - 1) * weight
+    return index.flatten()
+''',
+    "relative_coords_table": '''def relative_coords_table(height, width=None):
+    """Swin V2's log-spaced relative coordinates of a window, [1, 2h - 1, 2w - 1, 2]."""
+    width = height if width is None else width
+    dy = torch.arange(-(height - 1), height, dtype=torch.float64) / (height - 1) * 8
+    dx = torch.arange(-(width - 1), width, dtype=torch.float64) / (width - 1) * 8
+    table = torch.stack(torch.meshgrid(dy, dx, indexing="ij"), dim=-1)
+    return (torch.sign(table) * torch.log2(table.abs() + 1.0) / 3.0).flatten()
+''',
+    "shifted_window_mask": '''def shifted_window_mask(*sizes):
+    """The attention mask of Swin's shifted windows (torchvision's): [windows, area, area], 0
+    within a region of the map before its roll, -100 between regions. Arguments: height,
+    width, window, shift (depth first for the video Swin)."""
+    size, window, shift = sizes[:-2], sizes[-2], sizes[-1]
+    window = window if isinstance(window, tuple) else (window,) * len(size)
+    shift = shift if isinstance(shift, tuple) else (shift,) * len(size)
+    label = torch.zeros(size, dtype=torch.int64)
+    for k, (n, w, s) in enumerate(zip(size, window, shift)):
+        regions = torch.zeros(n, dtype=torch.int64)
+        for r, cut in enumerate((slice(0, -w), slice(-w, -s), slice(-s, None))):
+            regions[cut] = r
+        shape = [1] * len(size)
+        shape[k] = n
+        label = label + regions.reshape(shape) * 3 ** (len(size) - 1 - k)
+    split = [m for n, w in zip(size, window) for m in (n // w, w)]
+    order = [*range(0, 2 * len(size), 2), *range(1, 2 * len(size), 2)]
+    area = 1
+    for w in window:
+        area *= w
+    windows = label.reshape(split).permute(order).reshape(-1, area)
+    same = windows[:, :, None] == windows[:, None, :]
+    return torch.where(same, 0.0, -100.0).to(torch.float64).flatten()
+''',
 }

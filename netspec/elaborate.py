@@ -95,6 +95,7 @@ class Elaborator(Evaluator):
         self.graph.name = header.name.name if header else Path(module.path).stem
         file_scope = self._network_parameters(header, params)
         self.graph.parameters = {k: v for k, v in file_scope.values.items()}
+        self.graph.parameter_origins = {k: file_scope.origins.get(k) for k in file_scope.values}
         self.imported.add(Path(module.path).resolve())
         self._collect_blocks(module, file_scope, [Path(module.path).resolve()])
         top = Scope({}, file_scope)
@@ -984,15 +985,24 @@ class Elaborator(Evaluator):
                       **{cls.aliases.get(k, k): a for k, a in keywords.items()}}
         written = {key: origin.span for key, arg in attributes.items() if arg.expr is not None
                    and (origin := origin_of(arg.expr, scope)).span not in (None, arg.expr.span)}
+        # attributes that are a network parameter given when compiling (no span to point at)
+        given = {key: origin.given for key, arg in attributes.items() if arg.expr is not None
+                 and (origin := origin_of(arg.expr, scope)).given}
         if getattr(layer, "several", False) and layer.piece is None:
-            return self._pieces(layer, tensors, call, scope, name, written)
+            made = self._pieces(layer, tensors, call, scope, name, written)
+            for piece in made if isinstance(made, tuple) and given else ():
+                self.graph.node(piece.node).given = given
+            return made
         if isinstance(name, _Names):
             self.diag.error(f"{len(name)} names are bound, but {cls.kind} gives one tensor", name.span,
                             rule="several names take the pieces of a layer that gives several tensors "
                                  "(split, chunk)", labels=[Label(call.span, f"{cls.kind} gives one tensor here")],
                             hint="bind one name, or end the value with the layer that cuts it, e.g. `-> chunk(2)`")
             return POISON
-        return self._layer_node(layer, tensors, call.span, scope, name, written)
+        made = self._layer_node(layer, tensors, call.span, scope, name, written)
+        if given:
+            self.graph.node(made.node).given = given
+        return made
 
     def _pieces(self, layer: Layer, tensors: list[Argument], call: S.Call, scope: Scope, name: Any,
                 written: dict[str, Span]) -> Any:
@@ -1168,6 +1178,8 @@ class Elaborator(Evaluator):
                 inner.origins[param.name.name] = origin_of(param.default, inner)
             for name_ in inner.values:
                 inner.spans[name_] = definition.span
+            instance.arguments = dict(inner.values)
+            instance.origins = dict(inner.origins)
             self.expanding.append(block_name)
             try:
                 return self._block_body(definition, inner, instance)

@@ -36,6 +36,10 @@ class BlockInstance:
     call: str            # how it was called, for the table, e.g. "basic(64, stride=2)"
     span: Span
     output: str | None = None  # the node that produces the block's result
+    # the block's parameters as this instance has them (a tensor's: netspec.evaluate.Tensor), and
+    # where each was written (netspec.evaluate.Origin): what netspec.torch_codegen names values by
+    arguments: dict[str, Any] = field(default_factory=dict)
+    origins: dict[str, Any] = field(default_factory=dict)
 
     def describe(self) -> Instance:
         """This instance as a diagnostic shows where it happened."""
@@ -53,6 +57,8 @@ class LayerNode:
     input_spans: list[Span] = field(default_factory=list)  # where each input is written
     # attributes whose value was written elsewhere (a block's call site, a binding): where
     written: dict[str, Span] = field(default_factory=dict)
+    given: dict[str, str] = field(default_factory=dict)  # attributes that are a network parameter given
+                                                         # when compiling (--set): its name
     # filled in by netspec.infer
     output: TensorType | None = None
     params: dict[str, ParamSpec] = field(default_factory=dict)
@@ -87,6 +93,7 @@ class Graph:
         self.inputs: list[str] = []
         self.outputs: list[tuple[str, str]] = []   # (output name, producing node)
         self.parameters: dict[str, Any] = {}       # the network's parameters, as resolved
+        self.parameter_origins: dict[str, Any] = {}  # where each was written (netspec.evaluate.Origin)
 
     def add(self, node: LayerNode) -> LayerNode:
         if node.name not in self._nodes:

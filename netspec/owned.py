@@ -13,7 +13,7 @@ classes are its rules: type, tensor, lowering. They are Layer subclasses kept ou
 from typing import Any, ClassVar
 
 from netspec.constants import Constant
-from netspec.layers.base import Layer, ParamSpec
+from netspec.layers.base import Layer, ParamSpec, TorchForm
 from netspec.types import Layout, TensorType
 
 # The standard deviation of a param's default initialisation: torchvision's for ViT's class
@@ -72,6 +72,25 @@ class Owned(Layer):
             list(self.init) if isinstance(self.init, tuple) else self.init
         out = {"shape": list(self.shape), "dtype": self.dtype, "init": init}
         return out if self.persistent else {**out, "persistent": False}
+
+    def torch_form(self, inputs, output):
+        """The expression that makes the tensor, as `function` (netspec.torch_codegen holds it
+        as an nn.Parameter or a buffer): its spec's values, or a fresh draw of its init."""
+        from netspec.constants import TORCH_HELPERS
+        from netspec.layers.shape import TORCH_DTYPES
+
+        dtype, shape = TORCH_DTYPES[self.dtype], tuple(self.shape)
+        sizes = "(" + ", ".join(map(str, shape)) + ")" if len(shape) != 1 else f"({shape[0]})"
+        if isinstance(self.init, Constant):
+            name = self.init.call.split("(", 1)[0]
+            return TorchForm(function=f"{self.init.call}.reshape{sizes}.to({dtype})",
+                             helpers={name: TORCH_HELPERS[name]})
+        if isinstance(self.init, tuple):
+            values = list(self.init)
+            return TorchForm(function=f"torch.tensor({values!r}, dtype={dtype}).reshape{sizes}")
+        if self.init == "normal":
+            return TorchForm(function=f"torch.randn({shape!r}, dtype={dtype}) * {NORMAL_STD!r}")
+        return TorchForm(function=f"torch.full({shape!r}, {self.init!r}, dtype={dtype})")
 
     def lower(self, g, node, inputs, types, output):
         if not self.persistent and isinstance(self.init, Constant):  # no weight: equal ones are one

@@ -70,7 +70,8 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
     clear message for a missing, unreadable, truncated or wrongly formatted file."""
     def fail(message: str, hint: str | None = None) -> NetspecError:
         return NetspecError([Diagnostic(f"weights file `{path}`: {message}", rule="weights files are "
-                                        ".safetensors or .npz, keyed by parameter name", hint=hint)])
+                                        ".safetensors or .npz (or a torch state_dict .pt), keyed by "
+                                        "parameter name", hint=hint)])
 
     if not path.exists():
         raise fail("no such file")
@@ -88,6 +89,10 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
             from safetensors.numpy import load_file
 
             return load_file(str(path))
+        if suffix in (".pt", ".pth"):
+            return _read_torch(path, fail)
+    except NetspecError:
+        raise
     except (zipfile.BadZipFile, EOFError) as exc:
         raise fail(f"not a valid {suffix} file ({exc})", hint="the file may be truncated") from None
     except ValueError as exc:  # numpy: pickled objects; format errors
@@ -99,7 +104,36 @@ def read_weights(path: Path) -> dict[str, np.ndarray]:
         raise fail(f"cannot be read: {exc.strerror or exc}") from None
     except Exception as exc:  # safetensors raises its own error type for a bad header
         raise fail(f"not a valid {suffix} file ({exc})", hint="the file may be truncated") from None
-    raise fail(f"unknown format `{suffix or path.name}`", hint="use .safetensors or .npz")
+    raise fail(f"unknown format `{suffix or path.name}`", hint="use .safetensors, .npz, or a .pt of "
+               "torch.save(model.state_dict()) (with torch installed)")
+
+
+def _read_torch(path: Path, fail) -> dict[str, np.ndarray]:
+    """A state_dict saved by torch.save (`.pt`, `.pth`), read with torch (weights only: no
+    pickled code runs) and converted to numpy; bf16 goes through ml_dtypes."""
+    try:
+        import torch
+    except ImportError:
+        raise fail("is a PyTorch file, and reading it needs torch, which is not installed",
+                   hint="pip install 'netspec[torch]', or save the weights as .safetensors") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a pickle torch refuses, a truncated zip
+        raise fail(f"cannot be read by torch.load(weights_only=True): {str(exc).splitlines()[0]}",
+                   hint="save it with torch.save(model.state_dict())") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise fail("does not hold a state_dict (a dict of tensors)",
+                   hint="save it with torch.save(model.state_dict())")
+    out = {}
+    for name, tensor in state.items():
+        tensor = tensor.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            import ml_dtypes
+
+            out[name] = tensor.float().numpy().astype(ml_dtypes.bfloat16)
+        else:
+            out[name] = tensor.numpy().copy()
+    return out
 
 
 def rename(tensors: dict[str, np.ndarray], prefixes: Mapping[str, str] | None) -> dict[str, np.ndarray]:

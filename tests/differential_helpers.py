@@ -1858,8 +1858,10 @@ class Disagreement(AssertionError):
 
 def check_network(net: Net, numerics: bool = True) -> None:
     """Compile `net` with netspec, run its torch twin, compare every layer's shape; lower it to
-    ONNX, run onnxruntime, compare the outputs' shapes and values. Raises Disagreement with
-    the spec text on any difference (or any netspec exception)."""
+    ONNX, run onnxruntime, compare the outputs' shapes and values; write it as a PyTorch module
+    (`netspec torch`, Network.to_torch) with the twin's weights and compare its outputs with
+    onnxruntime's. Raises Disagreement with the spec text on any difference (or any netspec
+    exception)."""
     from netspec.api import Network
     from netspec.compiler import compile_file
 
@@ -1915,6 +1917,23 @@ def check_network(net: Net, numerics: bool = True) -> None:
                 err, scale = difference(got, want)
                 if err > RTOL * scale:
                     raise Disagreement(f"output {out}: max |onnxruntime - torch| = {err:.3g} > "
+                                       f"{RTOL:g} * {scale:.3g}")
+
+        stage = "netspec torch"  # the module `netspec torch` writes, with the same weights
+        module = compiled.to_torch(weights=twin.weights).eval()
+        declared = torch.from_numpy(to_declared(x, net.input_layout, "NC" + LETTERS[len(net.input_shape) - 1]).copy())
+        with torch.no_grad():
+            generated = module(declared)
+        generated = generated if isinstance(generated, tuple) else (generated,)
+        for (name, _), value in zip(graph.outputs, generated):
+            got, want = value.numpy(), results[name]
+            if got.shape != want.shape:
+                raise Disagreement(f"output {name}: the generated module {list(got.shape)}, onnxruntime "
+                                   f"{list(want.shape)}")
+            if numerics and not twin.ill_conditioned:
+                err, scale = difference(got, want)
+                if err > RTOL * scale:
+                    raise Disagreement(f"output {name}: max |generated module - onnxruntime| = {err:.3g} > "
                                        f"{RTOL:g} * {scale:.3g}")
     except Disagreement as exc:
         raise Disagreement(f"[{stage}] {exc}\n--- spec (opset {net.opset}) ---\n{text}") from None

@@ -167,3 +167,25 @@ def test_the_dtype_examples_are_real(tmp_path):
     assert export.returncode == 0, export.stderr
     assert without_time(export.stdout.replace(resnet, "resnet18.bf16.onnx")) == without_time("\n".join(lines[7:9]))
     assert export.stderr.splitlines() == lines[9:10]
+
+def test_the_torch_section_is_real(tmp_path):
+    """`netspec torch`'s quoted output and excerpt are what it writes, and the training loop runs."""
+    section = README[README.index("## `netspec torch`"):README.index("## Python API")]
+    result = subprocess.run([sys.executable, "-m", "netspec", "torch", str(ROOT / "specs" / "resnet18.net"),
+                             "-o", "resnet18.py"], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PATH": "", "NO_COLOR": "1", "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == quoted_output("netspec torch specs/resnet18.net -o resnet18.py")
+    written = (tmp_path / "resnet18.py").read_text()
+    excerpt = re.search(r"An excerpt of `resnet18.py`:\n\n```python\n(.*?)```", section, re.S).group(1)
+    for piece in excerpt.split("...\n"):
+        assert piece.strip() and piece in written, piece
+    loop = re.search(r"```python\n(optimizer = .*?)```", section, re.S).group(1)
+    import torch
+
+    namespace: dict = {}
+    exec(compile(written, "resnet18.py", "exec"), namespace)
+    model = namespace["Model"](classes=10)
+    loader = [(torch.randn(2, 3, 32, 32), torch.tensor([1, 7]))]
+    with torch.enable_grad():
+        exec(compile(loop, "README.md", "exec"), {"torch": torch, "model": model, "loader": loader})

@@ -3,7 +3,7 @@
 
 from typing import ClassVar, Literal
 
-from netspec.layers.base import Axis, Foreign, Layer, ParamSpec, PositiveInt
+from netspec.layers.base import Axis, Ctor, Foreign, Layer, ParamSpec, PositiveInt, TorchForm
 from netspec.layers.merge import resolve_axis
 from netspec.types import ShapeError, TensorType
 
@@ -14,6 +14,9 @@ class Activation(Layer):
 
     family = "activation"
     onnx_op: ClassVar[str] = ""
+    # PyTorch's module and function, for those without attributes (nn.ReLU, torch.relu)
+    torch_module: ClassVar[str] = ""
+    torch_function: ClassVar[str] = ""
     unlaid_inputs = True  # element by element: a param's value passes through too
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
@@ -24,11 +27,18 @@ class Activation(Layer):
             return super().lower(g, node, inputs, types, output)
         return g.op(self.onnx_op, inputs)
 
+    def torch_form(self, inputs, output):
+        if not self.torch_function:
+            return super().torch_form(inputs, output)
+        module = Ctor(self.torch_module) if self.torch_module else None
+        return TorchForm(module, function=f"{self.torch_function}({{0}})")
+
 
 class ReLU(Activation):
     """max(x, 0)."""
 
     kind = "relu"
+    torch_module, torch_function = "nn.ReLU", "torch.relu"
     foreign = Foreign(pytorch=("ReLU",), pytorch_args=("inplace",), keras=("ReLU",))
     onnx_op = "Relu"
 
@@ -46,6 +56,10 @@ class LeakyReLU(Activation):
     def describe(self, inputs):
         return f"leaky_relu {self.negative_slope:g}"
 
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("nn.LeakyReLU", {"negative_slope": self.negative_slope}, 1),
+                         function=f"F.leaky_relu({{0}}, {self.negative_slope!r})")
+
     def lower(self, g, node, inputs, types, output):
         return g.op("LeakyRelu", inputs, alpha=self.negative_slope)
 
@@ -54,6 +68,7 @@ class Sigmoid(Activation):
     """1 / (1 + exp(-x))."""
 
     kind = "sigmoid"
+    torch_module, torch_function = "nn.Sigmoid", "torch.sigmoid"
     foreign = Foreign(pytorch=("Sigmoid",))
     onnx_op = "Sigmoid"
 
@@ -62,6 +77,7 @@ class Tanh(Activation):
     """tanh(x)."""
 
     kind = "tanh"
+    torch_module, torch_function = "nn.Tanh", "torch.tanh"
     foreign = Foreign(pytorch=("Tanh",))
     onnx_op = "Tanh"
 
@@ -82,6 +98,11 @@ class Softmax(Activation):
         resolve_axis(inputs[0], self.axis)
         return inputs[0]
 
+    def torch_form(self, inputs, output):
+        dim = resolve_axis(inputs[0], self.axis)
+        name = "Softmax" if self.kind == "softmax" else "LogSoftmax"
+        return TorchForm(Ctor(f"nn.{name}", {"dim": dim}), function=f"torch.{self.kind}({{0}}, dim={dim})")
+
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_axis
 
@@ -101,6 +122,7 @@ class ReLU6(Activation):
     """min(max(x, 0), 6): MobileNet's bounded ReLU."""
 
     kind = "relu6"
+    torch_module, torch_function = "nn.ReLU6", "F.relu6"
     foreign = Foreign(pytorch=("ReLU6",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
@@ -128,6 +150,10 @@ class Hardtanh(Activation):
 
     def describe(self, inputs):
         return f"hardtanh {self.min_val:g}..{self.max_val:g}"
+
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("nn.Hardtanh", {"min_val": self.min_val, "max_val": self.max_val}, 2),
+                         function=f"F.hardtanh({{0}}, {self.min_val!r}, {self.max_val!r})")
 
     def lower(self, g, node, inputs, types, output):
         dtype = types[0].dtype
@@ -161,6 +187,11 @@ class Clamp(Activation):
         high = "" if self.max is None else f"{self.max:.6g}"
         return f"clamp {low}..{high}"
 
+    def torch_form(self, inputs, output):
+        bounds = ", ".join(f"{name}={value!r}" for name, value in (("min", self.min), ("max", self.max))
+                           if value is not None)
+        return TorchForm(function=f"{{0}}.clamp({bounds})")
+
     def lower(self, g, node, inputs, types, output):
         dtype = types[0].dtype
         low = "" if self.min is None else g.const(self.min, dtype, "min")
@@ -172,6 +203,7 @@ class Exp(Activation):
     """e to the power x (Swin V2's learned logit scale is a logarithm)."""
 
     kind = "exp"
+    torch_module, torch_function = "", "torch.exp"
     foreign = Foreign(pytorch=("exp",))
     onnx_op = "Exp"
 
@@ -180,6 +212,7 @@ class HardSigmoid(Activation):
     """relu6(x + 3) / 6: a piecewise-linear sigmoid (MobileNetV3's gates)."""
 
     kind = "hardsigmoid"
+    torch_module, torch_function = "nn.Hardsigmoid", "F.hardsigmoid"
     foreign = Foreign(pytorch=("Hardsigmoid",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
@@ -190,6 +223,7 @@ class HardSwish(Activation):
     """x * relu6(x + 3) / 6 (MobileNetV3)."""
 
     kind = "hardswish"
+    torch_module, torch_function = "nn.Hardswish", "F.hardswish"
     foreign = Foreign(pytorch=("Hardswish",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
@@ -206,6 +240,11 @@ class GELU(Activation):
     foreign = Foreign(pytorch=("GELU",), pytorch_args=("approximate",))
 
     approximate: Literal["none", "tanh"] = "none"
+
+    def torch_form(self, inputs, output):
+        if self.approximate == "tanh":
+            return TorchForm(Ctor("nn.GELU", {"approximate": "tanh"}), function='F.gelu({0}, approximate="tanh")')
+        return TorchForm(Ctor("nn.GELU"), function="F.gelu({0})")
 
     def lower(self, g, node, inputs, types, output):
         if g.opset >= 20:
@@ -226,6 +265,7 @@ class SiLU(Activation):
     """x * sigmoid(x), also called swish (EfficientNet)."""
 
     kind = "silu"
+    torch_module, torch_function = "nn.SiLU", "F.silu"
     foreign = Foreign(pytorch=("SiLU",), pytorch_args=("inplace",))
 
     def lower(self, g, node, inputs, types, output):
@@ -240,6 +280,10 @@ class ELU(Activation):
     positional = ("alpha",)
 
     alpha: float = 1.0
+
+    def torch_form(self, inputs, output):
+        values = {"alpha": self.alpha} if self.alpha != 1.0 else {}
+        return TorchForm(Ctor("nn.ELU", values, 1), function=f"F.elu({{0}}, {self.alpha!r})")
 
     def lower(self, g, node, inputs, types, output):
         return g.op("Elu", inputs, alpha=self.alpha)
@@ -268,6 +312,12 @@ class PReLU(Activation):
 
     def parameters(self, inputs, output):
         return {"weight": ParamSpec((self.num_parameters,), init="fill", scale=self.init)}
+
+    def torch_form(self, inputs, output):
+        values = {"num_parameters": self.num_parameters}
+        if self.init != 0.25:
+            values["init"] = self.init
+        return TorchForm(Ctor("nn.PReLU", values))
 
     def lower(self, g, node, inputs, types, output):
         # the slope broadcasts over (N, C, spatial): shape it [C, 1, 1]

@@ -7,7 +7,7 @@ role just the same). Every product is counted in the MACs: the projections, QK^T
 """
 
 
-from netspec.layers.base import Foreign, Layer, ParamSpec, PositiveInt, Probability, explain_counts
+from netspec.layers.base import Ctor, Foreign, Layer, ParamSpec, PositiveInt, Probability, TorchForm, explain_counts
 from netspec.layers.rearrange import from_canonical, to_canonical
 from netspec.types import ShapeError, TensorType
 
@@ -84,6 +84,24 @@ class MultiheadAttention(Layer):
 
     def describe(self, inputs):
         return f"attention {self.num_heads} heads"
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values = {"embed_dim": t.channels, "num_heads": self.num_heads}
+        if self.dropout:
+            values["dropout"] = self.dropout
+        if not self.bias:
+            values["bias"] = False
+        values["batch_first"] = True
+        order = [t.layout.batch, next(i for i in range(3) if i not in (t.layout.batch, t.layout.channel)),
+                 t.layout.channel]
+        if order == [0, 1, 2]:
+            call = "{m}({0}, {0}, {0}, need_weights=False)[0]"
+        else:  # [N, L, E] for batch_first, and back
+            back = tuple(order.index(i) for i in range(3))
+            call = (f"{{m}}(*[{{0}}.permute{tuple(order)!r}] * 3, need_weights=False)[0]"
+                    f".permute{back!r}")
+        return TorchForm(Ctor("nn.MultiheadAttention", values, 2), call)
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
@@ -166,6 +184,9 @@ class MatMul(Layer):
 
     def macs(self, inputs, output):
         return output.sample_elements() * inputs[0].shape[-1]
+
+    def torch_form(self, inputs, output):
+        return TorchForm(function="{0} @ {1}")
 
     def lower(self, g, node, inputs, types, output):
         return g.op("MatMul", inputs)  # the last two axes as declared, as the graph keeps them

@@ -141,6 +141,53 @@ class Refusal:
         self.message, self.hint = message, hint
 
 
+class Ctor:
+    """A PyTorch constructor call as a layer's `torch_form` gives it: `callee` (`nn.Conv2d`),
+    its arguments by name in PyTorch's order (plain Python values), the first `positional` of
+    them written by position; `defaults` are PyTorch's defaults of the others, left out where a
+    value is one. netspec.torch_codegen writes it (and may name a value after a block's
+    parameter); no torch is imported to build one. (A plain class, as Foreign.)"""
+
+    __slots__ = ("callee", "values", "positional", "defaults")
+
+    def __init__(self, callee: str, values: dict[str, Any] | None = None, positional: int = 0,
+                 defaults: dict[str, Any] | None = None) -> None:
+        self.callee, self.values, self.positional = callee, dict(values or {}), positional
+        self.defaults = defaults or {}
+
+
+class TorchForm:
+    """How PyTorch computes one layer, for `netspec torch` (netspec.torch_codegen).
+
+    `module`: the nn.Module that holds the layer's tensors (a Ctor), a submodule named as the
+    layer (so its state_dict keys are the layer's parameter names), called as `call`, a format
+    string where `{m}` is the module and `{0}`, `{1}`, ... the inputs (`{m}({0})`). `function`:
+    an expression of the inputs alone, for a layer without tensors that is not kept as a
+    submodule (`torch.relu({0})`); a layer with no module computes only that way. `helpers`:
+    the definitions the expression needs beyond torch (a layer PyTorch has no class for),
+    by name -> source; the generated file holds each once. Values are laid out as the ONNX
+    lowering sees them: a `channels_first` layer gets (N, C, spatial) types, and the generator
+    permutes a differently declared input there and back."""
+
+    __slots__ = ("module", "call", "function", "helpers")
+
+    def __init__(self, module: Ctor | None = None, call: str = "{m}({0})", function: str | None = None,
+                 helpers: dict[str, str] | None = None) -> None:
+        self.module, self.call, self.function, self.helpers = module, call, function, helpers or {}
+
+
+def torch_dims(t: TensorType) -> str:
+    """`2d` for [N, C, H, W]: the suffix of PyTorch's class for the input's spatial rank
+    (BatchNorm1d for [N, C] and [N, C, L])."""
+    return f"{max(1, len(t.layout.spatial)) if t.layout.has_channels else 1}d"
+
+
+def compact(values) -> Any:
+    """One value per axis as PyTorch takes it: a single value when every axis agrees."""
+    values = tuple(values)
+    return values[0] if len(set(values)) == 1 else values
+
+
 class ArgumentError(Exception):
     """A bad argument; `arg` is the index of the offending argument (or its keyword name).
 
@@ -300,6 +347,11 @@ class Layer(BaseModel):
         `types` are the inputs' netspec types. Constants that meet the data
         take its dtype: `g.const(0.5, types[0].dtype)`."""
         raise NotImplementedError(f"{self.kind} has no ONNX lowering")
+
+    def torch_form(self, inputs: list[TensorType], output: TensorType) -> "TorchForm":
+        """How PyTorch computes this layer (a TorchForm): its nn.Module and how it is called, or
+        an expression of torch functions, for `netspec torch`. `inputs` as for `lower`."""
+        raise NotImplementedError(f"{self.kind} has no PyTorch form")
 
     def explain(self, inputs: list[TensorType], output: TensorType) -> tuple[list[str], list[str]]:
         """The arithmetic behind this layer's row, with the real numbers, and notes (e.g. where a

@@ -4,10 +4,10 @@ Conv1d/2d/3d and ConvTranspose1d/2d/3d do."""
 
 
 from math import prod
-from typing import ClassVar
+from typing import Any, ClassVar
 
-from netspec.layers.base import (Foreign, Layer, NonNegativeN, PaddingN, PositiveInt, Refusal, SizeN, explain_counts,
-                                 explain_windows, fan_in_uniform)
+from netspec.layers.base import (Ctor, Foreign, Layer, NonNegativeN, PaddingN, PositiveInt, Refusal, SizeN, TorchForm,
+                                 compact, explain_counts, explain_windows, fan_in_uniform, torch_dims)
 from netspec.shapes import axis_name, expand, resolve_padding, transposed_windows, windows
 from netspec.types import ShapeError, TensorType
 
@@ -43,6 +43,17 @@ def check_groups(in_channels: int, out_channels: int, groups: int) -> None:
     if out_channels % groups:
         raise ShapeError(f"out_channels {out_channels} is not divisible by groups={groups}",
                          rule="out_channels % groups == 0", attributes=("out_channels", "groups"))
+
+
+def torch_padding(pads: list[tuple[int, int]], value: float | None = None) -> tuple[Any, str]:
+    """PyTorch's `padding` for begins and ends per spatial axis, and the call that feeds the
+    module (`{m}({0})`); padding that differs between an axis's two sides is an F.pad first
+    (its sizes from the last axis back), `value` its fill (None: zeros)."""
+    if all(b == e for b, e in pads):
+        return compact(b for b, _ in pads), "{m}({0})"
+    sizes = tuple(v for b, e in reversed(pads) for v in (b, e))
+    fill = "" if value is None else f", value={value!r}"
+    return 0, f"{{m}}(F.pad({{0}}, {sizes!r}{fill}))"
 
 
 _FLAT_HINT = "a convolution slides over spatial axes: flatten only after the convolutions"
@@ -150,6 +161,16 @@ class Conv(ConvBase):
                     dilations=list(dilation), pads=[b for b, _ in pads] + [e for _, e in pads],
                     group=self.groups)
 
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        kernel, stride, dilation = self.per_axis(t, "kernel", "stride", "dilation")
+        padding, call = torch_padding(self._pads(t))
+        values = {"in_channels": t.channels, "out_channels": self.out_channels, "kernel_size": compact(kernel)}
+        extra = {"stride": compact(stride), "padding": padding, "dilation": compact(dilation),
+                 "groups": self.groups, "bias": self.bias}
+        defaults = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True}
+        return TorchForm(Ctor(f"nn.Conv{torch_dims(t)}", {**values, **extra}, 3, defaults), call)
+
     def explain(self, inputs, output):
         (t,) = inputs
         lines, notes = explain_windows(self._windows(t), self.axes(t))
@@ -249,6 +270,15 @@ class ConvTranspose(ConvBase):
                                f"ConvTranspose{where} (PyTorch also allows it below the dilation)",
                                hint="lower output_padding, or pad the result with `pad`")
         return None
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        kernel, stride, dilation, padding, output_padding = self.per_axis(t, *self.per_axis_attributes)
+        values = {"in_channels": t.channels, "out_channels": self.out_channels, "kernel_size": compact(kernel)}
+        extra = {"stride": compact(stride), "padding": compact(padding), "output_padding": compact(output_padding),
+                 "groups": self.groups, "bias": self.bias, "dilation": compact(dilation)}
+        defaults = {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1, "bias": True, "dilation": 1}
+        return TorchForm(Ctor(f"nn.ConvTranspose{torch_dims(t)}", {**values, **extra}, 3, defaults))
 
     def lower(self, g, node, inputs, types, output):
         kernel, stride, dilation, padding, output_padding = self.per_axis(types[0], *self.per_axis_attributes)

@@ -1,7 +1,7 @@
 """Fully connected layers."""
 
 
-from netspec.layers.base import Foreign, Layer, PositiveInt, explain_counts, fan_in_uniform
+from netspec.layers.base import Ctor, Foreign, Layer, PositiveInt, TorchForm, explain_counts, fan_in_uniform
 from netspec.types import ShapeError, TensorType
 
 
@@ -69,6 +69,10 @@ class Linear(Layer):
         positions = output.sample_elements() // self.out_features
         mac_terms = ([str(positions)] if positions != 1 else []) + [str(n), str(self.out_features)]
         return explain_counts(self.parameters(inputs, output), terms, self.macs(inputs, output), mac_terms), []
+
+    def torch_form(self, inputs, output):
+        values = {"in_features": self._in_features(inputs[0]), "out_features": self.out_features, "bias": self.bias}
+        return TorchForm(Ctor("nn.Linear", values, 2, {"bias": True}))
 
     def lower(self, g, node, inputs, types, output):
         if types[0].rank == 2 and not types[0].layout.is_unlaid:

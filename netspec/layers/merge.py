@@ -3,7 +3,7 @@
 
 from typing import ClassVar, Sequence
 
-from netspec.layers.base import Axis, Foreign, Layer, Refusal, show_value
+from netspec.layers.base import Axis, Foreign, Layer, Refusal, TorchForm, show_value
 from netspec.shapes import broadcast
 from netspec.types import ANY_DTYPE, AXIS_ROLES, FLOATS, NUMBERS, DTypeError, ShapeError, TensorType
 
@@ -138,6 +138,14 @@ class Elementwise(Layer):
                            hint="give both operands the same rank")
         return None
 
+    def torch_form(self, inputs, output):
+        if self.scalar is None:
+            return TorchForm(function=f" {self.symbol} ".join(f"{{{i}}}" for i in range(len(inputs))))
+        value = self.scalar if inputs[0].dtype in FLOATS or not float(self.scalar).is_integer() else int(self.scalar)
+        if self.symbol == "+" and value < 0:  # `x - 1`, as it was written
+            return TorchForm(function=f"{{0}} - {-value!r}")
+        return TorchForm(function=f"{{0}} {self.symbol} {value!r}")
+
     def lower(self, g, node, inputs, types, output):
         if self.scalar is not None:
             return g.op(self.onnx_op, [inputs[0], g.const(self.scalar, types[0].dtype, name="scalar")])
@@ -244,6 +252,19 @@ class Concat(Layer):
                 value = g.op("Expand", [value, g.op("Concat", parts, axis=0)])
             values.append(value)
         return g.op("Concat", values, axis=canonical_axis(output, resolve_axis(output, self.axis)))
+
+    def torch_form(self, inputs, output):
+        reference = next(i for i, t in enumerate(inputs) if not t.layout.is_unlaid)
+        b = output.layout.batch
+        parts = []
+        for i, t in enumerate(inputs):
+            if t.layout.is_unlaid:  # a param expanded over the batch (`class_token.expand(n, -1, -1)`)
+                sizes = ["-1"] * t.rank
+                sizes[b] = f"{{{reference}}}.shape[{b}]"
+                parts.append(f"{{{i}}}.expand({', '.join(sizes)})")
+            else:
+                parts.append(f"{{{i}}}")
+        return TorchForm(function=f"torch.cat([{', '.join(parts)}], dim={resolve_axis(output, self.axis)})")
 
     def describe(self, inputs):
         laid = [t for t in inputs if not t.layout.is_unlaid]

@@ -1,7 +1,8 @@
 """Normalisation layers."""
 
 
-from netspec.layers.base import Axis, Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt, Refusal
+from netspec.layers.base import (Axis, Ctor, Foreign, Layer, ParamSpec, PositiveFloat, PositiveInt, Refusal, TorchForm,
+                                 torch_dims)
 from netspec.layers.merge import resolve_axis
 from netspec.types import ShapeError, TensorType
 
@@ -83,6 +84,15 @@ class BatchNorm(ChannelNorm):
                            hint="set track_running_stats=true")
         return None
 
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values = {"num_features": t.channels}
+        extra = {"eps": self.eps, "momentum": self.momentum, "affine": self.affine,
+                 "track_running_stats": self.track_running_stats}
+        defaults = {"eps": 1e-5, "momentum": 0.1, "affine": True, "track_running_stats": True}
+        return TorchForm(Ctor(f"nn.BatchNorm{torch_dims(t) if t.rank > 2 else '1d'}", {**values, **extra}, 1,
+                              defaults))
+
     def lower(self, g, node, inputs, types, output):
         c, dtype = types[0].channels, types[0].dtype
         scale = g.param("weight") if self.affine else g.const([1.0] * c, dtype, "scale")
@@ -119,6 +129,17 @@ class LayerNorm(ChannelNorm):
         if opset < 17:
             return Refusal("ONNX has LayerNormalization from opset 17", hint="export with --opset 17 or later")
         return None
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values = {"normalized_shape": t.channels}
+        extra = {"eps": self.eps, "elementwise_affine": self.elementwise_affine, "bias": self.bias}
+        defaults = {"eps": 1e-5, "elementwise_affine": True, "bias": True}
+        values.update(extra)
+        channel = t.layout.channel
+        # over the channels at each position: moved last and back where they are not last
+        call = "{m}({0})" if channel == t.rank - 1 else f"{{m}}({{0}}.movedim({channel}, -1)).movedim(-1, {channel})"
+        return TorchForm(Ctor("nn.LayerNorm", values, 1, defaults), call)
 
     def lower(self, g, node, inputs, types, output):
         c, rank = types[0].channels, types[0].rank
@@ -160,6 +181,11 @@ class GroupNorm(ChannelNorm):
     def parameters(self, inputs, output):
         c = inputs[0].channels
         return {"weight": ParamSpec((c,), init="fill", scale=1.0), "bias": ParamSpec((c,))} if self.affine else {}
+
+    def torch_form(self, inputs, output):
+        values = {"num_groups": self.num_groups, "num_channels": inputs[0].channels, "eps": self.eps,
+                  "affine": self.affine}
+        return TorchForm(Ctor("nn.GroupNorm", values, 2, {"eps": 1e-5, "affine": True}))
 
     def lower(self, g, node, inputs, types, output):
         # ONNX's GroupNormalization changed meaning in opset 21; InstanceNormalization over
@@ -205,6 +231,11 @@ class Normalize(Layer):
     def describe(self, inputs):
         t = inputs[0]
         return f"normalize {t.layout.axes[resolve_axis(t, self.axis)]}"
+
+    def torch_form(self, inputs, output):
+        dim = resolve_axis(inputs[0], self.axis)
+        eps = "" if self.eps == 1e-12 else f", eps={self.eps!r}"
+        return TorchForm(function=f"F.normalize({{0}}, dim={dim}{eps})")
 
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import canonical_axis

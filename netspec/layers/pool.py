@@ -6,10 +6,15 @@ MaxPool1d/2d/3d, AvgPool1d/2d/3d, LPPool1d/2d/3d and AdaptiveAvg/MaxPool1d/2d/3d
 from math import prod
 from typing import Annotated, ClassVar, Literal
 
-from netspec.layers.base import Expect, Foreign, Layer, PaddingN, PositiveFloat, Refusal, SizeN, explain_windows
-from netspec.layers.conv import describe_window
+from netspec.layers.base import (Ctor, Expect, Foreign, Layer, PaddingN, PositiveFloat, Refusal, SizeN, TorchForm, compact,
+                                 explain_windows, torch_dims)
+from netspec.layers.conv import describe_window, torch_padding
 from netspec.shapes import axis_name, expand, resolve_padding, windows
 from netspec.types import ShapeError, TensorType
+
+
+# PyTorch's pools' defaults (a stride of None is the kernel: netspec writes it out)
+_POOL_DEFAULTS = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "count_include_pad": True}
 
 
 class WindowPool(Layer):
@@ -115,6 +120,16 @@ class WindowPool(Layer):
                       for size, k, s, d, (b, e) in zip(t.spatial, kernel, stride, dilation, pads)]
         return kernel, stride, dilation, pads, up, floor_outs
 
+    def torch_window(self, t: TensorType, fill: float | None = None) -> tuple[dict, str]:
+        """kernel_size, stride, padding and ceil_mode as PyTorch's pools take them, and the call
+        (an F.pad with `fill` first where an axis's two sides are padded differently)."""
+        kernel, stride, _ = self.window_args(t)
+        padding, call = torch_padding(self._pads(t), fill)
+        values = {"kernel_size": compact(kernel),
+                  "stride": compact(stride) if tuple(stride) != tuple(kernel) else None, "padding": padding,
+                  "ceil_mode": self.ceil_mode}
+        return values, call
+
     def window_attributes(self, t: TensorType, opset: int) -> dict:
         """kernel_shape, strides, pads and ceil_mode as ONNX names them.
 
@@ -142,6 +157,13 @@ class MaxPool(WindowPool):
 
     dilation: SizeN = 1
 
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values, call = self.torch_window(t, float("-inf"))
+        _, _, dilation = self.window_args(t)
+        values["dilation"] = compact(dilation)
+        return TorchForm(Ctor(f"nn.MaxPool{torch_dims(t)}", values, 1, _POOL_DEFAULTS), call)
+
     def lower(self, g, node, inputs, types, output):
         _, _, dilation = self.window_args(types[0])
         return g.op("MaxPool", inputs, dilations=list(dilation), **self.window_attributes(types[0], g.opset))
@@ -163,6 +185,20 @@ class AvgPool(WindowPool):
 
     count_include_pad: bool = True
 
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values, call = self.torch_window(t)
+        if call != "{m}({0})" and not self.count_include_pad:
+            # padded apart (an axis's two sides differ), then averaged with the pad as zeros:
+            # divided by the same average of ones, the share of each window that is the input
+            pads = tuple(v for b, e in reversed(self._pads(t)) for v in (b, e))
+            pool = f"F.avg_pool{torch_dims(t)}"
+            args = ", ".join(f"{k}={v!r}" for k, v in values.items() if k == "kernel_size" or v != _POOL_DEFAULTS[k])
+            return TorchForm(function=f"{pool}(F.pad({{0}}, {pads!r}), {args}) / "
+                                      f"{pool}(F.pad(torch.ones_like({{0}}), {pads!r}), {args})")
+        values["count_include_pad"] = self.count_include_pad
+        return TorchForm(Ctor(f"nn.AvgPool{torch_dims(t)}", values, 1, _POOL_DEFAULTS), call)
+
     def lower(self, g, node, inputs, types, output):
         return g.op("AveragePool", inputs, count_include_pad=int(self.count_include_pad),
                     **self.window_attributes(types[0], g.opset))
@@ -183,6 +219,12 @@ class LPPool(WindowPool):
 
     def describe(self, inputs):
         return f"lppool p={self.norm_type:g} " + super().describe(inputs).split(" ", 1)[1]
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        values, _ = self.torch_window(t)
+        del values["padding"]  # PyTorch's LPPool has none (netspec's is 0)
+        return TorchForm(Ctor(f"nn.LPPool{torch_dims(t)}", {"norm_type": self.norm_type, **values}, 2, _POOL_DEFAULTS))
 
     def lower(self, g, node, inputs, types, output):
         # As nn.LPPool1d/2d/3d compute it (not ONNX's LpPool, which sums |x|^p and treats partial
@@ -214,6 +256,14 @@ class GlobalPool(Layer):
                              rule="an input with spatial axes (1-D [N, C, L], 2-D [N, C, H, W], 3-D [N, C, D, H, W])",
                              hint="a global pool comes before `flatten`, not after it" if t.rank == 2 else None)
         return t.with_axes(spatial=(1,) * len(t.spatial))
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        dims = tuple(range(2, t.rank))
+        function = f"{{0}}.mean(dim={dims!r}, keepdim=True)" if self.kind == "global_avgpool" else \
+            f"torch.amax({{0}}, dim={dims!r}, keepdim=True)"
+        pool = "Avg" if self.kind == "global_avgpool" else "Max"
+        return TorchForm(Ctor(f"nn.Adaptive{pool}Pool{torch_dims(t)}", {"output_size": 1}, 1), function=function)
 
 
 class GlobalAvgPool(GlobalPool):
@@ -303,6 +353,13 @@ class AdaptivePool(Layer):
             return g.op(whole, inputs)
         kernel = [size // out for size, out in zip(sizes, outs)]
         return g.op(windowed, inputs, kernel_shape=kernel, strides=kernel)
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        pool = "Avg" if self.kind == "adaptive_avgpool" else "Max"
+        size = compact(self._sizes(t)[1])
+        return TorchForm(Ctor(f"nn.Adaptive{pool}Pool{torch_dims(t)}", {"output_size": size}, 1),
+                         function=f"F.adaptive_{pool.lower()}_pool{torch_dims(t)}({{0}}, {size!r})")
 
 
 class AdaptiveAvgPool(AdaptivePool):

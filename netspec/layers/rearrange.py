@@ -30,7 +30,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
-from netspec.layers.base import ArgumentError, Axis, Expect, Foreign, Layer, PositiveInt, show_value
+from netspec.layers.base import ArgumentError, Axis, Ctor, Expect, Foreign, Layer, PositiveInt, TorchForm, show_value
 from netspec.types import ANY_DTYPE, ROLELESS_LETTERS, DTypeError, Layout, ShapeError, TensorType
 
 # The layer that made a layout, filled in by inference (netspec.infer.output_type) with the
@@ -243,6 +243,22 @@ def lower_reshape(g, x: str, t: TensorType, output: TensorType) -> str:
     return to_canonical(g, y, output, order)
 
 
+def torch_reshape(t: TensorType, output: TensorType) -> str:
+    """lower_reshape as PyTorch writes it: the batch first (where it is not), the other axes
+    reshaped to the output's, in its declared order, and the batch moved to its place."""
+    b, out = t.layout.batch, output.layout.batch
+    x = "{0}" if b == 0 else f"{{0}}.movedim({b}, 0)"
+    sizes = [output.shape[i] for i in batch_first(output)[1:]]
+    sizes = [d if isinstance(d, int) else -1 for d in sizes]
+    y = f"{x}.reshape({{0}}.shape[{b}], {', '.join(map(str, sizes))})" if sizes else f"{x}.reshape({{0}}.shape[{b}])"
+    return y if out == 0 else f"{y}.movedim(0, {out})"
+
+
+def torch_index(axis: int, item: str) -> str:
+    """`{0}[:, :, 2:5]`: `item` indexes axis `axis`."""
+    return "{0}[" + ", ".join([":"] * axis + [item]) + "]"
+
+
 def canonical_index(t: TensorType, axis: int) -> int:
     return list(t.layout.canonical).index(axis)
 
@@ -324,6 +340,11 @@ class Reshape(Layer):
 
     def geometry(self, inputs):
         return _spatial_changed(inputs[0], self.infer(inputs))
+
+    def torch_form(self, inputs, output):
+        if inputs[0].layout.is_unlaid:
+            return TorchForm(function=f"{{0}}.reshape{tuple(output.shape)!r}")
+        return TorchForm(function=torch_reshape(inputs[0], output))
 
     def lower(self, g, node, inputs, types, output):
         if types[0].layout.is_unlaid:
@@ -407,6 +428,19 @@ class Flatten(Layer):
     def geometry(self, inputs):
         return "global" if inputs[0].layout.spatial else None
 
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        span = self._range(t)
+        if span is None and output.rank == 2:
+            if t.layout.batch == 0:
+                return TorchForm(Ctor("nn.Flatten"), function="torch.flatten({0}, 1)")
+            return TorchForm(function=f"torch.flatten({{0}}.movedim({t.layout.batch}, 0), 1)")
+        if span is not None and not span[0] <= t.layout.batch <= span[1]:
+            start, end = span
+            return TorchForm(Ctor("nn.Flatten", {"start_dim": start, "end_dim": end}, 2),
+                             function=f"torch.flatten({{0}}, {start}, {end})")
+        return TorchForm(function=torch_reshape(t, output))
+
     def lower(self, g, node, inputs, types, output):
         t, x = types[0], inputs[0]
         if self._range(t) is None and output.rank == 2:
@@ -450,6 +484,9 @@ class Unflatten(Layer):
 
     def geometry(self, inputs):
         return _spatial_changed(inputs[0], self.infer(inputs))
+
+    def torch_form(self, inputs, output):
+        return TorchForm(function=torch_reshape(inputs[0], output))
 
     def lower(self, g, node, inputs, types, output):
         return lower_reshape(g, inputs[0], types[0], output)
@@ -506,6 +543,10 @@ class Squeeze(Layer):
     def geometry(self, inputs):
         return _spatial_changed(inputs[0], self.infer(inputs))
 
+    def torch_form(self, inputs, output):
+        removed = tuple(self._removed(inputs[0]))
+        return TorchForm(function=f"{{0}}.squeeze({removed[0] if len(removed) == 1 else removed!r})")
+
     def lower(self, g, node, inputs, types, output):
         t = types[0]
         axes = [canonical_index(t, i) for i in self._removed(t)]
@@ -552,6 +593,9 @@ class Unsqueeze(Layer):
     def geometry(self, inputs):
         return _spatial_changed(inputs[0], self.infer(inputs))
 
+    def torch_form(self, inputs, output):
+        return TorchForm(function=f"{{0}}.unsqueeze({self._position(inputs[0])})")
+
     def lower(self, g, node, inputs, types, output):
         # values keep their declared layouts inside the graph: the new axis goes where declared
         return g.op("Unsqueeze", [inputs[0], g.const([self._position(types[0])], name="axes")])
@@ -592,6 +636,15 @@ class _Move(Layer):
         if t.layout.is_unlaid:
             return f"{self.kind} {show_value(tuple(self._order(t)))}"
         return f"{self.kind} {t.layout.axes} -> {''.join(t.layout.axes[i] for i in self._order(t))}"
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        if t.layout.is_unlaid:
+            perm = self._order(t)
+        else:
+            before, after = t.layout.axes, output.layout.axes
+            perm = [before.index(letter) for letter in after]
+        return TorchForm(function="{0}" if perm == sorted(perm) else f"{{0}}.permute{tuple(perm)!r}")
 
     def lower(self, g, node, inputs, types, output):
         if types[0].layout.is_unlaid:
@@ -683,6 +736,10 @@ class _Cut(Layer):
         t = inputs[0]
         axis, start, _, step = self._cut(t)
         return _geometry_of_one_axis(t, axis, ("window", 1, step, -start))
+
+    def torch_form(self, inputs, output):
+        axis, start, stop, step = self._cut(inputs[0])
+        return TorchForm(function=torch_index(axis, f"{start}:{stop}" + (f":{step}" if step != 1 else "")))
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
@@ -798,6 +855,10 @@ class Select(Layer):
 
     def geometry(self, inputs):
         return _spatial_changed(inputs[0], self.infer(inputs))
+
+    def torch_form(self, inputs, output):
+        axis, index = self._at(inputs[0])
+        return TorchForm(function=torch_index(axis, str(index)))
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]
@@ -939,6 +1000,13 @@ class Roll(Layer):
         t = inputs[0]
         return "global" if any(a in t.layout.spatial and s for a, s in self._rolls(t)) else None
 
+    def torch_form(self, inputs, output):
+        rolls = [(axis, shift) for axis, shift in self._rolls(inputs[0]) if shift]
+        if not rolls:
+            return TorchForm(function="{0}")
+        shifts, dims = tuple(s for _, s in rolls), tuple(a for a, _ in rolls)
+        return TorchForm(function=f"torch.roll({{0}}, {shifts!r}, {dims!r})")
+
     def lower(self, g, node, inputs, types, output):
         t, y = types[0], inputs[0]
         for axis, shift in self._rolls(t):
@@ -1006,6 +1074,11 @@ class Gather(Layer):
         t = inputs[0]
         return None if t.layout.is_unlaid else _spatial_changed(t, self.infer(inputs))
 
+    def torch_form(self, inputs, output):
+        table, index = inputs
+        axis = axis_of(table, self.axis, "axis")
+        return TorchForm(function=torch_index(axis, "{1}" if index.dtype == "i64" else "{1}.long()"))
+
     def lower(self, g, node, inputs, types, output):
         table = types[0]
         axis = axis_of(table, self.axis, "axis")
@@ -1060,6 +1133,10 @@ class ChannelShuffle(Layer):
 
     def describe(self, inputs):
         return f"channel_shuffle g={self.groups}"
+
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("nn.ChannelShuffle", {"groups": self.groups}, 1),
+                         function=f"{{0}}.unflatten(1, ({self.groups}, -1)).transpose(1, 2).flatten(1, 2)")
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]

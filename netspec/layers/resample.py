@@ -4,7 +4,7 @@
 import math
 from typing import Literal
 
-from netspec.layers.base import Foreign, Layer, PositiveNumberN, SizeN
+from netspec.layers.base import Ctor, Foreign, Layer, PositiveNumberN, SizeN, TorchForm, compact
 from netspec.shapes import axis_name, expand
 from netspec.types import ShapeError, TensorType
 
@@ -78,6 +78,20 @@ class Upsample(Layer):
             return t.with_axes(spatial=expand(self.size, len(letters), "size", letters))
         scales = expand(self.scale_factor, len(letters), "scale_factor", letters)
         return t.with_axes(spatial=tuple(math.floor(s * f) for s, f in zip(t.spatial, scales)))
+
+    def torch_form(self, inputs, output):
+        t = inputs[0]
+        letters = self._axes(t)
+        if self.size is not None:
+            values = {"size": compact(expand(self.size, len(letters)))}
+        else:
+            values = {"scale_factor": compact(float(f) for f in expand(self.scale_factor, len(letters)))}
+        if self.mode != "nearest":
+            values["mode"] = self.mode
+        if self.align_corners:
+            values["align_corners"] = True
+        args = ", ".join(f"{k}={v!r}".replace("'", '"') for k, v in values.items())
+        return TorchForm(Ctor("nn.Upsample", values), function=f"F.interpolate({{0}}, {args})")
 
     def lower(self, g, node, inputs, types, output):
         t = types[0]

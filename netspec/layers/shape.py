@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from netspec.layers.base import Expect, Foreign, Layer, Probability, Refusal
+from netspec.layers.base import Ctor, Expect, Foreign, Layer, Probability, Refusal, TorchForm
 from netspec.shapes import axis_name, resolve_padding
 from netspec.types import ANY_DTYPE, DTYPES, DTypeError, ShapeError, TensorType, representable
 
@@ -17,6 +17,33 @@ PadSpec = Annotated[
     Field(), Expect("a non-negative integer, a pair (h, w), or four values (top, left, bottom, right) "
                     "(a 1-D input: one value or (left, right); a 3-D input: (d, h, w) or six values "
                     "(front, top, left, back, bottom, right))")]
+
+
+# netspec's dtypes as torch names them
+TORCH_DTYPES = {"f16": "torch.float16", "bf16": "torch.bfloat16", "f32": "torch.float32", "f64": "torch.float64",
+                "i8": "torch.int8", "u8": "torch.uint8", "i16": "torch.int16", "i32": "torch.int32",
+                "i64": "torch.int64", "bool": "torch.bool"}
+
+# torchvision.ops.StochasticDepth, which torch itself does not have, as the generated file holds it
+STOCHASTIC_DEPTH = '''class StochasticDepth(nn.Module):
+    """Drops the whole input with probability p while training, per sample ("row") or for
+    the whole batch ("batch"), scaling what is kept by 1 / (1 - p): torchvision's
+    ops.StochasticDepth. The identity in eval mode."""
+
+    def __init__(self, p, mode):
+        super().__init__()
+        self.p, self.mode = p, mode
+
+    def forward(self, x):
+        if not self.training or self.p == 0.0:
+            return x
+        keep = 1.0 - self.p
+        size = [x.shape[0]] + [1] * (x.ndim - 1) if self.mode == "row" else [1] * x.ndim
+        noise = torch.empty(size, dtype=x.dtype, device=x.device).bernoulli_(keep)
+        if keep > 0.0:
+            noise.div_(keep)
+        return x * noise
+'''
 
 
 class Dropout(Layer):
@@ -36,6 +63,9 @@ class Dropout(Layer):
 
     def describe(self, inputs):
         return f"dropout p={self.p:g}"
+
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("nn.Dropout", {"p": self.p}, 1, {"p": 0.5}))
 
     def lower(self, g, node, inputs, types, output):
         return g.op("Identity", inputs)  # inference: dropout does nothing
@@ -61,6 +91,10 @@ class StochasticDepth(Layer):
     def describe(self, inputs):
         return f"stochastic_depth p={self.p:g}"
 
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("StochasticDepth", {"p": self.p, "mode": self.mode}, 2),
+                         helpers={"StochasticDepth": STOCHASTIC_DEPTH})
+
     def lower(self, g, node, inputs, types, output):
         return g.op("Identity", inputs)  # inference: nothing is dropped
 
@@ -76,6 +110,9 @@ class Identity(Layer):
 
     def infer(self, inputs: list[TensorType]) -> TensorType:
         return inputs[0]
+
+    def torch_form(self, inputs, output):
+        return TorchForm(Ctor("nn.Identity"), function="{0}")
 
     def lower(self, g, node, inputs, types, output):
         return g.op("Identity", inputs)
@@ -154,6 +191,12 @@ class Pad(Layer):
     def geometry(self, inputs):
         return [("window", 1, 1, begin) for begin, _ in self._pads(inputs[0])]
 
+    def torch_form(self, inputs, output):
+        sizes = tuple(v for b, e in reversed(self._pads(inputs[0])) for v in (b, e))
+        mode = "" if self.mode == "constant" else f', mode="{self.mode}"'
+        value = f", value={self.value!r}" if self.mode == "constant" and self.value != 0 else ""
+        return TorchForm(function=f"F.pad({{0}}, {sizes!r}{mode}{value})")
+
     _ONNX_MODES = {"constant": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
     def refusal(self, inputs, output, opset):
@@ -199,6 +242,11 @@ class Cast(Layer):
 
     def describe(self, inputs):
         return f"cast {inputs[0].dtype} -> {self.to}" if inputs else f"cast {self.to}"
+
+    def torch_form(self, inputs, output):
+        if inputs[0].dtype == self.to:
+            return TorchForm(function="{0}")
+        return TorchForm(function=f"{{0}}.to({TORCH_DTYPES[self.to]})")
 
     def lower(self, g, node, inputs, types, output):
         from netspec.lower import ONNX_DTYPES
