@@ -14,9 +14,10 @@ import sys
 from typing import Sequence
 
 from netspec.commands import check, diff, export, features, graph, import_, profile, run
+from netspec.commands import lsp
 from netspec.commands.options import COUNTING, EXIT_INTERNAL, EXIT_OK, EXIT_SPEC, EXIT_USAGE, UsageError
 
-SUBCOMMANDS = (check, export, run, profile, graph, features, import_, diff)
+SUBCOMMANDS = (check, export, run, profile, graph, features, import_, diff, lsp)
 
 __all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_SPEC", "EXIT_USAGE", "EXIT_INTERNAL"]
 
