@@ -132,9 +132,10 @@ class NetspecServer(LanguageServer):
             done = time.perf_counter()
             self.timings = self.timings[-999:] + [done - changed_at]
             self.log(f"checked {Path(path).name} (version {version}) in {(done - started) * 1000:.1f} ms")
-            for other in self.dependents_of(path):
-                if other != uri and other in self.analyses:
-                    self.publish(other, self.analyses[other])
+            # the open files this one uses show what this check found in them
+            for other, known in list(self.analyses.items()):
+                if other != uri and any(_key(d) == _key(known.path) for d in analysis.depends):
+                    self.publish(other, known)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in netspec: logged, the server carries on
