@@ -348,6 +348,22 @@ async def test_a_used_file_edited_in_the_editor_rechecks_its_importers(client: L
     assert any("unit" in d.message for d in diagnostics)
 
 
+async def test_a_library_shows_the_shapes_of_an_open_importer(client: LanguageClient, tmp_path: Path):
+    spec, lib = project(tmp_path)
+    uri = open_doc(client, spec, GOOD)
+    await wait_diagnostics(client, uri)
+    lib_uri = open_doc(client, lib, LIB)
+    # a library needs no input and no output: no diagnostics of its own
+    assert await wait_diagnostics(client, lib_uri) == []
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=lib_uri), position=position_of(LIB, "conv(planes", 1)))
+    assert "**conv** `features.3.y.0`" in hover.contents.value and "[N, 32, 8, 8]" in hover.contents.value
+    hints = await client.text_document_inlay_hint_async(types.InlayHintParams(
+        text_document=types.TextDocumentIdentifier(uri=lib_uri),
+        range=types.Range(start=types.Position(line=0, character=0), end=types.Position(line=9, character=0))))
+    assert (2, "[N, 32, 8, 8]") in {(h.position.line, h.label) for h in hints}
+
+
 async def test_an_error_in_a_used_file_is_shown_at_the_use(client: LanguageClient, tmp_path: Path):
     spec, lib = project(tmp_path)
     lib.write_text(LIB.replace("return y", "return y +"))

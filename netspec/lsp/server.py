@@ -177,10 +177,12 @@ class NetspecServer(LanguageServer):
 
     @staticmethod
     def _diagnostics_for(analysis: Analysis) -> list[Diagnostic]:
+        from netspec import syntax as S
+
         items = analysis.compilation.diagnostics.items
         module = analysis.module
         # a library (blocks and `use`s only) is no network: it needs no input and no output
-        if module is not None and all(type(s).__name__ in ("BlockDef", "Use") for s in module.statements):
+        if module is not None and all(isinstance(s, (S.BlockDef, S.Use)) for s in module.statements):
             items = [d for d in items if not d.message.startswith(("the network has no input",
                                                                     "the network has no output"))]
         return items
@@ -263,6 +265,26 @@ class NetspecServer(LanguageServer):
         if formats and types.MarkupKind.Markdown in formats:
             return types.MarkupContent(kind=types.MarkupKind.Markdown, value=text)
         return types.MarkupContent(kind=types.MarkupKind.PlainText, value=text.replace("**", "").replace("`", ""))
+
+    def view(self, uri: str) -> Analysis | None:
+        """The analysis to answer questions about positions with. A library (blocks only) has
+        no graph of its own: its shapes are those of an open document that uses it and was
+        checked with its current text, seen from this file."""
+        analysis = self.current(uri)
+        if analysis is None or analysis.module is None or analysis.graph is None:
+            return analysis
+        if any(_key(span.file) == _key(analysis.path) for span in analysis.by_span):
+            return analysis
+        for other in list(self.analyses.values()):
+            if other is analysis or other.graph is None:
+                continue
+            name = next((n for n in other.compilation.modules if _key(n) == _key(analysis.path)), None)
+            if name is None:
+                continue
+            texts = getattr(other.compilation.diagnostics.sources, "_text", {})
+            if texts.get(name) == analysis.text:
+                return Analysis(name, analysis.text, other.compilation, analysis.version)
+        return analysis
 
     def netspec_position(self, uri: str, position: types.Position) -> tuple[int, int]:
         document = self.workspace.get_text_document(uri)
@@ -359,7 +381,7 @@ def build() -> NetspecServer:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     @safe
     def hover(ls: NetspecServer, params: types.HoverParams):
-        analysis = ls.current(params.text_document.uri)
+        analysis = ls.view(params.text_document.uri)
         if analysis is None:
             return None
         line, column = ls.netspec_position(params.text_document.uri, params.position)
@@ -375,7 +397,7 @@ def build() -> NetspecServer:
     def inlay_hint(ls: NetspecServer, params: types.InlayHintParams):
         if not ls.inlay_hints_enabled:
             return []
-        analysis = ls.current(params.text_document.uri)
+        analysis = ls.view(params.text_document.uri)
         if analysis is None:
             return []
         first, last = params.range.start.line + 1, params.range.end.line + 1
