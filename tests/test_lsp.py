@@ -268,6 +268,11 @@ async def test_definition_of_blocks_across_use_and_of_bindings(client: LanguageC
         text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(GOOD, "linear(classes", 8)))
     assert found.range.start == position_of(GOOD, "classes = 10")
 
+    # a keyword argument of a block call: the block's parameter
+    found = await client.text_document_definition_async(types.DefinitionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(GOOD, "stride=2", 1)))
+    assert found.uri == lib.as_uri() and found.range.start == position_of(LIB, "stride = 1")
+
 
 async def test_document_symbols(client: LanguageClient, tmp_path: Path):
     spec, _ = project(tmp_path)
@@ -318,6 +323,15 @@ async def test_completion(client: LanguageClient, tmp_path: Path):
     labels = {item.label: item for item in result.items}
     assert "stride=" in labels and "ceil_mode=" in labels
     assert labels["ceil_mode="].detail == "maxpool: = false"
+    # after a keyword: the strings it takes
+    typed = GOOD.replace("padding=1)", "padding=)")
+    change_doc(client, uri, typed, 4)
+    await wait_diagnostics(client, uri)
+    result = await client.text_document_completion_async(types.CompletionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(typed, "padding=)", 8)))
+    assert {'"same"', '"valid"'} <= {item.label for item in result.items}
+    change_doc(client, uri, inside, 5)
+    await wait_diagnostics(client, uri)
     # inside a block's: its parameters
     result = await client.text_document_completion_async(types.CompletionParams(
         text_document=types.TextDocumentIdentifier(uri=uri), position=position_of(inside, "unit(32", 5)))
