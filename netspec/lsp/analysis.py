@@ -30,6 +30,11 @@ def _contains(span: Span, line: int, column: int) -> bool:
     return (line, column) <= (span.end_line, span.end_column)
 
 
+def _within(inner: Span, outer: Span) -> bool:
+    return (inner.file == outer.file and (inner.line, inner.column) >= (outer.line, outer.column)
+            and (inner.end_line, inner.end_column) <= (outer.end_line, outer.end_column))
+
+
 def _size(span: Span) -> tuple[int, int]:
     return (span.end_line - span.line, span.end_column - span.column if span.end_line == span.line else 10**6)
 
@@ -415,12 +420,33 @@ class Analysis:
             inner = inner.stages[-1]
         nodes = self.by_span.get(inner.span, [])
         if nodes:
-            node = nodes[0]
-            lines.append(f"from `{node.name}` ({node.kind})")
-            lines += _node_figures(node)
+            lines.append(f"from `{nodes[0].name}` ({nodes[0].kind})")
+        layers, params, buffers, macs = self._inside(value.span)
+        if layers:
+            figures = [f"{layers:,} layer{'s' if layers != 1 else ''}", f"params: {params:,}"]
+            if buffers:
+                figures.append(f"buffers: {buffers:,}")
+            figures.append(f"MACs: {macs:,}")
+            lines.append(" · ".join(figures))
         if len(types) > 1:
             lines.append(f"{len(types)} evaluations (one per block instance or repeat round)")
         return "\n".join(lines)
+
+    def _inside(self, span: Span) -> tuple[int, int, int, int]:
+        """Layers made by the expression at `span` (those of the block instances it calls
+        too), their parameters, buffers and MACs, summed over every evaluation."""
+        layers = params = buffers = macs = 0
+        if self.graph is None:
+            return 0, 0, 0, 0
+        for node in self.graph:
+            if node.layer is None:
+                continue
+            if _within(node.span, span) or any(_within(b.span, span) for b in node.blocks):
+                layers += 1
+                params += node.trainable
+                buffers += node.buffers
+                macs += node.macs
+        return layers, params, buffers, macs
 
     def _block_doc(self, name: str) -> str:
         definition = self.blocks().get(name)
@@ -534,14 +560,15 @@ def _binds(statement: S.Node, name: str) -> S.Node | None:
 
 
 def format_types(types: list[TensorType]) -> str:
-    """One shape, or the distinct shapes of several evaluations: `[N, 64, 56, 56] | [N, 128, 28, 28]`."""
+    """One shape, or the distinct shapes of several evaluations (a block's instances, a repeat's
+    rounds): `[N, 64, 56, 56] | [N, 128, 28, 28]`, beyond two `... | +3 more`."""
     distinct: list[str] = []
     for t in types:
         if str(t) not in distinct:
             distinct.append(str(t))
-    if len(distinct) <= 3:
+    if len(distinct) <= 2:
         return " | ".join(distinct)
-    return " | ".join(distinct[:2]) + f" | ... ({len(distinct)} shapes)"
+    return " | ".join(distinct[:2]) + f" | +{len(distinct) - 2} more"
 
 
 def _node_figures(node: LayerNode) -> list[str]:
