@@ -440,3 +440,35 @@ async def test_no_internal_errors_were_logged(client: LanguageClient):
     """Every test above ran without a handler failing (a failure is logged as an error)."""
     errors = [m.message for m in client.log_messages if m.type == types.MessageType.Error]
     assert errors == []
+
+
+async def test_unreadable_messages_do_not_stop_the_server():
+    """Raw bytes over the pipes: a body that is not JSON, an unknown method, a request before
+    `initialize`; then the server still initializes, answers and shuts down, and its stderr
+    holds no traceback."""
+    import json
+
+    def message(body: dict) -> bytes:
+        data = json.dumps(body).encode()
+        return b"Content-Length: %d\r\n\r\n" % len(data) + data
+
+    hover = {"textDocument": {"uri": "file:///nowhere.net"}, "position": {"line": 0, "character": 0}}
+    stream = (b"Content-Length: 5\r\n\r\n{bad}"
+              + message({"jsonrpc": "2.0", "id": 7, "method": "no/such", "params": {}})
+              + message({"jsonrpc": "2.0", "id": 8, "method": "textDocument/hover", "params": hover})
+              + message({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                         "params": {"processId": None, "capabilities": {}, "initializationOptions": "odd"}})
+              + message({"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration", "params": {"settings": [1]}})
+              + message({"jsonrpc": "2.0", "id": 9, "method": "textDocument/hover", "params": hover})
+              + message({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+              + message({"jsonrpc": "2.0", "method": "exit"}))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "netspec", "lsp", cwd=ROOT, stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    stdout, stderr = await asyncio.wait_for(process.communicate(stream), 60)
+    assert process.returncode == 0
+    out = stdout.decode()
+    for ident in (1, 2, 7, 8, 9):
+        assert f'"id": {ident}' in out
+    assert '"capabilities"' in out
+    assert "Traceback" not in stderr.decode() and "Traceback" not in out

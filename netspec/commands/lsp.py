@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"netspec lsp needs pygls and lsprotocol ({exc.name} is not installed): "
               "pip install 'netspec[lsp]'", file=sys.stderr)
         return EXIT_SPEC
-    from netspec.lsp.server import build
+    from netspec.lsp.server import build, quiet_logging
 
+    quiet_logging()
     server = build()
     if args.debounce is not None:
         server.configure({"debounce": args.debounce})

@@ -33,7 +33,7 @@ from pygls.uris import from_fs_path, to_fs_path
 from netspec.diagnostics import Diagnostic, Span
 from netspec.lsp.analysis import Analysis, analyze, completions
 
-__all__ = ["NetspecServer", "build", "main"]
+__all__ = ["NetspecServer", "build", "quiet_logging"]
 
 DEFAULT_DEBOUNCE_MS = 150
 PARSED_CACHE_LIMIT = 64
@@ -82,6 +82,11 @@ class NetspecServer(LanguageServer):
         debounce = options.get("debounce", options.get("debounceMs"))
         if isinstance(debounce, (int, float)) and not isinstance(debounce, bool) and debounce >= 0:
             self.debounce = debounce / 1000
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        """A message the server could not read or answer: logged (pygls would show a pop-up)."""
+        self.log(f"netspec lsp: {source.__name__ if isinstance(source, type) else source}: "
+                 f"{type(error).__name__}: {error}", types.MessageType.Error)
 
     def log(self, message: str, kind: types.MessageType = types.MessageType.Log) -> None:
         try:
@@ -139,8 +144,7 @@ class NetspecServer(LanguageServer):
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in netspec: logged, the server carries on
-            self.log(f"netspec: internal error checking {uri}: {type(exc).__name__}: {exc}\n"
-                     f"{traceback.format_exc()}", types.MessageType.Error)
+            self.log(_failure(f"checking {uri}", exc), types.MessageType.Error)
 
     def dependents_of(self, path: str) -> list[str]:
         """Open documents whose last check read `path` (through `use`)."""
@@ -292,6 +296,38 @@ class NetspecServer(LanguageServer):
         return server.line + 1, server.character + 1
 
 
+def _failure(what: str, exc: BaseException) -> str:
+    """One line about a failure inside the server (a bug in netspec), with the traceback only
+    when NETSPEC_DEBUG is set, as the command line does."""
+    line = f"netspec: internal error in {what}: {type(exc).__name__}: {exc}"
+    if os.environ.get("NETSPEC_DEBUG"):
+        return line + "\n" + "".join(traceback.format_exception(exc))
+    return line + " (a bug in netspec; set NETSPEC_DEBUG=1 for the traceback, and report it)"
+
+
+class _OneLine(logging.Formatter):
+    """pygls logs a message it cannot read with its traceback: one line is enough on stderr."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.exc_info and not os.environ.get("NETSPEC_DEBUG"):
+            error = record.exc_info[1]
+            text += f": {type(error).__name__}: {error}"
+        return text
+
+    def formatException(self, exc_info) -> str:
+        return super().formatException(exc_info) if os.environ.get("NETSPEC_DEBUG") else ""
+
+
+def quiet_logging() -> None:
+    """pygls's log on stderr (what an editor shows in its output panel) without tracebacks."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(_OneLine("%(name)s: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
 def guarded(server: NetspecServer):
     """A handler that fails logs why and answers nothing (None) instead."""
     def wrap(handler):
@@ -300,8 +336,7 @@ def guarded(server: NetspecServer):
             try:
                 return handler(*args, **kwargs)
             except Exception as exc:
-                server.log(f"netspec: internal error in {handler.__name__}: {type(exc).__name__}: {exc}\n"
-                           f"{traceback.format_exc()}", types.MessageType.Error)
+                server.log(_failure(handler.__name__, exc), types.MessageType.Error)
                 return None
         return run
     return wrap
@@ -458,11 +493,3 @@ def build() -> NetspecServer:
 
     return server
 
-
-def main() -> int:
-    import sys
-
-    server = build()
-    server.start_io()
-    sys.stdout.flush()
-    return 0
