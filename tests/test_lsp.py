@@ -181,6 +181,28 @@ async def test_secondary_labels_become_related_information(client: LanguageClien
     assert related["[N, 4, 8, 8] from `b` (line 3)"].start == types.Position(line=3, character=8)
 
 
+async def test_positions_count_utf16_code_units(client: LanguageClient, tmp_path: Path):
+    """LSP columns count UTF-16 code units (the default encoding): an emoji is two."""
+    text = ('input x: f32[N, 3, 8, 8]\n'
+            'y = x -> conv(8, 1, padding="\U0001F600") -> conv(8, kernal=1)\n'
+            'output y\n')
+    uri = open_doc(client, tmp_path / "emoji.net", text)
+    diagnostics = await wait_diagnostics(client, uri)
+    kernal = next(d for d in diagnostics if "kernal" in d.message)
+    assert kernal.range.start == types.Position(line=1, character=text.splitlines()[1].index("kernal") + 1)
+    padding = next(d for d in diagnostics if "padding" in d.message)
+    assert padding.range.end.character - padding.range.start.character == len('padding="') + 2 + 1
+    # and back: a position after the emoji, from the client, is the right character
+    text = text.replace("kernal", "kernel")
+    change_doc(client, uri, text, 2)
+    assert len(await wait_diagnostics(client, uri)) == 1
+    line = text.splitlines()[1]
+    hover = await client.text_document_hover_async(types.HoverParams(
+        text_document=types.TextDocumentIdentifier(uri=uri),
+        position=types.Position(line=1, character=line.index("kernel") + 1 + 1)))
+    assert hover is not None and "kernel" in hover.contents.value
+
+
 async def test_warnings_are_warnings(client: LanguageClient, tmp_path: Path):
     text = ("input x: f32[N, 3, 8, 8]\n"
             "unused = x -> relu\n"
