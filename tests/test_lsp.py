@@ -335,6 +335,7 @@ async def test_completion(client: LanguageClient, tmp_path: Path):
     assert "out_channels" in labels["conv"].detail
     assert "unit" in labels and labels["unit"].detail == "unit(x, planes, stride = 1)"
     assert "features" in labels and "classes" in labels
+    assert "channels" in labels and "make_divisible" in labels and "param" in labels
 
     # inside a layer's parentheses: its attributes and their defaults
     inside = GOOD.replace("maxpool(2)", "maxpool(2, )")

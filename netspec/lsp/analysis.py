@@ -301,7 +301,7 @@ class Analysis:
         if occurrence is None:
             return None
         kind = occurrence.kind
-        if kind in ("layer", "label") and isinstance(occurrence.node, S.Call) \
+        if kind in ("layer", "label", "unknown-call") and isinstance(occurrence.node, S.Call) \
                 and occurrence.node.span in self.by_span:
             return self._hover_layer(occurrence.node), occurrence.span
         if kind in ("call", "label"):
@@ -312,6 +312,11 @@ class Analysis:
                 return self._block_doc(occurrence.name), occurrence.span
         if kind == "layer":
             return _layer_doc(occurrence.name), occurrence.span
+        if kind == "unknown-call":
+            from netspec.functions import DESCRIPTIONS
+
+            if occurrence.name in DESCRIPTIONS:
+                return DESCRIPTIONS[occurrence.name], occurrence.span
         if kind == "block":
             return self._block_doc(occurrence.name), occurrence.span
         if kind == "input" and self.graph is not None and occurrence.name in self.graph:
@@ -729,6 +734,14 @@ def completions(text: str, line: int, column: int, analysis: Analysis | None) ->
                                   insert_text=f"{p.name.name}=", sort="0"))
     for kind, cls in LAYERS.items():
         out.append(Completion(kind, "layer", cls.example_call().strip("`"), _layer_doc(kind), sort="3"))
+    from netspec.functions import DESCRIPTIONS
+    from netspec.owned import OWNED
+
+    for name in OWNED:
+        out.append(Completion(name, "layer", f"{name}(...): a tensor the network owns",
+                              _first_paragraph(OWNED[name].__doc__), sort="4"))
+    for name, description in DESCRIPTIONS.items():
+        out.append(Completion(name, "function", description.split(":")[0].strip("`"), description, sort="4"))
     for name, definition in blocks.items():
         out.append(Completion(name, "block", analysis.signature(definition) if analysis else name,
                               analysis._block_doc(name) if analysis else "", sort="2"))

@@ -352,6 +352,7 @@ COMPLETION_KINDS = {
     "layer": types.CompletionItemKind.Function, "block": types.CompletionItemKind.Module,
     "attribute": types.CompletionItemKind.Property, "variable": types.CompletionItemKind.Variable,
     "param": types.CompletionItemKind.TypeParameter, "value": types.CompletionItemKind.Value,
+    "function": types.CompletionItemKind.Function,
 }
 
 
@@ -363,6 +364,19 @@ def build() -> NetspecServer:
     @safe
     def initialize(ls: NetspecServer, params: types.InitializeParams):
         ls.configure(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    @safe
+    def initialized(ls: NetspecServer, params: types.InitializedParams):
+        # watch the .net files on disk where the client lets the server ask for it (VS Code's
+        # extension asks through its own options): a `use`d file changed outside the editor
+        workspace = ls.client_capabilities.workspace
+        watched = workspace.did_change_watched_files if workspace is not None else None
+        if watched is not None and watched.dynamic_registration:
+            ls.client_register_capability(types.RegistrationParams(registrations=[types.Registration(
+                id="netspec-watch", method=types.WORKSPACE_DID_CHANGE_WATCHED_FILES,
+                register_options=types.DidChangeWatchedFilesRegistrationOptions(
+                    watchers=[types.FileSystemWatcher(glob_pattern="**/*.net")]))]))
 
     @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
     @safe
