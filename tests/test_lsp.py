@@ -401,6 +401,26 @@ async def test_a_library_shows_the_shapes_of_an_open_importer(client: LanguageCl
     assert (2, "[N, 32, 8, 8]") in {(h.position.line, h.label) for h in hints}
 
 
+async def test_a_library_shows_the_errors_an_importer_finds_in_it(client: LanguageClient, tmp_path: Path):
+    spec, lib = project(tmp_path)
+    broken = LIB.replace("padding=1)", "padding=1, kernal=3)")
+    lib.write_text(broken)
+    uri = open_doc(client, spec, GOOD)
+    diagnostics = await wait_diagnostics(client, uri)
+    assert [d.range.start.line for d in diagnostics] == [7]     # the call of `unit`
+    assert diagnostics[0].related_information[0].location.uri == lib.as_uri()
+    lib_uri = open_doc(client, lib, broken)
+    diagnostics = await wait_diagnostics(client, lib_uri, lambda d: d != [])
+    assert [d.range.start.line for d in diagnostics] == [2] and "kernal" in diagnostics[0].message
+    # the importer closed: the library alone has nothing to say
+    mark = len(client.published)
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=uri)))
+    assert await wait_diagnostics(client, lib_uri, lambda d: d == [], mark=mark) == []
+    client.text_document_did_close(types.DidCloseTextDocumentParams(
+        text_document=types.TextDocumentIdentifier(uri=lib_uri)))
+
+
 async def test_an_error_in_a_used_file_is_shown_at_the_use(client: LanguageClient, tmp_path: Path):
     spec, lib = project(tmp_path)
     lib.write_text(LIB.replace("return y", "return y +"))

@@ -415,8 +415,12 @@ def build() -> NetspecServer:
         task = ls.pending.pop(uri, None)
         if task is not None:
             task.cancel()
-        ls.analyses.pop(uri, None)
+        closed = ls.analyses.pop(uri, None)
         ls.last_parsed.pop(uri, None)
+        if closed is not None:  # the open files it used no longer show what it found in them
+            for other, known in list(ls.analyses.items()):
+                if any(_key(d) == _key(known.path) for d in closed.depends):
+                    ls.publish(other, known)
         ls.text_document_publish_diagnostics(types.PublishDiagnosticsParams(uri=uri, diagnostics=[]))
         # its importers now read it from disk
         ls.recheck_dependents(_path_of(uri))
