@@ -359,6 +359,10 @@ class Analysis:
                 cls = LAYERS.get(call.callee.name)
                 if cls is not None:
                     return _attribute_doc(cls, occurrence.name), occurrence.span
+                definition = self.blocks().get(call.callee.name)
+                if definition is not None:
+                    return (f"**parameter** `{occurrence.name}` of block `{self.signature(definition)}`",
+                            occurrence.span)
         return None
 
     def _hover_param(self, name: str, block: S.BlockDef | None) -> str:
