@@ -188,9 +188,8 @@ class Analysis:
             if found:
                 return found
             return self.types_of(expr.stages[-1], block, depth + 1) if expr.stages else []
-        if isinstance(expr, S.Conditional):
-            pairs = self._made_at_ordered(expr.then.span, expr.then) + self._made_at_ordered(
-                expr.otherwise.span, expr.otherwise)
+        if isinstance(expr, S.Conditional):  # the branches taken, in the order they were made
+            pairs = self._result_pairs(expr.then) + self._result_pairs(expr.otherwise)
             if pairs:
                 return [t for _, t in sorted(pairs, key=lambda p: p[0])]
             return self.types_of(expr.then, block, depth + 1) + self.types_of(expr.otherwise, block, depth + 1)
@@ -207,7 +206,8 @@ class Analysis:
             return []
         return self._made_at(expr.span)
 
-    def _made_at_ordered(self, span: Span, expr: S.Node) -> list[tuple[int, TensorType]]:
+    def _result_pairs(self, expr: S.Node) -> list[tuple[int, TensorType]]:
+        """(creation index, type) of what an expression's last stage made, each evaluation."""
         inner = expr
         while isinstance(inner, S.Chain) and inner.stages:
             inner = inner.stages[-1]
@@ -223,7 +223,6 @@ class Analysis:
                 output = self.graph.node(instance.output).output
                 if output is not None:
                     out.append((self.order[instance.output], output))
-        # a layer node and an instance at the same span: keep the one made last per evaluation
         return out
 
     def _made_at(self, span: Span) -> list[TensorType]:
