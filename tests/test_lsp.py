@@ -158,6 +158,16 @@ async def test_diagnostics_of_a_bad_spec_then_fixed(client: LanguageClient, tmp_
     assert by_line[6].range.start.character == start
     assert "lineer" in by_line[9].message
 
+    # quick fixes for both: the name meant
+    actions = await client.text_document_code_action_async(types.CodeActionParams(
+        text_document=types.TextDocumentIdentifier(uri=uri), range=by_line[6].range,
+        context=types.CodeActionContext(diagnostics=diagnostics)))
+    edits = {a.title: a.edit.changes[uri][0] for a in actions}
+    assert set(edits) == {"Replace with `kernel`", "Replace with `linear`"}
+    kernel = edits["Replace with `kernel`"]
+    assert (kernel.range.start.line, kernel.range.start.character, kernel.range.end.character) == \
+        (6, start, start + len("kernal"))
+
     change_doc(client, uri, GOOD, 2)
     assert await wait_diagnostics(client, uri) == []
 

@@ -3,7 +3,7 @@
 Diagnostics on open and change (debounced; a result older than the document's latest check is
 dropped, never published over a newer one), hover (output shape, parameters, MACs, the
 `--explain` arithmetic), inlay hints (the shape after each chain stage), go to definition,
-document symbols, completion. Every check compiles the editor's text: the document's own, and
+document symbols, completion, quick fixes for "did you mean" hints. Every check compiles the editor's text: the document's own, and
 that of every open file it `use`s; a change to a used file re-checks the documents that use it.
 
 A handler that fails logs the error to the client (window/logMessage) and answers nothing: a
@@ -20,6 +20,7 @@ import asyncio
 import functools
 import logging
 import os
+import re
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
@@ -296,6 +297,26 @@ class NetspecServer(LanguageServer):
         return server.line + 1, server.character + 1
 
 
+_DID_YOU_MEAN = re.compile(r"did you mean `([A-Za-z_][A-Za-z0-9_]*)`\?")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def quick_fix(lines, diagnostic: types.Diagnostic) -> tuple[types.Range, str] | None:
+    """(range of the misspelt name, the name meant) for a diagnostic that suggests one."""
+    found = _DID_YOU_MEAN.search(diagnostic.message)
+    start = diagnostic.range.start
+    if found is None or not 0 <= start.line < len(lines):
+        return None
+    line = lines[start.line]
+    word = _WORD.match(line, start.character) if start.character <= len(line) else None
+    # the positions are the client's units: the name is ASCII, as is what precedes it, or the
+    # fix is not offered
+    if word is None or not line[:word.end()].isascii() or word.group() == found.group(1):
+        return None
+    return (types.Range(start=start, end=types.Position(line=start.line, character=word.end())),
+            found.group(1))
+
+
 def _failure(what: str, exc: BaseException) -> str:
     """One line about a failure inside the server (a bug in netspec), with the traceback only
     when NETSPEC_DEBUG is set, as the command line does."""
@@ -501,6 +522,28 @@ def build() -> NetspecServer:
                 documentation=ls.markup(item.documentation, "completion") if item.documentation else None,
                 insert_text=item.insert_text, sort_text=item.sort + item.label))
         return types.CompletionList(is_incomplete=False, items=items)
+
+    @server.feature(types.TEXT_DOCUMENT_CODE_ACTION,
+                    types.CodeActionOptions(code_action_kinds=[types.CodeActionKind.QuickFix]))
+    @safe
+    def code_action(ls: NetspecServer, params: types.CodeActionParams):
+        """Quick fixes: a diagnostic whose hint is `did you mean `name`?` replaces the misspelt
+        name it starts at (an attribute, a layer, a binding) with that one."""
+        uri = params.text_document.uri
+        document = ls.workspace.get_text_document(uri)
+        actions = []
+        for diagnostic in params.context.diagnostics:
+            if diagnostic.source != "netspec":
+                continue
+            fix = quick_fix(document.lines, diagnostic)
+            if fix is None:
+                continue
+            edit_range, new = fix
+            actions.append(types.CodeAction(
+                title=f"Replace with `{new}`", kind=types.CodeActionKind.QuickFix, diagnostics=[diagnostic],
+                is_preferred=True,
+                edit=types.WorkspaceEdit(changes={uri: [types.TextEdit(range=edit_range, new_text=new)]})))
+        return actions
 
     @server.feature(types.SHUTDOWN)
     @safe
