@@ -439,6 +439,20 @@ async def test_an_error_in_a_used_file_is_shown_at_the_use(client: LanguageClien
     assert diagnostics
     assert diagnostics[0].range.start.line == 2           # `use "lib.net"`
     assert diagnostics[0].related_information[0].location.uri == lib.as_uri()
+    # the library, opened and fixed in the editor: its importer is checked again
+    lib_uri = open_doc(client, lib, lib.read_text())
+    mark = len(client.published)
+    change_doc(client, lib_uri, LIB, 2)
+    assert await wait_diagnostics(client, uri, lambda d: d == [], mark=mark) == []
+    # a `use` of a file that does not exist yet: its creation is a change to it
+    missing = GOOD.replace('use "lib.net"', 'use "later.net"')
+    change_doc(client, uri, missing, 2)
+    assert await wait_diagnostics(client, uri, lambda d: d != [])
+    (tmp_path / "later.net").write_text(LIB)
+    mark = len(client.published)
+    client.workspace_did_change_watched_files(types.DidChangeWatchedFilesParams(
+        changes=[types.FileEvent(uri=(tmp_path / "later.net").as_uri(), type=types.FileChangeType.Created)]))
+    assert await wait_diagnostics(client, uri, lambda d: d == [], mark=mark) == []
 
 
 async def test_rapid_changes_publish_the_last_version(client: LanguageClient, tmp_path: Path):

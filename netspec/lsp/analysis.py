@@ -103,8 +103,14 @@ class Analysis:
                         seen.add(id(instance))
                         self.instances_by_span.setdefault(instance.span, []).append(instance)
         self.occurrences: list[Occurrence] = list(self._occurrences()) if self.module is not None else []
-        # the files this one reads (its `use`s, theirs in turn)
-        self.depends: set[str] = {name for name in compilation.modules if not _same_file(name, path)}
+        # the files this one reads (its `use`s, theirs in turn), those that could not be read or
+        # parsed too: fixing one must re-check this document
+        self.depends: set[str] = set(compilation.modules)
+        for module in compilation.modules.values():
+            for statement in module.statements:
+                if isinstance(statement, S.Use) and statement.path.value and "\0" not in statement.path.value:
+                    self.depends.add(os.path.normpath(Path(module.path).parent / statement.path.value))
+        self.depends = {name for name in self.depends if not _same_file(name, path)}
 
     # ------------------------------------------------------------ what the document holds
 
