@@ -444,6 +444,10 @@ class Analysis:
             lines.append(" · ".join(figures))
         if len(types) > 1:
             lines.append(f"{len(types)} evaluations (one per block instance or repeat round)")
+        elif len(nodes) == 1:  # the arithmetic of the layer that makes it
+            explained = self._explain(nodes[0])
+            if explained:
+                lines += ["", f"`{nodes[0].name}`:", "```", *explained, "```"]
         return "\n".join(lines)
 
     def _inside(self, span: Span) -> tuple[int, int, int, int]:
