@@ -539,3 +539,22 @@ async def test_unreadable_messages_do_not_stop_the_server():
         assert f'"id": {ident}' in out
     assert '"capabilities"' in out
     assert "Traceback" not in stderr.decode() and "Traceback" not in out
+
+
+async def test_check_does_not_import_the_language_server():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "importtime", "-m", "netspec", "check", "specs/lenet5.net", cwd=ROOT,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    _, stderr = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0
+    imported = {line.split("|")[-1].strip() for line in stderr.decode().splitlines() if "|" in line}
+    assert not {name for name in imported if name.split(".")[0] in ("pygls", "lsprotocol", "cattrs")}
+    assert "netspec.lsp" not in imported and "netspec.commands.lsp" in imported
+
+
+async def test_lsp_without_pygls_says_what_to_install(capsys, monkeypatch):
+    from netspec.commands import main
+
+    monkeypatch.setitem(sys.modules, "pygls", None)  # `import pygls` raises ImportError
+    assert main(["lsp"]) == 1
+    assert "pip install 'netspec[lsp]'" in capsys.readouterr().err
