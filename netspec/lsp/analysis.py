@@ -164,10 +164,10 @@ class Analysis:
             stack.extend((child, block) for child in reversed(list(node.children())))
 
     def at(self, line: int, column: int) -> Occurrence | None:
-        """The innermost name at the position."""
+        """The innermost name at the position (every occurrence is in this document)."""
         best = None
         for occurrence in self.occurrences:
-            if _same_file(occurrence.span.file, self.path) and _contains(occurrence.span, line, column):
+            if _contains(occurrence.span, line, column):
                 if best is None or _size(occurrence.span) <= _size(best.span):
                     best = occurrence
         return best
