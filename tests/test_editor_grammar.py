@@ -80,7 +80,14 @@ def scope_at(line: str, text: str, nth: int = 0) -> str | None:
 
 def test_json_files_are_valid_and_agree():
     package = json.loads((EXTENSION / "package.json").read_text(encoding="utf-8"))
-    json.loads((EXTENSION / "language-configuration.json").read_text(encoding="utf-8"))
+    configuration = json.loads((EXTENSION / "language-configuration.json").read_text(encoding="utf-8"))
+    assert configuration["comments"]["lineComment"] == "#"
+    word = re.compile(configuration["wordPattern"])
+    assert word.fullmatch("conv1") and word.fullmatch("-1.5e-3") and not word.fullmatch("a b")
+    increase = re.compile(configuration["indentationRules"]["increaseIndentPattern"])
+    decrease = re.compile(configuration["indentationRules"]["decreaseIndentPattern"])
+    assert increase.match("block basic(x, planes) {") and not increase.match("repeat(2) { relu }")
+    assert decrease.match("    }")
     assert package["main"] == "./extension.js" and (EXTENSION / "extension.js").is_file()
     assert "vscode-languageclient" in package["dependencies"]
     (language,) = package["contributes"]["languages"]

@@ -317,6 +317,13 @@ def quick_fix(lines, diagnostic: types.Diagnostic) -> tuple[types.Range, str] | 
             found.group(1))
 
 
+def _warm_up() -> None:
+    try:
+        analyze("<warm-up>.net", "input x: f32[N, 3, 8, 8]\ny = x -> conv(8, 3) -> relu\noutput y\n")
+    except Exception:  # only a head start: the first real check reports what is wrong
+        pass
+
+
 def _failure(what: str, exc: BaseException) -> str:
     """One line about a failure inside the server (a bug in netspec), with the traceback only
     when NETSPEC_DEBUG is set, as the command line does."""
@@ -389,6 +396,8 @@ def build() -> NetspecServer:
     @server.feature(types.INITIALIZED)
     @safe
     def initialized(ls: NetspecServer, params: types.InitializedParams):
+        # warm up while the editor opens its files: the layer classes, the grammar's tables
+        ls.executor.submit(_warm_up)
         # watch the .net files on disk where the client lets the server ask for it (VS Code's
         # extension asks through its own options): a `use`d file changed outside the editor
         workspace = ls.client_capabilities.workspace
