@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from netspec.diagnostics import (Diagnostics, NetspecError, Sources, Span, normalize_newlines,
                                  read_source)
@@ -25,21 +25,33 @@ class Compilation:
     graph: Graph | None
     diagnostics: Diagnostics
     path: str
+    # every file parsed, by name as spans give it (the spec's own first, then its `use`s): for
+    # tools that map positions back to the syntax (netspec.lsp)
+    modules: dict[str, S.Module] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return self.graph is not None and not self.diagnostics.has_errors()
 
 
+# A reader of imported files: the text of a file (netspec.lsp: an editor's unsaved buffer), or
+# None to read it from disk; `parsed` a cache of parsed imports keyed by (name, text).
+Reader = Callable[[Path], "str | None"]
+
+
 def compile_file(path: str | Path, params: dict[str, Any] | None = None,
-                 inputs: dict[str, list] | None = None, text: str | None = None) -> Compilation:
+                 inputs: dict[str, list] | None = None, text: str | None = None,
+                 reader: Reader | None = None, parsed: dict | None = None) -> Compilation:
     """Compile one spec. Errors in the spec are collected in the result's diagnostics; a bad
-    `params` or `inputs` name (or an input shape of the wrong rank) raises OverrideError."""
-    return _on_a_deep_stack(lambda: _compile(path, params, inputs, text))
+    `params` or `inputs` name (or an input shape of the wrong rank) raises OverrideError.
+    `text` is the spec's text (else it is read from `path`); `reader(file)` may give the text
+    of an imported file (None: read it from disk), and `parsed`, a dict kept between calls,
+    caches the syntax of imported files by name and text."""
+    return _on_a_deep_stack(lambda: _compile(path, params, inputs, text, reader, parsed))
 
 
 def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, list] | None,
-             text: str | None) -> Compilation:
+             text: str | None, reader: Reader | None = None, parsed: dict | None = None) -> Compilation:
     from netspec.causes import explain
     from netspec.elaborate import elaborate
     from netspec.infer import infer
@@ -48,10 +60,24 @@ def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, 
     sources = Sources()
     diagnostics = Diagnostics(sources)
     name = str(path)
+    modules: dict[str, S.Module] = {}
 
     def load(file: Path, span: Span | None) -> S.Module:
-        source = read_source(file, sources, span)
-        return parse(source, str(file))
+        given = reader(file) if reader is not None else None
+        if given is not None:
+            source = normalize_newlines(given)
+            sources.add(str(file), source)
+        else:
+            source = read_source(file, sources, span)
+        if parsed is None:
+            module = parse(source, str(file))
+        else:
+            key = (str(file), source)
+            module = parsed.get(key)
+            if module is None:
+                module = parsed[key] = parse(source, str(file))
+        modules.setdefault(str(file), module)
+        return module
 
     with _deep_recursion(), _collector_paused():
         try:
@@ -61,9 +87,10 @@ def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, 
                 text = normalize_newlines(text)
                 sources.add(name, text)
                 module = parse(text, name)
+                modules[name] = module
         except NetspecError as exc:
             diagnostics.extend(exc.diagnostics)
-            return Compilation(None, diagnostics, name)
+            return Compilation(None, diagnostics, name, modules)
         except RecursionError:
             return _too_deep(diagnostics, name)
         try:
@@ -73,7 +100,7 @@ def _compile(path: str | Path, params: dict[str, Any] | None, inputs: dict[str, 
         failures = infer(graph, diagnostics)
         explain(graph, failures, diagnostics)
         diagnostics.coalesce()
-    return Compilation(graph, diagnostics, name)
+    return Compilation(graph, diagnostics, name, modules)
 
 
 # Elaboration recurses over the nesting of expressions and blocks (not over a spec's length).

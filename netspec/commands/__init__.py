@@ -13,10 +13,10 @@ import os
 import sys
 from typing import Sequence
 
-from netspec.commands import check, diff, export, features, fmt, graph, import_, profile, run, torch_
+from netspec.commands import check, diff, export, features, fmt, graph, import_, lsp, profile, run, torch_
 from netspec.commands.options import COUNTING, EXIT_INTERNAL, EXIT_OK, EXIT_SPEC, EXIT_USAGE, UsageError
 
-SUBCOMMANDS = (check, export, run, profile, graph, features, import_, diff, fmt, torch_)
+SUBCOMMANDS = (check, export, run, profile, graph, features, import_, diff, fmt, torch_, lsp)
 
 __all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_SPEC", "EXIT_USAGE", "EXIT_INTERNAL"]
 
