@@ -364,7 +364,7 @@ def test_every_readme_synopsis_has_the_options_of_its_parser():
     parsers = _subparsers()
     assert set(synopses) == set(parsers)
     for command, parser in parsers.items():
-        written = set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*|-o)(?![\w-])", synopses[command]))
+        written = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*|-o)(?![\w-])", synopses[command]))
         actions = [a for a in parser._actions if a.option_strings and "--help" not in a.option_strings]
         missing = [a.option_strings[0] for a in actions if not written & set(a.option_strings)]
         known = {s for a in actions for s in a.option_strings}
