@@ -186,10 +186,10 @@ class Network:
         from netspec.lower import DEFAULT_OPSET, lower
 
         _check_options(opset, batch, seed, weights_prefix, dtype, f32_io)
+        from netspec import precision
+
         graph = self.check().graph
         if dtype is not None:
-            from netspec import precision
-
             precision.check_convertible(graph, dtype)
             opset = precision.default_opset(dtype) if opset is None else opset
         held = detached if detached is not None or dtype is None else {}
@@ -198,8 +198,6 @@ class Network:
                       None if batch is None else _integer(batch), held)
         if dtype is None:
             return model
-        from netspec import precision
-
         converted = precision.convert(model, graph, dtype, f32_io, held).model
         if detached is None:
             precision.embed(converted, held)

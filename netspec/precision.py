@@ -101,10 +101,11 @@ def convert(model, graph, dtype: str, f32_io: bool = False, detached: dict | Non
     detached = {} if detached is None else detached
     kinds = layer_kinds(graph)
     kept_nodes = [n.name for n in model.graph.node if kinds.get(layer_of(n.name)) in KEPT_KINDS]
+    kept_layers = {layer_of(name) for name in kept_nodes}
     kept: dict[str, list[str]] = defaultdict(list)
     for node in model.graph.node:
         layer = layer_of(node.name)
-        if (node.name in kept_nodes or node.op_type in KEPT_OPS) and layer in kinds \
+        if (layer in kept_layers or node.op_type in KEPT_OPS) and layer in kinds \
                 and layer not in kept[kinds[layer]]:
             kept[kinds[layer]].append(layer)
     inferred = onnx.shape_inference.infer_shapes(declared_as_inputs(model, detached))
@@ -203,11 +204,10 @@ def _retype_bf16(model, originals: Mapping) -> None:
 def kernel_gaps(model, dtype: str, device: str = "cpu") -> dict[str, list[str]] | None:
     """The nodes computed in `dtype` that onnxruntime has no kernel for on `device`, as
     {ONNX operator: [node names]}; None where this onnxruntime does not list its kernels."""
-    import onnx
-
     from netspec import runtime
+    from netspec.lower import ONNX_DTYPES
 
-    elem = {"f16": onnx.TensorProto.FLOAT16, "bf16": onnx.TensorProto.BFLOAT16}[dtype]
+    elem = ONNX_DTYPES[dtype]
     types, opset = _types(model), _opset(model)
     known: dict[str, bool | None] = {}
     gaps: dict[str, list[str]] = defaultdict(list)
